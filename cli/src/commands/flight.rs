@@ -1,0 +1,237 @@
+//! `murmur flight validate | graph | ls`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use murmur_parser::{Dag, Flight, Parsed, Source};
+use serde_json::{Value, json};
+
+use crate::Exit;
+use crate::cli::{GraphArgs, GraphFormat, LsArgs, ValidateArgs};
+use crate::locate;
+use crate::report;
+
+/// A flight file read and parsed, with its source kept for rendering diagnostics.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub source: Source,
+    pub parsed: Parsed,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|error| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            error.utf8_error().valid_up_to()
+        )
+    })?;
+    let source = Source::new(&text);
+    let fallback = locate::flight_name(path).unwrap_or_else(|| "flight".to_owned());
+    let parsed = murmur_parser::parse_source(&source, &fallback);
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        source,
+        parsed,
+    })
+}
+
+pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
+    let mut exit = Exit::Success;
+    let mut objects = Vec::new();
+    let colour = report::use_colour();
+    for argument in &args.paths {
+        let loaded = locate::resolve_flight(argument).and_then(|path| load(&path));
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                objects.push(json!({"path": argument, "valid": false, "flight": null, "diagnostics": [], "error": format!("{error:#}")}));
+                exit = Exit::Usage;
+                continue;
+            }
+        };
+        if !loaded.parsed.is_valid() && exit == Exit::Success {
+            exit = Exit::Failure;
+        }
+        if args.json {
+            objects.push(validation_json(&loaded));
+        } else {
+            print!("{}", human_summary(&loaded, colour));
+        }
+    }
+    if args.json {
+        let value = if objects.len() == 1 {
+            objects.remove(0)
+        } else {
+            Value::Array(objects)
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(exit)
+}
+
+fn validation_json(loaded: &Loaded) -> Value {
+    json!({
+        "path": loaded.path.display().to_string(),
+        "valid": loaded.parsed.is_valid(),
+        "flight": loaded.parsed.flight,
+        "diagnostics": loaded.parsed.diagnostics,
+    })
+}
+
+fn human_summary(loaded: &Loaded, colour: bool) -> String {
+    let path = loaded.path.display().to_string();
+    let mut out = report::render(&path, &loaded.source, &loaded.parsed.diagnostics, colour);
+    let errors = loaded.parsed.errors().count();
+    let warnings = loaded.parsed.diagnostics.len() - errors;
+    let agents = loaded.parsed.flight.as_ref().map_or(0, |f| f.agents.len());
+    let verdict = if errors == 0 { "valid" } else { "invalid" };
+    out.push_str(&format!(
+        "{path}: {verdict} ({agents} agent{}, {errors} error{}, {warnings} warning{})\n",
+        plural(agents),
+        plural(errors),
+        plural(warnings)
+    ));
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Loads a flight and insists that it is valid, printing its diagnostics otherwise.
+pub fn load_valid(argument: &str) -> anyhow::Result<Result<(Loaded, Flight, Dag), Exit>> {
+    let loaded = load(&locate::resolve_flight(argument)?)?;
+    if !loaded.parsed.is_valid() {
+        eprint!("{}", human_summary(&loaded, report::use_colour()));
+        return Ok(Err(Exit::Failure));
+    }
+    let flight = loaded
+        .parsed
+        .flight
+        .clone()
+        .context("a valid flight always has a body")?;
+    let dag =
+        Dag::build(&flight.agents).map_err(|_| anyhow::anyhow!("a valid flight has no cycle"))?;
+    Ok(Ok((loaded, flight, dag)))
+}
+
+pub fn graph(args: &GraphArgs) -> anyhow::Result<Exit> {
+    let (_, flight, dag) = match load_valid(&args.flight)? {
+        Ok(valid) => valid,
+        Err(exit) => return Ok(exit),
+    };
+    let rendered = match args.format {
+        GraphFormat::Mermaid => murmur_parser::graph::mermaid(&flight, &dag),
+        GraphFormat::Dot => murmur_parser::graph::dot(&flight, &dag),
+        GraphFormat::Text => murmur_parser::graph::text(&flight, &dag),
+    };
+    print!("{rendered}");
+    Ok(Exit::Success)
+}
+
+pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
+    let root = match &args.repo {
+        Some(dir) => dir.clone(),
+        None => locate::current_repository()?,
+    };
+    let rows: Vec<Value> = locate::flight_files(&root)?
+        .iter()
+        .map(|path| listing(&root, path))
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() {
+        println!("no flights in {}", root.join(locate::FLIGHTS_DIR).display());
+        return Ok(Exit::Success);
+    }
+    print!("{}", table(&rows));
+    Ok(Exit::Success)
+}
+
+fn listing(root: &Path, path: &Path) -> Value {
+    let name = locate::flight_name(path).unwrap_or_default();
+    let shown = path
+        .strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string();
+    match load(path) {
+        Ok(loaded) => {
+            let flight = loaded.parsed.flight.as_ref();
+            json!({
+                "name": name,
+                "path": shown,
+                "title": flight.map(|f| f.title.clone()),
+                "agents": flight.map_or(0, |f| f.agents.len()),
+                "triggers": flight.map(|f| f.frontmatter.on.names()).unwrap_or_default(),
+                "valid": loaded.parsed.is_valid(),
+            })
+        }
+        Err(error) => {
+            json!({"name": name, "path": shown, "title": null, "agents": 0, "triggers": [], "valid": false, "error": format!("{error:#}")})
+        }
+    }
+}
+
+fn table(rows: &[Value]) -> String {
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|row| {
+            let triggers: Vec<&str> = row["triggers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let mut title = row["title"].as_str().unwrap_or("").to_owned();
+            if row["valid"] != Value::Bool(true) {
+                title.push_str("  (invalid: run `murmur flight validate`)");
+            }
+            [
+                row["name"].as_str().unwrap_or("").to_owned(),
+                row["agents"].to_string(),
+                if triggers.is_empty() {
+                    "-".to_owned()
+                } else {
+                    triggers.join(",")
+                },
+                title,
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME".to_owned(),
+        "AGENTS".to_owned(),
+        "TRIGGERS".to_owned(),
+        "TITLE".to_owned(),
+    ];
+    let widths: Vec<usize> = (0..3)
+        .map(|i| {
+            cells
+                .iter()
+                .chain([&header])
+                .map(|c| c[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&cells) {
+        out.push_str(&format!(
+            "{:w0$}  {:>w1$}  {:w2$}  {}\n",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        ));
+    }
+    out
+}

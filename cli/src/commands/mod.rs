@@ -1,0 +1,14 @@
+//! One module per command group; each function is one command.
+
+pub mod flight;
+
+use clap::CommandFactory;
+
+use crate::Exit;
+use crate::cli::Cli;
+
+pub fn completions(shell: clap_complete::Shell) -> Exit {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "murmur", &mut std::io::stdout());
+    Exit::Success
+}

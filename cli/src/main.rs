@@ -1,0 +1,45 @@
+//! The `murmur` binary: parse the command line, run one command, exit with its status.
+
+mod cli;
+mod commands;
+mod locate;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, FlightCommand};
+
+/// What a command ends with. Errors are printed where they happen; this only carries the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done, and the result is good.
+    Success = 0,
+    /// Done, and the result is bad: an invalid flight, a failed run.
+    Failure = 1,
+    /// Could not do it: bad usage, unreadable input, unreachable store.
+    Usage = 2,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(Exit::Usage as u8)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Flight { command } => match command {
+            FlightCommand::Validate(args) => commands::flight::validate(&args),
+            FlightCommand::Graph(args) => commands::flight::graph(&args),
+            FlightCommand::Ls(args) => commands::flight::ls(&args),
+        },
+        Command::Completions { shell } => Ok(commands::completions(shell)),
+    }
+}
