@@ -106,7 +106,7 @@ pub(crate) fn read(text: &str, range: Range<usize>, sink: &mut Sink<'_>) -> Fron
 
 fn read_root(reader: &mut Reader<'_, '_>, root: &Node<'_>) -> Frontmatter {
     let mut front = Frontmatter::default();
-    let Some(entries) = reader.entries("the frontmatter", root) else {
+    let Some(entries) = reader.entries(crate::yaml::ROOT, root) else {
         return front;
     };
     for (key, span, value) in entries {

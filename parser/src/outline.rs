@@ -52,7 +52,7 @@ pub(crate) fn outline(text: &str, body_start: usize, sink: &mut Sink<'_>) -> Out
                     heading: heading.range,
                 });
             }
-            HeadingLevel::H2 => warn_non_slug(&heading, sink),
+            HeadingLevel::H2 => warn_non_slug(&heading, sections.last(), sink),
             _ => {}
         }
     }
@@ -98,7 +98,11 @@ fn take_title(
     });
 }
 
-fn warn_non_slug(heading: &RawHeading, sink: &mut Sink<'_>) {
+fn warn_non_slug(heading: &RawHeading, section: Option<&Section>, sink: &mut Sink<'_>) {
+    let belongs_to = match section {
+        Some(section) => format!("agent `{}`'s prompt", section.slug),
+        None => "the notes".to_owned(),
+    };
     let slug = slugify(&heading.text, 63);
     let obvious = is_slug(&slug) && slug.split('-').count() <= 3;
     let added = sink.warning(

@@ -35,6 +35,9 @@ impl Frame<'_> {
     }
 }
 
+/// The name [`Reader::entries`] takes for the frontmatter itself.
+pub(crate) const ROOT: &str = "the frontmatter";
+
 pub(crate) type Node<'a> = MarkedYaml<'a>;
 
 pub(crate) fn unwrap_tag<'n, 'a>(node: &'n Node<'a>) -> &'n Node<'a> {
@@ -130,12 +133,17 @@ impl Reader<'_, '_> {
     }
 
     pub fn mismatch<T>(&mut self, key: &str, node: &Node<'_>, expected: &str) -> Option<T> {
+        self.mismatch_of(&format!("`{key}`"), node, expected)
+    }
+
+    /// As [`Self::mismatch`], with the thing named in full ("the frontmatter").
+    pub fn mismatch_of<T>(&mut self, what: &str, node: &Node<'_>, expected: &str) -> Option<T> {
         let span = self.frame.span(node);
         let found = describe(node);
         self.sink.error(
             Code::InvalidValue,
             span,
-            format!("`{key}` must be {expected}, not {found}"),
+            format!("{what} must be {expected}, not {found}"),
         );
         None
     }
@@ -156,6 +164,7 @@ impl Reader<'_, '_> {
                     .collect(),
             ),
             YamlData::Value(Scalar::Null) => Some(Vec::new()),
+            _ if key == ROOT => self.mismatch_of(key, node, "a map of `key: value` lines"),
             _ => self.mismatch(key, node, "a map of `key: value` lines"),
         }
     }
