@@ -47,13 +47,11 @@ pub(crate) fn check(flight: &Flight, spans: &[Spans], context: &Context<'_>, sin
     let references = References::new(flight);
     for (index, (agent, spans)) in flight.agents.iter().zip(spans).enumerate() {
         for range in &spans.templated {
-            references.check(Some(index), agent, range.clone(), context, sink);
+            references.check(Some((index, agent)), range.clone(), context, sink);
         }
     }
-    if let Some(first) = flight.agents.first() {
-        for range in context.notes {
-            references.check(None, first, range.clone(), context, sink);
-        }
+    for range in context.notes {
+        references.check(None, range.clone(), context, sink);
     }
 }
 
@@ -158,10 +156,10 @@ impl<'f> References<'f> {
         Self { flight, ancestors }
     }
 
+    /// `owner` is the agent whose text this is; `None` for the notes, which every agent sees.
     fn check(
         &self,
-        owner: Option<usize>,
-        agent: &Agent,
+        owner: Option<(usize, &Agent)>,
         range: Range<usize>,
         context: &Context<'_>,
         sink: &mut Sink<'_>,
@@ -170,7 +168,7 @@ impl<'f> References<'f> {
         for occurrence in occurrences(text) {
             let span = range.start + occurrence.span.start..range.start + occurrence.span.end;
             match parse(occurrence.expression) {
-                Ok(reference) => self.check_reference(owner, agent, &reference, span, sink),
+                Ok(reference) => self.check_reference(owner, &reference, span, sink),
                 Err(error) if error.is_foreign() && in_code(context.code, span.start) => {}
                 Err(error) => {
                     sink.error(Code::UnknownReference, span, error.to_string())
@@ -182,8 +180,7 @@ impl<'f> References<'f> {
 
     fn check_reference(
         &self,
-        owner: Option<usize>,
-        agent: &Agent,
+        owner: Option<(usize, &Agent)>,
         reference: &Reference<'_>,
         span: Range<usize>,
         sink: &mut Sink<'_>,
@@ -205,9 +202,9 @@ impl<'f> References<'f> {
                 }
             }
             (Reference::Upstream { slug, .. }, owner) => {
-                self.check_upstream(owner, slug, span, sink)
+                self.check_upstream(owner.map(|(index, _)| index), slug, span, sink)
             }
-            (Reference::Item, Some(_)) if agent.each.is_some() => {}
+            (Reference::Item, Some((_, agent))) if agent.each.is_some() => {}
             (Reference::Item, _) => {
                 sink.error(
                     Code::UnknownReference,

@@ -109,7 +109,7 @@ fn warn_non_slug(heading: &RawHeading, section: Option<&Section>, sink: &mut Sin
         Code::NonSlugHeading,
         heading.range.clone(),
         format!(
-            "`## {}` is not an agent slug, so it is read as prose of the section above",
+            "`## {}` is not an agent slug, so it is read as part of {belongs_to}",
             heading.text
         ),
     );

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::Exit;
 use crate::cli::{GraphArgs, GraphFormat, LsArgs, ValidateArgs};
 use crate::locate;
+use crate::output::{emit, emit_line};
 use crate::report;
 
 /// A flight file read and parsed, with its source kept for rendering diagnostics.
@@ -58,7 +59,7 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         if args.json {
             objects.push(validation_json(&loaded));
         } else {
-            print!("{}", human_summary(&loaded, colour));
+            emit(&human_summary(&loaded, colour));
         }
     }
     if args.json {
@@ -67,7 +68,7 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         } else {
             Value::Array(objects)
         };
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        emit_line(&serde_json::to_string_pretty(&value)?);
     }
     Ok(exit)
 }
@@ -128,7 +129,7 @@ pub fn graph(args: &GraphArgs) -> anyhow::Result<Exit> {
         GraphFormat::Dot => murmur_parser::graph::dot(&flight, &dag),
         GraphFormat::Text => murmur_parser::graph::text(&flight, &dag),
     };
-    print!("{rendered}");
+    emit(&rendered);
     Ok(Exit::Success)
 }
 
@@ -142,14 +143,14 @@ pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
         .map(|path| listing(&root, path))
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        emit_line(&serde_json::to_string_pretty(&rows)?);
         return Ok(Exit::Success);
     }
     if rows.is_empty() {
-        println!("no flights in {}", root.join(locate::FLIGHTS_DIR).display());
+        emit_line(&format!("no flights in {}", root.join(locate::FLIGHTS_DIR).display()));
         return Ok(Exit::Success);
     }
-    print!("{}", table(&rows));
+    emit(&table(&rows));
     Ok(Exit::Success)
 }
 

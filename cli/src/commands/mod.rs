@@ -9,6 +9,8 @@ use crate::cli::Cli;
 
 pub fn completions(shell: clap_complete::Shell) -> Exit {
     let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "murmur", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "murmur", &mut script);
+    crate::output::emit(&String::from_utf8_lossy(&script));
     Exit::Success
 }
