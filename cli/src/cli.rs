@@ -26,6 +26,11 @@ pub enum Command {
         #[command(subcommand)]
         command: FlightCommand,
     },
+    /// Inspect and act on runs
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
     /// Print a shell completion script (e.g. `murmur completions bash > /etc/bash_completion.d/murmur`)
     Completions {
         #[arg(value_enum)]
@@ -44,6 +49,84 @@ pub enum FlightCommand {
     Graph(GraphArgs),
     /// List the flights of this repository (.murmur/flights/*.md)
     Ls(LsArgs),
+    /// Run a flight on this machine, checkpointed to the store
+    ///
+    /// Exit status: 0 when the run completed, 1 when it failed or was canceled, 2 for invalid
+    /// input (an invalid flight, a missing or unknown input, an unusable database).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// The store: a SQLite file path or sqlite://PATH, or postgres://USER:PASS@HOST/DB
+    /// (default: .murmur/murmur.db in the repository)
+    #[arg(long, global = true, env = "MURMUR_DATABASE_URL", value_name = "URL")]
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A flight file, or a flight name resolved to .murmur/flights/NAME.md
+    #[arg(value_name = "NAME|PATH")]
+    pub flight: String,
+    /// A run input, NAME=VALUE (repeatable)
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Start the run in the background and print its id
+    #[arg(long)]
+    pub detach: bool,
+    /// Print one JSON object per event instead of the human view
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first
+    Ls {
+        #[arg(long)]
+        json: bool,
+        /// How many runs to show
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show a run and its agents
+    Show {
+        /// Run id (a unique prefix is enough)
+        run: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print a run's event log, optionally for one agent
+    Logs {
+        run: String,
+        slug: Option<String>,
+        /// Keep printing new events until the run ends
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Cancel a run: running agents are stopped, the rest marked canceled
+    Cancel {
+        run: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Continue an interrupted run: finished agents are kept, in-flight ones retried
+    Resume {
+        run: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Args)]

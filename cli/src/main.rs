@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FlightCommand};
+use crate::cli::{Cli, Command, FlightCommand, RunsCommand};
 
 /// What a command ends with. Errors are printed where they happen; this only carries the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,19 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             FlightCommand::Validate(args) => commands::flight::validate(&args),
             FlightCommand::Graph(args) => commands::flight::graph(&args),
             FlightCommand::Ls(args) => commands::flight::ls(&args),
+            FlightCommand::Run(args) => commands::runs::start(&args),
+        },
+        Command::Runs { command } => match command {
+            RunsCommand::Ls { json, limit, db } => commands::runs::list(&db, limit, json),
+            RunsCommand::Show { run, json, db } => commands::runs::show(&db, &run, json),
+            RunsCommand::Logs {
+                run,
+                slug,
+                follow,
+                db,
+            } => commands::runs::logs(&db, &run, slug.as_deref(), follow),
+            RunsCommand::Cancel { run, db } => commands::runs::cancel(&db, &run),
+            RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
         },
         Command::Completions { shell } => Ok(commands::completions(shell)),
     }

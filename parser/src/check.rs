@@ -1,6 +1,6 @@
 //! Checks that look at several agents at once: names, `continues`, cycles and references.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::dag::find_cycles;
@@ -39,12 +39,13 @@ pub(crate) fn dedupe(agents: Vec<(Agent, Spans)>, sink: &mut Sink<'_>) -> Vec<(A
 
 pub(crate) fn check(flight: &Flight, spans: &[Spans], context: &Context<'_>, sink: &mut Sink<'_>) {
     let slugs: Vec<&str> = flight.agents.iter().map(|a| a.slug.as_str()).collect();
+    let index = index_by_slug(flight);
     for (agent, spans) in flight.agents.iter().zip(spans) {
-        check_names(agent, spans, &slugs, sink);
+        check_names(agent, spans, &slugs, &index, sink);
     }
-    check_continues(flight, spans, sink);
+    check_continues(flight, spans, &index, sink);
     check_cycles(flight, spans, sink);
-    let references = References::new(flight);
+    let mut references = References::new(flight, index);
     for (index, (agent, spans)) in flight.agents.iter().zip(spans).enumerate() {
         for range in &spans.templated {
             references.check(Some((index, agent)), range.clone(), context, sink);
@@ -55,11 +56,27 @@ pub(crate) fn check(flight: &Flight, spans: &[Spans], context: &Context<'_>, sin
     }
 }
 
-fn check_names(agent: &Agent, spans: &Spans, slugs: &[&str], sink: &mut Sink<'_>) {
+/// Each slug's agent index: the first agent with that slug, as [`Flight::agent`] finds it.
+/// A map, so that lookups stay constant-time in flights with thousands of agents.
+fn index_by_slug(flight: &Flight) -> HashMap<&str, usize> {
+    let mut index = HashMap::with_capacity(flight.agents.len());
+    for (at, agent) in flight.agents.iter().enumerate() {
+        index.entry(agent.slug.as_str()).or_insert(at);
+    }
+    index
+}
+
+fn check_names(
+    agent: &Agent,
+    spans: &Spans,
+    slugs: &[&str],
+    index: &HashMap<&str, usize>,
+    sink: &mut Sink<'_>,
+) {
     let mentioned = agent.needs.iter().zip(spans.needs.iter().cloned());
     let continued = agent.continues.iter().zip(spans.continues.iter().cloned());
     for (slug, span) in mentioned.chain(continued) {
-        if !slugs.contains(&slug.as_str()) {
+        if !index.contains_key(slug.as_str()) {
             let added = sink.error(
                 Code::UnknownAgent,
                 span,
@@ -77,7 +94,12 @@ fn check_names(agent: &Agent, spans: &Spans, slugs: &[&str], sink: &mut Sink<'_>
     }
 }
 
-fn check_continues(flight: &Flight, spans: &[Spans], sink: &mut Sink<'_>) {
+fn check_continues(
+    flight: &Flight,
+    spans: &[Spans],
+    index: &HashMap<&str, usize>,
+    sink: &mut Sink<'_>,
+) {
     let mut continued_by: HashMap<&str, &str> = HashMap::new();
     for (agent, spans) in flight.agents.iter().zip(spans) {
         let (Some(upstream), Some(span)) = (agent.continues.as_deref(), spans.continues.clone())
@@ -90,7 +112,9 @@ fn check_continues(flight: &Flight, spans: &[Spans], sink: &mut Sink<'_>) {
             continue;
         }
         continued_by.insert(upstream, &agent.slug);
-        let fans_out = flight.agent(upstream).is_some_and(|up| up.each.is_some());
+        let fans_out = index
+            .get(upstream)
+            .is_some_and(|&up| flight.agents[up].each.is_some());
         if fans_out || agent.each.is_some() {
             sink.error(
                 Code::InvalidValue,
@@ -139,26 +163,70 @@ fn cycle_span(agent: &Agent, spans: &Spans, predecessor: Option<&str>) -> Range<
 }
 
 /// What each agent may refer to: inputs, and the agents upstream of it.
+///
+/// Whether one agent runs before another is answered per reference, by a walk up the graph
+/// that stops as soon as it meets the agent. Materialising every agent's ancestor set instead
+/// costs quadratic time and memory on long chains (10 s for a 10,000-agent flight).
 struct References<'f> {
     flight: &'f Flight,
-    ancestors: Vec<HashSet<&'f str>>,
+    index: HashMap<&'f str, usize>,
+    /// Each agent's `needs` and `continues` as agent indexes; unknown slugs left out.
+    upstreams: Vec<Vec<usize>>,
+    /// Scratch space for [`References::runs_before`]: all `false` between calls.
+    seen: Vec<bool>,
+    queue: Vec<usize>,
 }
 
 impl<'f> References<'f> {
-    fn new(flight: &'f Flight) -> Self {
-        let by_slug: HashMap<&str, &Agent> =
-            flight.agents.iter().map(|a| (a.slug.as_str(), a)).collect();
-        let ancestors = flight
+    fn new(flight: &'f Flight, index: HashMap<&'f str, usize>) -> Self {
+        let upstreams = flight
             .agents
             .iter()
-            .map(|agent| ancestors_of(agent, &by_slug))
+            .map(|agent| {
+                agent
+                    .upstreams()
+                    .filter_map(|slug| index.get(slug).copied())
+                    .collect()
+            })
             .collect();
-        Self { flight, ancestors }
+        Self {
+            flight,
+            index,
+            upstreams,
+            seen: vec![false; flight.agents.len()],
+            queue: Vec::new(),
+        }
+    }
+
+    /// Whether `target` is reached from `owner` by following upstream links at least once
+    /// (so an agent runs before itself only when it sits on a cycle).
+    fn runs_before(&mut self, target: usize, owner: usize) -> bool {
+        self.queue.clear();
+        self.queue.push(owner);
+        let mut found = false;
+        let mut head = 0;
+        'walk: while let Some(&current) = self.queue.get(head) {
+            head += 1;
+            for &up in &self.upstreams[current] {
+                if up == target {
+                    found = true;
+                    break 'walk;
+                }
+                if !self.seen[up] {
+                    self.seen[up] = true;
+                    self.queue.push(up);
+                }
+            }
+        }
+        for &visited in &self.queue {
+            self.seen[visited] = false;
+        }
+        found
     }
 
     /// `owner` is the agent whose text this is; `None` for the notes, which every agent sees.
     fn check(
-        &self,
+        &mut self,
         owner: Option<(usize, &Agent)>,
         range: Range<usize>,
         context: &Context<'_>,
@@ -179,7 +247,7 @@ impl<'f> References<'f> {
     }
 
     fn check_reference(
-        &self,
+        &mut self,
         owner: Option<(usize, &Agent)>,
         reference: &Reference<'_>,
         span: Range<usize>,
@@ -217,13 +285,13 @@ impl<'f> References<'f> {
     }
 
     fn check_upstream(
-        &self,
+        &mut self,
         owner: Option<usize>,
         slug: &str,
         span: Range<usize>,
         sink: &mut Sink<'_>,
     ) {
-        if self.flight.agent(slug).is_none() {
+        let Some(&target) = self.index.get(slug) else {
             let close = did_you_mean(slug, self.flight.agents.iter().map(|a| a.slug.as_str()));
             sink.error(
                 Code::UnknownReference,
@@ -232,7 +300,7 @@ impl<'f> References<'f> {
             )
             .help_opt(close.map(|c| format!("did you mean `{c}`?")));
             return;
-        }
+        };
         let Some(owner) = owner else {
             sink.error(
                 Code::ReferenceNotUpstream,
@@ -242,7 +310,7 @@ impl<'f> References<'f> {
             .help("move the reference into the section of an agent that needs it");
             return;
         };
-        if !self.ancestors[owner].contains(slug) {
+        if !self.runs_before(target, owner) {
             let me = &self.flight.agents[owner].slug;
             sink.error(
                 Code::ReferenceNotUpstream,
@@ -252,17 +320,4 @@ impl<'f> References<'f> {
             .help(format!("add `> needs: {slug}` to `{me}`"));
         }
     }
-}
-
-fn ancestors_of<'f>(agent: &'f Agent, by_slug: &HashMap<&str, &'f Agent>) -> HashSet<&'f str> {
-    let mut seen = HashSet::new();
-    let mut stack: Vec<&str> = agent.upstreams().collect();
-    while let Some(slug) = stack.pop() {
-        if let Some(up) = by_slug.get(slug)
-            && seen.insert(up.slug.as_str())
-        {
-            stack.extend(up.upstreams());
-        }
-    }
-    seen
 }

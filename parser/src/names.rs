@@ -44,7 +44,7 @@ pub fn did_you_mean<'a>(
 }
 
 /// "did you mean `x`?" or a list of what is allowed.
-pub fn suggestion<'a>(wanted: &str, candidates: &[&'a str]) -> String {
+pub fn suggestion(wanted: &str, candidates: &[&str]) -> String {
     match did_you_mean(wanted, candidates.iter().copied()) {
         Some(close) => format!("did you mean `{close}`?"),
         None => format!("expected one of: {}", candidates.join(", ")),

@@ -1,1 +1,23 @@
+//! Agent runtimes: how an agent's work is actually carried out on a machine.
+//!
+//! Each runtime takes a request (what to run, where, with which environment) and reports
+//! output lines as they happen through a channel, then an [`Outcome`]. Runtimes know nothing
+//! about runs, the store or the DAG.
 
+pub mod exec;
+mod process;
+
+pub use exec::{Error, ExecRequest, Outcome};
+
+/// One line of agent output, as it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub stream: Stream,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}

@@ -147,7 +147,10 @@ pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     if rows.is_empty() {
-        emit_line(&format!("no flights in {}", root.join(locate::FLIGHTS_DIR).display()));
+        emit_line(&format!(
+            "no flights in {}",
+            root.join(locate::FLIGHTS_DIR).display()
+        ));
         return Ok(Exit::Success);
     }
     emit(&table(&rows));

@@ -1,6 +1,8 @@
 //! One module per command group; each function is one command.
 
 pub mod flight;
+pub mod runs;
+mod view;
 
 use clap::CommandFactory;
 

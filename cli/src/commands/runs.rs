@@ -1,0 +1,271 @@
+//! `murmur flight run` and `murmur runs …`: runs on the local store.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use anyhow::Context;
+use murmur_engine::executor::{self, Committed, Executor, StartRequest};
+use murmur_engine::{RunStatus, Store, SystemClock};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::Exit;
+use crate::cli::{DbArgs, RunArgs};
+use crate::commands::{flight, view};
+use crate::locate;
+use crate::output::{emit, emit_line};
+
+fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
+
+/// The repository a command works in: the flight's, else the current one, else this folder.
+fn repository_for(flight_path: Option<&Path>) -> PathBuf {
+    let start = flight_path
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let start = start.canonicalize().unwrap_or(start);
+    locate::repository_root(&start).unwrap_or(start)
+}
+
+fn database_url(db: &DbArgs, repo: &Path) -> String {
+    db.db
+        .clone()
+        .unwrap_or_else(|| repo.join(".murmur/murmur.db").display().to_string())
+}
+
+async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
+    let store = Store::open(&database_url(db, repo)).await?;
+    Ok(Executor {
+        store,
+        clock: Arc::new(SystemClock),
+        slots: std::thread::available_parallelism().map_or(2, usize::from),
+        work_root: repo.join(".murmur/work"),
+    })
+}
+
+pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
+    let (loaded, flight, _) = match flight::load_valid(&args.flight)? {
+        Ok(valid) => valid,
+        Err(_) => return Ok(Exit::Usage),
+    };
+    let repo = repository_for(Some(&loaded.path));
+    let name = locate::flight_name(&loaded.path).unwrap_or_else(|| "flight".to_owned());
+    block_on(async {
+        let executor = executor(&args.db, &repo).await?;
+        let path = loaded.path.display().to_string();
+        let request = StartRequest {
+            flight_name: &name,
+            flight_path: Some(&path),
+            source: loaded.source.text(),
+            flight: &flight,
+            inputs: &args.inputs,
+        };
+        let id = match executor.create(&request).await {
+            Ok(id) => id,
+            Err(executor::Error::Prepare(error)) => {
+                eprintln!("error: {error}");
+                return Ok(Exit::Usage);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if args.detach {
+            detach(&id, &database_url(&args.db, &repo), &repo)?;
+            emit_line(&id);
+            return Ok(Exit::Success);
+        }
+        eprintln!(
+            "run {id} of {name} ({} agents)",
+            executor::agent_count(&flight)
+        );
+        follow_drive(&executor, &id, args.json).await
+    })
+}
+
+/// Continues the run in a background `murmur runs resume`, logging to .murmur/logs/RUN.log.
+fn detach(id: &str, db: &str, repo: &Path) -> anyhow::Result<()> {
+    let logs = repo.join(".murmur/logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let log_path = logs.join(format!("{id}.log"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let me = std::env::current_exe().context("cannot find the murmur binary")?;
+    std::process::Command::new(me)
+        .args(["runs", "resume", id, "--db", db])
+        .current_dir(repo)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start the background run")?;
+    eprintln!("run {id} continues in the background; `murmur runs logs {id} --follow` shows it");
+    Ok(())
+}
+
+use std::os::unix::process::CommandExt;
+
+/// Drives the run in this process, printing each committed event as it happens.
+/// Ctrl-C detaches: the run stops here and `murmur runs resume` continues it.
+async fn follow_drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<Exit> {
+    let (observer, mut events) = mpsc::unbounded_channel::<Committed>();
+    let driving = {
+        let executor = executor.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move { executor.drive(&id, observer).await })
+    };
+    let printing = tokio::spawn(async move {
+        while let Some(committed) = events.recv().await {
+            emit_line(&if json {
+                view::committed_json(&committed)
+            } else {
+                view::committed_line(&committed)
+            });
+        }
+    });
+    let status = tokio::select! {
+        result = driving => result.context("the run's driver stopped unexpectedly")??,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ndetached: run {id} is interrupted; `murmur runs resume {id}` continues it, `murmur runs cancel {id}` cancels it");
+            return Ok(Exit::Failure);
+        }
+    };
+    let _ = printing.await;
+    if !json {
+        let agents = executor.store.agents(id).await?;
+        eprint!("\n{}", view::agents_table(&agents));
+        eprintln!("run {id}: {status}");
+    }
+    Ok(exit_for(status))
+}
+
+fn exit_for(status: RunStatus) -> Exit {
+    if status == RunStatus::Completed {
+        Exit::Success
+    } else {
+        Exit::Failure
+    }
+}
+
+pub fn resume(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
+    let repo = repository_for(None);
+    block_on(async {
+        let executor = executor(db, &repo).await?;
+        let row = executor.store.run(run).await?;
+        if let Some(status) = RunStatus::parse(&row.status).filter(|s| s.is_terminal()) {
+            eprintln!("run {} already ended: {status}", row.id);
+            return Ok(exit_for(status));
+        }
+        follow_drive(&executor, &row.id, json).await
+    })
+}
+
+pub fn cancel(db: &DbArgs, run: &str) -> anyhow::Result<Exit> {
+    let repo = repository_for(None);
+    block_on(async {
+        let executor = executor(db, &repo).await?;
+        let row = executor.store.run(run).await?;
+        if let Some(status) = RunStatus::parse(&row.status).filter(|s| s.is_terminal()) {
+            eprintln!("run {} already ended: {status}", row.id);
+            return Ok(Exit::Failure);
+        }
+        let status = executor.cancel(&row.id).await?;
+        eprintln!("run {}: {status}", row.id);
+        Ok(Exit::Success)
+    })
+}
+
+pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
+    let repo = repository_for(None);
+    block_on(async {
+        let store = Store::open(&database_url(db, &repo)).await?;
+        let runs = store.runs(limit).await?;
+        if json {
+            let rows: Vec<Value> = runs
+                .iter()
+                .map(|r| json!({"id": r.id, "flight": r.flight, "status": r.status, "created_at": r.created_at, "finished_at": r.finished_at}))
+                .collect();
+            emit_line(&serde_json::to_string_pretty(&rows)?);
+            return Ok(Exit::Success);
+        }
+        let mut out = format!(
+            "{:<32}  {:<20} {:<10} {}\n",
+            "RUN", "FLIGHT", "STATUS", "CREATED"
+        );
+        for r in &runs {
+            out.push_str(&format!(
+                "{:<32}  {:<20} {:<10} {}\n",
+                r.id, r.flight, r.status, r.created_at
+            ));
+        }
+        emit(&out);
+        Ok(Exit::Success)
+    })
+}
+
+pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
+    let repo = repository_for(None);
+    block_on(async {
+        let store = Store::open(&database_url(db, &repo)).await?;
+        let row = store.run(run).await?;
+        let agents = store.agents(&row.id).await?;
+        if json {
+            let inputs: Value = serde_json::from_str(&row.inputs).unwrap_or(Value::Null);
+            let agents: Vec<Value> = agents
+                .iter()
+                .map(|a| json!({"slug": a.slug, "state": a.state, "attempts": a.attempts, "branch": null, "commits": 0,
+                                "response": a.response, "error": a.error, "prs": [], "cost_usd": null, "session_id": null,
+                                "started_at": a.started_at, "finished_at": a.finished_at}))
+                .collect();
+            let value = json!({"id": row.id, "flight": row.flight, "status": row.status, "inputs": inputs, "digest": row.digest,
+                               "created_at": row.created_at, "finished_at": row.finished_at, "agents": agents});
+            emit_line(&serde_json::to_string_pretty(&value)?);
+            return Ok(Exit::Success);
+        }
+        let mut out = format!(
+            "run      {}\nflight   {}\nstatus   {}\ncreated  {}\n",
+            row.id, row.flight, row.status, row.created_at
+        );
+        if let Some(finished) = &row.finished_at {
+            out.push_str(&format!("finished {finished}\n"));
+        }
+        out.push_str(&format!(
+            "digest   {}\n\n{}",
+            row.digest,
+            view::agents_table(&agents)
+        ));
+        emit(&out);
+        Ok(Exit::Success)
+    })
+}
+
+pub fn logs(db: &DbArgs, run: &str, slug: Option<&str>, follow: bool) -> anyhow::Result<Exit> {
+    let repo = repository_for(None);
+    block_on(async {
+        let store = Store::open(&database_url(db, &repo)).await?;
+        let row = store.run(run).await?;
+        let mut after = 0;
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(300));
+        loop {
+            for event in store.events(&row.id, after).await? {
+                after = event.seq;
+                if slug.is_none() || event.slug.as_deref() == slug {
+                    emit_line(&view::stored_line(&event));
+                }
+            }
+            let ended = RunStatus::parse(&store.run(&row.id).await?.status)
+                .is_none_or(RunStatus::is_terminal);
+            if !follow || ended {
+                return Ok(Exit::Success);
+            }
+            poll.tick().await;
+        }
+    })
+}

@@ -1,0 +1,78 @@
+//! How runs and their events look on a terminal: one line per event, and summary tables.
+
+use murmur_engine::Event;
+use murmur_engine::executor::Committed;
+use murmur_engine::store::{AgentRow, EventRow};
+
+/// One line for an event: time, agent, what happened.
+pub fn event_line(at: &str, event: &Event) -> String {
+    let time = at.get(11..23).unwrap_or(at);
+    let who = event.slug().unwrap_or("run");
+    let what = match event {
+        Event::RunStarted => "started".to_owned(),
+        Event::AgentQueued { .. } => "queued, waiting for a machine".to_owned(),
+        Event::AgentStarted { attempt, .. } => format!("started (attempt {attempt})"),
+        Event::AgentOutput { line, stream, .. } => match stream {
+            murmur_engine::Stream::Stdout => format!("| {line}"),
+            murmur_engine::Stream::Stderr => format!("! {line}"),
+        },
+        Event::AgentSucceeded { response, .. } => format!("completed: {}", first_line(response)),
+        Event::AgentFailed { error, .. } => format!("failed: {error}"),
+        Event::AgentInterrupted { attempt, .. } => {
+            format!("attempt {attempt} was interrupted by an engine restart; it will run again")
+        }
+        Event::AgentSkipped { because, .. } => format!("skipped: {because}"),
+        Event::AgentCanceled { .. } => "canceled".to_owned(),
+        Event::RunCompleted => "completed".to_owned(),
+        Event::RunFailed { reason } => format!("failed: {reason}"),
+        Event::RunCanceled => "canceled".to_owned(),
+    };
+    format!("{time}  {who:<16} {what}")
+}
+
+pub fn committed_line(committed: &Committed) -> String {
+    event_line(&committed.at, &committed.event)
+}
+
+pub fn committed_json(committed: &Committed) -> String {
+    serde_json::json!({"seq": committed.seq, "at": committed.at, "event": committed.event})
+        .to_string()
+}
+
+/// A stored event, decoded; rows that do not decode are shown as they are.
+pub fn stored_line(row: &EventRow) -> String {
+    match serde_json::from_str::<Event>(&row.data) {
+        Ok(event) => event_line(&row.at, &event),
+        Err(_) => format!("{}  {}", row.at, row.data),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+pub fn agents_table(agents: &[AgentRow]) -> String {
+    let width = agents
+        .iter()
+        .map(|a| a.slug.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!(
+        "{:<width$}  {:<14} {:>8}  {}\n",
+        "AGENT", "STATE", "ATTEMPTS", "RESULT"
+    );
+    for agent in agents {
+        let result = agent
+            .error
+            .as_deref()
+            .or(agent.response.as_deref())
+            .map(first_line)
+            .unwrap_or("");
+        out.push_str(&format!(
+            "{:<width$}  {:<14} {:>8}  {}\n",
+            agent.slug, agent.state, agent.attempts, result
+        ));
+    }
+    out
+}

@@ -1,0 +1,146 @@
+//! The event log: every fact about a run, appended in order and never changed.
+
+use serde::{Deserialize, Serialize};
+
+/// One fact. Agent events name the agent and, where it matters, the attempt they belong to,
+/// so that a late message from an old attempt can never be mistaken for the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted,
+    /// Ready: its upstreams succeeded; it waits for a machine.
+    AgentQueued {
+        slug: String,
+    },
+    /// A machine was claimed and the attempt begins.
+    AgentStarted {
+        slug: String,
+        attempt: u32,
+    },
+    AgentOutput {
+        slug: String,
+        attempt: u32,
+        stream: Stream,
+        line: String,
+    },
+    AgentSucceeded {
+        slug: String,
+        attempt: u32,
+        response: String,
+    },
+    AgentFailed {
+        slug: String,
+        attempt: u32,
+        error: String,
+    },
+    /// The engine stopped while this attempt ran; it will be retried as a new attempt.
+    AgentInterrupted {
+        slug: String,
+        attempt: u32,
+    },
+    AgentSkipped {
+        slug: String,
+        because: String,
+    },
+    AgentCanceled {
+        slug: String,
+    },
+    RunCompleted,
+    RunFailed {
+        reason: String,
+    },
+    RunCanceled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Event {
+    /// The stored `kind` column: the serde tag, kept in one place.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted => "run_started",
+            Event::AgentQueued { .. } => "agent_queued",
+            Event::AgentStarted { .. } => "agent_started",
+            Event::AgentOutput { .. } => "agent_output",
+            Event::AgentSucceeded { .. } => "agent_succeeded",
+            Event::AgentFailed { .. } => "agent_failed",
+            Event::AgentInterrupted { .. } => "agent_interrupted",
+            Event::AgentSkipped { .. } => "agent_skipped",
+            Event::AgentCanceled { .. } => "agent_canceled",
+            Event::RunCompleted => "run_completed",
+            Event::RunFailed { .. } => "run_failed",
+            Event::RunCanceled => "run_canceled",
+        }
+    }
+
+    pub fn slug(&self) -> Option<&str> {
+        match self {
+            Event::AgentQueued { slug }
+            | Event::AgentStarted { slug, .. }
+            | Event::AgentOutput { slug, .. }
+            | Event::AgentSucceeded { slug, .. }
+            | Event::AgentFailed { slug, .. }
+            | Event::AgentInterrupted { slug, .. }
+            | Event::AgentSkipped { slug, .. }
+            | Event::AgentCanceled { slug } => Some(slug),
+            Event::RunStarted
+            | Event::RunCompleted
+            | Event::RunFailed { .. }
+            | Event::RunCanceled => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_matches_the_serde_tag() {
+        let events = [
+            Event::RunStarted,
+            Event::AgentQueued { slug: "a".into() },
+            Event::AgentStarted {
+                slug: "a".into(),
+                attempt: 1,
+            },
+            Event::AgentOutput {
+                slug: "a".into(),
+                attempt: 1,
+                stream: Stream::Stdout,
+                line: "x".into(),
+            },
+            Event::AgentSucceeded {
+                slug: "a".into(),
+                attempt: 1,
+                response: "ok".into(),
+            },
+            Event::AgentFailed {
+                slug: "a".into(),
+                attempt: 1,
+                error: "no".into(),
+            },
+            Event::AgentInterrupted {
+                slug: "a".into(),
+                attempt: 1,
+            },
+            Event::AgentSkipped {
+                slug: "a".into(),
+                because: "b".into(),
+            },
+            Event::AgentCanceled { slug: "a".into() },
+            Event::RunCompleted,
+            Event::RunFailed { reason: "x".into() },
+            Event::RunCanceled,
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).expect("serialises");
+            assert_eq!(json["type"], event.kind());
+        }
+    }
+}

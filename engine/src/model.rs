@@ -1,0 +1,337 @@
+//! The functional core of a run: `apply` folds committed events into state, `decide` says
+//! which events should happen next. Neither performs IO; the executor commits what `decide`
+//! returns before it acts on it.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use murmur_parser::{Agent, Dag};
+
+use crate::event::Event;
+use crate::state::{AgentState, RunStatus};
+use crate::transitions::next_state;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("event for unknown agent `{0}`")]
+    UnknownAgent(String),
+    #[error("agent `{slug}` cannot take `{event}` while {state}")]
+    Illegal {
+        slug: String,
+        state: AgentState,
+        event: &'static str,
+    },
+    #[error("agent `{slug}` is on attempt {current}; an event for attempt {got} is stale")]
+    StaleAttempt {
+        slug: String,
+        current: u32,
+        got: u32,
+    },
+    #[error("the run cannot take `{event}` while {status}")]
+    IllegalRun {
+        status: RunStatus,
+        event: &'static str,
+    },
+}
+
+/// What the run knows about one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentModel {
+    pub slug: String,
+    pub state: AgentState,
+    /// The current (or last) attempt; 0 before the first start.
+    pub attempt: u32,
+    pub response: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunModel {
+    status: RunStatus,
+    agents: Vec<AgentModel>,
+    by_slug: HashMap<String, usize>,
+    upstream: Vec<Vec<usize>>,
+    downstream: Vec<Vec<usize>>,
+    priority: Vec<usize>,
+    /// Upstreams of each agent that have not completed yet.
+    waiting_on: Vec<usize>,
+    /// Agents that may start: pending with every upstream done, or queued. Highest priority first.
+    ready: BTreeSet<(Reverse<usize>, usize)>,
+    running: usize,
+    terminal: usize,
+    first_failure: Option<usize>,
+}
+
+impl RunModel {
+    pub fn new(agents: &[Agent], dag: &Dag) -> Self {
+        let upstream: Vec<Vec<usize>> = (0..agents.len())
+            .map(|i| dag.upstreams(i).into_iter().map(|(up, _)| up).collect())
+            .collect();
+        let downstream = (0..agents.len())
+            .map(|i| {
+                dag.downstreams(i)
+                    .into_iter()
+                    .map(|(down, _)| down)
+                    .collect()
+            })
+            .collect();
+        let priority = dag.remaining_path_lengths();
+        let waiting_on: Vec<usize> = upstream.iter().map(Vec::len).collect();
+        let ready = (0..agents.len())
+            .filter(|&i| waiting_on[i] == 0)
+            .map(|i| (Reverse(priority[i]), i))
+            .collect();
+        Self {
+            status: RunStatus::Queued,
+            agents: agents
+                .iter()
+                .map(|agent| AgentModel {
+                    slug: agent.slug.clone(),
+                    state: AgentState::Pending,
+                    attempt: 0,
+                    response: None,
+                    error: None,
+                })
+                .collect(),
+            by_slug: agents
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.slug.clone(), i))
+                .collect(),
+            upstream,
+            downstream,
+            priority,
+            waiting_on,
+            ready,
+            running: 0,
+            terminal: 0,
+            first_failure: None,
+        }
+    }
+
+    pub fn status(&self) -> RunStatus {
+        self.status
+    }
+
+    pub fn agents(&self) -> &[AgentModel] {
+        &self.agents
+    }
+
+    pub fn index_of(&self, slug: &str) -> Option<usize> {
+        self.by_slug.get(slug).copied()
+    }
+
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Folds one committed event into the state, refusing anything the tables do not allow.
+    pub fn apply(&mut self, event: &Event) -> Result<(), TransitionError> {
+        match event.slug() {
+            Some(slug) => self.apply_to_agent(slug, event),
+            None => self.apply_to_run(event),
+        }
+    }
+
+    fn apply_to_run(&mut self, event: &Event) -> Result<(), TransitionError> {
+        let next = match (self.status, event) {
+            (RunStatus::Queued, Event::RunStarted) => RunStatus::Running,
+            (RunStatus::Running, Event::RunCompleted) => RunStatus::Completed,
+            (RunStatus::Running, Event::RunFailed { .. }) => RunStatus::Failed,
+            (RunStatus::Queued | RunStatus::Running, Event::RunCanceled) => RunStatus::Canceled,
+            (status, event) => {
+                return Err(TransitionError::IllegalRun {
+                    status,
+                    event: event.kind(),
+                });
+            }
+        };
+        self.status = next;
+        Ok(())
+    }
+
+    fn apply_to_agent(&mut self, slug: &str, event: &Event) -> Result<(), TransitionError> {
+        let index = self
+            .index_of(slug)
+            .ok_or_else(|| TransitionError::UnknownAgent(slug.to_owned()))?;
+        let agent = &self.agents[index];
+        let from = agent.state;
+        let to = next_state(from, event).ok_or_else(|| TransitionError::Illegal {
+            slug: slug.to_owned(),
+            state: from,
+            event: event.kind(),
+        })?;
+        self.check_attempt(index, event)?;
+        self.record(index, event);
+        self.move_agent(index, from, to);
+        Ok(())
+    }
+
+    fn check_attempt(&self, index: usize, event: &Event) -> Result<(), TransitionError> {
+        let agent = &self.agents[index];
+        let (expected, got) = match event {
+            Event::AgentStarted { attempt, .. } => (agent.attempt + 1, *attempt),
+            Event::AgentOutput { attempt, .. }
+            | Event::AgentSucceeded { attempt, .. }
+            | Event::AgentFailed { attempt, .. }
+            | Event::AgentInterrupted { attempt, .. } => (agent.attempt, *attempt),
+            _ => return Ok(()),
+        };
+        if expected == got {
+            Ok(())
+        } else {
+            Err(TransitionError::StaleAttempt {
+                slug: agent.slug.clone(),
+                current: agent.attempt,
+                got,
+            })
+        }
+    }
+
+    fn record(&mut self, index: usize, event: &Event) {
+        let agent = &mut self.agents[index];
+        match event {
+            Event::AgentStarted { attempt, .. } => {
+                agent.attempt = *attempt;
+                agent.error = None;
+            }
+            Event::AgentSucceeded { response, .. } => agent.response = Some(response.clone()),
+            Event::AgentFailed { error, .. } => agent.error = Some(error.clone()),
+            Event::AgentSkipped { because, .. } => agent.error = Some(because.clone()),
+            _ => {}
+        }
+    }
+
+    fn move_agent(&mut self, index: usize, from: AgentState, to: AgentState) {
+        self.agents[index].state = to;
+        if from == to {
+            return;
+        }
+        let key = (Reverse(self.priority[index]), index);
+        if from == AgentState::Running {
+            self.running -= 1;
+        }
+        match to {
+            AgentState::Running => {
+                self.running += 1;
+                self.ready.remove(&key);
+            }
+            AgentState::Queued => {
+                self.ready.insert(key);
+            }
+            _ => {}
+        }
+        if to.is_terminal() {
+            self.terminal += 1;
+            self.ready.remove(&key);
+        }
+        if to == AgentState::Failed && self.first_failure.is_none() {
+            self.first_failure = Some(index);
+        }
+        if to == AgentState::Completed {
+            for i in 0..self.downstream[index].len() {
+                let down = self.downstream[index][i];
+                self.waiting_on[down] -= 1;
+                if self.waiting_on[down] == 0 && self.agents[down].state == AgentState::Pending {
+                    self.ready.insert((Reverse(self.priority[down]), down));
+                }
+            }
+        }
+    }
+
+    /// The events that should happen next, given `free_slots` machines. Applying them in order
+    /// is always legal. Empty when the run must wait for an agent to finish.
+    pub fn decide(&self, free_slots: usize) -> Vec<Event> {
+        match self.status {
+            RunStatus::Queued => return vec![Event::RunStarted],
+            RunStatus::Running => {}
+            _ => return Vec::new(),
+        }
+        if let Some(failed) = self.first_failure {
+            return self.wind_down(failed);
+        }
+        let mut events = Vec::new();
+        let mut free = free_slots;
+        for &(_, index) in &self.ready {
+            let agent = &self.agents[index];
+            if agent.state == AgentState::Pending {
+                events.push(Event::AgentQueued {
+                    slug: agent.slug.clone(),
+                });
+            }
+            if free > 0 {
+                free -= 1;
+                events.push(Event::AgentStarted {
+                    slug: agent.slug.clone(),
+                    attempt: agent.attempt + 1,
+                });
+            }
+        }
+        if events.is_empty() && self.terminal == self.agents.len() {
+            events.push(Event::RunCompleted);
+        }
+        events
+    }
+
+    /// After a failure nothing new starts: everything not yet started is skipped, and the run
+    /// fails once the running agents have finished.
+    fn wind_down(&self, failed: usize) -> Vec<Event> {
+        let failed_slug = &self.agents[failed].slug;
+        let mut events: Vec<Event> = self
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(_, agent)| matches!(agent.state, AgentState::Pending | AgentState::Queued))
+            .map(|(index, agent)| Event::AgentSkipped {
+                slug: agent.slug.clone(),
+                because: self.skip_reason(index, failed_slug),
+            })
+            .collect();
+        if events.is_empty() && self.running == 0 {
+            events.push(Event::RunFailed {
+                reason: format!("agent `{failed_slug}` failed"),
+            });
+        }
+        events
+    }
+
+    fn skip_reason(&self, index: usize, failed_slug: &str) -> String {
+        let blocked_by = self.upstream[index]
+            .iter()
+            .map(|&up| &self.agents[up])
+            .find(|up| matches!(up.state, AgentState::Failed | AgentState::Skipped));
+        match blocked_by {
+            Some(up) => format!("upstream `{}` {}", up.slug, up.state),
+            None => format!("not started because `{failed_slug}` failed"),
+        }
+    }
+
+    /// Cancels everything not finished; running agents are stopped by the executor.
+    pub fn cancel(&self) -> Vec<Event> {
+        if self.status.is_terminal() {
+            return Vec::new();
+        }
+        let mut events: Vec<Event> = self
+            .agents
+            .iter()
+            .filter(|agent| !agent.state.is_terminal())
+            .map(|agent| Event::AgentCanceled {
+                slug: agent.slug.clone(),
+            })
+            .collect();
+        events.push(Event::RunCanceled);
+        events
+    }
+
+    /// After a restart: attempts that were running when the engine stopped start over.
+    pub fn interrupted(&self) -> Vec<Event> {
+        self.agents
+            .iter()
+            .filter(|agent| agent.state == AgentState::Running)
+            .map(|agent| Event::AgentInterrupted {
+                slug: agent.slug.clone(),
+                attempt: agent.attempt,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,474 @@
+//! The durable store: runs, their agents' current state, and each run's append-only event
+//! log, on SQLite (embedded default) or PostgreSQL. A commit appends events and updates the
+//! current state in one transaction, guarded by the run's version.
+
+mod backend;
+mod rows;
+mod schema;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_query::{Expr, ExprTrait, Order, Query};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use rows::{AgentRow, EventRow, RunRow};
+
+use crate::event::Event;
+use crate::state::{AgentState, RunStatus};
+use backend::Backend;
+use schema::{Agents, Events, Runs};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "`{0}` is not a database URL: give a file path, sqlite://PATH or postgres://USER@HOST/DB"
+    )]
+    Url(String),
+    #[error("cannot open the database {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
+    #[error(
+        "the database {0} is locked by another process; wait for it to finish or use another --db"
+    )]
+    Locked(String),
+    #[error("cannot bring the database schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "run {run} was changed by someone else (expected version {expected}); is another murmur driving it?"
+    )]
+    Conflict { run: String, expected: i64 },
+    #[error("no run matches `{0}`; `murmur runs ls` lists them")]
+    NoRun(String),
+    #[error("`{0}` matches several runs; give more of the id")]
+    AmbiguousRun(String),
+    #[error("the database is full or out of disk space: {0}")]
+    Full(sqlx::Error),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// Worth retrying the same operation later (a lock held briefly, a dropped connection).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Locked(_) | Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
+        )
+    }
+}
+
+fn classify(location: &str, error: sqlx::Error) -> Error {
+    let message = error.to_string();
+    if message.contains("database is locked") || message.contains("database table is locked") {
+        Error::Locked(location.to_owned())
+    } else if message.contains("database or disk is full") || message.contains("No space left") {
+        Error::Full(error)
+    } else {
+        Error::Database(error)
+    }
+}
+
+/// A new run as it is first recorded.
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub flight: &'a str,
+    pub flight_path: Option<&'a str>,
+    pub source: &'a str,
+    pub digest: &'a str,
+    pub inputs: &'a serde_json::Value,
+    pub created_at: &'a str,
+    pub agents: &'a [String],
+}
+
+/// The current state of one agent after a commit.
+#[derive(Debug, Clone)]
+pub struct AgentUpdate {
+    pub slug: String,
+    pub state: AgentState,
+    pub attempts: u32,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// One checkpoint: events to append and the state they lead to.
+pub struct Commit<'a> {
+    pub run_id: &'a str,
+    pub expected_version: i64,
+    pub at: &'a str,
+    pub events: &'a [Event],
+    pub agents: &'a [AgentUpdate],
+    pub status: RunStatus,
+    pub finished_at: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    location: String,
+    tenant: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and migrates it.
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        let (backend, location) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (open_postgres(url).await?, redact(url))
+            } else {
+                let path = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .unwrap_or(url);
+                if path.is_empty() || path.contains("://") {
+                    return Err(Error::Url(url.to_owned()));
+                }
+                (open_sqlite(path).await?, path.to_owned())
+            };
+        let store = Self {
+            backend,
+            location,
+            tenant: "local".to_owned(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Sqlite(pool) => MIGRATOR.run(pool).await?,
+            Backend::Postgres(pool) => MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub async fn close(&self) {
+        self.backend.close().await;
+    }
+
+    fn fail(&self, error: sqlx::Error) -> Error {
+        classify(&self.location, error)
+    }
+
+    pub async fn create_run(&self, run: &NewRun<'_>) -> Result<(), Error> {
+        let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
+        let insert = Query::insert()
+            .into_table(Runs::Table)
+            .columns([
+                Runs::Id,
+                Runs::Tenant,
+                Runs::Flight,
+                Runs::FlightPath,
+                Runs::Source,
+                Runs::Digest,
+                Runs::Inputs,
+                Runs::Status,
+                Runs::Version,
+                Runs::CreatedAt,
+            ])
+            .values_panic([
+                run.id.into(),
+                self.tenant.as_str().into(),
+                run.flight.into(),
+                run.flight_path.map(str::to_owned).into(),
+                run.source.into(),
+                run.digest.into(),
+                run.inputs.to_string().into(),
+                RunStatus::Queued.as_str().into(),
+                0i64.into(),
+                run.created_at.into(),
+            ])
+            .to_owned();
+        tx.execute(&insert).await.map_err(|e| self.fail(e))?;
+        for (position, slug) in run.agents.iter().enumerate() {
+            let insert = Query::insert()
+                .into_table(Agents::Table)
+                .columns([
+                    Agents::RunId,
+                    Agents::Slug,
+                    Agents::Position,
+                    Agents::State,
+                    Agents::Attempts,
+                ])
+                .values_panic([
+                    run.id.into(),
+                    slug.as_str().into(),
+                    (position as i64).into(),
+                    AgentState::Pending.as_str().into(),
+                    0i64.into(),
+                ])
+                .to_owned();
+            tx.execute(&insert).await.map_err(|e| self.fail(e))?;
+        }
+        tx.commit().await.map_err(|e| self.fail(e))
+    }
+
+    /// Appends the events and writes the new state, all or nothing. Fails with
+    /// [`Error::Conflict`] when the run's version is no longer `expected_version`.
+    pub async fn commit(&self, commit: &Commit<'_>) -> Result<i64, Error> {
+        let new_version = commit.expected_version + commit.events.len() as i64;
+        let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
+        let bump = Query::update()
+            .table(Runs::Table)
+            .value(Runs::Version, new_version)
+            .value(Runs::Status, commit.status.as_str())
+            .value(Runs::FinishedAt, commit.finished_at.map(str::to_owned))
+            .and_where(Expr::col(Runs::Id).eq(commit.run_id))
+            .and_where(Expr::col(Runs::Version).eq(commit.expected_version))
+            .to_owned();
+        if tx.execute(&bump).await.map_err(|e| self.fail(e))? != 1 {
+            return Err(Error::Conflict {
+                run: commit.run_id.to_owned(),
+                expected: commit.expected_version,
+            });
+        }
+        if !commit.events.is_empty() {
+            let mut insert = Query::insert()
+                .into_table(Events::Table)
+                .columns([
+                    Events::RunId,
+                    Events::Seq,
+                    Events::At,
+                    Events::Kind,
+                    Events::Slug,
+                    Events::Data,
+                ])
+                .to_owned();
+            for (offset, event) in commit.events.iter().enumerate() {
+                let data =
+                    serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
+                insert.values_panic([
+                    commit.run_id.into(),
+                    (commit.expected_version + 1 + offset as i64).into(),
+                    commit.at.into(),
+                    event.kind().into(),
+                    event.slug().map(str::to_owned).into(),
+                    data.into(),
+                ]);
+            }
+            tx.execute(&insert).await.map_err(|e| self.fail(e))?;
+        }
+        for agent in commit.agents {
+            tx.execute(&agent_update(commit.run_id, agent))
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(new_version)
+    }
+
+    /// A run by id or unique id prefix.
+    pub async fn run(&self, id: &str) -> Result<RunRow, Error> {
+        let select = Query::select()
+            .columns(RUN_COLUMNS)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(Runs::Id).like(format!("{}%", escape_like(id))))
+            .limit(2)
+            .to_owned();
+        let mut rows: Vec<RunRow> = self
+            .backend
+            .fetch_all(&select)
+            .await
+            .map_err(|e| self.fail(e))?;
+        match rows.len() {
+            0 => Err(Error::NoRun(id.to_owned())),
+            1 => Ok(rows.remove(0)),
+            _ => match rows.iter().position(|row| row.id == id) {
+                Some(exact) => Ok(rows.remove(exact)),
+                None => Err(Error::AmbiguousRun(id.to_owned())),
+            },
+        }
+    }
+
+    /// Runs, newest first.
+    pub async fn runs(&self, limit: u64) -> Result<Vec<RunRow>, Error> {
+        let select = Query::select()
+            .columns(RUN_COLUMNS)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .order_by(Runs::CreatedAt, Order::Desc)
+            .order_by(Runs::Id, Order::Desc)
+            .limit(limit)
+            .to_owned();
+        self.backend
+            .fetch_all(&select)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Runs that are neither finished nor queued: what a restarted engine must pick up.
+    pub async fn unfinished_runs(&self) -> Result<Vec<RunRow>, Error> {
+        let select = Query::select()
+            .columns(RUN_COLUMNS)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .and_where(
+                Expr::col(Runs::Status)
+                    .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
+            )
+            .order_by(Runs::CreatedAt, Order::Asc)
+            .to_owned();
+        self.backend
+            .fetch_all(&select)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub async fn agents(&self, run_id: &str) -> Result<Vec<AgentRow>, Error> {
+        let select = Query::select()
+            .columns([
+                Agents::RunId,
+                Agents::Slug,
+                Agents::Position,
+                Agents::State,
+                Agents::Attempts,
+                Agents::Response,
+                Agents::Error,
+                Agents::StartedAt,
+                Agents::FinishedAt,
+            ])
+            .from(Agents::Table)
+            .and_where(Expr::col(Agents::RunId).eq(run_id))
+            .order_by(Agents::Position, Order::Asc)
+            .to_owned();
+        self.backend
+            .fetch_all(&select)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The run's events after `after_seq` (0 for all), in order.
+    pub async fn events(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, Error> {
+        let select = Query::select()
+            .columns([
+                Events::RunId,
+                Events::Seq,
+                Events::At,
+                Events::Kind,
+                Events::Slug,
+                Events::Data,
+            ])
+            .from(Events::Table)
+            .and_where(Expr::col(Events::RunId).eq(run_id))
+            .and_where(Expr::col(Events::Seq).gt(after_seq))
+            .order_by(Events::Seq, Order::Asc)
+            .to_owned();
+        self.backend
+            .fetch_all(&select)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+}
+
+const RUN_COLUMNS: [Runs; 11] = [
+    Runs::Id,
+    Runs::Tenant,
+    Runs::Flight,
+    Runs::FlightPath,
+    Runs::Source,
+    Runs::Digest,
+    Runs::Inputs,
+    Runs::Status,
+    Runs::Version,
+    Runs::CreatedAt,
+    Runs::FinishedAt,
+];
+
+fn agent_update(run_id: &str, agent: &AgentUpdate) -> sea_query::UpdateStatement {
+    Query::update()
+        .table(Agents::Table)
+        .value(Agents::State, agent.state.as_str())
+        .value(Agents::Attempts, i64::from(agent.attempts))
+        .value(Agents::Response, agent.response.clone())
+        .value(Agents::Error, agent.error.clone())
+        .value(Agents::StartedAt, agent.started_at.clone())
+        .value(Agents::FinishedAt, agent.finished_at.clone())
+        .and_where(Expr::col(Agents::RunId).eq(run_id))
+        .and_where(Expr::col(Agents::Slug).eq(agent.slug.as_str()))
+        .to_owned()
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace(['%', '_', '\\'], "")
+}
+
+async fn open_sqlite(path: &str) -> Result<Backend, Error> {
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| Error::Open {
+            location: path.to_owned(),
+            source: sqlx::Error::Io(e),
+        })?;
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+        .map_err(|_| Error::Url(path.to_owned()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|source| match classify(path, source) {
+            Error::Database(source) => Error::Open {
+                location: path.to_owned(),
+                source,
+            },
+            other => other,
+        })?;
+    Ok(Backend::Sqlite(pool))
+}
+
+async fn open_postgres(url: &str) -> Result<Backend, Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|source| Error::Open {
+            location: redact(url),
+            source,
+        })?;
+    Ok(Backend::Postgres(pool))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u@h/db"
+        );
+        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+    }
+}

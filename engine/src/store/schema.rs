@@ -1,0 +1,44 @@
+//! Table and column names, once.
+
+use sea_query::Iden;
+
+#[derive(Iden, Clone, Copy)]
+pub enum Runs {
+    Table,
+    Id,
+    Tenant,
+    Flight,
+    FlightPath,
+    Source,
+    Digest,
+    Inputs,
+    Status,
+    Version,
+    CreatedAt,
+    FinishedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Agents {
+    Table,
+    RunId,
+    Slug,
+    Position,
+    State,
+    Attempts,
+    Response,
+    Error,
+    StartedAt,
+    FinishedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Events {
+    Table,
+    RunId,
+    Seq,
+    At,
+    Kind,
+    Slug,
+    Data,
+}
