@@ -25,3 +25,75 @@ pub fn next_state(from: AgentState, event: &Event) -> Option<AgentState> {
         .find(|(state, event_kind, _)| *state == from && *event_kind == kind)
         .map(|(_, _, to)| *to)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Stream;
+
+    fn sample(kind: &str) -> Event {
+        let slug = "a".to_owned();
+        match kind {
+            "agent_queued" => Event::AgentQueued { slug },
+            "agent_started" => Event::AgentStarted { slug, attempt: 1 },
+            "agent_output" => Event::AgentOutput {
+                slug,
+                attempt: 1,
+                stream: Stream::Stdout,
+                line: String::new(),
+            },
+            "agent_succeeded" => Event::AgentSucceeded {
+                slug,
+                attempt: 1,
+                response: String::new(),
+            },
+            "agent_failed" => Event::AgentFailed {
+                slug,
+                attempt: 1,
+                error: String::new(),
+            },
+            "agent_interrupted" => Event::AgentInterrupted { slug, attempt: 1 },
+            "agent_skipped" => Event::AgentSkipped {
+                slug,
+                because: String::new(),
+            },
+            _ => Event::AgentCanceled { slug },
+        }
+    }
+
+    const KINDS: [&str; 8] = [
+        "agent_queued",
+        "agent_started",
+        "agent_output",
+        "agent_succeeded",
+        "agent_failed",
+        "agent_interrupted",
+        "agent_skipped",
+        "agent_canceled",
+    ];
+
+    /// Every (state, event) pair: the table's rows are accepted, everything else refused.
+    #[test]
+    fn only_the_table_is_legal() {
+        let mut exercised = 0;
+        for state in AgentState::ALL {
+            for kind in KINDS {
+                let expected = AGENT_TRANSITIONS
+                    .iter()
+                    .find(|(s, k, _)| s == state && *k == kind)
+                    .map(|t| t.2);
+                assert_eq!(
+                    next_state(*state, &sample(kind)),
+                    expected,
+                    "{state} + {kind}"
+                );
+                exercised += usize::from(expected.is_some());
+            }
+        }
+        assert_eq!(
+            exercised,
+            AGENT_TRANSITIONS.len(),
+            "every row of the table was exercised"
+        );
+    }
+}

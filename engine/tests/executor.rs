@@ -1,0 +1,161 @@
+//! The executor end to end, in-process, on every backend: real `sh` agents, real store.
+
+mod backends;
+
+use std::sync::Arc;
+
+use backends::TestDb;
+use murmur_engine::executor::{Committed, Executor, StartRequest};
+use murmur_engine::store::{Commit, Store};
+use murmur_engine::{Event, RunStatus, SystemClock};
+use tokio::sync::mpsc;
+
+every_backend!(
+    a_flight_runs_to_completion,
+    a_failure_skips_what_depends_on_it,
+    an_interrupted_attempt_runs_again
+);
+
+const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
+
+async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
+    Executor {
+        store: Store::open(&db.url).await.expect("store"),
+        clock: Arc::new(SystemClock),
+        slots: 2,
+        work_root: work.to_path_buf(),
+    }
+}
+
+async fn start(executor: &Executor, text: &str) -> String {
+    let flight = murmur_parser::parse(text, "t").flight.expect("flight");
+    executor
+        .create(&StartRequest {
+            flight_name: "t",
+            flight_path: None,
+            source: text,
+            flight: &flight,
+            inputs: &[],
+        })
+        .await
+        .expect("create")
+}
+
+async fn drive(executor: &Executor, id: &str) -> (RunStatus, Vec<Event>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Committed>();
+    let status = executor.drive(id, tx).await.expect("drive");
+    let mut events = Vec::new();
+    while let Ok(committed) = rx.try_recv() {
+        events.push(committed.event);
+    }
+    (status, events)
+}
+
+async fn a_flight_runs_to_completion(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let executor = executor(db, work.path()).await;
+    let id = start(&executor, DIAMOND).await;
+    let (status, events) = drive(&executor, &id).await;
+    assert_eq!(status, RunStatus::Completed);
+    let agents = executor.store.agents(&id).await.expect("agents");
+    let states: Vec<(&str, &str)> = agents
+        .iter()
+        .map(|a| (a.slug.as_str(), a.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("plan", "completed"),
+            ("left", "completed"),
+            ("right", "completed"),
+            ("join", "completed")
+        ]
+    );
+    assert_eq!(agents[1].response.as_deref(), Some("left after planned"));
+    let join_saw: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AgentOutput { slug, line, .. } if slug == "join" => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        join_saw.contains(&"### left") && join_saw.contains(&"left after planned"),
+        "join's prompt: {join_saw:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::RunCompleted));
+    let stored = executor.store.events(&id, 0).await.expect("events");
+    assert_eq!(
+        stored.len(),
+        events.len(),
+        "everything observed was committed"
+    );
+}
+
+async fn a_failure_skips_what_depends_on_it(db: &TestDb) {
+    let text = "---\nruntime: exec\n---\n# F\n\n## bad\n> command: echo nope >&2; exit 4\n\n## after\n> needs: bad\n> command: echo never\n\n## slow\n> command: echo slow\n";
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut executor = executor(db, work.path()).await;
+    executor.slots = 1;
+    let id = start(&executor, text).await;
+    let (status, _) = drive(&executor, &id).await;
+    assert_eq!(status, RunStatus::Failed);
+    let agents = executor.store.agents(&id).await.expect("agents");
+    let states: Vec<(&str, &str)> = agents
+        .iter()
+        .map(|a| (a.slug.as_str(), a.state.as_str()))
+        .collect();
+    assert_eq!(states[0], ("bad", "failed"));
+    assert_eq!(states[1], ("after", "skipped"));
+    assert_eq!(
+        agents[0].error.as_deref(),
+        Some("the command exited with status 4: nope")
+    );
+    assert_eq!(agents[1].error.as_deref(), Some("upstream `bad` failed"));
+}
+
+async fn an_interrupted_attempt_runs_again(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let executor = executor(db, work.path()).await;
+    let id = start(&executor, DIAMOND).await;
+    // What a killed engine leaves behind: `plan` started (attempt 1) and never finished.
+    let started = [
+        Event::RunStarted,
+        Event::AgentQueued {
+            slug: "plan".into(),
+        },
+        Event::AgentStarted {
+            slug: "plan".into(),
+            attempt: 1,
+        },
+    ];
+    executor
+        .store
+        .commit(&Commit {
+            run_id: &id,
+            expected_version: 0,
+            at: "2026-01-01T00:00:00.000Z",
+            events: &started,
+            agents: &[],
+            status: RunStatus::Running,
+            finished_at: None,
+        })
+        .await
+        .expect("commit");
+    let (status, events) = drive(&executor, &id).await;
+    assert_eq!(status, RunStatus::Completed);
+    assert_eq!(
+        events[0],
+        Event::AgentInterrupted {
+            slug: "plan".into(),
+            attempt: 1
+        }
+    );
+    assert!(events.contains(&Event::AgentStarted {
+        slug: "plan".into(),
+        attempt: 2
+    }));
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(agents[0].attempts, 2);
+    assert_eq!(agents[1].attempts, 1);
+}

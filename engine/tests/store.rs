@@ -1,0 +1,169 @@
+//! One store suite, every backend.
+
+mod backends;
+
+use backends::TestDb;
+use murmur_engine::store::{AgentUpdate, Commit, Error, NewRun};
+use murmur_engine::{AgentState, Event, RunStatus};
+
+every_backend!(
+    commits_append_events_and_update_state,
+    a_stale_version_is_a_conflict,
+    runs_are_found_by_prefix_and_listed_newest_first,
+    unfinished_runs_are_the_ones_to_resume,
+);
+
+async fn create(store: &murmur_engine::Store, id: &str, created_at: &str) {
+    store
+        .create_run(&NewRun {
+            id,
+            flight: "demo",
+            flight_path: Some("flights/demo.md"),
+            source: "# Demo\n\n## a\n\nA.\n",
+            digest: "d1",
+            inputs: &serde_json::json!({"x": "1"}),
+            created_at,
+            agents: &["a".to_owned(), "b".to_owned()],
+        })
+        .await
+        .expect("create run");
+}
+
+fn started(slug: &str) -> AgentUpdate {
+    AgentUpdate {
+        slug: slug.to_owned(),
+        state: AgentState::Running,
+        attempts: 1,
+        response: None,
+        error: None,
+        started_at: Some("2026-01-01T00:00:01.000Z".to_owned()),
+        finished_at: None,
+    }
+}
+
+async fn commits_append_events_and_update_state(db: &TestDb) {
+    let store = backends::open(db).await;
+    create(&store, "run-1", "2026-01-01T00:00:00.000Z").await;
+    let events = [
+        Event::RunStarted,
+        Event::AgentQueued { slug: "a".into() },
+        Event::AgentStarted {
+            slug: "a".into(),
+            attempt: 1,
+        },
+    ];
+    let version = store
+        .commit(&Commit {
+            run_id: "run-1",
+            expected_version: 0,
+            at: "2026-01-01T00:00:01.000Z",
+            events: &events,
+            agents: &[started("a")],
+            status: RunStatus::Running,
+            finished_at: None,
+        })
+        .await
+        .expect("commit");
+    assert_eq!(version, 3);
+    let stored = store.events("run-1", 0).await.expect("events");
+    assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(stored[2].kind, "agent_started");
+    assert_eq!(
+        serde_json::from_str::<Event>(&stored[2].data).expect("decodes"),
+        events[2]
+    );
+    assert_eq!(store.events("run-1", 2).await.expect("events").len(), 1);
+    let agents = store.agents("run-1").await.expect("agents");
+    assert_eq!(
+        (
+            agents[0].slug.as_str(),
+            agents[0].state.as_str(),
+            agents[0].attempts
+        ),
+        ("a", "running", 1)
+    );
+    assert_eq!(agents[1].state, "pending");
+    let run = store.run("run-1").await.expect("run");
+    assert_eq!(
+        (run.status.as_str(), run.version, run.inputs.as_str()),
+        ("running", 3, r#"{"x":"1"}"#)
+    );
+}
+
+async fn a_stale_version_is_a_conflict(db: &TestDb) {
+    let store = backends::open(db).await;
+    create(&store, "run-2", "2026-01-01T00:00:00.000Z").await;
+    let commit = |expected| Commit {
+        run_id: "run-2",
+        expected_version: expected,
+        at: "2026-01-01T00:00:01.000Z",
+        events: &[Event::RunStarted],
+        agents: &[],
+        status: RunStatus::Running,
+        finished_at: None,
+    };
+    store.commit(&commit(0)).await.expect("first commit");
+    let error = store
+        .commit(&commit(0))
+        .await
+        .expect_err("second commit at the same version");
+    assert!(
+        matches!(error, Error::Conflict { expected: 0, .. }),
+        "{error}"
+    );
+    assert_eq!(
+        store.events("run-2", 0).await.expect("events").len(),
+        1,
+        "the conflicting commit wrote nothing"
+    );
+}
+
+async fn runs_are_found_by_prefix_and_listed_newest_first(db: &TestDb) {
+    let store = backends::open(db).await;
+    create(&store, "abc111", "2026-01-01T00:00:00.000Z").await;
+    create(&store, "abc222", "2026-01-02T00:00:00.000Z").await;
+    assert_eq!(store.run("abc1").await.expect("prefix").id, "abc111");
+    assert!(matches!(
+        store.run("abc").await,
+        Err(Error::AmbiguousRun(_))
+    ));
+    assert!(matches!(store.run("zzz").await, Err(Error::NoRun(_))));
+    assert!(matches!(
+        store.run("%").await,
+        Err(Error::AmbiguousRun(_)) | Err(Error::NoRun(_))
+    ));
+    let ids: Vec<String> = store
+        .runs(10)
+        .await
+        .expect("runs")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["abc222", "abc111"]);
+}
+
+async fn unfinished_runs_are_the_ones_to_resume(db: &TestDb) {
+    let store = backends::open(db).await;
+    create(&store, "open", "2026-01-01T00:00:00.000Z").await;
+    create(&store, "done", "2026-01-01T00:00:01.000Z").await;
+    store
+        .commit(&Commit {
+            run_id: "done",
+            expected_version: 0,
+            at: "2026-01-01T00:00:02.000Z",
+            events: &[Event::RunCanceled],
+            agents: &[],
+            status: RunStatus::Canceled,
+            finished_at: Some("2026-01-01T00:00:02.000Z"),
+        })
+        .await
+        .expect("commit");
+    let open: Vec<String> = store
+        .unfinished_runs()
+        .await
+        .expect("runs")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(open, ["open"]);
+}
