@@ -59,6 +59,8 @@ pub struct Executor {
     pub slots: usize,
     /// Agents' working folders are created below this.
     pub work_root: PathBuf,
+    /// The repository the flight belongs to, given to agents as `MURMUR_REPO`.
+    pub repository: PathBuf,
 }
 
 /// What a running agent task reports back.
@@ -371,6 +373,7 @@ impl<'e> Driver<'e> {
             ("MURMUR_RUN_ID".to_owned(), self.row.id.clone()),
             ("MURMUR_FLIGHT".to_owned(), self.row.flight.clone()),
             ("MURMUR_AGENT".to_owned(), agent.slug.clone()),
+            ("MURMUR_REPO".to_owned(), self.executor.repository.display().to_string()),
             ("MURMUR_ATTEMPT".to_owned(), attempt.to_string()),
             (
                 "MURMUR_UPSTREAM_RESULTS".to_owned(),

@@ -24,6 +24,7 @@ async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         clock: Arc::new(SystemClock),
         slots: 2,
         work_root: work.to_path_buf(),
+        repository: work.to_path_buf(),
     }
 }
 

@@ -48,6 +48,7 @@ async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         clock: Arc::new(SystemClock),
         slots: std::thread::available_parallelism().map_or(2, usize::from),
         work_root: repo.join(".murmur/work"),
+        repository: repo.to_path_buf(),
     })
 }
 
