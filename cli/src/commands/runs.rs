@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::Exit;
 use crate::cli::{DbArgs, RunArgs};
+use crate::config::Config;
 use crate::commands::{flight, view};
 use crate::locate;
 use crate::output::{emit, emit_line};
@@ -35,18 +36,26 @@ fn repository_for(flight_path: Option<&Path>) -> PathBuf {
     locate::repository_root(&start).unwrap_or(start)
 }
 
-fn database_url(db: &DbArgs, repo: &Path) -> String {
-    db.db
-        .clone()
-        .unwrap_or_else(|| repo.join(".murmur/murmur.db").display().to_string())
+/// `--db` / `MURMUR_DATABASE_URL`, else the configuration's `database_url`, else the
+/// repository's `.murmur/murmur.db`.
+fn database_url(db: &DbArgs, repo: &Path) -> anyhow::Result<String> {
+    if let Some(url) = &db.db {
+        return Ok(url.clone());
+    }
+    let configured = Config::load(repo)?.database_url;
+    Ok(configured.unwrap_or_else(|| repo.join(".murmur/murmur.db").display().to_string()))
+}
+
+async fn open_store(db: &DbArgs, repo: &Path) -> anyhow::Result<Store> {
+    Ok(Store::open(&database_url(db, repo)?).await?)
 }
 
 async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
-    let store = Store::open(&database_url(db, repo)).await?;
+    let store = open_store(db, repo).await?;
     Ok(Executor {
         store,
         clock: Arc::new(SystemClock),
-        slots: std::thread::available_parallelism().map_or(2, usize::from),
+        slots: Config::load(repo)?.local_slots(),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
     })
@@ -78,7 +87,7 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
             Err(error) => return Err(error.into()),
         };
         if args.detach {
-            detach(&id, &database_url(&args.db, &repo), &repo)?;
+            detach(&id, &database_url(&args.db, &repo)?, &repo)?;
             emit_line(&id);
             return Ok(Exit::Success);
         }
@@ -186,7 +195,7 @@ pub fn cancel(db: &DbArgs, run: &str) -> anyhow::Result<Exit> {
 pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
-        let store = Store::open(&database_url(db, &repo)).await?;
+        let store = open_store(db, &repo).await?;
         let runs = store.runs(limit).await?;
         if json {
             let rows: Vec<Value> = runs
@@ -214,7 +223,7 @@ pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
 pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
-        let store = Store::open(&database_url(db, &repo)).await?;
+        let store = open_store(db, &repo).await?;
         let row = store.run(run).await?;
         let agents = store.agents(&row.id).await?;
         if json {
@@ -250,7 +259,7 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
 pub fn logs(db: &DbArgs, run: &str, slug: Option<&str>, follow: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
-        let store = Store::open(&database_url(db, &repo)).await?;
+        let store = open_store(db, &repo).await?;
         let row = store.run(run).await?;
         let mut after = 0;
         let mut poll = tokio::time::interval(std::time::Duration::from_millis(300));

@@ -1,0 +1,70 @@
+//! `.murmur/murmur.yaml`: the repository's local configuration. Every key has a default, so a
+//! repository with only a flight file works.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The store, as `--db` takes it.
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub pools: BTreeMap<String, Pool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// How many agents may run at once on this pool.
+    pub max_vms: Option<usize>,
+    /// Accepted so that one configuration serves every placement; local slots need no warm-up.
+    #[expect(dead_code, reason = "only cloud pools keep warm machines")]
+    pub min_idle: Option<usize>,
+}
+
+pub const FILE: &str = ".murmur/murmur.yaml";
+
+impl Config {
+    pub fn load(repo: &Path) -> anyhow::Result<Self> {
+        let path = repo.join(FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+        };
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_saphyr::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))
+    }
+
+    /// The local pool's cap: `pools.local.max_vms`, else the number of cores.
+    pub fn local_slots(&self) -> usize {
+        self.pools
+            .get("local")
+            .and_then(|pool| pool.max_vms)
+            .filter(|&slots| slots > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pools_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".murmur")).unwrap();
+        assert!(Config::load(dir.path()).unwrap().local_slots() >= 1);
+        std::fs::write(dir.path().join(FILE), "pools:\n  local:\n    max_vms: 3\n").unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap().local_slots(), 3);
+        std::fs::write(dir.path().join(FILE), "pool:\n  local: {}\n").unwrap();
+        let error = format!("{:#}", Config::load(dir.path()).unwrap_err());
+        assert!(error.contains("not a valid configuration"), "{error}");
+    }
+}
