@@ -33,13 +33,18 @@ impl Config {
         let path = repo.join(FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
         };
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_saphyr::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))
+        serde_saphyr::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))
     }
 
     /// The local pool's cap: `pools.local.max_vms`, else the number of cores.

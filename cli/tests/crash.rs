@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -27,7 +27,7 @@ fn needs(i: usize) -> Vec<usize> {
     if i % 4 != 1 {
         needs.push(i - 1);
     }
-    if i > 3 && i % 3 == 0 {
+    if i > 3 && i.is_multiple_of(3) {
         needs.push(i - 3);
     }
     needs
@@ -68,10 +68,17 @@ struct PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        let _ = psql(
+        let dropped = psql(
             &self.admin_url,
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
+        if !dropped.status.success() {
+            eprintln!(
+                "cannot drop the test database {}: {}",
+                self.name,
+                String::from_utf8_lossy(&dropped.stderr)
+            );
+        }
     }
 }
 
@@ -265,16 +272,57 @@ fn drain(stderr: ChildStderr, already: String) -> std::thread::JoinHandle<String
     })
 }
 
-/// Reads the child's event lines; after `kill_after` of them sends SIGKILL. Then reads what
-/// the process printed before it died, up to EOF.
-fn follow(mut child: Child, kill_after: Option<usize>, stderr: String) -> Session {
+/// How long one engine process may take. Normal sessions take well under a second; the bound
+/// only turns a hung engine into a failure instead of a hung test.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills the process `pid` unless stood down within [`DEADLINE`] (or when dropped without
+/// standing down: the test is panicking and must not leave the engine running).
+struct Watchdog {
+    done: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    /// The process must not be reaped before [`Watchdog::stand_down`] returns, so its pid
+    /// cannot have been reused when the watchdog fires.
+    fn new(pid: u32) -> Self {
+        let (done, stand_down) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let outcome = stand_down.recv_timeout(DEADLINE);
+            if outcome.is_err() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            outcome == Err(RecvTimeoutError::Timeout)
+        });
+        Self { done, thread }
+    }
+
+    /// Whether it had to kill the process.
+    fn stand_down(self) -> bool {
+        let _ = self.done.send(());
+        self.thread.join().expect("watchdog")
+    }
+}
+
+/// Reads the child's event lines and sends SIGKILL as soon as `kill_when` holds for the
+/// events read so far (checked before the first line too). Then reads what the process
+/// printed before it died, up to EOF.
+fn follow(
+    mut child: Child,
+    mut kill_when: impl FnMut(&[Value]) -> bool,
+    stderr: String,
+) -> Session {
+    let watchdog = Watchdog::new(child.id());
     let stderr = drain(child.stderr.take().expect("stderr"), stderr);
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut events = Vec::new();
     let mut killed = false;
     let mut line = String::new();
     loop {
-        if kill_after == Some(events.len()) {
+        if kill_when(&events) {
             child.kill().expect("SIGKILL");
             killed = true;
             break;
@@ -285,18 +333,26 @@ fn follow(mut child: Child, kill_after: Option<usize>, stderr: String) -> Sessio
         }
         events.push(serde_json::from_str(&line).expect("an event line is JSON"));
     }
-    let status = child.wait().expect("wait");
     // Lines printed before the kill landed; a torn last line was never fully printed.
     let mut rest = String::new();
     let _ = stdout.read_to_string(&mut rest);
     for line in rest.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
         events.push(serde_json::from_str(line).expect("an event line is JSON"));
     }
+    let hung = watchdog.stand_down();
+    let status = child.wait().expect("wait");
+    let stderr = stderr.join().expect("stderr reader");
+    assert!(
+        !hung,
+        "the engine did not finish within {DEADLINE:?} and was killed; it printed {} events; \
+         stderr:\n{stderr}",
+        events.len()
+    );
     Session {
         events,
         status,
         killed,
-        stderr: stderr.join().expect("stderr reader"),
+        stderr,
     }
 }
 
@@ -309,21 +365,30 @@ fn spawn(mut command: Command) -> Child {
         .expect("the binary starts")
 }
 
-/// `murmur flight run crash --json`, killed after `kill_after` event lines (0: as soon as
-/// the run exists). Returns the run id and the session.
-fn start(fixture: &Fixture, kill_after: Option<usize>) -> (String, Session) {
+/// Kill after `k` event lines (0: as soon as the run exists).
+fn after(k: usize) -> impl FnMut(&[Value]) -> bool {
+    move |events| events.len() == k
+}
+
+fn never(_: &[Value]) -> bool {
+    false
+}
+
+/// `murmur flight run crash --json`, killed when `kill_when` holds. Returns the run id and
+/// the session.
+fn start(fixture: &Fixture, kill_when: impl FnMut(&[Value]) -> bool) -> (String, Session) {
     let mut child = spawn(fixture.command(&["flight", "run", "crash", "--json"]));
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut first = String::new();
     stderr.read_line(&mut first).expect("read stderr");
     let id = run_id_of(first.trim_end());
     child.stderr = Some(stderr.into_inner());
-    (id, follow(child, kill_after, first))
+    (id, follow(child, kill_when, first))
 }
 
-fn resume(fixture: &Fixture, run: &str, kill_after: Option<usize>) -> Session {
+fn resume(fixture: &Fixture, run: &str, kill_when: impl FnMut(&[Value]) -> bool) -> Session {
     let child = spawn(fixture.command(&["runs", "resume", run, "--json"]));
-    follow(child, kill_after, String::new())
+    follow(child, kill_when, String::new())
 }
 
 fn kind(event: &Value) -> &str {
@@ -436,12 +501,12 @@ fn check_finished(final_state: &Snapshot, label: &str) {
         );
         assert_eq!(ran.last(), Some(attempts), "{label}: {slug} ran {ran:?}");
     }
-    assert_eq!(
-        final_state.logs.last().map(|l| l.ends_with("run              completed")),
-        Some(true),
-        "{label}: {:?}",
-        final_state.logs.last()
-    );
+    let last: Vec<&str> = final_state
+        .logs
+        .last()
+        .map(|line| line.split_whitespace().skip(1).collect())
+        .unwrap_or_default();
+    assert_eq!(last, ["run", "completed"], "{label}");
 }
 
 /// 0, 1, 2, 3, 5, 8, 13, … below `total`, and `total - 1` (every agent has finished).
@@ -463,7 +528,7 @@ fn crash_and_resume_everywhere(backend: &Backend, name: &str) {
 
     // One uninterrupted run: how many checkpoints a full run has, and every agent once.
     let full = Fixture::new(backend, "full");
-    let (run, session) = start(&full, None);
+    let (run, session) = start(&full, never);
     assert!(
         session.status.success(),
         "{name}: full run: {}",
@@ -482,16 +547,18 @@ fn crash_and_resume_everywhere(backend: &Backend, name: &str) {
     for (n, &k) in points.iter().enumerate() {
         let fixture = Fixture::new(backend, &format!("k{k}"));
         let label = format!("{name}, killed after {k} of {total} events");
-        let (run, session) = start(&fixture, Some(k));
+        let (run, session) = start(&fixture, after(k));
         assert!(session.killed, "{label}: {}", session.stderr);
         let mut state = check_session(&fixture, &run, &label, &Snapshot::default(), &session);
-        assert_ne!(state.status, "completed", "{label}: the kill came too late");
         // Every other kill point also crashes the first resume, early in its recovery.
-        let mut kills = if n % 2 == 1 { vec![Some(3)] } else { vec![] };
-        kills.push(None);
+        let kills = if n % 2 == 1 {
+            vec![3, usize::MAX]
+        } else {
+            vec![usize::MAX]
+        };
         for (attempt, kill) in kills.into_iter().enumerate() {
             let label = format!("{label}, resume {}", attempt + 1);
-            let session = resume(&fixture, &run, kill);
+            let session = resume(&fixture, &run, after(kill));
             state = check_session(&fixture, &run, &label, &state, &session);
             if !session.killed {
                 assert!(session.status.success(), "{label}: {}", session.stderr);
@@ -528,14 +595,31 @@ fn postgres_runs_survive_sigkill_at_every_checkpoint() {
     crash_and_resume_everywhere(&Backend::Postgres(url), "postgres");
 }
 
+/// Opens `fifo` for reading on a thread: reports once a writer has opened it, and again at
+/// EOF, when every process holding it for writing is gone.
+fn watch_writers(fifo: PathBuf) -> (mpsc::Receiver<()>, mpsc::Receiver<()>) {
+    let (opened_tx, opened) = mpsc::channel();
+    let (gone_tx, gone) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = std::fs::File::open(&fifo).expect("open the fifo");
+        let _ = opened_tx.send(());
+        let _ = reader.read_to_end(&mut Vec::new());
+        let _ = gone_tx.send(());
+    });
+    (opened, gone)
+}
+
 /// An agent killed mid-attempt (with the engine) runs again as attempt 2, and the log says
-/// why. The agent proves it was running, and that it died with the engine, through a fifo.
+/// why. Fifos prove that the attempt was running, that its shell died with the engine, and
+/// that a command the shell had started (which the parent-death signal does not reach) did
+/// not outlive the resume.
 #[test]
 fn an_attempt_in_flight_is_interrupted_and_runs_again() {
     let fixture = Fixture::new(&Backend::Sqlite, "interrupt");
-    let alive = fixture.repo().join("alive.fifo");
-    let never = fixture.repo().join("never.fifo");
-    for fifo in [&alive, &never] {
+    let shell = fixture.repo().join("shell.fifo");
+    let command = fixture.repo().join("command.fifo");
+    let blocked = fixture.repo().join("blocked.fifo");
+    for fifo in [&shell, &command, &blocked] {
         let made = Command::new("mkfifo").arg(fifo).output().expect("mkfifo");
         assert!(made.status.success(), "mkfifo: {made:?}");
     }
@@ -544,69 +628,59 @@ fn an_attempt_in_flight_is_interrupted_and_runs_again() {
         "---\nruntime: exec\n---\n\n# Crash\n\n\
          ## first\n\n```sh\necho \"$MURMUR_AGENT $MURMUR_ATTEMPT\" >> '{ledger}'\necho ok\n```\n\n\
          ## slow\n> needs: first\n\n\
-         The first attempt holds `alive` open for writing, then blocks (in the shell itself, no\n\
-         child process) opening a fifo that nobody writes.\n\n\
+         In its first attempt the shell holds `shell.fifo` open, then runs `cat`, which holds\n\
+         only `command.fifo` open and blocks reading a fifo that nobody writes.\n\n\
          ```sh\necho \"$MURMUR_AGENT $MURMUR_ATTEMPT\" >> '{ledger}'\n\
-         if [ \"$MURMUR_ATTEMPT\" = 1 ]; then\n  exec 3>'{alive}'\n  echo waiting\n  read never < '{never}'\nfi\n\
-         echo finished\n```\n\n\
+         if [ \"$MURMUR_ATTEMPT\" = 1 ]; then\n  exec 3>'{shell}'\n  echo waiting\n  \
+         cat '{blocked}' 3>&- 4>'{command}'\nfi\necho finished\n```\n\n\
          ## last\n> needs: slow\n\n```sh\necho \"$MURMUR_AGENT $MURMUR_ATTEMPT\" >> '{ledger}'\necho ok\n```\n",
-        alive = alive.display(),
-        never = never.display(),
+        shell = shell.display(),
+        command = command.display(),
+        blocked = blocked.display(),
     );
     std::fs::write(fixture.repo().join(".murmur/flights/crash.md"), flight).expect("write");
+    let (_, shell_gone) = watch_writers(shell);
+    let (command_started, command_gone) = watch_writers(command);
 
-    // Reads `alive` until every writer is gone: EOF means the slow attempt's shell died.
-    let (gone_tx, gone) = mpsc::channel();
-    let watcher = {
-        let alive = alive.clone();
-        std::thread::spawn(move || {
-            let mut fifo = std::fs::File::open(&alive).expect("open the alive fifo");
-            let mut rest = Vec::new();
-            let _ = fifo.read_to_end(&mut rest);
-            let _ = gone_tx.send(());
-        })
-    };
-
-    let mut child = spawn(fixture.command(&["flight", "run", "crash", "--json"]));
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut first_line = String::new();
-    stderr.read_line(&mut first_line).expect("read stderr");
-    let run = run_id_of(first_line.trim_end());
-    let stderr = drain(stderr.into_inner(), first_line);
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut seen = Vec::new();
-    loop {
-        let mut line = String::new();
-        let read = stdout.read_line(&mut line).expect("read stdout");
-        assert!(read > 0, "the run ended before `slow` waited: {seen:#?}");
-        let event: Value = serde_json::from_str(&line).expect("json");
-        let waiting = kind(&event) == "agent_output"
-            && event_slug(&event) == Some("slow")
-            && event["event"]["line"] == "waiting";
-        seen.push(event);
+    // Kill once the shell said it waits and `cat` holds its fifo.
+    let waiting = |events: &[Value]| {
+        let waiting = events.last().is_some_and(|event| {
+            kind(event) == "agent_output"
+                && event_slug(event) == Some("slow")
+                && event["event"]["line"] == "waiting"
+        });
         if waiting {
-            break;
+            command_started
+                .recv_timeout(DEADLINE)
+                .expect("`cat` of slow's first attempt started");
         }
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("wait");
-    let stderr = stderr.join().expect("stderr");
+        waiting
+    };
+    let (run, first_session) = start(&fixture, waiting);
+    assert!(
+        first_session.killed,
+        "the run ended before `slow` waited: {:#?}\n{}",
+        first_session.events, first_session.stderr
+    );
     // PR_SET_PDEATHSIG: the attempt's shell dies with the engine. The bound only turns a
     // leaked process into a failure instead of a hang; the wait ends on the fifo's EOF.
     assert!(
-        gone.recv_timeout(Duration::from_secs(60)).is_ok(),
-        "the slow attempt outlived the engine"
+        shell_gone.recv_timeout(DEADLINE).is_ok(),
+        "the shell of slow's first attempt outlived the engine"
     );
-    watcher.join().expect("watcher");
 
     let killed = fixture.snapshot(&run);
     assert_eq!(killed.agents["first"], ("completed".to_owned(), 1));
     assert_eq!(killed.agents["slow"], ("running".to_owned(), 1));
     assert_eq!(killed.agents["last"].0, "pending");
 
-    let session = resume(&fixture, &run, None);
+    let session = resume(&fixture, &run, never);
     assert!(session.status.success(), "resume: {}", session.stderr);
-    let after = check_session(&fixture, &run, "interrupt", &killed, &session);
+    assert!(
+        command_gone.recv_timeout(DEADLINE).is_ok(),
+        "`cat` of slow's first attempt outlived the engine and the resume"
+    );
+    let done = check_session(&fixture, &run, "interrupt", &killed, &session);
     let kinds: Vec<(&str, Option<&str>)> = session
         .events
         .iter()
@@ -620,17 +694,18 @@ fn an_attempt_in_flight_is_interrupted_and_runs_again() {
             ("agent_started", Some("slow")),
             ("agent_output", Some("slow")),
         ],
-        "first run stderr: {stderr}"
+        "first run stderr: {}",
+        first_session.stderr
     );
     assert_eq!(session.events[0]["event"]["attempt"], 1);
     assert_eq!(session.events[1]["event"]["attempt"], 2);
-    assert_eq!(after.status, "completed");
-    assert_eq!(after.agents["first"], ("completed".to_owned(), 1));
-    assert_eq!(after.agents["slow"], ("completed".to_owned(), 2));
-    assert_eq!(after.agents["last"], ("completed".to_owned(), 1));
-    assert_eq!(after.ledger["first"], [1]);
-    assert_eq!(after.ledger["slow"], [1, 2]);
-    assert_eq!(after.ledger["last"], [1]);
+    assert_eq!(done.status, "completed");
+    assert_eq!(done.agents["first"], ("completed".to_owned(), 1));
+    assert_eq!(done.agents["slow"], ("completed".to_owned(), 2));
+    assert_eq!(done.agents["last"], ("completed".to_owned(), 1));
+    assert_eq!(done.ledger["first"], [1]);
+    assert_eq!(done.ledger["slow"], [1, 2]);
+    assert_eq!(done.ledger["last"], [1]);
     let logs = fixture.logs(&run).join("\n");
     assert!(
         logs.contains("attempt 1 was interrupted by an engine restart"),

@@ -184,6 +184,10 @@ impl<'e> Driver<'e> {
     }
 
     async fn run(&mut self) -> Result<RunStatus, Error> {
+        // This process now drives the run: anything still running under its id was left
+        // behind by an engine that died, and must not race the attempts that replace it.
+        // Before the interruptions are committed, so that a crash in between is covered too.
+        murmur_runtime::kill_marked("MURMUR_RUN_ID", &self.row.id);
         let interrupted = self.model.interrupted();
         self.commit(interrupted).await?;
         let mut watch = tokio::time::interval(Duration::from_millis(500));
@@ -373,7 +377,10 @@ impl<'e> Driver<'e> {
             ("MURMUR_RUN_ID".to_owned(), self.row.id.clone()),
             ("MURMUR_FLIGHT".to_owned(), self.row.flight.clone()),
             ("MURMUR_AGENT".to_owned(), agent.slug.clone()),
-            ("MURMUR_REPO".to_owned(), self.executor.repository.display().to_string()),
+            (
+                "MURMUR_REPO".to_owned(),
+                self.executor.repository.display().to_string(),
+            ),
             ("MURMUR_ATTEMPT".to_owned(), attempt.to_string()),
             (
                 "MURMUR_UPSTREAM_RESULTS".to_owned(),

@@ -8,6 +8,7 @@ pub mod exec;
 mod process;
 
 pub use exec::{Error, ExecRequest, Outcome};
+pub use process::kill_marked;
 
 /// One line of agent output, as it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]

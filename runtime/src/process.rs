@@ -29,3 +29,73 @@ pub fn kill_group(pid: u32) {
         libc::kill(-pid, libc::SIGKILL);
     }
 }
+
+/// Kills every other process whose environment has `key=value`, and returns how many.
+///
+/// The parent-death signal reaches only the engine's direct children: a command an agent's
+/// shell started (a foreground `cat`, a tool of a coding agent) is re-parented and lives on
+/// after a `kill -9` of the engine. Agents' processes carry the run id in their environment,
+/// so a new engine can find and stop them before it starts their next attempt. Processes
+/// that replaced their environment, or belong to another user, are not found. Linux only:
+/// elsewhere there is no `/proc` and nothing is killed.
+pub fn kill_marked(key: &str, value: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mark = format!("{key}={value}");
+    let me = std::process::id();
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ.split(|&b| b == 0).any(|var| var == mark.as_bytes()) {
+            continue;
+        }
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) on one pid; no memory is shared.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        killed += 1;
+    }
+    killed
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    #[test]
+    fn kill_marked_finds_processes_by_their_environment() {
+        let mark = format!("kill-marked-{}", std::process::id());
+        let spawn = |value: &str| {
+            Command::new("sleep")
+                .arg("300")
+                .env("MURMUR_TEST_MARK", value)
+                .spawn()
+                .expect("sleep starts")
+        };
+        let mut marked = spawn(&mark);
+        let mut other = spawn("something else");
+        assert_eq!(super::kill_marked("MURMUR_TEST_MARK", &mark), 1);
+        assert_eq!(marked.wait().expect("wait").signal(), Some(libc::SIGKILL));
+        assert_eq!(other.try_wait().expect("try_wait"), None);
+        other.kill().expect("kill");
+        other.wait().expect("wait");
+    }
+}

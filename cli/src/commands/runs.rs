@@ -1,5 +1,6 @@
 //! `murmur flight run` and `murmur runs …`: runs on the local store.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::Exit;
 use crate::cli::{DbArgs, RunArgs};
-use crate::config::Config;
+use crate::commands::live::LiveView;
 use crate::commands::{flight, view};
+use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
 
@@ -125,21 +127,29 @@ use std::os::unix::process::CommandExt;
 /// Drives the run in this process, printing each committed event as it happens.
 /// Ctrl-C detaches: the run stops here and `murmur runs resume` continues it.
 async fn follow_drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<Exit> {
-    let (observer, mut events) = mpsc::unbounded_channel::<Committed>();
+    let (observer, events) = mpsc::unbounded_channel::<Committed>();
     let driving = {
         let executor = executor.clone();
         let id = id.to_owned();
         tokio::spawn(async move { executor.drive(&id, observer).await })
     };
-    let printing = tokio::spawn(async move {
-        while let Some(committed) = events.recv().await {
-            emit_line(&if json {
-                view::committed_json(&committed)
-            } else {
-                view::committed_line(&committed)
-            });
-        }
-    });
+    let live = if !json && std::io::stdout().is_terminal() {
+        let row = executor.store.run(id).await?;
+        let slugs: Vec<String> = executor
+            .store
+            .agents(id)
+            .await?
+            .into_iter()
+            .map(|a| a.slug)
+            .collect();
+        Some(LiveView::new(
+            format!("run {} of {}", short(id), row.flight),
+            &slugs,
+        ))
+    } else {
+        None
+    };
+    let printing = tokio::spawn(print_events(events, json, live));
     let status = tokio::select! {
         result = driving => result.context("the run's driver stopped unexpectedly")??,
         _ = tokio::signal::ctrl_c() => {
@@ -154,6 +164,39 @@ async fn follow_drive(executor: &Executor, id: &str, json: bool) -> anyhow::Resu
         eprintln!("run {id}: {status}");
     }
     Ok(exit_for(status))
+}
+
+/// Prints committed events until the driver closes the channel: JSON lines, plain lines, or
+/// the live view redrawn on each event and every quarter second.
+async fn print_events(
+    mut events: mpsc::UnboundedReceiver<Committed>,
+    json: bool,
+    mut live: Option<LiveView>,
+) {
+    let mut redraw = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            committed = events.recv() => {
+                let Some(committed) = committed else { break };
+                match live.as_mut() {
+                    Some(view) => view.record(&committed),
+                    None if json => emit_line(&view::committed_json(&committed)),
+                    None => emit_line(&view::committed_line(&committed)),
+                }
+            }
+            _ = redraw.tick(), if live.is_some() => {}
+        }
+        if let Some(view) = live.as_mut() {
+            emit(&view.frame());
+        }
+    }
+    if let Some(view) = live.as_mut() {
+        emit(&view.frame());
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 fn exit_for(status: RunStatus) -> Exit {

@@ -51,6 +51,13 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("")
+}
+
 pub fn agents_table(agents: &[AgentRow]) -> String {
     let width = agents
         .iter()
@@ -67,7 +74,7 @@ pub fn agents_table(agents: &[AgentRow]) -> String {
             .error
             .as_deref()
             .or(agent.response.as_deref())
-            .map(first_line)
+            .map(last_line)
             .unwrap_or("");
         out.push_str(&format!(
             "{:<width$}  {:<14} {:>8}  {}\n",

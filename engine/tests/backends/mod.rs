@@ -6,6 +6,34 @@ use murmur_engine::Store;
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// For PostgreSQL: the server's admin URL and the database to drop afterwards.
+    drop: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.drop.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; a fresh thread with its own runtime may block.
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let pool = sqlx::PgPool::connect(&admin).await.ok()?;
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .ok()?;
+                pool.close().await;
+                Some(())
+            })
+        });
+        let _ = dropping.join();
+    }
 }
 
 pub async fn sqlite() -> TestDb {
@@ -14,6 +42,7 @@ pub async fn sqlite() -> TestDb {
     TestDb {
         url,
         _dir: Some(dir),
+        drop: None,
     }
 }
 
@@ -43,6 +72,7 @@ pub async fn postgres() -> Option<TestDb> {
     Some(TestDb {
         url: format!("{base}/{name}"),
         _dir: None,
+        drop: Some((admin.clone(), name)),
     })
 }
 

@@ -1,0 +1,198 @@
+//! The live view of a run on a terminal: one line per agent with its state, elapsed time and
+//! last output line, redrawn in place as events are committed.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use murmur_engine::Event;
+use murmur_engine::executor::Committed;
+
+pub struct LiveView {
+    title: String,
+    agents: Vec<Row>,
+    index: HashMap<String, usize>,
+    run_state: &'static str,
+    started: Instant,
+    drawn_lines: usize,
+    width: usize,
+}
+
+struct Row {
+    slug: String,
+    state: &'static str,
+    since: Option<Instant>,
+    finished: Option<Instant>,
+    last_line: String,
+}
+
+impl LiveView {
+    pub fn new(title: String, slugs: &[String]) -> Self {
+        Self {
+            title,
+            agents: slugs
+                .iter()
+                .map(|slug| Row {
+                    slug: slug.clone(),
+                    state: "pending",
+                    since: None,
+                    finished: None,
+                    last_line: String::new(),
+                })
+                .collect(),
+            index: slugs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i))
+                .collect(),
+            run_state: "queued",
+            started: Instant::now(),
+            drawn_lines: 0,
+            width: terminal_width(),
+        }
+    }
+
+    pub fn record(&mut self, committed: &Committed) {
+        let now = Instant::now();
+        let event = &committed.event;
+        let Some(row) = event
+            .slug()
+            .and_then(|slug| self.index.get(slug))
+            .map(|&i| &mut self.agents[i])
+        else {
+            self.run_state = match event {
+                Event::RunStarted => "running",
+                Event::RunCompleted => "completed",
+                Event::RunFailed { .. } => "failed",
+                Event::RunCanceled => "canceled",
+                _ => self.run_state,
+            };
+            return;
+        };
+        match event {
+            Event::AgentQueued { .. } => row.state = "queued",
+            Event::AgentStarted { .. } => {
+                row.state = "running";
+                row.since = Some(now);
+                row.finished = None;
+            }
+            Event::AgentOutput { line, .. } if !line.trim().is_empty() => {
+                row.last_line = line.clone()
+            }
+            Event::AgentSucceeded { .. } => finish(row, "completed", now),
+            Event::AgentFailed { error, .. } => {
+                finish(row, "failed", now);
+                row.last_line = error.clone();
+            }
+            Event::AgentInterrupted { .. } => row.state = "queued",
+            Event::AgentSkipped { because, .. } => {
+                row.state = "skipped";
+                row.last_line = because.clone();
+            }
+            Event::AgentCanceled { .. } => finish(row, "canceled", now),
+            _ => {}
+        }
+    }
+
+    /// The frame to print: cursor back over the previous frame, then the new one.
+    pub fn frame(&mut self) -> String {
+        let mut out = String::new();
+        if self.drawn_lines > 0 {
+            out.push_str(&format!("\x1b[{}A", self.drawn_lines));
+        }
+        out.push_str("\x1b[J");
+        let elapsed = self.started.elapsed().as_secs_f64();
+        out.push_str(&format!(
+            "{} — {} {}\n",
+            self.title,
+            self.run_state,
+            seconds(elapsed)
+        ));
+        let slug_width = self.agents.iter().map(|r| r.slug.len()).max().unwrap_or(0);
+        for row in &self.agents {
+            let time = match (row.since, row.finished) {
+                (Some(since), Some(end)) => seconds(end.duration_since(since).as_secs_f64()),
+                (Some(since), None) => seconds(since.elapsed().as_secs_f64()),
+                _ => String::new(),
+            };
+            let line = format!(
+                "  {:<slug_width$}  {:<10} {:>7}  {}",
+                row.slug, row.state, time, row.last_line
+            );
+            out.push_str(&clip(&line, self.width));
+            out.push('\n');
+        }
+        self.drawn_lines = self.agents.len() + 1;
+        out
+    }
+}
+
+fn finish(row: &mut Row, state: &'static str, now: Instant) {
+    row.state = state;
+    row.finished = Some(now);
+}
+
+fn seconds(value: f64) -> String {
+    format!("{value:.1}s")
+}
+
+fn clip(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_owned();
+    }
+    let mut clipped: String = line.chars().take(width.saturating_sub(1)).collect();
+    clipped.push('…');
+    clipped
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&w: &usize| w >= 40)
+        .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(event: Event) -> Committed {
+        Committed {
+            seq: 1,
+            at: "2026-01-01T00:00:00.000Z".into(),
+            event,
+        }
+    }
+
+    #[test]
+    fn rows_follow_the_events_and_redraw_in_place() {
+        let mut view = LiveView::new("run x".into(), &["plan".into(), "build".into()]);
+        view.record(&committed(Event::RunStarted));
+        view.record(&committed(Event::AgentStarted {
+            slug: "plan".into(),
+            attempt: 1,
+        }));
+        view.record(&committed(Event::AgentOutput {
+            slug: "plan".into(),
+            attempt: 1,
+            stream: murmur_engine::Stream::Stdout,
+            line: "thinking".into(),
+        }));
+        let first = view.frame();
+        assert!(first.contains("run x — running"), "{first}");
+        assert!(first.contains("plan   running"), "{first}");
+        assert!(first.contains("thinking"), "{first}");
+        assert!(first.contains("build  pending"), "{first}");
+        view.record(&committed(Event::AgentFailed {
+            slug: "plan".into(),
+            attempt: 1,
+            error: "exit 1".into(),
+        }));
+        let second = view.frame();
+        assert!(second.starts_with("\x1b[3A\x1b[J"), "{second:?}");
+        assert!(
+            second.contains("plan   failed") && second.contains("exit 1"),
+            "{second}"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Engine overhead, durable on SQLite: prints figures rather than asserting them.
+//!
+//! `cargo bench -p murmur-engine --bench overhead` runs: a bare fsync'd SQLite commit (the floor),
+//! a 200-agent chain, a 1,000-agent wide flight, and the peak memory of a 10,000-agent run.
+//! Agents run `true` through the real `exec` runtime, so a process spawn is part of each agent.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use murmur_engine::executor::{Executor, StartRequest};
+use murmur_engine::{RunStatus, Store, SystemClock};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::mpsc;
+
+fn chain(agents: usize) -> String {
+    let mut text = String::from("---\nruntime: exec\n---\n# Chain\n");
+    for i in 0..agents {
+        text.push_str(&format!("\n## a{i}\n"));
+        if i > 0 {
+            text.push_str(&format!("> needs: a{}\n", i - 1));
+        }
+        text.push_str("> command: true\n");
+    }
+    text
+}
+
+fn wide(agents: usize) -> String {
+    let mut text = String::from("---\nruntime: exec\n---\n# Wide\n");
+    for i in 0..agents {
+        text.push_str(&format!("\n## a{i}\n> command: true\n"));
+    }
+    text
+}
+
+async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, usize) {
+    let store = Store::open(&dir.join("bench.db").display().to_string())
+        .await
+        .expect("store");
+    let executor = Executor {
+        store,
+        clock: Arc::new(SystemClock),
+        slots,
+        work_root: dir.join("work"),
+        repository: dir.to_path_buf(),
+    };
+    let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
+    let request = StartRequest {
+        flight_name: "bench",
+        flight_path: None,
+        source: text,
+        flight: &flight,
+        inputs: &[],
+    };
+    let id = executor.create(&request).await.expect("create");
+    let (observer, mut events) = mpsc::unbounded_channel();
+    let counting = tokio::spawn(async move {
+        let mut count = 0;
+        while events.recv().await.is_some() {
+            count += 1;
+        }
+        count
+    });
+    let started = Instant::now();
+    let status = executor.drive(&id, observer).await.expect("drive");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(status, RunStatus::Completed);
+    (seconds, counting.await.unwrap_or(0))
+}
+
+async fn fsync_floor(dir: &std::path::Path, commits: usize) -> f64 {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join("floor.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("pool");
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, data TEXT)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    let started = Instant::now();
+    for i in 0..commits {
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::query("INSERT INTO t (id, data) VALUES (?, 'x')")
+            .bind(i as i64)
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+    }
+    started.elapsed().as_secs_f64() / commits as f64
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("overhead: bench");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let floor = fsync_floor(dir.path(), 200).await;
+    println!(
+        "bare SQLite commit (WAL, synchronous=FULL): {:.3} ms",
+        floor * 1e3
+    );
+
+    let chain_dir = tempfile::tempdir().expect("temp dir");
+    let (seconds, events) = run_flight(chain_dir.path(), &chain(200), 2).await;
+    let per_agent = seconds / 200.0;
+    println!(
+        "200-agent chain: {seconds:.2} s, {:.3} ms per agent ({events} events), {:.2}x the commit floor",
+        per_agent * 1e3,
+        per_agent / floor
+    );
+
+    let wide_dir = tempfile::tempdir().expect("temp dir");
+    let (seconds, events) = run_flight(wide_dir.path(), &wide(1000), 64).await;
+    println!(
+        "1,000-agent wide flight (64 slots): {seconds:.2} s, {:.0} agents/s ({events} events)",
+        1000.0 / seconds
+    );
+
+    let big_dir = tempfile::tempdir().expect("temp dir");
+    let (seconds, _) = run_flight(big_dir.path(), &wide(10_000), 64).await;
+    println!(
+        "10,000-agent run: {seconds:.2} s, peak RSS of this process {:.0} MB",
+        peak_rss_mb()
+    );
+}
