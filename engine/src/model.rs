@@ -125,6 +125,20 @@ impl RunModel {
         self.running
     }
 
+    /// Every agent `index` waits for, directly or further up, in no particular order.
+    pub fn ancestors(&self, index: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.agents.len()];
+        let mut stack = self.upstream[index].clone();
+        let mut found = Vec::new();
+        while let Some(up) = stack.pop() {
+            if !std::mem::replace(&mut seen[up], true) {
+                found.push(up);
+                stack.extend(&self.upstream[up]);
+            }
+        }
+        found
+    }
+
     /// Folds one committed event into the state, refusing anything the tables do not allow.
     pub fn apply(&mut self, event: &Event) -> Result<(), TransitionError> {
         match event.slug() {

@@ -1,0 +1,357 @@
+//! Driving one run: replay its log, then loop — take agent messages, let the model decide,
+//! checkpoint everything in one commit, and only then act on what was committed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use murmur_parser::{Agent, Dag, Flight};
+use tokio::sync::{mpsc, oneshot};
+
+use super::launch::{self, Launch, Message};
+use super::{Committed, Error, Executor};
+use crate::event::{Event, Stream};
+use crate::model::RunModel;
+use crate::run::{self, UpstreamResult};
+use crate::state::{AgentState, RunStatus};
+use crate::store::{self, AgentUpdate, Commit, RunRow};
+
+pub(super) struct Driver<'e> {
+    executor: &'e Executor,
+    row: RunRow,
+    flight: Flight,
+    agents: Vec<Agent>,
+    model: RunModel,
+    version: i64,
+    inputs: BTreeMap<String, String>,
+    times: Vec<(Option<String>, Option<String>)>,
+    stops: HashMap<usize, oneshot::Sender<()>>,
+    observer: mpsc::UnboundedSender<Committed>,
+    sender: mpsc::UnboundedSender<Message>,
+    receiver: mpsc::UnboundedReceiver<Message>,
+}
+
+/// Events applied to the model but not yet committed, with what they touched.
+struct Batch {
+    at: String,
+    events: Vec<Event>,
+    touched: Vec<usize>,
+    started: Vec<(usize, u32)>,
+}
+
+/// Why the loop woke up.
+enum Wake {
+    Messages(Vec<Message>),
+    Cancel,
+    Watch,
+}
+
+impl<'e> Driver<'e> {
+    pub async fn load(
+        executor: &'e Executor,
+        run_id: &str,
+        observer: mpsc::UnboundedSender<Committed>,
+    ) -> Result<Self, Error> {
+        let store = &executor.store;
+        let row = store.run(run_id).await?;
+        let parsed = murmur_parser::parse(&row.source, &row.flight);
+        let valid = parsed.diagnostics.iter().all(|d| !d.is_error());
+        let flight = parsed
+            .flight
+            .filter(|_| valid)
+            .ok_or_else(|| Error::StoredFlight(row.id.clone()))?;
+        let agents = run::agents_of(&flight);
+        let dag = Dag::build(&agents).map_err(|_| Error::StoredFlight(row.id.clone()))?;
+        let mut model = RunModel::new(&agents, &dag);
+        for stored in store.events(&row.id, 0).await? {
+            let event: Event = serde_json::from_str(&stored.data).map_err(|e| {
+                store::Error::Corrupt(format!("event {} of run {}: {e}", stored.seq, row.id))
+            })?;
+            model.apply(&event)?;
+        }
+        let times = store
+            .agents(&row.id)
+            .await?
+            .into_iter()
+            .map(|a| (a.started_at, a.finished_at))
+            .collect();
+        let inputs = serde_json::from_str(&row.inputs).unwrap_or_default();
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Ok(Self {
+            executor,
+            version: row.version,
+            row,
+            flight,
+            agents,
+            model,
+            inputs,
+            times,
+            stops: HashMap::new(),
+            observer,
+            sender,
+            receiver,
+        })
+    }
+
+    pub async fn run(&mut self, mut cancel: oneshot::Receiver<()>) -> Result<RunStatus, Error> {
+        if self.model.status().is_terminal() {
+            return Ok(self.model.status());
+        }
+        // This process now drives the run: anything still running under its id was left
+        // behind by an engine that died, and must not race the attempts that replace it.
+        // Before the interruptions are committed, so that a crash in between is covered too.
+        murmur_runtime::kill_marked("MURMUR_RUN_ID", &self.row.id);
+        let mut batch = self.batch();
+        let interrupted = self.model.interrupted();
+        self.stage(&mut batch, interrupted)?;
+        let mut watch = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            self.decide_into(&mut batch)?;
+            self.checkpoint(batch).await?;
+            if self.model.status().is_terminal() {
+                return Ok(self.model.status());
+            }
+            batch = self.batch();
+            match self.wake(&mut cancel, &mut watch).await {
+                Wake::Messages(messages) => {
+                    let events = messages
+                        .into_iter()
+                        .filter_map(|m| self.event_for(m))
+                        .collect();
+                    self.stage(&mut batch, events)?;
+                }
+                Wake::Cancel => {
+                    let events = self.model.cancel();
+                    self.stage(&mut batch, events)?;
+                }
+                Wake::Watch => {
+                    if let Some(status) = self.changed_elsewhere().await? {
+                        self.stop_all();
+                        return Ok(status);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels now, without driving: for a run no process is driving.
+    pub async fn cancel_now(&mut self) -> Result<RunStatus, Error> {
+        let mut batch = self.batch();
+        let events = self.model.cancel();
+        self.stage(&mut batch, events)?;
+        self.checkpoint(batch).await?;
+        Ok(self.model.status())
+    }
+
+    async fn wake(
+        &mut self,
+        cancel: &mut oneshot::Receiver<()>,
+        watch: &mut tokio::time::Interval,
+    ) -> Wake {
+        tokio::select! {
+            message = self.receiver.recv() => {
+                let mut messages: Vec<Message> = message.into_iter().collect();
+                while let Ok(more) = self.receiver.try_recv() {
+                    messages.push(more);
+                }
+                Wake::Messages(messages)
+            }
+            Ok(()) = &mut *cancel => Wake::Cancel,
+            _ = watch.tick() => Wake::Watch,
+        }
+    }
+
+    /// The run's status when another process committed to it (a cancel), else `None`.
+    async fn changed_elsewhere(&self) -> Result<Option<RunStatus>, Error> {
+        let row = self.executor.store.run(&self.row.id).await?;
+        if row.version == self.version {
+            return Ok(None);
+        }
+        let status = RunStatus::parse(&row.status)
+            .ok_or_else(|| store::Error::Corrupt(format!("run status `{}`", row.status)))?;
+        Ok(Some(status))
+    }
+
+    fn stop_all(&mut self) {
+        for (_, stop) in self.stops.drain() {
+            let _ = stop.send(());
+        }
+    }
+
+    fn batch(&self) -> Batch {
+        Batch {
+            at: self.executor.clock.stamp(),
+            events: Vec::new(),
+            touched: Vec::new(),
+            started: Vec::new(),
+        }
+    }
+
+    /// Lets the model decide until it has nothing more to say for now.
+    fn decide_into(&mut self, batch: &mut Batch) -> Result<(), Error> {
+        loop {
+            let free = self.executor.slots.saturating_sub(self.model.running());
+            let decided = self.model.decide(free);
+            if decided.is_empty() {
+                return Ok(());
+            }
+            self.stage(batch, decided)?;
+        }
+    }
+
+    /// Applies events to the model (refusing illegal ones) and adds them to the batch.
+    fn stage(&mut self, batch: &mut Batch, events: Vec<Event>) -> Result<(), Error> {
+        for event in events {
+            self.model.apply(&event)?;
+            if let Some(index) = event.slug().and_then(|slug| self.model.index_of(slug)) {
+                self.stamp_times(index, &event, &batch.at);
+                if batch.touched.last() != Some(&index) {
+                    batch.touched.push(index);
+                }
+                if let Event::AgentStarted { attempt, .. } = event {
+                    batch.started.push((index, attempt));
+                }
+            }
+            batch.events.push(event);
+        }
+        Ok(())
+    }
+
+    /// Commits the batch, tells observers, then performs its effects: starting agents, or
+    /// stopping them when the run was canceled.
+    async fn checkpoint(&mut self, mut batch: Batch) -> Result<(), Error> {
+        if batch.events.is_empty() {
+            return Ok(());
+        }
+        batch.touched.sort_unstable();
+        batch.touched.dedup();
+        let updates: Vec<AgentUpdate> = batch.touched.iter().map(|&i| self.update_of(i)).collect();
+        let status = self.model.status();
+        let finished_at = status.is_terminal().then(|| batch.at.clone());
+        let first_seq = self.version + 1;
+        let commit = Commit {
+            run_id: &self.row.id,
+            expected_version: self.version,
+            at: &batch.at,
+            events: &batch.events,
+            agents: &updates,
+            status,
+            finished_at: finished_at.as_deref(),
+        };
+        self.version = self.executor.store.commit(&commit).await?;
+        for (offset, event) in batch.events.into_iter().enumerate() {
+            let committed = Committed {
+                seq: first_seq + offset as i64,
+                at: batch.at.clone(),
+                event,
+            };
+            let _ = self.observer.send(committed);
+        }
+        if status == RunStatus::Canceled {
+            self.stop_all();
+        }
+        for (index, attempt) in batch.started {
+            self.start(index, attempt)?;
+        }
+        Ok(())
+    }
+
+    fn event_for(&mut self, message: Message) -> Option<Event> {
+        let (index, attempt) = match &message {
+            Message::Line { index, attempt, .. } | Message::Exited { index, attempt, .. } => {
+                (*index, *attempt)
+            }
+        };
+        let agent = &self.model.agents()[index];
+        if agent.attempt != attempt || agent.state != AgentState::Running {
+            return None;
+        }
+        let slug = agent.slug.clone();
+        Some(match message {
+            Message::Line { line, .. } => {
+                let stream = match line.stream {
+                    murmur_runtime::Stream::Stdout => Stream::Stdout,
+                    murmur_runtime::Stream::Stderr => Stream::Stderr,
+                };
+                Event::AgentOutput {
+                    slug,
+                    attempt,
+                    stream,
+                    line: line.text,
+                }
+            }
+            Message::Exited { result, .. } => {
+                self.stops.remove(&index);
+                match result {
+                    Ok(response) => Event::AgentSucceeded {
+                        slug,
+                        attempt,
+                        response,
+                    },
+                    Err(error) => Event::AgentFailed {
+                        slug,
+                        attempt,
+                        error,
+                    },
+                }
+            }
+        })
+    }
+
+    fn stamp_times(&mut self, index: usize, event: &Event, at: &str) {
+        let times = &mut self.times[index];
+        if matches!(event, Event::AgentStarted { .. }) {
+            *times = (Some(at.to_owned()), None);
+        } else if self.model.agents()[index].state.is_terminal() {
+            times.1 = Some(at.to_owned());
+        }
+    }
+
+    fn update_of(&self, index: usize) -> AgentUpdate {
+        let agent = &self.model.agents()[index];
+        AgentUpdate {
+            slug: agent.slug.clone(),
+            state: agent.state,
+            attempts: agent.attempt,
+            response: agent.response.clone(),
+            error: agent.error.clone(),
+            started_at: self.times[index].0.clone(),
+            finished_at: self.times[index].1.clone(),
+        }
+    }
+
+    /// The effect of a committed `AgentStarted`.
+    fn start(&mut self, index: usize, attempt: u32) -> Result<(), Error> {
+        let request = Launch {
+            index,
+            attempt,
+            agent: &self.agents[index],
+            flight: &self.flight,
+            run_id: &self.row.id,
+            flight_name: &self.row.flight,
+            inputs: &self.inputs,
+            upstream: self.upstream_results(index),
+            work_root: &self.executor.work_root,
+            repository: &self.executor.repository,
+        };
+        let stop = launch::launch(request, self.sender.clone())?;
+        self.stops.insert(index, stop);
+        Ok(())
+    }
+
+    /// Every agent upstream of `index`, not just its direct `needs`: references may reach
+    /// further up, and the prompt's results block picks the direct ones.
+    fn upstream_results(&self, index: usize) -> Vec<UpstreamResult> {
+        let agents = self.model.agents();
+        self.model
+            .ancestors(index)
+            .into_iter()
+            .map(|up| &agents[up])
+            .filter(|up| up.state == AgentState::Completed)
+            .map(|up| UpstreamResult {
+                slug: up.slug.clone(),
+                response: up.response.clone().unwrap_or_default(),
+                ..UpstreamResult::default()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,124 @@
+//! The imperative shell around [`RunModel`]: it commits each decision to the store, and only
+//! then starts or stops agents. Effects are keyed by (run, agent, attempt), so a resumed run
+//! starts a new attempt for work that was in flight and never repeats a finished agent.
+
+mod driver;
+mod launch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use murmur_parser::Flight;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::event::Event;
+use crate::model::TransitionError;
+use crate::run::{self, PrepareError};
+use crate::state::RunStatus;
+use crate::store::{self, NewRun, Store};
+use driver::Driver;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error("the run's event log does not replay: {0}")]
+    Replay(#[from] TransitionError),
+    #[error("the flight stored with run {0} no longer parses; it cannot be resumed")]
+    StoredFlight(String),
+    #[error("cannot prepare the working folder {path}: {source}")]
+    Workdir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A committed event, as observers (the live view, `runs logs`) see it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub seq: i64,
+    pub at: String,
+    pub event: Event,
+}
+
+pub struct StartRequest<'a> {
+    pub flight_name: &'a str,
+    pub flight_path: Option<&'a str>,
+    pub source: &'a str,
+    pub flight: &'a Flight,
+    pub inputs: &'a [String],
+}
+
+#[derive(Clone)]
+pub struct Executor {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// Machines of the local pool.
+    pub slots: usize,
+    /// Agents' working folders are created below this.
+    pub work_root: PathBuf,
+    /// The repository the flight belongs to, given to agents as `MURMUR_REPO`.
+    pub repository: PathBuf,
+}
+
+impl Executor {
+    /// Records a new run, after checking its inputs and that every agent can run here.
+    pub async fn create(&self, request: &StartRequest<'_>) -> Result<String, Error> {
+        let inputs = run::resolve_inputs(request.flight, request.inputs)?;
+        let agents = run::agents_of(request.flight);
+        run::check_runnable(request.flight, &agents)?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let slugs: Vec<String> = agents.iter().map(|a| a.slug.clone()).collect();
+        let inputs = serde_json::to_value(&inputs).unwrap_or_default();
+        self.store
+            .create_run(&NewRun {
+                id: &id,
+                flight: request.flight_name,
+                flight_path: request.flight_path,
+                source: request.source,
+                digest: &run::digest(request.source),
+                inputs: &inputs,
+                created_at: &self.clock.stamp(),
+                agents: &slugs,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Runs (or resumes) a run until it ends. Every committed event is sent to `observer`.
+    pub async fn drive(
+        &self,
+        run_id: &str,
+        observer: mpsc::UnboundedSender<Committed>,
+    ) -> Result<RunStatus, Error> {
+        let (_keep, cancel) = oneshot::channel();
+        self.drive_until(run_id, observer, cancel).await
+    }
+
+    /// As [`Self::drive`]; sending on `cancel` cancels the run (running agents are stopped).
+    pub async fn drive_until(
+        &self,
+        run_id: &str,
+        observer: mpsc::UnboundedSender<Committed>,
+        cancel: oneshot::Receiver<()>,
+    ) -> Result<RunStatus, Error> {
+        let mut driver = Driver::load(self, run_id, observer).await?;
+        driver.run(cancel).await
+    }
+
+    /// Cancels a run no process is driving. A process driving it notices the new version
+    /// within half a second and stops its agents.
+    pub async fn cancel(&self, run_id: &str) -> Result<RunStatus, Error> {
+        let (observer, _) = mpsc::unbounded_channel();
+        let mut driver = Driver::load(self, run_id, observer).await?;
+        driver.cancel_now().await
+    }
+}
+
+/// How many agents a run of this flight has (a zero-agent flight has its one root agent).
+pub fn agent_count(flight: &Flight) -> usize {
+    run::agents_of(flight).len()
+}
