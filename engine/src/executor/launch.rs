@@ -1,7 +1,7 @@
 //! The one effect that starts work: launching an agent's attempt on a machine of the pool.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use murmur_parser::{Agent, Flight};
 use murmur_runtime::{Line, exec};
@@ -122,7 +122,7 @@ fn input_variable(name: &str) -> String {
     format!("MURMUR_INPUT_{}", name.to_uppercase().replace('-', "_"))
 }
 
-fn workdir_error(path: &PathBuf, source: std::io::Error) -> Error {
+fn workdir_error(path: &Path, source: std::io::Error) -> Error {
     Error::Workdir {
         path: path.display().to_string(),
         source,
