@@ -95,6 +95,25 @@ async fn fsync_floor(dir: &std::path::Path, commits: usize) -> f64 {
     started.elapsed().as_secs_f64() / commits as f64
 }
 
+/// What one `exec` agent costs without the engine: spawning `sh -c true` and reading it out.
+async fn spawn_floor(dir: &std::path::Path, runs: usize) -> f64 {
+    let started = Instant::now();
+    for _ in 0..runs {
+        let (lines, _) = mpsc::unbounded_channel();
+        let (_stop, stopped) = tokio::sync::oneshot::channel();
+        let request = murmur_runtime::ExecRequest {
+            script: "true".to_owned(),
+            prompt: String::new(),
+            workdir: dir.to_path_buf(),
+            env: Vec::new(),
+        };
+        murmur_runtime::exec::run(request, lines, stopped)
+            .await
+            .expect("sh runs");
+    }
+    started.elapsed().as_secs_f64() / runs as f64
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb: f64 = status
@@ -118,14 +137,21 @@ async fn main() {
         "bare SQLite commit (WAL, synchronous=FULL): {:.3} ms",
         floor * 1e3
     );
+    let spawn = spawn_floor(dir.path(), 200).await;
+    println!(
+        "bare `sh -c true` through the exec runtime: {:.3} ms",
+        spawn * 1e3
+    );
 
     let chain_dir = tempfile::tempdir().expect("temp dir");
     let (seconds, events) = run_flight(chain_dir.path(), &chain(200), 2).await;
     let per_agent = seconds / 200.0;
     println!(
-        "200-agent chain: {seconds:.2} s, {:.3} ms per agent ({events} events), {:.2}x the commit floor",
+        "200-agent chain: {seconds:.2} s, {:.3} ms per agent ({events} events); \
+         {:.2}x the commit + spawn floor, engine overhead beyond both {:.3} ms per agent",
         per_agent * 1e3,
-        per_agent / floor
+        per_agent / (floor + spawn),
+        (per_agent - floor - spawn) * 1e3
     );
 
     let wide_dir = tempfile::tempdir().expect("temp dir");

@@ -8,6 +8,7 @@ use murmur_engine::{AgentState, Event, RunStatus};
 
 every_backend!(
     commits_append_events_and_update_state,
+    a_checkpoint_of_any_size_fits_in_one_commit,
     a_stale_version_is_a_conflict,
     runs_are_found_by_prefix_and_listed_newest_first,
     unfinished_runs_are_the_ones_to_resume,
@@ -32,6 +33,7 @@ async fn create(store: &murmur_engine::Store, id: &str, created_at: &str) {
 fn started(slug: &str) -> AgentUpdate {
     AgentUpdate {
         slug: slug.to_owned(),
+        position: 0,
         state: AgentState::Running,
         attempts: 1,
         response: None,
@@ -166,4 +168,55 @@ async fn unfinished_runs_are_the_ones_to_resume(db: &TestDb) {
         .map(|r| r.id)
         .collect();
     assert_eq!(open, ["open"]);
+}
+
+async fn a_checkpoint_of_any_size_fits_in_one_commit(db: &TestDb) {
+    let store = backends::open(db).await;
+    let slugs: Vec<String> = (0..12_000).map(|i| format!("a{i}")).collect();
+    store
+        .create_run(&NewRun {
+            id: "big",
+            flight: "big",
+            flight_path: None,
+            source: "",
+            digest: "d",
+            inputs: &serde_json::json!({}),
+            created_at: "2026-01-01T00:00:00.000Z",
+            agents: &slugs,
+        })
+        .await
+        .expect("create a run of 12,000 agents");
+    let events: Vec<Event> = slugs
+        .iter()
+        .map(|slug| Event::AgentQueued { slug: slug.clone() })
+        .collect();
+    let updates: Vec<AgentUpdate> = slugs
+        .iter()
+        .enumerate()
+        .map(|(position, slug)| AgentUpdate {
+            state: AgentState::Queued,
+            ..AgentUpdate::pending(slug, position)
+        })
+        .collect();
+    let version = store
+        .commit(&Commit {
+            run_id: "big",
+            expected_version: 0,
+            at: "2026-01-01T00:00:01.000Z",
+            events: &events,
+            agents: &updates,
+            status: RunStatus::Running,
+            finished_at: None,
+        })
+        .await
+        .expect("one commit of 12,000 events");
+    assert_eq!(version, 12_000);
+    let agents = store.agents("big").await.expect("agents");
+    assert_eq!(agents.len(), 12_000);
+    assert!(agents.iter().all(|a| a.state == "queued"));
+    assert_eq!(agents[11_999].slug, "a11999");
+    assert_eq!(
+        store.events("big", 11_998).await.expect("events")[1].seq,
+        12_000
+    );
 }

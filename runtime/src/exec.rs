@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::process::{contain, kill_group};
+use crate::process::{contained, kill_group};
 use crate::{Line, Stream};
 
 #[derive(Debug, Clone)]
@@ -54,16 +53,13 @@ pub async fn run(
     lines: mpsc::UnboundedSender<Line>,
     stop: oneshot::Receiver<()>,
 ) -> Result<Outcome, Error> {
-    let mut command = Command::new("sh");
+    let mut command = contained("sh", &["-c".as_ref(), request.script.as_ref()]);
     command
-        .arg("-c")
-        .arg(&request.script)
         .current_dir(&request.workdir)
         .envs(request.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    contain(&mut command);
     let mut child = command.spawn().map_err(|source| Error::Spawn {
         dir: request.workdir.display().to_string(),
         source,

@@ -310,6 +310,7 @@ impl<'e> Driver<'e> {
         let agent = &self.model.agents()[index];
         AgentUpdate {
             slug: agent.slug.clone(),
+            position: index,
             state: agent.state,
             attempts: agent.attempt,
             response: agent.response.clone(),

@@ -1,7 +1,7 @@
 //! The one effect that starts work: launching an agent's attempt on a machine of the pool.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use murmur_parser::{Agent, Flight};
 use murmur_runtime::{Line, exec};
@@ -61,9 +61,7 @@ pub fn launch(
     let run_dir = launch.work_root.join(run_id);
     let workdir = run_dir.join(&agent.slug);
     std::fs::create_dir_all(&workdir).map_err(|e| workdir_error(&workdir, e))?;
-    let results_path = run_dir.join(format!("{}.upstream.json", agent.slug));
-    let results = serde_json::to_string_pretty(&launch.upstream).unwrap_or_default();
-    std::fs::write(&results_path, results).map_err(|e| workdir_error(&results_path, e))?;
+    let results_path = write_upstream_results(&run_dir, &agent.slug, &launch.upstream)?;
     let mut env = vec![
         ("MURMUR_RUN_ID".to_owned(), run_id.to_owned()),
         ("MURMUR_FLIGHT".to_owned(), launch.flight_name.to_owned()),
@@ -115,6 +113,25 @@ pub fn launch(
         });
     });
     Ok(stop)
+}
+
+/// The JSON file `MURMUR_UPSTREAM_RESULTS` names. Agents without upstreams share one empty
+/// list: a file per agent would be thousands of inode creations for a wide flight.
+fn write_upstream_results(
+    run_dir: &Path,
+    slug: &str,
+    upstream: &[UpstreamResult],
+) -> Result<PathBuf, Error> {
+    let (path, contents) = if upstream.is_empty() {
+        (run_dir.join("no-upstream.json"), "[]".to_owned())
+    } else {
+        let json = serde_json::to_string_pretty(upstream).unwrap_or_default();
+        (run_dir.join(format!("{slug}.upstream.json")), json)
+    };
+    if !(upstream.is_empty() && path.is_file()) {
+        std::fs::write(&path, contents).map_err(|e| workdir_error(&path, e))?;
+    }
+    Ok(path)
 }
 
 /// `MURMUR_INPUT_<NAME>`, upper-cased, `-` as `_`.

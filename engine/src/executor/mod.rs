@@ -118,6 +118,13 @@ impl Executor {
     }
 }
 
+/// Kills every process this machine runs for `run_id` (agents and whatever they started).
+/// For a process that stops driving a run without finishing it: the run stays resumable,
+/// and its in-flight attempts will start again.
+pub fn stop_processes(run_id: &str) -> usize {
+    murmur_runtime::kill_marked("MURMUR_RUN_ID", run_id)
+}
+
 /// How many agents a run of this flight has (a zero-agent flight has its one root agent).
 pub fn agent_count(flight: &Flight) -> usize {
     run::agents_of(flight).len()

@@ -9,7 +9,7 @@ mod schema;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sea_query::{Expr, ExprTrait, Order, Query};
+use sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -92,12 +92,29 @@ pub struct NewRun<'a> {
 #[derive(Debug, Clone)]
 pub struct AgentUpdate {
     pub slug: String,
+    /// The agent's place in the flight (its section order).
+    pub position: usize,
     pub state: AgentState,
     pub attempts: u32,
     pub response: Option<String>,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+}
+
+impl AgentUpdate {
+    pub fn pending(slug: &str, position: usize) -> Self {
+        Self {
+            slug: slug.to_owned(),
+            position,
+            state: AgentState::Pending,
+            attempts: 0,
+            response: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
 }
 
 /// One checkpoint: events to append and the state they lead to.
@@ -193,25 +210,14 @@ impl Store {
             ])
             .to_owned();
         tx.execute(&insert).await.map_err(|e| self.fail(e))?;
-        for (position, slug) in run.agents.iter().enumerate() {
-            let insert = Query::insert()
-                .into_table(Agents::Table)
-                .columns([
-                    Agents::RunId,
-                    Agents::Slug,
-                    Agents::Position,
-                    Agents::State,
-                    Agents::Attempts,
-                ])
-                .values_panic([
-                    run.id.into(),
-                    slug.as_str().into(),
-                    (position as i64).into(),
-                    AgentState::Pending.as_str().into(),
-                    0i64.into(),
-                ])
-                .to_owned();
-            tx.execute(&insert).await.map_err(|e| self.fail(e))?;
+        let pending: Vec<AgentUpdate> = run
+            .agents
+            .iter()
+            .enumerate()
+            .map(|(position, slug)| AgentUpdate::pending(slug, position))
+            .collect();
+        for upsert in agent_upserts(run.id, &pending) {
+            tx.execute(&upsert).await.map_err(|e| self.fail(e))?;
         }
         tx.commit().await.map_err(|e| self.fail(e))
     }
@@ -235,36 +241,11 @@ impl Store {
                 expected: commit.expected_version,
             });
         }
-        if !commit.events.is_empty() {
-            let mut insert = Query::insert()
-                .into_table(Events::Table)
-                .columns([
-                    Events::RunId,
-                    Events::Seq,
-                    Events::At,
-                    Events::Kind,
-                    Events::Slug,
-                    Events::Data,
-                ])
-                .to_owned();
-            for (offset, event) in commit.events.iter().enumerate() {
-                let data =
-                    serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
-                insert.values_panic([
-                    commit.run_id.into(),
-                    (commit.expected_version + 1 + offset as i64).into(),
-                    commit.at.into(),
-                    event.kind().into(),
-                    event.slug().map(str::to_owned).into(),
-                    data.into(),
-                ]);
-            }
+        for insert in event_inserts(commit)? {
             tx.execute(&insert).await.map_err(|e| self.fail(e))?;
         }
-        for agent in commit.agents {
-            tx.execute(&agent_update(commit.run_id, agent))
-                .await
-                .map_err(|e| self.fail(e))?;
+        for upsert in agent_upserts(commit.run_id, commit.agents) {
+            tx.execute(&upsert).await.map_err(|e| self.fail(e))?;
         }
         tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(new_version)
@@ -388,18 +369,89 @@ const RUN_COLUMNS: [Runs; 11] = [
     Runs::FinishedAt,
 ];
 
-fn agent_update(run_id: &str, agent: &AgentUpdate) -> sea_query::UpdateStatement {
-    Query::update()
-        .table(Agents::Table)
-        .value(Agents::State, agent.state.as_str())
-        .value(Agents::Attempts, i64::from(agent.attempts))
-        .value(Agents::Response, agent.response.clone())
-        .value(Agents::Error, agent.error.clone())
-        .value(Agents::StartedAt, agent.started_at.clone())
-        .value(Agents::FinishedAt, agent.finished_at.clone())
-        .and_where(Expr::col(Agents::RunId).eq(run_id))
-        .and_where(Expr::col(Agents::Slug).eq(agent.slug.as_str()))
-        .to_owned()
+/// Rows per multi-row statement: 6 columns × 500 rows stays far below SQLite's limit of
+/// 32,766 bound variables (and PostgreSQL's 65,535), however large a checkpoint gets.
+const ROWS_PER_STATEMENT: usize = 500;
+
+fn event_inserts(commit: &Commit<'_>) -> Result<Vec<sea_query::InsertStatement>, Error> {
+    let mut statements = Vec::new();
+    for (chunk_index, chunk) in commit.events.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let mut insert = Query::insert()
+            .into_table(Events::Table)
+            .columns([
+                Events::RunId,
+                Events::Seq,
+                Events::At,
+                Events::Kind,
+                Events::Slug,
+                Events::Data,
+            ])
+            .to_owned();
+        for (offset, event) in chunk.iter().enumerate() {
+            let data = serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let seq =
+                commit.expected_version + 1 + (chunk_index * ROWS_PER_STATEMENT + offset) as i64;
+            insert.values_panic([
+                commit.run_id.into(),
+                seq.into(),
+                commit.at.into(),
+                event.kind().into(),
+                event.slug().map(str::to_owned).into(),
+                data.into(),
+            ]);
+        }
+        statements.push(insert);
+    }
+    Ok(statements)
+}
+
+/// Writes agents' current state, many rows a statement (SQLite and PostgreSQL share the
+/// `ON CONFLICT … DO UPDATE` form).
+fn agent_upserts(run_id: &str, agents: &[AgentUpdate]) -> Vec<sea_query::InsertStatement> {
+    let columns = [
+        Agents::RunId,
+        Agents::Slug,
+        Agents::Position,
+        Agents::State,
+        Agents::Attempts,
+        Agents::Response,
+        Agents::Error,
+        Agents::StartedAt,
+        Agents::FinishedAt,
+    ];
+    let conflict = OnConflict::columns([Agents::RunId, Agents::Slug])
+        .update_columns([
+            Agents::State,
+            Agents::Attempts,
+            Agents::Response,
+            Agents::Error,
+            Agents::StartedAt,
+            Agents::FinishedAt,
+        ])
+        .to_owned();
+    agents
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut upsert = Query::insert()
+                .into_table(Agents::Table)
+                .columns(columns)
+                .to_owned();
+            for agent in chunk {
+                upsert.values_panic([
+                    run_id.into(),
+                    agent.slug.as_str().into(),
+                    (agent.position as i64).into(),
+                    agent.state.as_str().into(),
+                    i64::from(agent.attempts).into(),
+                    agent.response.clone().into(),
+                    agent.error.clone().into(),
+                    agent.started_at.clone().into(),
+                    agent.finished_at.clone().into(),
+                ]);
+            }
+            upsert.on_conflict(conflict.clone()).to_owned()
+        })
+        .collect()
 }
 
 fn escape_like(text: &str) -> String {
