@@ -93,6 +93,11 @@ impl LiveView {
         }
     }
 
+    /// Draws the next frame below whatever is on screen now (after a question was asked).
+    pub fn start_below(&mut self) {
+        self.drawn_lines = 0;
+    }
+
     /// The frame to print: cursor back over the previous frame, then the new one.
     pub fn frame(&mut self) -> String {
         let mut out = String::new();

@@ -1,6 +1,7 @@
 //! One module per command group; each function is one command.
 
 pub mod flight;
+mod follow;
 mod live;
 pub mod runs;
 mod view;

@@ -1,20 +1,17 @@
 //! `murmur flight run` and `murmur runs …`: runs on the local store.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
 use anyhow::Context;
-use murmur_engine::executor::{self, Committed, Executor, StartRequest};
+use murmur_engine::executor::{self, Executor, StartRequest};
 use murmur_engine::{RunStatus, Store, SystemClock};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::Exit;
 use crate::cli::{DbArgs, RunArgs};
-use crate::commands::live::LiveView;
-use crate::commands::{flight, view};
+use crate::commands::{flight, follow, view};
 use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
@@ -97,7 +94,7 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
             "run {id} of {name} ({} agents)",
             executor::agent_count(&flight)
         );
-        follow_drive(&executor, &id, args.json).await
+        follow::drive(&executor, &id, args.json).await
     })
 }
 
@@ -124,82 +121,7 @@ fn detach(id: &str, db: &str, repo: &Path) -> anyhow::Result<()> {
 
 use std::os::unix::process::CommandExt;
 
-/// Drives the run in this process, printing each committed event as it happens.
-/// Ctrl-C detaches: the run stops here and `murmur runs resume` continues it.
-async fn follow_drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<Exit> {
-    let (observer, events) = mpsc::unbounded_channel::<Committed>();
-    let driving = {
-        let executor = executor.clone();
-        let id = id.to_owned();
-        tokio::spawn(async move { executor.drive(&id, observer).await })
-    };
-    let live = if !json && std::io::stdout().is_terminal() {
-        let row = executor.store.run(id).await?;
-        let slugs: Vec<String> = executor
-            .store
-            .agents(id)
-            .await?
-            .into_iter()
-            .map(|a| a.slug)
-            .collect();
-        Some(LiveView::new(
-            format!("run {} of {}", short(id), row.flight),
-            &slugs,
-        ))
-    } else {
-        None
-    };
-    let printing = tokio::spawn(print_events(events, json, live));
-    let status = tokio::select! {
-        result = driving => result.context("the run's driver stopped unexpectedly")??,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("\ndetached: run {id} is interrupted; `murmur runs resume {id}` continues it, `murmur runs cancel {id}` cancels it");
-            return Ok(Exit::Failure);
-        }
-    };
-    let _ = printing.await;
-    if !json {
-        let agents = executor.store.agents(id).await?;
-        eprint!("\n{}", view::agents_table(&agents));
-        eprintln!("run {id}: {status}");
-    }
-    Ok(exit_for(status))
-}
-
-/// Prints committed events until the driver closes the channel: JSON lines, plain lines, or
-/// the live view redrawn on each event and every quarter second.
-async fn print_events(
-    mut events: mpsc::UnboundedReceiver<Committed>,
-    json: bool,
-    mut live: Option<LiveView>,
-) {
-    let mut redraw = tokio::time::interval(std::time::Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            committed = events.recv() => {
-                let Some(committed) = committed else { break };
-                match live.as_mut() {
-                    Some(view) => view.record(&committed),
-                    None if json => emit_line(&view::committed_json(&committed)),
-                    None => emit_line(&view::committed_line(&committed)),
-                }
-            }
-            _ = redraw.tick(), if live.is_some() => {}
-        }
-        if let Some(view) = live.as_mut() {
-            emit(&view.frame());
-        }
-    }
-    if let Some(view) = live.as_mut() {
-        emit(&view.frame());
-    }
-}
-
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
-}
-
-fn exit_for(status: RunStatus) -> Exit {
+pub fn exit_for(status: RunStatus) -> Exit {
     if status == RunStatus::Completed {
         Exit::Success
     } else {
@@ -216,7 +138,7 @@ pub fn resume(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
             eprintln!("run {} already ended: {status}", row.id);
             return Ok(exit_for(status));
         }
-        follow_drive(&executor, &row.id, json).await
+        follow::drive(&executor, &row.id, json).await
     })
 }
 
