@@ -29,7 +29,10 @@ pub async fn drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<
     let live = live_view(executor, id, json).await?;
     let paused = Arc::new(AtomicBool::new(false));
     let printing = tokio::spawn(print_events(events, json, live, paused.clone()));
-    let status = match wait_or_interrupt(driving, cancel, &paused).await? {
+    let outcome = wait_or_interrupt(driving, cancel, &paused).await;
+    let status = match outcome.with_context(|| {
+        format!("run {id} stopped; fix the cause, then `murmur runs resume {id}` continues it")
+    })? {
         Some(status) => status,
         None => {
             murmur_engine::executor::stop_processes(id);

@@ -69,7 +69,11 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
     let name = locate::flight_name(&loaded.path).unwrap_or_else(|| "flight".to_owned());
     block_on(async {
         let executor = executor(&args.db, &repo).await?;
-        let path = loaded.path.display().to_string();
+        let absolute = loaded
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| loaded.path.clone());
+        let path = absolute.display().to_string();
         let request = StartRequest {
             flight_name: &name,
             flight_path: Some(&path),
@@ -138,8 +142,27 @@ pub fn resume(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
             eprintln!("run {} already ended: {status}", row.id);
             return Ok(exit_for(status));
         }
+        warn_if_flight_changed(&row);
         follow::drive(&executor, &row.id, json).await
     })
+}
+
+/// A run keeps the flight text it started with; say so when the file has moved on since.
+fn warn_if_flight_changed(row: &murmur_engine::store::RunRow) {
+    let Some(path) = row.flight_path.as_deref() else {
+        return;
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let current = murmur_engine::run::digest(murmur_parser::Source::new(&text).text());
+    if current != row.digest {
+        eprintln!(
+            "note: {path} changed since run {} started; the run continues with the version it started with \
+             (start a new run to use the new one)",
+            row.id
+        );
+    }
 }
 
 pub fn cancel(db: &DbArgs, run: &str) -> anyhow::Result<Exit> {

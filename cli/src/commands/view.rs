@@ -51,6 +51,13 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
+fn clip(line: &str, width: usize) -> String {
+    match line.char_indices().nth(width) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
 fn last_line(text: &str) -> &str {
     text.lines()
         .rev()
@@ -75,7 +82,8 @@ pub fn agents_table(agents: &[AgentRow]) -> String {
             .as_deref()
             .or(agent.response.as_deref())
             .map(last_line)
-            .unwrap_or("");
+            .map(|line| clip(line, 72))
+            .unwrap_or_default();
         out.push_str(&format!(
             "{:<width$}  {:<14} {:>8}  {}\n",
             agent.slug, agent.state, agent.attempts, result
