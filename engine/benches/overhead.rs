@@ -114,6 +114,58 @@ async fn spawn_floor(dir: &std::path::Path, runs: usize) -> f64 {
     started.elapsed().as_secs_f64() / runs as f64
 }
 
+/// Several chains at once on one store: how many checkpoints each transaction carried.
+async fn concurrent_runs(runs: usize, agents: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("bench.db").display().to_string())
+        .await
+        .expect("store");
+    let executor = Executor {
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        slots: runs,
+        work_root: dir.path().join("work"),
+        repository: dir.path().to_path_buf(),
+    };
+    let text = chain(agents);
+    let flight = murmur_parser::parse(&text, "bench").flight.expect("flight");
+    let mut ids = Vec::new();
+    for _ in 0..runs {
+        let request = StartRequest {
+            flight_name: "bench",
+            flight_path: None,
+            source: &text,
+            flight: &flight,
+            inputs: &[],
+        };
+        ids.push(executor.create(&request).await.expect("create"));
+    }
+    let before = store.write_stats();
+    let started = Instant::now();
+    let drives: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let executor = executor.clone();
+            tokio::spawn(async move { executor.drive(&id, mpsc::unbounded_channel().0).await })
+        })
+        .collect();
+    for drive in drives {
+        assert_eq!(
+            drive.await.expect("task").expect("drive"),
+            RunStatus::Completed
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = store.write_stats();
+    let checkpoints = after.checkpoints - before.checkpoints;
+    let transactions = after.transactions - before.transactions;
+    println!(
+        "{runs} concurrent {agents}-agent chains: {seconds:.2} s, {checkpoints} checkpoints in {transactions} \
+         transactions ({:.1} per fsync)",
+        checkpoints as f64 / transactions.max(1) as f64
+    );
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb: f64 = status
@@ -160,6 +212,8 @@ async fn main() {
         "1,000-agent wide flight (64 slots): {seconds:.2} s, {:.0} agents/s ({events} events)",
         1000.0 / seconds
     );
+
+    concurrent_runs(20, 50).await;
 
     let big_dir = tempfile::tempdir().expect("temp dir");
     let (seconds, _) = run_flight(big_dir.path(), &wide(10_000), 64).await;

@@ -9,6 +9,7 @@ use murmur_engine::{AgentState, Event, RunStatus};
 every_backend!(
     commits_append_events_and_update_state,
     a_checkpoint_of_any_size_fits_in_one_commit,
+    concurrent_checkpoints_share_transactions_and_conflicts_stay_isolated,
     a_stale_version_is_a_conflict,
     runs_are_found_by_prefix_and_listed_newest_first,
     unfinished_runs_are_the_ones_to_resume,
@@ -218,5 +219,70 @@ async fn a_checkpoint_of_any_size_fits_in_one_commit(db: &TestDb) {
     assert_eq!(
         store.events("big", 11_998).await.expect("events")[1].seq,
         12_000
+    );
+}
+
+async fn concurrent_checkpoints_share_transactions_and_conflicts_stay_isolated(db: &TestDb) {
+    let store = backends::open(db).await;
+    let ids: Vec<String> = (0..40).map(|i| format!("run-{i:02}")).collect();
+    for id in &ids {
+        create(&store, id, "2026-01-01T00:00:00.000Z").await;
+    }
+    store
+        .commit(&Commit {
+            run_id: "run-00",
+            expected_version: 0,
+            at: "2026-01-01T00:00:01.000Z",
+            events: &[Event::RunStarted],
+            agents: &[],
+            status: RunStatus::Running,
+            finished_at: None,
+        })
+        .await
+        .expect("run-00 moves to version 1");
+    let before = store.write_stats();
+    let commits = ids.iter().map(|id| {
+        let store = store.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let events = [Event::RunStarted];
+            let commit = Commit {
+                run_id: &id,
+                expected_version: 0,
+                at: "2026-01-01T00:00:02.000Z",
+                events: &events,
+                agents: &[started("a")],
+                status: RunStatus::Running,
+                finished_at: None,
+            };
+            store.commit(&commit).await
+        })
+    });
+    let mut results = Vec::new();
+    // The conflicting checkpoint is counted as a written one: it shared a transaction.
+    for task in commits.collect::<Vec<_>>() {
+        results.push(task.await.expect("task"));
+    }
+    assert!(
+        matches!(results[0], Err(Error::Conflict { .. })),
+        "run-00 was already at version 1"
+    );
+    assert!(
+        results[1..].iter().all(|r| matches!(r, Ok(1))),
+        "{results:?}"
+    );
+    for id in &ids[1..] {
+        assert_eq!(store.agents(id).await.expect("agents")[0].state, "running");
+    }
+    assert_eq!(
+        store.events("run-00", 0).await.expect("events").len(),
+        1,
+        "the conflict wrote nothing"
+    );
+    let after = store.write_stats();
+    assert_eq!(
+        after.checkpoints - before.checkpoints,
+        40,
+        "conflicts are not counted as written"
     );
 }

@@ -76,6 +76,14 @@ impl Tx {
         })
     }
 
+    /// Runs a fixed statement (savepoints); never built from input.
+    pub async fn raw(&mut self, sql: &'static str) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(tx) => sqlx::query(sql).execute(&mut **tx).await.map(drop),
+            Tx::Postgres(tx) => sqlx::query(sql).execute(&mut **tx).await.map(drop),
+        }
+    }
+
     pub async fn commit(self) -> sqlx::Result<()> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,

@@ -5,20 +5,24 @@
 mod backend;
 mod rows;
 mod schema;
+mod statements;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
+use sea_query::{Expr, ExprTrait, Order, Query};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use rows::{AgentRow, EventRow, RunRow};
+pub use writer::WriteStats;
 
 use crate::event::Event;
 use crate::state::{AgentState, RunStatus};
 use backend::Backend;
 use schema::{Agents, Events, Runs};
+use statements::{RUN_COLUMNS, agent_upserts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -48,7 +52,9 @@ pub enum Error {
     #[error("`{0}` matches several runs; give more of the id")]
     AmbiguousRun(String),
     #[error("the database is full or out of disk space: {0}")]
-    Full(sqlx::Error),
+    Full(String),
+    #[error("the checkpoint was not written: {0}")]
+    NotWritten(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("stored data is corrupt: {0}")]
@@ -70,7 +76,7 @@ fn classify(location: &str, error: sqlx::Error) -> Error {
     if message.contains("database is locked") || message.contains("database table is locked") {
         Error::Locked(location.to_owned())
     } else if message.contains("database or disk is full") || message.contains("No space left") {
-        Error::Full(error)
+        Error::Full(message)
     } else {
         Error::Database(error)
     }
@@ -131,6 +137,7 @@ pub struct Commit<'a> {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    writer: writer::Writer,
     location: String,
     tenant: String,
 }
@@ -152,6 +159,7 @@ impl Store {
                 (open_sqlite(path).await?, path.to_owned())
             };
         let store = Self {
+            writer: writer::Writer::start(backend.clone(), location.clone()),
             backend,
             location,
             tenant: "local".to_owned(),
@@ -166,6 +174,11 @@ impl Store {
             Backend::Postgres(pool) => MIGRATOR.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Checkpoints written so far and the transactions they shared.
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
     }
 
     pub fn location(&self) -> &str {
@@ -224,31 +237,9 @@ impl Store {
 
     /// Appends the events and writes the new state, all or nothing. Fails with
     /// [`Error::Conflict`] when the run's version is no longer `expected_version`.
+    /// Checkpoints that arrive together (from concurrent runs) share one transaction.
     pub async fn commit(&self, commit: &Commit<'_>) -> Result<i64, Error> {
-        let new_version = commit.expected_version + commit.events.len() as i64;
-        let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
-        let bump = Query::update()
-            .table(Runs::Table)
-            .value(Runs::Version, new_version)
-            .value(Runs::Status, commit.status.as_str())
-            .value(Runs::FinishedAt, commit.finished_at.map(str::to_owned))
-            .and_where(Expr::col(Runs::Id).eq(commit.run_id))
-            .and_where(Expr::col(Runs::Version).eq(commit.expected_version))
-            .to_owned();
-        if tx.execute(&bump).await.map_err(|e| self.fail(e))? != 1 {
-            return Err(Error::Conflict {
-                run: commit.run_id.to_owned(),
-                expected: commit.expected_version,
-            });
-        }
-        for insert in event_inserts(commit)? {
-            tx.execute(&insert).await.map_err(|e| self.fail(e))?;
-        }
-        for upsert in agent_upserts(commit.run_id, commit.agents) {
-            tx.execute(&upsert).await.map_err(|e| self.fail(e))?;
-        }
-        tx.commit().await.map_err(|e| self.fail(e))?;
-        Ok(new_version)
+        self.writer.commit(writer::Checkpoint::from(commit)).await
     }
 
     /// A run by id or unique id prefix.
@@ -353,105 +344,6 @@ impl Store {
             .await
             .map_err(|e| self.fail(e))
     }
-}
-
-const RUN_COLUMNS: [Runs; 11] = [
-    Runs::Id,
-    Runs::Tenant,
-    Runs::Flight,
-    Runs::FlightPath,
-    Runs::Source,
-    Runs::Digest,
-    Runs::Inputs,
-    Runs::Status,
-    Runs::Version,
-    Runs::CreatedAt,
-    Runs::FinishedAt,
-];
-
-/// Rows per multi-row statement: 6 columns × 500 rows stays far below SQLite's limit of
-/// 32,766 bound variables (and PostgreSQL's 65,535), however large a checkpoint gets.
-const ROWS_PER_STATEMENT: usize = 500;
-
-fn event_inserts(commit: &Commit<'_>) -> Result<Vec<sea_query::InsertStatement>, Error> {
-    let mut statements = Vec::new();
-    for (chunk_index, chunk) in commit.events.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let mut insert = Query::insert()
-            .into_table(Events::Table)
-            .columns([
-                Events::RunId,
-                Events::Seq,
-                Events::At,
-                Events::Kind,
-                Events::Slug,
-                Events::Data,
-            ])
-            .to_owned();
-        for (offset, event) in chunk.iter().enumerate() {
-            let data = serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let seq =
-                commit.expected_version + 1 + (chunk_index * ROWS_PER_STATEMENT + offset) as i64;
-            insert.values_panic([
-                commit.run_id.into(),
-                seq.into(),
-                commit.at.into(),
-                event.kind().into(),
-                event.slug().map(str::to_owned).into(),
-                data.into(),
-            ]);
-        }
-        statements.push(insert);
-    }
-    Ok(statements)
-}
-
-/// Writes agents' current state, many rows a statement (SQLite and PostgreSQL share the
-/// `ON CONFLICT … DO UPDATE` form).
-fn agent_upserts(run_id: &str, agents: &[AgentUpdate]) -> Vec<sea_query::InsertStatement> {
-    let columns = [
-        Agents::RunId,
-        Agents::Slug,
-        Agents::Position,
-        Agents::State,
-        Agents::Attempts,
-        Agents::Response,
-        Agents::Error,
-        Agents::StartedAt,
-        Agents::FinishedAt,
-    ];
-    let conflict = OnConflict::columns([Agents::RunId, Agents::Slug])
-        .update_columns([
-            Agents::State,
-            Agents::Attempts,
-            Agents::Response,
-            Agents::Error,
-            Agents::StartedAt,
-            Agents::FinishedAt,
-        ])
-        .to_owned();
-    agents
-        .chunks(ROWS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut upsert = Query::insert()
-                .into_table(Agents::Table)
-                .columns(columns)
-                .to_owned();
-            for agent in chunk {
-                upsert.values_panic([
-                    run_id.into(),
-                    agent.slug.as_str().into(),
-                    (agent.position as i64).into(),
-                    agent.state.as_str().into(),
-                    i64::from(agent.attempts).into(),
-                    agent.response.clone().into(),
-                    agent.error.clone().into(),
-                    agent.started_at.clone().into(),
-                    agent.finished_at.clone().into(),
-                ]);
-            }
-            upsert.on_conflict(conflict.clone()).to_owned()
-        })
-        .collect()
 }
 
 fn escape_like(text: &str) -> String {

@@ -1,0 +1,197 @@
+//! Group commit: one writer task per store takes every checkpoint queued at the moment and
+//! writes them in one transaction, so concurrent runs share an fsync instead of paying one
+//! each. A savepoint per checkpoint keeps one run's version conflict from failing the others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sea_query::{Expr, ExprTrait, Query};
+use tokio::sync::{mpsc, oneshot};
+
+use super::backend::{Backend, Tx};
+use super::schema::Runs;
+use super::statements::{agent_upserts, event_inserts};
+use super::{AgentUpdate, Commit, Error, classify};
+use crate::event::Event;
+use crate::state::RunStatus;
+
+/// At most this many checkpoints share a transaction, so one group's latency stays bounded.
+const GROUP_LIMIT: usize = 128;
+
+/// An owned [`Commit`], queued for the writer.
+pub(super) struct Checkpoint {
+    pub run_id: String,
+    pub expected_version: i64,
+    pub at: String,
+    pub events: Vec<Event>,
+    pub agents: Vec<AgentUpdate>,
+    pub status: RunStatus,
+    pub finished_at: Option<String>,
+}
+
+impl From<&Commit<'_>> for Checkpoint {
+    fn from(commit: &Commit<'_>) -> Self {
+        Self {
+            run_id: commit.run_id.to_owned(),
+            expected_version: commit.expected_version,
+            at: commit.at.to_owned(),
+            events: commit.events.to_vec(),
+            agents: commit.agents.to_vec(),
+            status: commit.status,
+            finished_at: commit.finished_at.map(str::to_owned),
+        }
+    }
+}
+
+struct Request {
+    checkpoint: Checkpoint,
+    reply: oneshot::Sender<Result<i64, Error>>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Writer {
+    requests: mpsc::UnboundedSender<Request>,
+    stats: Arc<Counters>,
+}
+
+/// How many checkpoints were written, in how many transactions.
+#[derive(Debug, Default)]
+struct Counters {
+    checkpoints: AtomicU64,
+    transactions: AtomicU64,
+}
+
+/// Checkpoints written and the transactions (fsyncs) they took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    pub checkpoints: u64,
+    pub transactions: u64,
+}
+
+impl Writer {
+    /// Starts the writer task; it ends when the last handle to the store is dropped.
+    pub fn start(backend: Backend, location: String) -> Self {
+        let (requests, queue) = mpsc::unbounded_channel();
+        let stats = Arc::new(Counters::default());
+        tokio::spawn(write_loop(backend, location, queue, stats.clone()));
+        Self { requests, stats }
+    }
+
+    pub fn stats(&self) -> WriteStats {
+        WriteStats {
+            checkpoints: self.stats.checkpoints.load(Ordering::Relaxed),
+            transactions: self.stats.transactions.load(Ordering::Relaxed),
+        }
+    }
+
+    pub async fn commit(&self, checkpoint: Checkpoint) -> Result<i64, Error> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::NotWritten("the store's writer has stopped".to_owned());
+        self.requests
+            .send(Request { checkpoint, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn write_loop(
+    backend: Backend,
+    location: String,
+    mut queue: mpsc::UnboundedReceiver<Request>,
+    stats: Arc<Counters>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_LIMIT
+            && let Ok(next) = queue.try_recv()
+        {
+            group.push(next);
+        }
+        match write_group(&backend, &group).await {
+            Ok(results) => {
+                stats.transactions.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .checkpoints
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                for (request, result) in group.into_iter().zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(error) => {
+                let error = classify(&location, error);
+                let message = error.to_string();
+                let mut replies = group.into_iter().map(|request| request.reply);
+                if let Some(first) = replies.next() {
+                    let _ = first.send(Err(error));
+                }
+                for reply in replies {
+                    let _ = reply.send(Err(same_kind(&location, &message)));
+                }
+            }
+        }
+    }
+}
+
+/// The error for the other members of a failed group, keeping what they must do about it.
+fn same_kind(location: &str, message: &str) -> Error {
+    if message.contains("is locked") {
+        Error::Locked(location.to_owned())
+    } else if message.contains("full or out of disk space") {
+        Error::Full(message.to_owned())
+    } else {
+        Error::NotWritten(message.to_owned())
+    }
+}
+
+/// One transaction for the whole group; each checkpoint's own outcome is returned.
+async fn write_group(
+    backend: &Backend,
+    group: &[Request],
+) -> sqlx::Result<Vec<Result<i64, Error>>> {
+    let mut tx = backend.begin().await?;
+    let mut results = Vec::with_capacity(group.len());
+    for request in group {
+        tx.raw("SAVEPOINT checkpoint").await?;
+        match write_one(&mut tx, &request.checkpoint).await? {
+            Some(version) => {
+                tx.raw("RELEASE SAVEPOINT checkpoint").await?;
+                results.push(Ok(version));
+            }
+            None => {
+                tx.raw("ROLLBACK TO SAVEPOINT checkpoint").await?;
+                tx.raw("RELEASE SAVEPOINT checkpoint").await?;
+                let checkpoint = &request.checkpoint;
+                results.push(Err(Error::Conflict {
+                    run: checkpoint.run_id.clone(),
+                    expected: checkpoint.expected_version,
+                }));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Writes one checkpoint; `None` when the run is no longer at the expected version.
+async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Option<i64>> {
+    let new_version = checkpoint.expected_version + checkpoint.events.len() as i64;
+    let bump = Query::update()
+        .table(Runs::Table)
+        .value(Runs::Version, new_version)
+        .value(Runs::Status, checkpoint.status.as_str())
+        .value(Runs::FinishedAt, checkpoint.finished_at.clone())
+        .and_where(Expr::col(Runs::Id).eq(checkpoint.run_id.as_str()))
+        .and_where(Expr::col(Runs::Version).eq(checkpoint.expected_version))
+        .to_owned();
+    if tx.execute(&bump).await? != 1 {
+        return Ok(None);
+    }
+    let inserts = event_inserts(checkpoint).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    for insert in inserts {
+        tx.execute(&insert).await?;
+    }
+    for upsert in agent_upserts(&checkpoint.run_id, &checkpoint.agents) {
+        tx.execute(&upsert).await?;
+    }
+    Ok(Some(new_version))
+}
