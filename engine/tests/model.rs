@@ -1,0 +1,214 @@
+//! The run model alone: pure, no IO. Scheduling order, the pool cap, the failure policy and
+//! the typed refusals.
+
+use murmur_engine::{AgentState, Event, RunModel, RunStatus, TransitionError};
+use murmur_parser::Dag;
+
+fn model(text: &str) -> RunModel {
+    let parsed = murmur_parser::parse(text, "t");
+    assert!(parsed.is_valid(), "{:?}", parsed.diagnostics);
+    let flight = parsed.flight.expect("flight");
+    let dag = Dag::build(&flight.agents).expect("dag");
+    RunModel::new(&flight.agents, &dag)
+}
+
+fn apply_all(model: &mut RunModel, events: &[Event]) {
+    for event in events {
+        model.apply(event).expect("legal");
+    }
+}
+
+fn started(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AgentStarted { slug, .. } => Some(slug.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `short` is alone; `long` heads a chain of three. With one slot, the chain goes first.
+const PRIORITY: &str = "# P\n\n## short\n\nS.\n\n## long\n\nL.\n\n## middle\n> needs: long\n\nM.\n\n## end\n> needs: middle\n\nE.\n";
+
+#[test]
+fn the_longest_remaining_path_starts_first() {
+    let mut run = model(PRIORITY);
+    let opening = run.decide(1);
+    assert_eq!(opening, [Event::RunStarted]);
+    apply_all(&mut run, &opening);
+    let first = run.decide(1);
+    assert_eq!(started(&first), ["long"], "{first:?}");
+    assert!(
+        first.contains(&Event::AgentQueued {
+            slug: "short".into()
+        }),
+        "short waits in the queue"
+    );
+    apply_all(&mut run, &first);
+    assert_eq!(
+        run.decide(0),
+        Vec::<Event>::new(),
+        "no free slot, nothing to do"
+    );
+}
+
+#[test]
+fn the_pool_cap_is_respected_and_freed_slots_are_reused() {
+    let text = "# W\n\n## a\n\nA.\n\n## b\n\nB.\n\n## c\n\nC.\n";
+    let mut run = model(text);
+    apply_all(&mut run, &[Event::RunStarted]);
+    let first = run.decide(2);
+    assert_eq!(started(&first).len(), 2);
+    apply_all(&mut run, &first);
+    assert_eq!(run.running(), 2);
+    let done = started(&first)[0].to_owned();
+    apply_all(
+        &mut run,
+        &[Event::AgentSucceeded {
+            slug: done,
+            attempt: 1,
+            response: "ok".into(),
+        }],
+    );
+    let next = run.decide(2 - run.running());
+    assert_eq!(started(&next).len(), 1);
+}
+
+#[test]
+fn a_failure_skips_the_rest_and_fails_the_run_once_nothing_runs() {
+    let text = "# F\n\n## a\n\nA.\n\n## b\n\nB.\n\n## after-a\n> needs: a\n\nX.\n\n## c\n\nC.\n";
+    let mut run = model(text);
+    apply_all(&mut run, &[Event::RunStarted]);
+    let first = run.decide(2);
+    apply_all(&mut run, &first);
+    let running = started(&first);
+    assert_eq!(running.len(), 2);
+    let (failed, other) = (running[0].to_owned(), running[1].to_owned());
+    apply_all(
+        &mut run,
+        &[Event::AgentFailed {
+            slug: failed.clone(),
+            attempt: 1,
+            error: "boom".into(),
+        }],
+    );
+    let wind_down = run.decide(5);
+    assert!(
+        started(&wind_down).is_empty(),
+        "nothing new starts after a failure"
+    );
+    assert!(
+        !wind_down
+            .iter()
+            .any(|e| matches!(e, Event::RunFailed { .. })),
+        "{other} still runs"
+    );
+    apply_all(&mut run, &wind_down);
+    apply_all(
+        &mut run,
+        &[Event::AgentSucceeded {
+            slug: other,
+            attempt: 1,
+            response: "done".into(),
+        }],
+    );
+    let end = run.decide(5);
+    assert_eq!(
+        end,
+        [Event::RunFailed {
+            reason: format!("agent `{failed}` failed")
+        }]
+    );
+    apply_all(&mut run, &end);
+    assert_eq!(run.status(), RunStatus::Failed);
+    let states: Vec<AgentState> = run.agents().iter().map(|a| a.state).collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == AgentState::Skipped).count(),
+        2
+    );
+}
+
+#[test]
+fn illegal_and_stale_events_are_typed_errors() {
+    let mut run = model(PRIORITY);
+    apply_all(&mut run, &[Event::RunStarted]);
+    let illegal = run.apply(&Event::AgentSucceeded {
+        slug: "short".into(),
+        attempt: 0,
+        response: String::new(),
+    });
+    assert!(
+        matches!(
+            illegal,
+            Err(TransitionError::Illegal {
+                state: AgentState::Pending,
+                ..
+            })
+        ),
+        "{illegal:?}"
+    );
+    apply_all(
+        &mut run,
+        &[
+            Event::AgentQueued {
+                slug: "short".into(),
+            },
+            Event::AgentStarted {
+                slug: "short".into(),
+                attempt: 1,
+            },
+        ],
+    );
+    let stale = run.apply(&Event::AgentFailed {
+        slug: "short".into(),
+        attempt: 7,
+        error: String::new(),
+    });
+    assert!(
+        matches!(
+            stale,
+            Err(TransitionError::StaleAttempt {
+                current: 1,
+                got: 7,
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    let unknown = run.apply(&Event::AgentQueued {
+        slug: "ghost".into(),
+    });
+    assert_eq!(unknown, Err(TransitionError::UnknownAgent("ghost".into())));
+    let run_twice = run.apply(&Event::RunStarted);
+    assert!(matches!(
+        run_twice,
+        Err(TransitionError::IllegalRun {
+            status: RunStatus::Running,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn cancel_and_interruption_cover_every_unfinished_agent() {
+    let mut run = model(PRIORITY);
+    apply_all(&mut run, &[Event::RunStarted]);
+    let first = run.decide(1);
+    apply_all(&mut run, &first);
+    assert_eq!(
+        run.interrupted(),
+        [Event::AgentInterrupted {
+            slug: "long".into(),
+            attempt: 1
+        }]
+    );
+    let cancel = run.cancel();
+    assert_eq!(cancel.len(), 5, "four agents and the run: {cancel:?}");
+    apply_all(&mut run, &cancel);
+    assert_eq!(run.status(), RunStatus::Canceled);
+    assert!(
+        run.cancel().is_empty(),
+        "a finished run cannot be canceled again"
+    );
+}
