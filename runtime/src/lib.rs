@@ -5,7 +5,9 @@
 //! about runs, the store or the DAG.
 
 pub mod exec;
+mod git;
 mod process;
+pub mod workspace;
 
 pub use exec::{Error, ExecRequest, Outcome};
 pub use process::kill_marked;

@@ -1,0 +1,233 @@
+//! Git workspaces: every agent works in its own worktree on its own branch, created from the
+//! base branch with the branches of its upstream agents merged in.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::{self, git, succeeds};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} is not inside a git repository; agents need one to branch from")]
+    NotARepository(String),
+    #[error("the base branch `{0}` does not exist; set the workspace's base branch or create it")]
+    NoBase(String),
+    #[error(
+        "branch `{0}` already exists and is not this agent's; pick another `branch` or delete it (`git branch -D {0}`)"
+    )]
+    BranchExists(String),
+    #[error(
+        "the repository has uncommitted changes ({0}); agents branch from committed work only: commit or stash them first"
+    )]
+    Dirty(String),
+    #[error("merging `{branch}` conflicts in: {}; resolve by hand or change the flight so these agents touch different files", files.join(", "))]
+    MergeConflict { branch: String, files: Vec<String> },
+    #[error(transparent)]
+    Git(#[from] git::Error),
+}
+
+/// A repository that agents branch from.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub root: PathBuf,
+    pub base: String,
+}
+
+/// An agent's checked-out branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worktree {
+    pub path: PathBuf,
+    pub branch: String,
+    /// The commit the branch started from, for counting the agent's own commits.
+    pub base_commit: String,
+}
+
+/// What an agent's branch holds beyond where it started.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changes {
+    pub commits: u32,
+    /// `git diff --shortstat`, e.g. "2 files changed, 10 insertions(+)".
+    pub diff_stat: String,
+}
+
+impl Repository {
+    /// The repository containing `dir`, branching from `base` (or the current branch).
+    pub async fn open(dir: &Path, base: Option<&str>) -> Result<Self, Error> {
+        let root = git(dir, &["rev-parse", "--show-toplevel"])
+            .await
+            .map_err(|_| Error::NotARepository(dir.display().to_string()))?;
+        let root = PathBuf::from(root);
+        let base = match base {
+            Some(base) => base.to_owned(),
+            None => git(&root, &["symbolic-ref", "--short", "HEAD"]).await?,
+        };
+        if !succeeds(
+            &root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{base}"),
+            ],
+        )
+        .await?
+        {
+            return Err(Error::NoBase(base));
+        }
+        Ok(Self { root, base })
+    }
+
+    /// Refuses a repository whose tracked files have uncommitted changes: agents would not see them.
+    pub async fn ensure_clean(&self) -> Result<(), Error> {
+        let status = git(&self.root, &["diff", "HEAD", "--name-only"]).await?;
+        let changed: Vec<&str> = status.lines().collect();
+        match changed.len() {
+            0 => Ok(()),
+            1..=3 => Err(Error::Dirty(changed.join(", "))),
+            n => Err(Error::Dirty(format!(
+                "{}, and {} more",
+                changed[..3].join(", "),
+                n - 3
+            ))),
+        }
+    }
+
+    /// The agent's worktree at `path` on `branch`, created from the base branch with
+    /// `upstream` branches merged in, in order. Idempotent: a retried attempt gets the
+    /// worktree its earlier attempt left, with its work.
+    pub async fn worktree(
+        &self,
+        path: &Path,
+        branch: &str,
+        upstream: &[String],
+    ) -> Result<Worktree, Error> {
+        if let Some(existing) = self.existing(path, branch).await? {
+            return Ok(existing);
+        }
+        if succeeds(
+            &self.root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ],
+        )
+        .await?
+        {
+            return Err(Error::BranchExists(branch.to_owned()));
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| git::Error::Failed {
+                args: "worktree add".into(),
+                dir: parent.display().to_string(),
+                stderr: e.to_string(),
+            })?;
+        }
+        let path_text = path.display().to_string();
+        git(
+            &self.root,
+            &[
+                "worktree", "add", "--quiet", "-b", branch, &path_text, &self.base,
+            ],
+        )
+        .await?;
+        for upstream_branch in upstream {
+            merge(path, upstream_branch).await?;
+        }
+        // The agent's own work starts here, after the merges; kept as a ref so that a retried
+        // attempt (or a restarted engine) counts from the same point.
+        let base_commit = git(path, &["rev-parse", "HEAD"]).await?;
+        git(path, &["update-ref", &start_ref(branch), &base_commit]).await?;
+        Ok(Worktree {
+            path: path.to_path_buf(),
+            branch: branch.to_owned(),
+            base_commit,
+        })
+    }
+
+    async fn existing(&self, path: &Path, branch: &str) -> Result<Option<Worktree>, Error> {
+        if !path.join(".git").exists() {
+            return Ok(None);
+        }
+        let current = git(path, &["symbolic-ref", "--short", "HEAD"]).await?;
+        if current != branch {
+            return Err(Error::BranchExists(branch.to_owned()));
+        }
+        let base_commit = match git(
+            path,
+            &["rev-parse", "--verify", "--quiet", &start_ref(branch)],
+        )
+        .await
+        {
+            Ok(commit) => commit,
+            Err(_) => git(path, &["merge-base", "HEAD", &self.base]).await?,
+        };
+        Ok(Some(Worktree {
+            path: path.to_path_buf(),
+            branch: branch.to_owned(),
+            base_commit,
+        }))
+    }
+
+    /// Removes the worktree directory; the branch and its commits stay.
+    pub async fn release(&self, worktree: &Worktree) -> Result<(), Error> {
+        let path = worktree.path.display().to_string();
+        git(&self.root, &["worktree", "remove", "--force", &path]).await?;
+        Ok(())
+    }
+}
+
+/// Where an agent's branch started, after its upstream merges.
+fn start_ref(branch: &str) -> String {
+    format!("refs/murmur/start/{branch}")
+}
+
+/// Merges `branch` into the worktree; on conflict, aborts and names the files.
+async fn merge(path: &Path, branch: &str) -> Result<(), Error> {
+    let args = [
+        "-c",
+        "user.name=murmur",
+        "-c",
+        "user.email=murmur@localhost",
+        "merge",
+        "--no-edit",
+        "--quiet",
+        branch,
+    ];
+    if succeeds(path, &args).await? {
+        return Ok(());
+    }
+    let conflicted = git(path, &["diff", "--name-only", "--diff-filter=U"]).await?;
+    let files: Vec<String> = conflicted.lines().map(str::to_owned).collect();
+    git(path, &["merge", "--abort"]).await?;
+    if files.is_empty() {
+        // Not a conflict: let git say what went wrong.
+        git(path, &args).await?;
+    }
+    Err(Error::MergeConflict {
+        branch: branch.to_owned(),
+        files,
+    })
+}
+
+impl Worktree {
+    /// Commits on the branch since it started, and their diff stat.
+    pub async fn changes(&self) -> Result<Changes, Error> {
+        let range = format!("{}..HEAD", self.base_commit);
+        let count = git(&self.path, &["rev-list", "--count", "--no-merges", &range]).await?;
+        let diff_stat = git(
+            &self.path,
+            &["diff", "--shortstat", &self.base_commit, "HEAD"],
+        )
+        .await?;
+        Ok(Changes {
+            commits: count.parse().unwrap_or(0),
+            diff_stat,
+        })
+    }
+
+    /// The full diff against where the branch started (for `out: diff`).
+    pub async fn diff(&self) -> Result<String, Error> {
+        Ok(git(&self.path, &["diff", &self.base_commit, "HEAD"]).await?)
+    }
+}
