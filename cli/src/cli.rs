@@ -31,6 +31,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Pull requests that agents opened with `out: pr` (remotes other than GitHub)
+    Pr {
+        #[command(subcommand)]
+        command: PrCommand,
+    },
     /// Print a shell completion script (e.g. `murmur completions bash > /etc/bash_completion.d/murmur`)
     Completions {
         #[arg(value_enum)]
@@ -163,4 +168,29 @@ pub struct LsArgs {
     /// The repository to look in (default: the one containing the current folder)
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrCommand {
+    /// List pull requests, newest first
+    Ls {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show one pull request
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Merge the pull request's branch into its base branch
+    Merge {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }

@@ -14,6 +14,22 @@ pub struct Config {
     pub database_url: Option<String>,
     #[serde(default)]
     pub pools: BTreeMap<String, Pool>,
+    #[serde(default)]
+    pub runtimes: Runtimes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtimes {
+    #[serde(default)]
+    pub claude: RuntimeBinary,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeBinary {
+    /// Path to the CLI; `claude` on PATH when not set.
+    pub binary: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +61,16 @@ impl Config {
         }
         serde_saphyr::from_str(&text)
             .with_context(|| format!("{} is not a valid configuration", path.display()))
+    }
+
+    /// The Claude Code CLI: configured, else `MURMUR_CLAUDE_BIN`, else `claude` on PATH.
+    pub fn claude_binary(&self) -> std::path::PathBuf {
+        self.runtimes
+            .claude
+            .binary
+            .clone()
+            .or_else(|| std::env::var_os("MURMUR_CLAUDE_BIN").map(Into::into))
+            .unwrap_or_else(|| "claude".into())
     }
 
     /// The local pool's cap: `pools.local.max_vms`, else the number of cores.

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FlightCommand, RunsCommand};
+use crate::cli::{Cli, Command, FlightCommand, PrCommand, RunsCommand};
 
 /// What a command ends with. Errors are printed where they happen; this only carries the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             } => commands::runs::logs(&db, &run, slug.as_deref(), follow),
             RunsCommand::Cancel { run, db } => commands::runs::cancel(&db, &run),
             RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
+        },
+        Command::Pr { command } => match command {
+            PrCommand::Ls { json, db } => commands::pr::list(&db, json),
+            PrCommand::Show { id, json, db } => commands::pr::show(&db, &id, json),
+            PrCommand::Merge { id, db } => commands::pr::merge(&db, &id),
         },
         Command::Completions { shell } => Ok(commands::completions(shell)),
     }

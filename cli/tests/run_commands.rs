@@ -116,17 +116,20 @@ fn bad_inputs_are_refused_before_anything_starts() {
 fn an_invalid_flight_or_an_unrunnable_agent_is_invalid_input() {
     let repo = repo(&[
         ("broken", "# Broken\n\n## a\n> needs: b\n\nA.\n"),
-        ("claude", "# Needs Claude\n\n## a\n\nWrite code.\n"),
+        (
+            "codex",
+            "---\nruntime: codex\n---\n# Needs Codex\n\n## a\n\nWrite code.\n",
+        ),
     ]);
     let broken = murmur(repo.path(), &["flight", "run", "broken"]);
     assert_eq!(broken.status.code(), Some(2));
     assert!(stderr(&broken).contains("error[unknown-agent]"));
-    let claude = murmur(repo.path(), &["flight", "run", "claude"]);
-    assert_eq!(claude.status.code(), Some(2));
+    let codex = murmur(repo.path(), &["flight", "run", "codex"]);
+    assert_eq!(codex.status.code(), Some(2));
     assert!(
-        stderr(&claude).contains("uses the `claude` runtime"),
+        stderr(&codex).contains("uses the `codex` runtime"),
         "{}",
-        stderr(&claude)
+        stderr(&codex)
     );
 }
 

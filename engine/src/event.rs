@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One fact. Agent events name the agent and, where it matters, the attempt they belong to,
 /// so that a late message from an old attempt can never be mistaken for the current one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     RunStarted,
@@ -27,6 +27,15 @@ pub enum Event {
         slug: String,
         attempt: u32,
         response: String,
+        /// What the agent left behind besides its answer.
+        #[serde(default, skip_serializing_if = "Delivered::is_empty")]
+        delivered: Delivered,
+    },
+    /// The agent's conversation is known: checkpointed at once, so a crash resumes it.
+    AgentSession {
+        slug: String,
+        attempt: u32,
+        session_id: String,
     },
     AgentFailed {
         slug: String,
@@ -52,6 +61,29 @@ pub enum Event {
     RunCanceled,
 }
 
+/// An agent's deliverables: its branch and commits, pull requests, and what the model cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub commits: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_stat: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
+}
+
+impl Delivered {
+    pub fn is_empty(&self) -> bool {
+        self == &Delivered::default()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
@@ -68,6 +100,7 @@ impl Event {
             Event::AgentStarted { .. } => "agent_started",
             Event::AgentOutput { .. } => "agent_output",
             Event::AgentSucceeded { .. } => "agent_succeeded",
+            Event::AgentSession { .. } => "agent_session",
             Event::AgentFailed { .. } => "agent_failed",
             Event::AgentInterrupted { .. } => "agent_interrupted",
             Event::AgentSkipped { .. } => "agent_skipped",
@@ -84,6 +117,7 @@ impl Event {
             | Event::AgentStarted { slug, .. }
             | Event::AgentOutput { slug, .. }
             | Event::AgentSucceeded { slug, .. }
+            | Event::AgentSession { slug, .. }
             | Event::AgentFailed { slug, .. }
             | Event::AgentInterrupted { slug, .. }
             | Event::AgentSkipped { slug, .. }
@@ -119,6 +153,7 @@ mod tests {
                 slug: "a".into(),
                 attempt: 1,
                 response: "ok".into(),
+                delivered: Default::default(),
             },
             Event::AgentFailed {
                 slug: "a".into(),

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod event;
 pub mod executor;
 pub mod model;
+pub mod persona;
 pub mod run;
 pub mod state;
 pub mod store;

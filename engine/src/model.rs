@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use murmur_parser::{Agent, Dag};
 
-use crate::event::Event;
+use crate::event::{Delivered, Event};
 use crate::state::{AgentState, RunStatus};
 use crate::transitions::next_state;
 
@@ -35,7 +35,7 @@ pub enum TransitionError {
 }
 
 /// What the run knows about one agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentModel {
     pub slug: String,
     pub state: AgentState,
@@ -43,6 +43,9 @@ pub struct AgentModel {
     pub attempt: u32,
     pub response: Option<String>,
     pub error: Option<String>,
+    /// The runtime's conversation, for `continues`, follow-ups and crash recovery.
+    pub session_id: Option<String>,
+    pub delivered: Delivered,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +94,8 @@ impl RunModel {
                     attempt: 0,
                     response: None,
                     error: None,
+                    session_id: None,
+                    delivered: Delivered::default(),
                 })
                 .collect(),
             by_slug: agents
@@ -187,6 +192,7 @@ impl RunModel {
             Event::AgentStarted { attempt, .. } => (agent.attempt + 1, *attempt),
             Event::AgentOutput { attempt, .. }
             | Event::AgentSucceeded { attempt, .. }
+            | Event::AgentSession { attempt, .. }
             | Event::AgentFailed { attempt, .. }
             | Event::AgentInterrupted { attempt, .. } => (agent.attempt, *attempt),
             _ => return Ok(()),
@@ -209,7 +215,15 @@ impl RunModel {
                 agent.attempt = *attempt;
                 agent.error = None;
             }
-            Event::AgentSucceeded { response, .. } => agent.response = Some(response.clone()),
+            Event::AgentSucceeded {
+                response,
+                delivered,
+                ..
+            } => {
+                agent.response = Some(response.clone());
+                agent.delivered = delivered.clone();
+            }
+            Event::AgentSession { session_id, .. } => agent.session_id = Some(session_id.clone()),
             Event::AgentFailed { error, .. } => agent.error = Some(error.clone()),
             Event::AgentSkipped { because, .. } => agent.error = Some(because.clone()),
             _ => {}

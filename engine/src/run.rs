@@ -1,10 +1,13 @@
 //! Preparing a run: which agents it has, its inputs, and each agent's prompt and script.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use murmur_parser::reference::{Reference, UpstreamField, render};
 use murmur_parser::{Agent, Flight, Runtime};
 use sha2::{Digest, Sha256};
+
+use crate::persona::Persona;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrepareError {
@@ -22,6 +25,8 @@ pub enum PrepareError {
     FeatureUnavailable { slug: String, feature: &'static str },
     #[error("agent `{0}` has no command: give it a fenced ```sh block or a `command` directive")]
     NoScript(String),
+    #[error("{0}")]
+    Persona(String),
 }
 
 fn known_list(known: &[String]) -> String {
@@ -51,19 +56,41 @@ pub fn agents_of(flight: &Flight) -> Vec<Agent> {
     vec![root]
 }
 
+/// The persona an agent runs as: its own, else the flight's.
+pub fn persona_of(
+    flight: &Flight,
+    agent: &Agent,
+    repository: &Path,
+) -> Result<Persona, crate::persona::Error> {
+    let name = agent
+        .persona
+        .as_deref()
+        .unwrap_or(&flight.frontmatter.persona);
+    crate::persona::resolve(repository, name)
+}
+
+/// The agent's runtime: its directive, else its persona's, else the flight's.
+pub fn runtime_of(flight: &Flight, agent: &Agent, persona: &Persona) -> Runtime {
+    agent
+        .runtime
+        .or(persona.runtime)
+        .unwrap_or(flight.frontmatter.runtime)
+}
+
 /// Refuses, before anything starts, the agents this build cannot run.
-pub fn check_runnable(flight: &Flight, agents: &[Agent]) -> Result<(), PrepareError> {
+pub fn check_runnable(
+    flight: &Flight,
+    agents: &[Agent],
+    repository: &Path,
+) -> Result<(), PrepareError> {
     for agent in agents {
-        let runtime = agent.runtime.unwrap_or(flight.frontmatter.runtime);
-        let name = match runtime {
-            Runtime::Exec => None,
-            Runtime::Claude => Some("claude"),
-            Runtime::Codex => Some("codex"),
-        };
-        if let Some(runtime) = name {
+        let persona = persona_of(flight, agent, repository)
+            .map_err(|e| PrepareError::Persona(e.to_string()))?;
+        let runtime = runtime_of(flight, agent, &persona);
+        if runtime == Runtime::Codex {
             return Err(PrepareError::RuntimeUnavailable {
                 slug: agent.slug.clone(),
-                runtime,
+                runtime: "codex",
             });
         }
         if agent.each.is_some() {
@@ -78,7 +105,7 @@ pub fn check_runnable(flight: &Flight, agents: &[Agent]) -> Result<(), PrepareEr
                 feature: "gate",
             });
         }
-        if script_of(agent).is_none() {
+        if runtime == Runtime::Exec && script_of(agent).is_none() {
             return Err(PrepareError::NoScript(agent.slug.clone()));
         }
     }

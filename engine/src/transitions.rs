@@ -12,6 +12,7 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Queued, "agent_skipped", Skipped),
     (Queued, "agent_canceled", Canceled),
     (Running, "agent_output", Running),
+    (Running, "agent_session", Running),
     (Running, "agent_succeeded", Completed),
     (Running, "agent_failed", Failed),
     (Running, "agent_interrupted", Queued),
@@ -46,6 +47,7 @@ mod tests {
                 slug,
                 attempt: 1,
                 response: String::new(),
+                delivered: Default::default(),
             },
             "agent_failed" => Event::AgentFailed {
                 slug,
@@ -53,6 +55,11 @@ mod tests {
                 error: String::new(),
             },
             "agent_interrupted" => Event::AgentInterrupted { slug, attempt: 1 },
+            "agent_session" => Event::AgentSession {
+                slug,
+                attempt: 1,
+                session_id: String::new(),
+            },
             "agent_skipped" => Event::AgentSkipped {
                 slug,
                 because: String::new(),
@@ -61,7 +68,8 @@ mod tests {
         }
     }
 
-    const KINDS: [&str; 8] = [
+    const KINDS: [&str; 9] = [
+        "agent_session",
         "agent_queued",
         "agent_started",
         "agent_output",

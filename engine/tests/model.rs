@@ -69,6 +69,7 @@ fn the_pool_cap_is_respected_and_freed_slots_are_reused() {
             slug: done,
             attempt: 1,
             response: "ok".into(),
+            delivered: Default::default(),
         }],
     );
     let next = run.decide(2 - run.running());
@@ -111,6 +112,7 @@ fn a_failure_skips_the_rest_and_fails_the_run_once_nothing_runs() {
             slug: other,
             attempt: 1,
             response: "done".into(),
+            delivered: Default::default(),
         }],
     );
     let end = run.decide(5);
@@ -137,6 +139,7 @@ fn illegal_and_stale_events_are_typed_errors() {
         slug: "short".into(),
         attempt: 0,
         response: String::new(),
+        delivered: Default::default(),
     });
     assert!(
         matches!(

@@ -33,14 +33,11 @@ async fn create(store: &murmur_engine::Store, id: &str, created_at: &str) {
 
 fn started(slug: &str) -> AgentUpdate {
     AgentUpdate {
-        slug: slug.to_owned(),
-        position: 0,
         state: AgentState::Running,
         attempts: 1,
-        response: None,
-        error: None,
         started_at: Some("2026-01-01T00:00:01.000Z".to_owned()),
-        finished_at: None,
+        session_id: Some("session-1".to_owned()),
+        ..AgentUpdate::pending(slug, 0)
     }
 }
 
@@ -86,6 +83,8 @@ async fn commits_append_events_and_update_state(db: &TestDb) {
         ("a", "running", 1)
     );
     assert_eq!(agents[1].state, "pending");
+    assert_eq!(agents[0].session_id.as_deref(), Some("session-1"));
+    assert_eq!(agents[0].prs, "[]");
     let run = store.run("run-1").await.expect("run");
     assert_eq!(
         (run.status.as_str(), run.version, run.inputs.as_str()),

@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::process::{contained, kill_group};
-use crate::{Line, Stream};
+use crate::{Line, Stream, Update};
 
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
@@ -50,7 +50,7 @@ fn last_line(tail: &str) -> String {
 /// (or dropping it) kills the whole process tree.
 pub async fn run(
     request: ExecRequest,
-    lines: mpsc::UnboundedSender<Line>,
+    lines: mpsc::UnboundedSender<Update>,
     stop: oneshot::Receiver<()>,
 ) -> Result<Outcome, Error> {
     let mut command = contained("sh", &["-c".as_ref(), request.script.as_ref()]);
@@ -117,7 +117,7 @@ async fn join(task: Option<tokio::task::JoinHandle<String>>) -> String {
 async fn pump(
     reader: impl AsyncRead + Unpin,
     stream: Stream,
-    lines: mpsc::UnboundedSender<Line>,
+    lines: mpsc::UnboundedSender<Update>,
 ) -> String {
     let mut reader = BufReader::new(reader);
     let mut all = String::new();
@@ -131,7 +131,7 @@ async fn pump(
                 let text = text.trim_end_matches(['\n', '\r']).to_owned();
                 all.push_str(&text);
                 all.push('\n');
-                let _ = lines.send(Line { stream, text });
+                let _ = lines.send(Update::Line(Line { stream, text }));
             }
         }
     }
@@ -182,7 +182,7 @@ mod tests {
         let pwd = dir.path().canonicalize().unwrap();
         assert_eq!(outcome.response, format!("done\n{}", pwd.display()));
         let mut seen = Vec::new();
-        while let Ok(line) = rx.try_recv() {
+        while let Ok(Update::Line(line)) = rx.try_recv() {
             seen.push((line.stream, line.text));
         }
         assert!(seen.contains(&(Stream::Stdout, "got the prompt for build".to_owned())));
@@ -210,7 +210,10 @@ mod tests {
         let (stop, stop_rx) = oneshot::channel();
         let script = "sleep 300 & echo $!; wait";
         let task = tokio::spawn(run(request(script, dir.path()), tx, stop_rx));
-        let grandchild: i32 = rx.recv().await.unwrap().text.parse().unwrap();
+        let Some(Update::Line(line)) = rx.recv().await else {
+            panic!("a line")
+        };
+        let grandchild: i32 = line.text.parse().unwrap();
         let exited = exit_watch(grandchild);
         stop.send(()).unwrap();
         assert!(matches!(task.await.unwrap(), Err(Error::Stopped)));

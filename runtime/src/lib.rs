@@ -4,6 +4,7 @@
 //! output lines as they happen through a channel, then an [`Outcome`]. Runtimes know nothing
 //! about runs, the store or the DAG.
 
+pub mod claude;
 pub mod exec;
 mod git;
 mod process;
@@ -11,6 +12,14 @@ pub mod workspace;
 
 pub use exec::{Error, ExecRequest, Outcome};
 pub use process::kill_marked;
+
+/// What a runtime reports while an agent works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    Line(Line),
+    /// The agent's conversation, as soon as it is known (runtimes with sessions).
+    Session(String),
+}
 
 /// One line of agent output, as it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -231,3 +231,79 @@ impl Worktree {
         Ok(git(&self.path, &["diff", &self.base_commit, "HEAD"]).await?)
     }
 }
+
+impl Repository {
+    /// Whether the repository has a remote of that name.
+    pub async fn has_remote(&self, name: &str) -> Result<bool, Error> {
+        let remotes = git(&self.root, &["remote"]).await?;
+        Ok(remotes.lines().any(|remote| remote == name))
+    }
+}
+
+impl Worktree {
+    /// Pushes the branch to `remote`, setting it as upstream.
+    pub async fn push(&self, remote: &str) -> Result<(), Error> {
+        git(
+            &self.path,
+            &["push", "--quiet", "--set-upstream", remote, &self.branch],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl Repository {
+    /// Merges `branch` into the base branch with a merge commit; returns the new base commit.
+    /// Works in the user's checkout only when it is on the base branch and clean; otherwise
+    /// in a temporary worktree, so the checkout is never disturbed.
+    pub async fn merge_into_base(
+        &self,
+        branch: &str,
+        message: &str,
+        scratch: &Path,
+    ) -> Result<String, Error> {
+        let current = git(&self.root, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .await
+            .ok();
+        if current.as_deref() == Some(self.base.as_str()) {
+            self.ensure_clean().await?;
+            merge_with_message(&self.root, branch, message).await?;
+            return Ok(git(&self.root, &["rev-parse", "HEAD"]).await?);
+        }
+        let path = scratch.display().to_string();
+        git(
+            &self.root,
+            &["worktree", "add", "--quiet", &path, &self.base],
+        )
+        .await?;
+        let merged = merge_with_message(scratch, branch, message).await;
+        let head = git(scratch, &["rev-parse", "HEAD"]).await;
+        git(&self.root, &["worktree", "remove", "--force", &path]).await?;
+        merged?;
+        Ok(head?)
+    }
+}
+
+async fn merge_with_message(dir: &Path, branch: &str, message: &str) -> Result<(), Error> {
+    let args = [
+        "-c",
+        "user.name=murmur",
+        "-c",
+        "user.email=murmur@localhost",
+        "merge",
+        "--no-ff",
+        "--quiet",
+        "-m",
+        message,
+        branch,
+    ];
+    if succeeds(dir, &args).await? {
+        return Ok(());
+    }
+    let conflicted = git(dir, &["diff", "--name-only", "--diff-filter=U"]).await?;
+    let _ = git(dir, &["merge", "--abort"]).await;
+    Err(Error::MergeConflict {
+        branch: branch.to_owned(),
+        files: conflicted.lines().map(str::to_owned).collect(),
+    })
+}

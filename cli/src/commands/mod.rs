@@ -3,6 +3,7 @@
 pub mod flight;
 mod follow;
 mod live;
+pub mod pr;
 pub mod runs;
 mod view;
 

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
 
-fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,7 +25,7 @@ fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Resul
 }
 
 /// The repository a command works in: the flight's, else the current one, else this folder.
-fn repository_for(flight_path: Option<&Path>) -> PathBuf {
+pub fn repository_for(flight_path: Option<&Path>) -> PathBuf {
     let start = flight_path
         .and_then(Path::parent)
         .map(Path::to_path_buf)
@@ -45,16 +45,18 @@ fn database_url(db: &DbArgs, repo: &Path) -> anyhow::Result<String> {
     Ok(configured.unwrap_or_else(|| repo.join(".murmur/murmur.db").display().to_string()))
 }
 
-async fn open_store(db: &DbArgs, repo: &Path) -> anyhow::Result<Store> {
+pub async fn open_store(db: &DbArgs, repo: &Path) -> anyhow::Result<Store> {
     Ok(Store::open(&database_url(db, repo)?).await?)
 }
 
 async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
     let store = open_store(db, repo).await?;
+    let config = Config::load(repo)?;
     Ok(Executor {
         store,
         clock: Arc::new(SystemClock),
-        slots: Config::load(repo)?.local_slots(),
+        slots: config.local_slots(),
+        claude_binary: config.claude_binary(),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
     })
@@ -216,12 +218,7 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
         let agents = store.agents(&row.id).await?;
         if json {
             let inputs: Value = serde_json::from_str(&row.inputs).unwrap_or(Value::Null);
-            let agents: Vec<Value> = agents
-                .iter()
-                .map(|a| json!({"slug": a.slug, "state": a.state, "attempts": a.attempts, "branch": null, "commits": 0,
-                                "response": a.response, "error": a.error, "prs": [], "cost_usd": null, "session_id": null,
-                                "started_at": a.started_at, "finished_at": a.finished_at}))
-                .collect();
+            let agents: Vec<Value> = agents.iter().map(agent_json).collect();
             let value = json!({"id": row.id, "flight": row.flight, "status": row.status, "inputs": inputs, "digest": row.digest,
                                "created_at": row.created_at, "finished_at": row.finished_at, "agents": agents});
             emit_line(&serde_json::to_string_pretty(&value)?);
@@ -241,6 +238,17 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
         ));
         emit(&out);
         Ok(Exit::Success)
+    })
+}
+
+fn agent_json(agent: &murmur_engine::store::AgentRow) -> Value {
+    let prs: Value = serde_json::from_str(&agent.prs).unwrap_or_else(|_| json!([]));
+    json!({
+        "slug": agent.slug, "state": agent.state, "attempts": agent.attempts,
+        "branch": agent.branch, "commits": agent.commits, "diff_stat": agent.diff_stat,
+        "response": agent.response, "error": agent.error, "prs": prs,
+        "cost_usd": agent.cost_usd, "turns": agent.turns, "session_id": agent.session_id,
+        "started_at": agent.started_at, "finished_at": agent.finished_at,
     })
 }
 

@@ -16,7 +16,19 @@ pub fn event_line(at: &str, event: &Event) -> String {
             murmur_engine::Stream::Stdout => format!("| {line}"),
             murmur_engine::Stream::Stderr => format!("! {line}"),
         },
-        Event::AgentSucceeded { response, .. } => format!("completed: {}", first_line(response)),
+        Event::AgentSucceeded {
+            response,
+            delivered,
+            ..
+        } => match &delivered.branch {
+            Some(branch) => format!(
+                "completed on {branch} ({} commits): {}",
+                delivered.commits,
+                first_line(response)
+            ),
+            None => format!("completed: {}", first_line(response)),
+        },
+        Event::AgentSession { session_id, .. } => format!("session {session_id}"),
         Event::AgentFailed { error, .. } => format!("failed: {error}"),
         Event::AgentInterrupted { attempt, .. } => {
             format!("attempt {attempt} was interrupted by an engine restart; it will run again")

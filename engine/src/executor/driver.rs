@@ -7,7 +7,8 @@ use std::time::Duration;
 use murmur_parser::{Agent, Dag, Flight};
 use tokio::sync::{mpsc, oneshot};
 
-use super::launch::{self, Launch, Message};
+use super::claude::{ClaudePlan, PullRequestDraft};
+use super::launch::{self, Launch, Message, RuntimePlan};
 use super::{Committed, Error, Executor};
 use crate::event::{Event, Stream};
 use crate::model::RunModel;
@@ -113,11 +114,13 @@ impl<'e> Driver<'e> {
             batch = self.batch();
             match self.wake(&mut cancel, &mut watch).await {
                 Wake::Messages(messages) => {
-                    let events = messages
-                        .into_iter()
-                        .filter_map(|m| self.event_for(m))
-                        .collect();
-                    self.stage(&mut batch, events)?;
+                    // Staged one by one: each message is judged against the state the
+                    // messages before it left (an exit makes later lines of that attempt stale).
+                    for message in messages {
+                        if let Some(event) = self.event_for(message) {
+                            self.stage(&mut batch, vec![event])?;
+                        }
+                    }
                 }
                 Wake::Cancel => {
                     let events = self.model.cancel();
@@ -257,9 +260,9 @@ impl<'e> Driver<'e> {
 
     fn event_for(&mut self, message: Message) -> Option<Event> {
         let (index, attempt) = match &message {
-            Message::Line { index, attempt, .. } | Message::Exited { index, attempt, .. } => {
-                (*index, *attempt)
-            }
+            Message::Line { index, attempt, .. }
+            | Message::Session { index, attempt, .. }
+            | Message::Exited { index, attempt, .. } => (*index, *attempt),
         };
         let agent = &self.model.agents()[index];
         if agent.attempt != attempt || agent.state != AgentState::Running {
@@ -279,13 +282,19 @@ impl<'e> Driver<'e> {
                     line: line.text,
                 }
             }
+            Message::Session { session_id, .. } => Event::AgentSession {
+                slug,
+                attempt,
+                session_id,
+            },
             Message::Exited { result, .. } => {
                 self.stops.remove(&index);
                 match result {
-                    Ok(response) => Event::AgentSucceeded {
+                    Ok(finished) => Event::AgentSucceeded {
                         slug,
                         attempt,
-                        response,
+                        response: finished.response,
+                        delivered: finished.delivered,
                     },
                     Err(error) => Event::AgentFailed {
                         slug,
@@ -317,6 +326,8 @@ impl<'e> Driver<'e> {
             error: agent.error.clone(),
             started_at: self.times[index].0.clone(),
             finished_at: self.times[index].1.clone(),
+            session_id: agent.session_id.clone(),
+            delivered: agent.delivered.clone(),
         }
     }
 
@@ -333,6 +344,7 @@ impl<'e> Driver<'e> {
             upstream: self.upstream_results(index),
             work_root: &self.executor.work_root,
             repository: &self.executor.repository,
+            runtime: self.runtime_plan(index, attempt)?,
         };
         let stop = launch::launch(request, self.sender.clone())?;
         self.stops.insert(index, stop);
@@ -351,8 +363,108 @@ impl<'e> Driver<'e> {
             .map(|up| UpstreamResult {
                 slug: up.slug.clone(),
                 response: up.response.clone().unwrap_or_default(),
-                ..UpstreamResult::default()
+                branch: up.delivered.branch.clone(),
+                commits: up.delivered.commits,
+                prs: up.delivered.prs.clone(),
             })
+            .collect()
+    }
+
+    /// How attempt `attempt` of agent `index` runs: its runtime, and for coding agents the
+    /// worktree, persona and session to continue.
+    fn runtime_plan(&self, index: usize, attempt: u32) -> Result<RuntimePlan, Error> {
+        let agent = &self.agents[index];
+        let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
+        if run::runtime_of(&self.flight, agent, &persona) != murmur_parser::Runtime::Claude {
+            return Ok(RuntimePlan::Exec);
+        }
+        let own = &self.model.agents()[index];
+        let (worktree_slug, branch, resume, merge) = match agent
+            .continues
+            .as_deref()
+            .and_then(|up| self.model.index_of(up))
+        {
+            Some(up) => {
+                let upstream = &self.model.agents()[up];
+                let branch = upstream
+                    .delivered
+                    .branch
+                    .clone()
+                    .unwrap_or_else(|| self.branch_name(&self.agents[up]));
+                let resume = own
+                    .session_id
+                    .clone()
+                    .filter(|_| attempt > 1)
+                    .or_else(|| upstream.session_id.clone());
+                (upstream.slug.clone(), branch, resume, Vec::new())
+            }
+            None => {
+                let resume = own.session_id.clone().filter(|_| attempt > 1);
+                (
+                    agent.slug.clone(),
+                    self.branch_name(agent),
+                    resume,
+                    self.upstream_branches(index),
+                )
+            }
+        };
+        let front = &self.flight.frontmatter;
+        Ok(RuntimePlan::Claude(Box::new(ClaudePlan {
+            binary: self.executor.claude_binary.clone(),
+            model: agent.model.clone().or_else(|| front.model.clone()),
+            persona,
+            resume,
+            idle_timeout: agent.idle_timeout.unwrap_or(front.idle_timeout).as_std(),
+            repository: self.executor.repository.clone(),
+            base: None,
+            worktree: self
+                .executor
+                .work_root
+                .join(&self.row.id)
+                .join(worktree_slug),
+            branch,
+            merge,
+            out: agent.out.clone().or_else(|| front.out.clone()),
+            pull_request: PullRequestDraft {
+                id: format!(
+                    "{}-{}",
+                    self.row.id.get(..12).unwrap_or(&self.row.id),
+                    agent.slug
+                ),
+                run_id: self.row.id.clone(),
+                slug: agent.slug.clone(),
+                title: format!("{}: {}", self.flight.title, agent.slug),
+            },
+            store: self.executor.store.clone(),
+            clock: self.executor.clock.clone(),
+        })))
+    }
+
+    /// `murmur/<flight>/<run>/<slug>`, or the agent's `branch` directive.
+    fn branch_name(&self, agent: &Agent) -> String {
+        match &agent.branch {
+            Some(branch) => {
+                let context = run::Context {
+                    run_id: &self.row.id,
+                    flight_name: &self.row.flight,
+                    inputs: &self.inputs,
+                    upstream: &[],
+                };
+                context.render(branch)
+            }
+            None => format!("murmur/{}/{}/{}", self.row.flight, self.row.id, agent.slug),
+        }
+    }
+
+    /// The branches of this agent's `needs` that produced commits, in `needs` order.
+    fn upstream_branches(&self, index: usize) -> Vec<String> {
+        self.agents[index]
+            .needs
+            .iter()
+            .filter_map(|slug| self.model.index_of(slug))
+            .map(|up| &self.model.agents()[up].delivered)
+            .filter(|delivered| delivered.commits > 0)
+            .filter_map(|delivered| delivered.branch.clone())
             .collect()
     }
 }

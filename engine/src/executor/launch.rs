@@ -1,13 +1,15 @@
-//! The one effect that starts work: launching an agent's attempt on a machine of the pool.
+//! The one effect that starts work: launching an agent's attempt with its runtime.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use murmur_parser::{Agent, Flight};
-use murmur_runtime::{Line, exec};
+use murmur_runtime::{Line, Update, exec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
+use super::claude::{self, ClaudePlan};
+use crate::event::Delivered;
 use crate::run::{self, Context, UpstreamResult};
 
 /// What a running agent task reports back, tagged with the attempt it belongs to.
@@ -17,11 +19,28 @@ pub enum Message {
         attempt: u32,
         line: Line,
     },
+    Session {
+        index: usize,
+        attempt: u32,
+        session_id: String,
+    },
     Exited {
         index: usize,
         attempt: u32,
-        result: Result<String, String>,
+        result: Result<Finished, String>,
     },
+}
+
+/// A successful attempt's answer and deliverables.
+pub struct Finished {
+    pub response: String,
+    pub delivered: Delivered,
+}
+
+/// How this attempt runs.
+pub enum RuntimePlan {
+    Exec,
+    Claude(Box<ClaudePlan>),
 }
 
 /// Everything one attempt needs, gathered by the driver.
@@ -36,41 +55,82 @@ pub struct Launch<'a> {
     pub upstream: Vec<UpstreamResult>,
     pub work_root: &'a Path,
     pub repository: &'a Path,
+    pub runtime: RuntimePlan,
 }
 
-/// Prepares the agent's folder and starts its runtime in a task; returns the stop handle.
+/// Starts the attempt in a task; returns the handle that stops it.
 pub fn launch(
     launch: Launch<'_>,
     messages: mpsc::UnboundedSender<Message>,
 ) -> Result<oneshot::Sender<()>, Error> {
-    let Launch {
-        index,
-        attempt,
-        agent,
-        run_id,
-        ..
-    } = launch;
+    let Launch { index, attempt, .. } = launch;
     let context = Context {
-        run_id,
+        run_id: launch.run_id,
         flight_name: launch.flight_name,
         inputs: launch.inputs,
         upstream: &launch.upstream,
     };
-    let prompt = run::prompt_for(launch.flight, agent, &context);
-    let script = context.render(&run::script_of(agent).unwrap_or_default());
-    let run_dir = launch.work_root.join(run_id);
-    let workdir = run_dir.join(&agent.slug);
-    std::fs::create_dir_all(&workdir).map_err(|e| workdir_error(&workdir, e))?;
-    let results_path = write_upstream_results(&run_dir, &agent.slug, &launch.upstream)?;
+    let prompt = run::prompt_for(launch.flight, launch.agent, &context);
+    let run_dir = launch.work_root.join(launch.run_id);
+    let results_path = write_upstream_results(&run_dir, &launch.agent.slug, &launch.upstream)?;
+    let env = environment(&launch, &results_path);
+    let (updates, update_rx) = mpsc::unbounded_channel();
+    // Awaited before the exit is reported, so an attempt's last lines never arrive after it.
+    let forwarding = tokio::spawn(forward(update_rx, messages.clone(), index, attempt));
+    let (stop, stopped) = oneshot::channel();
+    match launch.runtime {
+        RuntimePlan::Exec => {
+            let workdir = run_dir.join(&launch.agent.slug);
+            std::fs::create_dir_all(&workdir).map_err(|e| workdir_error(&workdir, e))?;
+            let script = context.render(&run::script_of(launch.agent).unwrap_or_default());
+            let request = exec::ExecRequest {
+                script,
+                prompt,
+                workdir,
+                env,
+            };
+            tokio::spawn(async move {
+                let result = exec::run(request, updates, stopped).await;
+                let _ = forwarding.await;
+                let result = result
+                    .map(|outcome| Finished {
+                        response: outcome.response,
+                        delivered: Delivered::default(),
+                    })
+                    .map_err(|error| error.to_string());
+                let _ = messages.send(Message::Exited {
+                    index,
+                    attempt,
+                    result,
+                });
+            });
+        }
+        RuntimePlan::Claude(plan) => {
+            tokio::spawn(async move {
+                let result = claude::attempt(*plan, prompt, env, updates, stopped).await;
+                let _ = forwarding.await;
+                let _ = messages.send(Message::Exited {
+                    index,
+                    attempt,
+                    result,
+                });
+            });
+        }
+    }
+    Ok(stop)
+}
+
+/// The run context every runtime sees in its environment.
+fn environment(launch: &Launch<'_>, results_path: &Path) -> Vec<(String, String)> {
     let mut env = vec![
-        ("MURMUR_RUN_ID".to_owned(), run_id.to_owned()),
+        ("MURMUR_RUN_ID".to_owned(), launch.run_id.to_owned()),
         ("MURMUR_FLIGHT".to_owned(), launch.flight_name.to_owned()),
-        ("MURMUR_AGENT".to_owned(), agent.slug.clone()),
+        ("MURMUR_AGENT".to_owned(), launch.agent.slug.clone()),
         (
             "MURMUR_REPO".to_owned(),
             launch.repository.display().to_string(),
         ),
-        ("MURMUR_ATTEMPT".to_owned(), attempt.to_string()),
+        ("MURMUR_ATTEMPT".to_owned(), launch.attempt.to_string()),
         (
             "MURMUR_UPSTREAM_RESULTS".to_owned(),
             results_path.display().to_string(),
@@ -82,37 +142,31 @@ pub fn launch(
             .iter()
             .map(|(name, value)| (input_variable(name), value.clone())),
     );
-    let request = exec::ExecRequest {
-        script,
-        prompt,
-        workdir,
-        env,
-    };
-    let (stop, stopped) = oneshot::channel();
-    tokio::spawn(async move {
-        let (lines, mut line_rx) = mpsc::unbounded_channel();
-        let forward = messages.clone();
-        let forwarding = tokio::spawn(async move {
-            while let Some(line) = line_rx.recv().await {
-                let _ = forward.send(Message::Line {
-                    index,
-                    attempt,
-                    line,
-                });
-            }
-        });
-        let result = exec::run(request, lines, stopped).await;
-        let _ = forwarding.await;
-        let result = result
-            .map(|outcome| outcome.response)
-            .map_err(|error| error.to_string());
-        let _ = messages.send(Message::Exited {
-            index,
-            attempt,
-            result,
-        });
-    });
-    Ok(stop)
+    env
+}
+
+/// Tags the runtime's updates with the attempt they belong to.
+async fn forward(
+    mut updates: mpsc::UnboundedReceiver<Update>,
+    messages: mpsc::UnboundedSender<Message>,
+    index: usize,
+    attempt: u32,
+) {
+    while let Some(update) = updates.recv().await {
+        let message = match update {
+            Update::Line(line) => Message::Line {
+                index,
+                attempt,
+                line,
+            },
+            Update::Session(session_id) => Message::Session {
+                index,
+                attempt,
+                session_id,
+            },
+        };
+        let _ = messages.send(message);
+    }
 }
 
 /// The JSON file `MURMUR_UPSTREAM_RESULTS` names. Agents without upstreams share one empty
@@ -122,6 +176,7 @@ fn write_upstream_results(
     slug: &str,
     upstream: &[UpstreamResult],
 ) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(run_dir).map_err(|e| workdir_error(run_dir, e))?;
     let (path, contents) = if upstream.is_empty() {
         (run_dir.join("no-upstream.json"), "[]".to_owned())
     } else {

@@ -2,6 +2,7 @@
 //! then starts or stops agents. Effects are keyed by (run, agent, attempt), so a resumed run
 //! starts a new attempt for work that was in flight and never repeats a finished agent.
 
+mod claude;
 mod driver;
 mod launch;
 
@@ -29,6 +30,8 @@ pub enum Error {
     Replay(#[from] TransitionError),
     #[error("the flight stored with run {0} no longer parses; it cannot be resumed")]
     StoredFlight(String),
+    #[error(transparent)]
+    Persona(#[from] crate::persona::Error),
     #[error("cannot prepare the working folder {path}: {source}")]
     Workdir {
         path: String,
@@ -62,6 +65,8 @@ pub struct Executor {
     pub work_root: PathBuf,
     /// The repository the flight belongs to, given to agents as `MURMUR_REPO`.
     pub repository: PathBuf,
+    /// The Claude Code CLI (`claude` on PATH unless configured).
+    pub claude_binary: PathBuf,
 }
 
 impl Executor {
@@ -69,7 +74,7 @@ impl Executor {
     pub async fn create(&self, request: &StartRequest<'_>) -> Result<String, Error> {
         let inputs = run::resolve_inputs(request.flight, request.inputs)?;
         let agents = run::agents_of(request.flight);
-        run::check_runnable(request.flight, &agents)?;
+        run::check_runnable(request.flight, &agents, &self.repository)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let slugs: Vec<String> = agents.iter().map(|a| a.slug.clone()).collect();
         let inputs = serde_json::to_value(&inputs).unwrap_or_default();

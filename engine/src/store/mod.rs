@@ -3,6 +3,7 @@
 //! current state in one transaction, guarded by the run's version.
 
 mod backend;
+mod pulls;
 mod rows;
 mod schema;
 mod statements;
@@ -15,10 +16,11 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use pulls::PullRequest;
 pub use rows::{AgentRow, EventRow, RunRow};
 pub use writer::WriteStats;
 
-use crate::event::Event;
+use crate::event::{Delivered, Event};
 use crate::state::{AgentState, RunStatus};
 use backend::Backend;
 use schema::{Agents, Events, Runs};
@@ -106,6 +108,8 @@ pub struct AgentUpdate {
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub session_id: Option<String>,
+    pub delivered: Delivered,
 }
 
 impl AgentUpdate {
@@ -119,6 +123,8 @@ impl AgentUpdate {
             error: None,
             started_at: None,
             finished_at: None,
+            session_id: None,
+            delivered: Delivered::default(),
         }
     }
 }
@@ -191,6 +197,27 @@ impl Store {
 
     fn fail(&self, error: sqlx::Error) -> Error {
         classify(&self.location, error)
+    }
+
+    /// One statement in its own transaction (for records outside a run's checkpoints).
+    async fn execute(&self, statement: &impl sea_query_sqlx::SqlxBinder) -> Result<u64, Error> {
+        let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
+        let touched = tx.execute(statement).await.map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(touched)
+    }
+
+    async fn fetch<T>(&self, statement: &impl sea_query_sqlx::SqlxBinder) -> Result<Vec<T>, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        self.backend
+            .fetch_all(statement)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     pub async fn create_run(&self, run: &NewRun<'_>) -> Result<(), Error> {
@@ -312,6 +339,13 @@ impl Store {
                 Agents::Error,
                 Agents::StartedAt,
                 Agents::FinishedAt,
+                Agents::SessionId,
+                Agents::Branch,
+                Agents::Commits,
+                Agents::DiffStat,
+                Agents::Prs,
+                Agents::CostUsd,
+                Agents::Turns,
             ])
             .from(Agents::Table)
             .and_where(Expr::col(Agents::RunId).eq(run_id))

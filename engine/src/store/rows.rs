@@ -18,7 +18,7 @@ pub struct RunRow {
     pub finished_at: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AgentRow {
     pub run_id: String,
     pub slug: String,
@@ -29,6 +29,14 @@ pub struct AgentRow {
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub session_id: Option<String>,
+    pub branch: Option<String>,
+    pub commits: i64,
+    pub diff_stat: Option<String>,
+    /// A JSON array of pull request links.
+    pub prs: String,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]

@@ -30,6 +30,28 @@ pub enum Agents {
     Error,
     StartedAt,
     FinishedAt,
+    SessionId,
+    Branch,
+    Commits,
+    DiffStat,
+    Prs,
+    CostUsd,
+    Turns,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum PullRequests {
+    Table,
+    Id,
+    RunId,
+    Slug,
+    Branch,
+    Base,
+    Title,
+    Body,
+    State,
+    CreatedAt,
+    MergedAt,
 }
 
 #[derive(Iden, Clone, Copy)]

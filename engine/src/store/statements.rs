@@ -73,6 +73,13 @@ pub(super) fn agent_upserts(
         Agents::Error,
         Agents::StartedAt,
         Agents::FinishedAt,
+        Agents::SessionId,
+        Agents::Branch,
+        Agents::Commits,
+        Agents::DiffStat,
+        Agents::Prs,
+        Agents::CostUsd,
+        Agents::Turns,
     ];
     let conflict = OnConflict::columns([Agents::RunId, Agents::Slug])
         .update_columns([
@@ -82,6 +89,13 @@ pub(super) fn agent_upserts(
             Agents::Error,
             Agents::StartedAt,
             Agents::FinishedAt,
+            Agents::SessionId,
+            Agents::Branch,
+            Agents::Commits,
+            Agents::DiffStat,
+            Agents::Prs,
+            Agents::CostUsd,
+            Agents::Turns,
         ])
         .to_owned();
     agents
@@ -102,6 +116,15 @@ pub(super) fn agent_upserts(
                     agent.error.clone().into(),
                     agent.started_at.clone().into(),
                     agent.finished_at.clone().into(),
+                    agent.session_id.clone().into(),
+                    agent.delivered.branch.clone().into(),
+                    i64::from(agent.delivered.commits).into(),
+                    agent.delivered.diff_stat.clone().into(),
+                    serde_json::to_string(&agent.delivered.prs)
+                        .unwrap_or_else(|_| "[]".into())
+                        .into(),
+                    agent.delivered.cost_usd.into(),
+                    agent.delivered.turns.map(i64::from).into(),
                 ]);
             }
             upsert.on_conflict(conflict.clone()).to_owned()
