@@ -1,7 +1,7 @@
 //! Child processes that cannot outlive the engine or escape cancellation.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use tokio::process::Command;
@@ -29,6 +29,17 @@ pub fn contained(program: &str, args: &[&OsStr]) -> Command {
     };
     command.args(args).process_group(0).kill_on_drop(true);
     command
+}
+
+/// Where `program` would be run from: itself when it is a path, else the first match on PATH.
+pub fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 fn setpriv() -> Option<&'static PathBuf> {

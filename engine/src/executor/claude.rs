@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use murmur_runtime::claude::{self, ClaudeRequest};
 use murmur_runtime::workspace::{Repository, Worktree};
-use murmur_runtime::{Update, exec};
+use murmur_runtime::{Line, Stream, Update, exec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::launch::Finished;
@@ -80,9 +80,7 @@ pub async fn attempt(
         env,
         idle_timeout: plan.idle_timeout,
     };
-    let outcome = claude::run(request, updates, stop)
-        .await
-        .map_err(|e| e.to_string())?;
+    let outcome = run_turn(request, updates, stop).await?;
     let changes = tree.changes().await.map_err(|e| e.to_string())?;
     let mut delivered = Delivered {
         branch: Some(tree.branch.clone()),
@@ -97,6 +95,35 @@ pub async fn attempt(
         response: outcome.response,
         delivered,
     })
+}
+
+/// One CLI turn. A session the CLI never saved (it was killed before its first reply) cannot
+/// be resumed; the turn then starts a new session in the same worktree, which keeps whatever
+/// the earlier attempt committed.
+async fn run_turn(
+    request: ClaudeRequest,
+    updates: mpsc::UnboundedSender<Update>,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<claude::ClaudeOutcome, String> {
+    match claude::run(request.clone(), updates.clone(), &mut stop).await {
+        Err(claude::Error::SessionNotFound(session)) => {
+            let text = format!(
+                "murmur: session {session} was never saved; starting a new session in the same worktree"
+            );
+            let _ = updates.send(Update::Line(Line {
+                stream: Stream::Stderr,
+                text,
+            }));
+            let fresh = ClaudeRequest {
+                resume: None,
+                ..request
+            };
+            claude::run(fresh, updates, &mut stop)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 /// Runs the repository's prepare hook in a fresh worktree; a failure fails the start.

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use stream::{Malformed, StreamEvent, Summary, parse_line};
 
-use crate::process::{contained, kill_group};
+use crate::process::{contained, find_program, kill_group};
 use crate::{Line, Stream, Update};
 
 #[derive(Debug, Clone)]
@@ -58,6 +58,9 @@ pub enum Error {
     Exit { code: i32, detail: String },
     #[error("the agent reported an error: {0}")]
     Reported(String),
+    /// `--resume` named a session the CLI never saved (it was stopped before its first reply).
+    #[error("session {0} was not saved by the CLI, so it cannot be resumed")]
+    SessionNotFound(String),
     #[error("the Claude Code CLI ended without a result line")]
     NoResult,
     #[error("the agent was stopped")]
@@ -101,14 +104,17 @@ pub fn arguments(request: &ClaudeRequest) -> Vec<String> {
 }
 
 /// Runs one turn to its `result` line, streaming readable lines and the session id.
+/// `stop` is borrowed so that a caller may run another turn under the same stop signal.
 pub async fn run(
     request: ClaudeRequest,
     updates: mpsc::UnboundedSender<Update>,
-    stop: oneshot::Receiver<()>,
+    stop: &mut oneshot::Receiver<()>,
 ) -> Result<ClaudeOutcome, Error> {
+    let binary = find_program(&request.binary)
+        .ok_or_else(|| Error::Missing(request.binary.display().to_string()))?;
     let args = arguments(&request);
     let arg_refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
-    let binary = request.binary.display().to_string();
+    let binary = binary.display().to_string();
     let mut command = contained(&binary, &arg_refs);
     command
         .current_dir(&request.workdir)
@@ -143,7 +149,7 @@ pub async fn run(
         Some(task) => task.await.unwrap_or_default(),
         None => String::new(),
     };
-    finish(summary?, status, &stderr_text)
+    finish(summary?, status, &stderr_text, request.resume.as_deref())
 }
 
 /// Turns the last `result` line and the exit status into the outcome.
@@ -151,7 +157,13 @@ fn finish(
     summary: Option<Summary>,
     status: std::process::ExitStatus,
     stderr: &str,
+    resume: Option<&str>,
 ) -> Result<ClaudeOutcome, Error> {
+    if let Some(session) = resume
+        && stderr.contains("No conversation found with session ID")
+    {
+        return Err(Error::SessionNotFound(session.to_owned()));
+    }
     let detail = |fallback: &str| {
         let last = stderr
             .lines()

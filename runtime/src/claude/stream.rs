@@ -197,20 +197,39 @@ mod recorded {
 
     #[test]
     fn a_successful_turn() {
-        let events = events(include_str!("../../../testkit/fixtures/claude-stream.jsonl"));
-        let Some(StreamEvent::Init { session_id }) = events.first() else { panic!("init first: {events:?}") };
-        assert!(events.iter().any(|e| matches!(e, StreamEvent::ToolUse { name, .. } if name == "Bash")));
-        assert!(events.iter().any(|e| matches!(e, StreamEvent::ToolResult { is_error: false, .. })));
+        let events = events(include_str!(
+            "../../../testkit/fixtures/claude-stream.jsonl"
+        ));
+        let Some(StreamEvent::Init { session_id }) = events.first() else {
+            panic!("init first: {events:?}")
+        };
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, StreamEvent::ToolUse { name, .. } if name == "Bash"))
+        );
+        assert!(events.iter().any(|e| matches!(
+            e,
+            StreamEvent::ToolResult {
+                is_error: false,
+                ..
+            }
+        )));
         let result = summary(&events);
         assert!(!result.is_error);
         assert_eq!(result.result, "Done: created hello.txt");
         assert_eq!(&result.session_id, session_id);
-        assert!(result.num_turns >= 2 && result.total_cost_usd > 0.0, "{result:?}");
+        assert!(
+            result.num_turns >= 2 && result.total_cost_usd > 0.0,
+            "{result:?}"
+        );
     }
 
     #[test]
     fn an_api_error_is_an_error_whatever_the_subtype_says() {
-        let events = events(include_str!("../../../testkit/fixtures/claude-stream-api-error.jsonl"));
+        let events = events(include_str!(
+            "../../../testkit/fixtures/claude-stream-api-error.jsonl"
+        ));
         let result = summary(&events);
         assert_eq!(result.subtype, "success");
         assert!(result.is_error);
@@ -219,7 +238,9 @@ mod recorded {
 
     #[test]
     fn a_retried_turn_still_ends_in_its_result() {
-        let events = events(include_str!("../../../testkit/fixtures/claude-stream-retry.jsonl"));
+        let events = events(include_str!(
+            "../../../testkit/fixtures/claude-stream-retry.jsonl"
+        ));
         assert_eq!(summary(&events).result, "recovered");
     }
 }

@@ -1,0 +1,419 @@
+//! Real coding agents end to end: the `murmur` binary runs a flight whose agents are the real
+//! Claude Code CLI, talking to a scripted model server on 127.0.0.1. Real git, real commits.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use murmur_testkit::claude_cli::{QUIET_ENV, claude_bin};
+use murmur_testkit::{ModelServer, Turn};
+use serde_json::Value;
+
+const FLIGHT: &str = "---
+runtime: claude
+---
+
+# Add a greeting
+
+## design
+> persona: architect
+> out: respond
+
+Plan a greeting file for the project.
+
+## implement
+> needs: design
+> out: pr
+
+Implement the plan.
+
+## polish
+> continues: implement
+
+Polish the wording.
+";
+
+struct Project {
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = tempfile::tempdir().expect("temp home");
+        let repo = dir.path();
+        git(repo, &["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(repo.join(".murmur/flights")).expect("mkdir");
+        std::fs::write(repo.join(".murmur/flights/feature.md"), FLIGHT).expect("flight");
+        std::fs::write(
+            repo.join(".gitignore"),
+            ".murmur/work/\n.murmur/murmur.db*\n",
+        )
+        .expect("ignore");
+        std::fs::write(repo.join("README.md"), "# Demo\n").expect("readme");
+        git(repo, &["add", "."]);
+        git(repo, &["commit", "-qm", "start"]);
+        Self { dir, home }
+    }
+
+    fn repo(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `murmur ARGS` with the CLI pointed at `server`, isolated like testkit isolates it.
+    fn murmur(&self, server: &ModelServer, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_murmur"));
+        command
+            .args(args)
+            .current_dir(self.repo())
+            .env("MURMUR_CLAUDE_BIN", claude_bin())
+            .env("HOME", self.home.path())
+            .env("TMPDIR", self.home.path())
+            .env("ANTHROPIC_BASE_URL", server.url())
+            .env("ANTHROPIC_API_KEY", "test-key")
+            .env("NO_COLOR", "1")
+            .envs(QUIET_ENV.iter().copied());
+        command
+    }
+
+    fn json(&self, server: &ModelServer, args: &[&str]) -> Value {
+        let out = self.murmur(server, args).output().expect("murmur runs");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn commit(message: &str, file: &str, content: &str) -> Turn {
+    Turn::bash(format!(
+        "printf '{content}\\n' > {file} && git add {file} && git -c user.name=a -c user.email=a@a commit -qm '{message}'"
+    ))
+}
+
+fn agent<'v>(show: &'v Value, slug: &str) -> &'v Value {
+    show["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["slug"] == slug))
+        .unwrap_or_else(|| panic!("no {slug}: {show}"))
+}
+
+fn all_text(request: &Value) -> String {
+    request["messages"].to_string()
+}
+
+#[test]
+fn design_implement_polish_with_the_real_claude_cli() {
+    let project = Project::new();
+    let server = ModelServer::start(vec![
+        Turn::text("Plan: create GREETING.md that says hello."),
+        commit("Add greeting", "GREETING.md", "Hello"),
+        Turn::text("Implemented: GREETING.md is committed."),
+        commit("Polish greeting", "GREETING.md", "Hello, world"),
+        Turn::text("Polished the wording."),
+    ]);
+    let out = project
+        .murmur(&server, &["flight", "run", "feature", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let calls = server.scripted_requests();
+    assert_eq!(calls.len(), 5, "one call per scripted turn");
+    assert!(
+        all_text(&calls[1]).contains("Plan: create GREETING.md"),
+        "implement's prompt carries design's response"
+    );
+    assert!(
+        calls[1]["system"]
+            .to_string()
+            .contains("careful software engineer"),
+        "implement runs as programmer"
+    );
+    assert!(
+        calls[0]["system"]
+            .to_string()
+            .contains("software architect"),
+        "design runs as architect"
+    );
+    let polish_first = all_text(&calls[3]);
+    assert!(
+        polish_first.contains("Implement the plan")
+            && polish_first.contains("Implemented: GREETING.md is committed."),
+        "polish continues implement's conversation: {polish_first}"
+    );
+    assert!(polish_first.contains("Polish the wording"));
+
+    let runs = project.json(&server, &["runs", "ls", "--json"]);
+    let run = runs[0]["id"].as_str().expect("run id").to_owned();
+    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    let (implement, polish) = (agent(&show, "implement"), agent(&show, "polish"));
+    let branch = format!("murmur/feature/{run}/implement");
+    assert_eq!(implement["branch"], branch.as_str());
+    assert_eq!(implement["commits"], 1);
+    assert_eq!(
+        polish["branch"],
+        branch.as_str(),
+        "polish works on implement's branch"
+    );
+    assert_eq!(
+        polish["commits"], 2,
+        "polish sees its own commit on top of implement's"
+    );
+    assert_eq!(
+        polish["session_id"], implement["session_id"],
+        "same session"
+    );
+    assert!(
+        implement["session_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert!(
+        implement["cost_usd"].as_f64().is_some_and(|c| c > 0.0),
+        "{implement}"
+    );
+    assert!(
+        implement["turns"].as_i64().is_some_and(|t| t >= 2),
+        "{implement}"
+    );
+    assert_eq!(agent(&show, "design")["commits"], 0);
+
+    assert_eq!(
+        git(
+            project.repo(),
+            &["log", "--format=%s", &format!("main..{branch}")]
+        ),
+        "Polish greeting\nAdd greeting"
+    );
+    assert_eq!(
+        git(project.repo(), &["show", &format!("{branch}:GREETING.md")]),
+        "Hello, world"
+    );
+    let prs = project.json(&server, &["pr", "ls", "--json"]);
+    assert_eq!(prs.as_array().map(Vec::len), Some(1));
+    assert_eq!(prs[0]["branch"], branch.as_str());
+    assert_eq!(prs[0]["state"], "open");
+    assert!(
+        implement["prs"][0]
+            .as_str()
+            .is_some_and(|p| p.starts_with("local:"))
+    );
+}
+
+/// Reads the engine's JSON lines until `stop` says so, then SIGKILLs it.
+fn kill_when(mut engine: Child, stop: impl Fn(&Value) -> bool) {
+    let stdout = engine.stdout.take().expect("stdout");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if stop(&value["event"]) {
+            break;
+        }
+    }
+    engine.kill().expect("SIGKILL");
+    engine.wait().expect("reaped");
+}
+
+#[test]
+fn a_killed_engine_resumes_the_agents_session_instead_of_restarting_it() {
+    let project = Project::new();
+    let first = ModelServer::start(vec![
+        Turn::text("Plan: one file."),
+        commit("Add greeting", "GREETING.md", "Hello"),
+        Turn::Hang,
+    ]);
+    let engine = project
+        .murmur(&first, &["flight", "run", "feature", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    // Killed while the model "thinks" after the first tool call: the session has history.
+    let tool_done = |event: &Value| {
+        event["type"] == "agent_output"
+            && event["slug"] == "implement"
+            && event["line"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("[tool]"))
+    };
+    kill_when(engine, tool_done);
+    let runs = project.json(&first, &["runs", "ls", "--json"]);
+    let run = runs[0]["id"].as_str().expect("run id").to_owned();
+    let before = project.json(&first, &["runs", "show", &run, "--json"]);
+    let session = agent(&before, "implement")["session_id"]
+        .as_str()
+        .expect("session checkpointed")
+        .to_owned();
+
+    let second = ModelServer::start(vec![
+        Turn::text("Implemented after the restart."),
+        Turn::text("Polished."),
+    ]);
+    let resumed = project
+        .murmur(&second, &["runs", "resume", &run, "--json"])
+        .output()
+        .expect("resumes");
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let after = project.json(&second, &["runs", "show", &run, "--json"]);
+    let implement = agent(&after, "implement");
+    assert_eq!(implement["attempts"], 2, "the in-flight attempt ran again");
+    assert_eq!(
+        implement["session_id"],
+        session.as_str(),
+        "in the same session"
+    );
+    assert_eq!(implement["state"], "completed");
+    assert_eq!(
+        agent(&after, "design")["attempts"],
+        1,
+        "design is not repeated"
+    );
+    let resumed_call = &second.scripted_requests()[0];
+    assert!(
+        all_text(resumed_call).contains("Implement the plan"),
+        "the resumed session carries the first prompt"
+    );
+    assert!(
+        all_text(resumed_call).contains("Add greeting"),
+        "and the tool call of the killed attempt"
+    );
+    assert_eq!(
+        implement["commits"], 1,
+        "the commit of the killed attempt is kept"
+    );
+    let sessions: Vec<String> = second
+        .log()
+        .iter()
+        .filter_map(|r| r.headers.get("x-claude-code-session-id").cloned())
+        .collect();
+    assert!(
+        sessions.iter().any(|s| s == &session),
+        "the CLI resumed {session}: {sessions:?}"
+    );
+}
+
+#[test]
+fn a_session_killed_before_it_was_saved_starts_afresh_in_the_same_worktree() {
+    let project = Project::new();
+    let first = ModelServer::start(vec![Turn::text("Plan: one file."), Turn::Hang]);
+    let engine = project
+        .murmur(&first, &["flight", "run", "feature", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    assert!(
+        first.wait_for_scripted(2, std::time::Duration::from_secs(60)),
+        "implement reached the model"
+    );
+    kill_when(engine, |event| {
+        event["type"] == "agent_session" && event["slug"] == "implement"
+    });
+    let run = project.json(&first, &["runs", "ls", "--json"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let second = ModelServer::start(vec![
+        commit("Add greeting", "GREETING.md", "Hello"),
+        Turn::text("Implemented."),
+        Turn::text("Polished."),
+    ]);
+    let resumed = project
+        .murmur(&second, &["runs", "resume", &run])
+        .output()
+        .expect("resumes");
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("was never saved; starting a new session"),
+        "{}",
+        text(&resumed)
+    );
+    let show = project.json(&second, &["runs", "show", &run, "--json"]);
+    assert_eq!(agent(&show, "implement")["attempts"], 2);
+    assert_eq!(agent(&show, "implement")["commits"], 1);
+}
+
+#[test]
+fn a_model_that_never_answers_trips_the_watchdog() {
+    let project = Project::new();
+    let flight = FLIGHT.replace("runtime: claude\n", "runtime: claude\nidle_timeout: 2s\n");
+    std::fs::write(project.repo().join(".murmur/flights/feature.md"), flight).expect("write");
+    git(project.repo(), &["commit", "-qam", "short idle timeout"]);
+    let server = ModelServer::start(vec![Turn::Hang]);
+    let out = project
+        .murmur(&server, &["flight", "run", "feature"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no output for 2s: the agent looks hung and was stopped"),
+        "{}",
+        text(&out)
+    );
+    let run = project.json(&server, &["runs", "ls", "--json"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    assert_eq!(agent(&show, "design")["state"], "failed");
+    assert_eq!(agent(&show, "implement")["state"], "skipped");
+}
+
+#[test]
+fn a_missing_cli_or_a_dirty_repository_fails_the_agent_clearly() {
+    let project = Project::new();
+    let server = ModelServer::start(vec![Turn::text("never used")]);
+    let missing = project
+        .murmur(&server, &["flight", "run", "feature"])
+        .env("MURMUR_CLAUDE_BIN", "/nonexistent/claude")
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing).contains("the Claude Code CLI `/nonexistent/claude` was not found"),
+        "{}",
+        text(&missing)
+    );
+    std::fs::write(
+        project.repo().join("README.md"),
+        "# Edited, not committed\n",
+    )
+    .expect("write");
+    let dirty = project
+        .murmur(&server, &["flight", "run", "feature"])
+        .output()
+        .expect("runs");
+    assert_eq!(dirty.status.code(), Some(1));
+    assert!(
+        text(&dirty).contains("uncommitted changes (README.md)"),
+        "{}",
+        text(&dirty)
+    );
+    assert_eq!(
+        server.scripted_requests().len(),
+        0,
+        "no agent reached the model"
+    );
+}
