@@ -30,6 +30,8 @@ pub struct Runtimes {
 pub struct RuntimeBinary {
     /// Path to the CLI; `claude` on PATH when not set.
     pub binary: Option<std::path::PathBuf>,
+    /// First wait when the model is overloaded (`30s` unless set); doubles on each try.
+    pub overload_backoff: Option<murmur_parser::Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,13 +66,19 @@ impl Config {
     }
 
     /// The Claude Code CLI: configured, else `MURMUR_CLAUDE_BIN`, else `claude` on PATH.
-    pub fn claude_binary(&self) -> std::path::PathBuf {
-        self.runtimes
-            .claude
-            .binary
-            .clone()
-            .or_else(|| std::env::var_os("MURMUR_CLAUDE_BIN").map(Into::into))
-            .unwrap_or_else(|| "claude".into())
+    pub fn claude(&self) -> murmur_engine::executor::ClaudeSettings {
+        let configured = &self.runtimes.claude;
+        let defaults = murmur_engine::executor::ClaudeSettings::default();
+        murmur_engine::executor::ClaudeSettings {
+            binary: configured
+                .binary
+                .clone()
+                .or_else(|| std::env::var_os("MURMUR_CLAUDE_BIN").map(Into::into))
+                .unwrap_or(defaults.binary),
+            overload_backoff: configured
+                .overload_backoff
+                .map_or(defaults.overload_backoff, |d| d.as_std()),
+        }
     }
 
     /// The local pool's cap: `pools.local.max_vms`, else the number of cores.

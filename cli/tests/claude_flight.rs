@@ -417,3 +417,43 @@ fn a_missing_cli_or_a_dirty_repository_fails_the_agent_clearly() {
         "no agent reached the model"
     );
 }
+
+#[test]
+fn an_overloaded_model_parks_the_agent_and_it_tries_again() {
+    let project = Project::new();
+    std::fs::write(
+        project.repo().join(".murmur/murmur.yaml"),
+        "runtimes:\n  claude:\n    overload_backoff: 1s\n",
+    )
+    .expect("config");
+    let server = ModelServer::start(vec![
+        Turn::overloaded(),
+        Turn::text("Plan: after the storm."),
+        commit("Add greeting", "GREETING.md", "Hello"),
+        Turn::text("Implemented."),
+        Turn::text("Polished."),
+    ]);
+    // The CLI's own retries are off, so the engine sees the overload itself.
+    let out = project
+        .murmur(&server, &["flight", "run", "feature"])
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("parked, trying again in 1s (1 of 5)"),
+        "{}",
+        text(&out)
+    );
+    let run = project.json(&server, &["runs", "ls", "--json"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    assert_eq!(agent(&show, "design")["response"], "Plan: after the storm.");
+    assert_eq!(
+        agent(&show, "design")["attempts"],
+        1,
+        "parking is not a new attempt"
+    );
+}

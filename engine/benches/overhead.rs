@@ -42,7 +42,7 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, us
         slots,
         work_root: dir.join("work"),
         repository: dir.to_path_buf(),
-        claude_binary: "claude".into(),
+        claude: Default::default(),
     };
     let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
     let request = StartRequest {
@@ -127,7 +127,7 @@ async fn concurrent_runs(runs: usize, agents: usize) {
         slots: runs,
         work_root: dir.path().join("work"),
         repository: dir.path().to_path_buf(),
-        claude_binary: "claude".into(),
+        claude: Default::default(),
     };
     let text = chain(agents);
     let flight = murmur_parser::parse(&text, "bench").flight.expect("flight");

@@ -25,7 +25,7 @@ async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         slots: 2,
         work_root: work.to_path_buf(),
         repository: work.to_path_buf(),
-        claude_binary: "claude".into(),
+        claude: Default::default(),
     }
 }
 

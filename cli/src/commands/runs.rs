@@ -56,7 +56,7 @@ async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         store,
         clock: Arc::new(SystemClock),
         slots: config.local_slots(),
-        claude_binary: config.claude_binary(),
+        claude: config.claude(),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
     })

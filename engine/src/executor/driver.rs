@@ -410,7 +410,8 @@ impl<'e> Driver<'e> {
         };
         let front = &self.flight.frontmatter;
         Ok(RuntimePlan::Claude(Box::new(ClaudePlan {
-            binary: self.executor.claude_binary.clone(),
+            binary: self.executor.claude.binary.clone(),
+            overload_backoff: self.executor.claude.overload_backoff,
             model: agent.model.clone().or_else(|| front.model.clone()),
             persona,
             resume,

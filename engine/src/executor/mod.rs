@@ -65,8 +65,25 @@ pub struct Executor {
     pub work_root: PathBuf,
     /// The repository the flight belongs to, given to agents as `MURMUR_REPO`.
     pub repository: PathBuf,
+    pub claude: ClaudeSettings,
+}
+
+/// How `claude` agents run on this machine.
+#[derive(Debug, Clone)]
+pub struct ClaudeSettings {
     /// The Claude Code CLI (`claude` on PATH unless configured).
-    pub claude_binary: PathBuf,
+    pub binary: PathBuf,
+    /// First wait after the model answered "overloaded" or "rate limited"; doubles each time.
+    pub overload_backoff: std::time::Duration,
+}
+
+impl Default for ClaudeSettings {
+    fn default() -> Self {
+        Self {
+            binary: "claude".into(),
+            overload_backoff: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 impl Executor {
