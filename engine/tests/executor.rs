@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 every_backend!(
     a_flight_runs_to_completion,
     a_failure_skips_what_depends_on_it,
-    an_interrupted_attempt_runs_again
+    an_interrupted_attempt_runs_again,
+    agents_in_a_repository_work_on_their_own_branches,
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
@@ -160,4 +161,39 @@ async fn an_interrupted_attempt_runs_again(db: &TestDb) {
     let agents = executor.store.agents(&id).await.expect("agents");
     assert_eq!(agents[0].attempts, 2);
     assert_eq!(agents[1].attempts, 1);
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// In a git repository every agent works in its own worktree; a `needs` agent starts with
+/// its upstreams' commits merged in, and commits are recorded per agent.
+async fn agents_in_a_repository_work_on_their_own_branches(db: &TestDb) {
+    let repo = tempfile::tempdir().expect("temp dir");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.path().join("README.md"), "demo\n").expect("write");
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-qm", "start"]);
+    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
+    executor.repository = repo.path().to_path_buf();
+    let text = "---\nruntime: exec\n---\n# Branches\n\n## write\n\n```sh\necho hello > hello.txt && git add hello.txt && git -c user.name=a -c user.email=a@a commit -qm hello\n```\n\n## read\n> needs: write\n> out: diff\n\n```sh\ncat hello.txt && git branch --show-current\n```\n";
+    let id = start(&executor, text).await;
+    let (status, _) = drive(&executor, &id).await;
+    assert_eq!(status, RunStatus::Completed);
+    let agents = executor.store.agents(&id).await.expect("agents");
+    let branch = |slug: &str| format!("murmur/t/{id}/{slug}");
+    assert_eq!(agents[0].branch.as_deref(), Some(branch("write").as_str()));
+    assert_eq!(agents[0].commits, 1);
+    assert_eq!(agents[1].commits, 0, "merged upstream work is not read's own");
+    assert_eq!(agents[1].response.as_deref(), Some(format!("hello\n{}", branch("read")).as_str()));
+    assert_eq!(git(repo.path(), &["log", "--format=%s", &branch("write")]), "hello\nstart");
+    assert_eq!(git(repo.path(), &["branch", "--show-current"]), "main", "the checkout is untouched");
 }

@@ -1,25 +1,15 @@
-//! A `claude` attempt from start to delivery: the agent's worktree, the repository's
-//! prepare hook, the CLI turn (resuming its session when there is one), then what `out`
-//! asks for: a push, a pull request.
+//! A `claude` turn: the CLI in the agent's worktree, resuming its session when there is one,
+//! parked and tried again while the model is overloaded.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use murmur_runtime::claude::{self, ClaudeRequest};
-use murmur_runtime::workspace::{Repository, Worktree};
-use murmur_runtime::{Line, Stream, Update, exec};
+use murmur_runtime::{Line, Stream, Update};
 use tokio::sync::{mpsc, oneshot};
 
-use super::launch::Finished;
-use crate::clock::Clock;
 use crate::event::Delivered;
 use crate::persona::Persona;
-use crate::store::{PullRequest, Store};
-
-/// How long `.murmur/hooks/prepare-workspace.sh` may take before the start fails.
-const PREPARE_BUDGET: Duration = Duration::from_secs(5 * 60);
-const PREPARE_HOOK: &str = ".murmur/hooks/prepare-workspace.sh";
 
 pub struct ClaudePlan {
     pub binary: PathBuf,
@@ -29,73 +19,31 @@ pub struct ClaudePlan {
     pub resume: Option<String>,
     pub idle_timeout: Duration,
     pub overload_backoff: Duration,
-    pub repository: PathBuf,
-    pub base: Option<String>,
-    pub worktree: PathBuf,
-    pub branch: String,
-    /// Upstream branches with commits, merged into a fresh worktree in `needs` order.
-    pub merge: Vec<String>,
-    pub out: Option<String>,
-    pub pull_request: PullRequestDraft,
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
 }
 
-/// What a pull request will say, decided when the attempt starts.
-pub struct PullRequestDraft {
-    pub id: String,
-    pub run_id: String,
-    pub slug: String,
-    pub title: String,
-}
-
-pub async fn attempt(
+/// Runs the agent's turn in `workdir`; the answer, and the cost and turns it took.
+pub async fn turn(
     plan: ClaudePlan,
     prompt: String,
+    workdir: &Path,
     env: Vec<(String, String)>,
     updates: mpsc::UnboundedSender<Update>,
     stop: oneshot::Receiver<()>,
-) -> Result<Finished, String> {
-    let repository = Repository::open(&plan.repository, plan.base.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
-    let fresh = !plan.worktree.join(".git").exists();
-    if fresh {
-        repository.ensure_clean().await.map_err(|e| e.to_string())?;
-    }
-    let tree = repository
-        .worktree(&plan.worktree, &plan.branch, &plan.merge)
-        .await
-        .map_err(|e| e.to_string())?;
-    if fresh {
-        prepare(&tree, &env).await?;
-    }
+) -> Result<(String, Delivered), String> {
     let request = ClaudeRequest {
-        binary: plan.binary.clone(),
+        binary: plan.binary,
         prompt,
-        workdir: tree.path.clone(),
-        model: plan.model.clone().or_else(|| plan.persona.model.clone()),
-        system_prompt: Some(plan.persona.system_prompt.clone()).filter(|p| !p.is_empty()),
-        allowed_tools: plan.persona.allowed_tools.clone(),
-        resume: plan.resume.clone(),
+        workdir: workdir.to_path_buf(),
+        model: plan.model.or_else(|| plan.persona.model.clone()),
+        system_prompt: Some(plan.persona.system_prompt).filter(|p| !p.is_empty()),
+        allowed_tools: plan.persona.allowed_tools,
+        resume: plan.resume,
         env,
         idle_timeout: plan.idle_timeout,
     };
     let outcome = run_parked(request, plan.overload_backoff, updates, stop).await?;
-    let changes = tree.changes().await.map_err(|e| e.to_string())?;
-    let mut delivered = Delivered {
-        branch: Some(tree.branch.clone()),
-        commits: changes.commits,
-        diff_stat: Some(changes.diff_stat).filter(|s| !s.is_empty()),
-        prs: Vec::new(),
-        cost_usd: Some(outcome.cost_usd),
-        turns: Some(outcome.turns),
-    };
-    deliver(&plan, &repository, &tree, &outcome.response, &mut delivered).await?;
-    Ok(Finished {
-        response: outcome.response,
-        delivered,
-    })
+    let delivered = Delivered { cost_usd: Some(outcome.cost_usd), turns: Some(outcome.turns), ..Delivered::default() };
+    Ok((outcome.response, delivered))
 }
 
 /// How often a turn is tried again while the model stays overloaded or rate limited.
@@ -176,72 +124,4 @@ async fn run_turn(
         }
         other => Ok(other?),
     }
-}
-
-/// Runs the repository's prepare hook in a fresh worktree; a failure fails the start.
-async fn prepare(tree: &Worktree, env: &[(String, String)]) -> Result<(), String> {
-    if !tree.path.join(PREPARE_HOOK).is_file() {
-        return Ok(());
-    }
-    let request = exec::ExecRequest {
-        script: format!("sh {PREPARE_HOOK}"),
-        prompt: String::new(),
-        workdir: tree.path.clone(),
-        env: env.to_vec(),
-    };
-    let (lines, _) = mpsc::unbounded_channel();
-    let (_keep, stop) = oneshot::channel();
-    match tokio::time::timeout(PREPARE_BUDGET, exec::run(request, lines, stop)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(format!("{PREPARE_HOOK} failed: {error}")),
-        Err(_) => Err(format!(
-            "{PREPARE_HOOK} took longer than {} minutes",
-            PREPARE_BUDGET.as_secs() / 60
-        )),
-    }
-}
-
-/// `push` pushes the branch to `origin`; `pr` pushes when there is a remote and records the
-/// pull request. (GitHub's REST API is not reachable from here; see the issue notes.)
-async fn deliver(
-    plan: &ClaudePlan,
-    repository: &Repository,
-    tree: &Worktree,
-    response: &str,
-    delivered: &mut Delivered,
-) -> Result<(), String> {
-    let out = plan.out.as_deref().unwrap_or("");
-    if !matches!(out, "push" | "pr") {
-        return Ok(());
-    }
-    let has_origin = repository
-        .has_remote("origin")
-        .await
-        .map_err(|e| e.to_string())?;
-    if has_origin {
-        tree.push("origin").await.map_err(|e| e.to_string())?;
-    } else if out == "push" {
-        return Err("`out: push` needs a remote named `origin`; add one or use `out: pr` for a local pull request".to_owned());
-    }
-    if out == "pr" {
-        let draft = &plan.pull_request;
-        let record = PullRequest {
-            id: draft.id.clone(),
-            run_id: draft.run_id.clone(),
-            slug: draft.slug.clone(),
-            branch: tree.branch.clone(),
-            base: repository.base.clone(),
-            title: draft.title.clone(),
-            body: response.to_owned(),
-            state: "open".to_owned(),
-            created_at: plan.clock.stamp(),
-            merged_at: None,
-        };
-        plan.store
-            .open_pull_request(&record)
-            .await
-            .map_err(|e| e.to_string())?;
-        delivered.prs.push(format!("local:{}", draft.id));
-    }
-    Ok(())
 }

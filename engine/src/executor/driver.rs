@@ -7,7 +7,8 @@ use std::time::Duration;
 use murmur_parser::{Agent, Dag, Flight};
 use tokio::sync::{mpsc, oneshot};
 
-use super::claude::{ClaudePlan, PullRequestDraft};
+use super::claude::ClaudePlan;
+use super::workspace::{PullRequestDraft, WorkspacePlan};
 use super::launch::{self, Launch, Message, RuntimePlan};
 use super::{Committed, Error, Executor};
 use crate::event::{Event, Stream};
@@ -333,6 +334,7 @@ impl<'e> Driver<'e> {
 
     /// The effect of a committed `AgentStarted`.
     fn start(&mut self, index: usize, attempt: u32) -> Result<(), Error> {
+        let (workspace, runtime) = self.plans(index, attempt)?;
         let request = Launch {
             index,
             attempt,
@@ -344,7 +346,8 @@ impl<'e> Driver<'e> {
             upstream: self.upstream_results(index),
             work_root: &self.executor.work_root,
             repository: &self.executor.repository,
-            runtime: self.runtime_plan(index, attempt)?,
+            workspace,
+            runtime,
         };
         let stop = launch::launch(request, self.sender.clone())?;
         self.stops.insert(index, stop);
@@ -370,75 +373,56 @@ impl<'e> Driver<'e> {
             .collect()
     }
 
-    /// How attempt `attempt` of agent `index` runs: its runtime, and for coding agents the
-    /// worktree, persona and session to continue.
-    fn runtime_plan(&self, index: usize, attempt: u32) -> Result<RuntimePlan, Error> {
+    /// How attempt `attempt` of agent `index` runs: its runtime, persona and the session to
+    /// continue (coding agents), and its git workspace.
+    fn plans(&self, index: usize, attempt: u32) -> Result<(WorkspacePlan, RuntimePlan), Error> {
         let agent = &self.agents[index];
         let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
-        if run::runtime_of(&self.flight, agent, &persona) != murmur_parser::Runtime::Claude {
-            return Ok(RuntimePlan::Exec);
-        }
+        let coding = run::runtime_of(&self.flight, agent, &persona) == murmur_parser::Runtime::Claude;
         let own = &self.model.agents()[index];
-        let (worktree_slug, branch, resume, merge) = match agent
-            .continues
-            .as_deref()
-            .and_then(|up| self.model.index_of(up))
-        {
+        let continued = agent.continues.as_deref().and_then(|up| self.model.index_of(up));
+        let (tree_slug, branch, merge, resume) = match continued {
             Some(up) => {
                 let upstream = &self.model.agents()[up];
-                let branch = upstream
-                    .delivered
-                    .branch
-                    .clone()
-                    .unwrap_or_else(|| self.branch_name(&self.agents[up]));
-                let resume = own
-                    .session_id
-                    .clone()
-                    .filter(|_| attempt > 1)
-                    .or_else(|| upstream.session_id.clone());
-                (upstream.slug.clone(), branch, resume, Vec::new())
+                let branch = upstream.delivered.branch.clone().unwrap_or_else(|| self.branch_name(&self.agents[up]));
+                let resume = own.session_id.clone().filter(|_| attempt > 1).or_else(|| upstream.session_id.clone());
+                (upstream.slug.clone(), branch, Vec::new(), resume)
             }
             None => {
                 let resume = own.session_id.clone().filter(|_| attempt > 1);
-                (
-                    agent.slug.clone(),
-                    self.branch_name(agent),
-                    resume,
-                    self.upstream_branches(index),
-                )
+                (agent.slug.clone(), self.branch_name(agent), self.upstream_branches(index), resume)
             }
         };
         let front = &self.flight.frontmatter;
-        Ok(RuntimePlan::Claude(Box::new(ClaudePlan {
-            binary: self.executor.claude.binary.clone(),
-            overload_backoff: self.executor.claude.overload_backoff,
-            model: agent.model.clone().or_else(|| front.model.clone()),
-            persona,
-            resume,
-            idle_timeout: agent.idle_timeout.unwrap_or(front.idle_timeout).as_std(),
+        let workspace = WorkspacePlan {
             repository: self.executor.repository.clone(),
             base: None,
-            worktree: self
-                .executor
-                .work_root
-                .join(&self.row.id)
-                .join(worktree_slug),
+            worktree: self.executor.work_root.join(&self.row.id).join(tree_slug),
             branch,
             merge,
             out: agent.out.clone().or_else(|| front.out.clone()),
             pull_request: PullRequestDraft {
-                id: format!(
-                    "{}-{}",
-                    self.row.id.get(..12).unwrap_or(&self.row.id),
-                    agent.slug
-                ),
+                id: format!("{}-{}", self.row.id.get(..12).unwrap_or(&self.row.id), agent.slug),
                 run_id: self.row.id.clone(),
                 slug: agent.slug.clone(),
                 title: format!("{}: {}", self.flight.title, agent.slug),
             },
             store: self.executor.store.clone(),
             clock: self.executor.clock.clone(),
-        })))
+            required: coding,
+        };
+        if !coding {
+            return Ok((workspace, RuntimePlan::Exec));
+        }
+        let runtime = RuntimePlan::Claude(Box::new(ClaudePlan {
+            binary: self.executor.claude.binary.clone(),
+            overload_backoff: self.executor.claude.overload_backoff,
+            model: agent.model.clone().or_else(|| front.model.clone()),
+            persona,
+            resume,
+            idle_timeout: agent.idle_timeout.unwrap_or(front.idle_timeout).as_std(),
+        }));
+        Ok((workspace, runtime))
     }
 
     /// `murmur/<flight>/<run>/<slug>`, or the agent's `branch` directive.

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
 use super::claude::{self, ClaudePlan};
+use super::workspace::{self, WorkspacePlan};
 use crate::event::Delivered;
 use crate::run::{self, Context, UpstreamResult};
 
@@ -55,6 +56,7 @@ pub struct Launch<'a> {
     pub upstream: Vec<UpstreamResult>,
     pub work_root: &'a Path,
     pub repository: &'a Path,
+    pub workspace: WorkspacePlan,
     pub runtime: RuntimePlan,
 }
 
@@ -78,46 +80,51 @@ pub fn launch(
     // Awaited before the exit is reported, so an attempt's last lines never arrive after it.
     let forwarding = tokio::spawn(forward(update_rx, messages.clone(), index, attempt));
     let (stop, stopped) = oneshot::channel();
-    match launch.runtime {
-        RuntimePlan::Exec => {
-            let workdir = run_dir.join(&launch.agent.slug);
-            std::fs::create_dir_all(&workdir).map_err(|e| workdir_error(&workdir, e))?;
-            let script = context.render(&run::script_of(launch.agent).unwrap_or_default());
-            let request = exec::ExecRequest {
-                script,
-                prompt,
-                workdir,
-                env,
-            };
-            tokio::spawn(async move {
-                let result = exec::run(request, updates, stopped).await;
-                let _ = forwarding.await;
-                let result = result
-                    .map(|outcome| Finished {
-                        response: outcome.response,
-                        delivered: Delivered::default(),
-                    })
-                    .map_err(|error| error.to_string());
-                let _ = messages.send(Message::Exited {
-                    index,
-                    attempt,
-                    result,
-                });
-            });
-        }
-        RuntimePlan::Claude(plan) => {
-            tokio::spawn(async move {
-                let result = claude::attempt(*plan, prompt, env, updates, stopped).await;
-                let _ = forwarding.await;
-                let _ = messages.send(Message::Exited {
-                    index,
-                    attempt,
-                    result,
-                });
-            });
-        }
-    }
+    let plain = run_dir.join(&launch.agent.slug);
+    let script = context.render(&run::script_of(launch.agent).unwrap_or_default());
+    let attempt_work = Attempt { workspace: launch.workspace, runtime: launch.runtime, plain, script, prompt, env };
+    tokio::spawn(async move {
+        let result = attempt_work.run(updates, stopped).await;
+        let _ = forwarding.await;
+        let _ = messages.send(Message::Exited { index, attempt, result });
+    });
     Ok(stop)
+}
+
+/// One attempt, owned by its task: workspace, runtime, delivery.
+struct Attempt {
+    workspace: WorkspacePlan,
+    runtime: RuntimePlan,
+    /// Where an `exec` agent works when the folder is no git repository.
+    plain: PathBuf,
+    script: String,
+    prompt: String,
+    env: Vec<(String, String)>,
+}
+
+impl Attempt {
+    async fn run(self, updates: mpsc::UnboundedSender<Update>, stopped: oneshot::Receiver<()>) -> Result<Finished, String> {
+        let prepared = workspace::prepare(&self.workspace, &self.env).await?;
+        let workdir = match &prepared {
+            Some(prepared) => prepared.tree.path.clone(),
+            None => {
+                std::fs::create_dir_all(&self.plain).map_err(|e| workdir_error(&self.plain, e).to_string())?;
+                self.plain.clone()
+            }
+        };
+        let (response, mut delivered) = match self.runtime {
+            RuntimePlan::Exec => {
+                let request = exec::ExecRequest { script: self.script, prompt: self.prompt, workdir, env: self.env };
+                let outcome = exec::run(request, updates, stopped).await.map_err(|e| e.to_string())?;
+                (outcome.response, Delivered::default())
+            }
+            RuntimePlan::Claude(plan) => claude::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await?,
+        };
+        if let Some(prepared) = &prepared {
+            workspace::deliver(&self.workspace, prepared, &response, &mut delivered).await?;
+        }
+        Ok(Finished { response, delivered })
+    }
 }
 
 /// The run context every runtime sees in its environment.

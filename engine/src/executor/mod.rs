@@ -4,6 +4,7 @@
 
 mod claude;
 mod driver;
+mod workspace;
 mod launch;
 
 use std::path::PathBuf;

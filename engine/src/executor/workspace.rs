@@ -1,0 +1,141 @@
+//! The agent's git workspace around any runtime: a worktree on its own branch with its
+//! upstreams merged in, the repository's prepare hook, and afterwards what `out` asks for
+//! (a push, a pull request) plus the branch's commits and diff stat.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use murmur_runtime::exec;
+use murmur_runtime::workspace::{self, Repository, Worktree};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::event::Delivered;
+use crate::store::{PullRequest, Store};
+
+/// How long `.murmur/hooks/prepare-workspace.sh` may take before the start fails.
+const PREPARE_BUDGET: Duration = Duration::from_secs(5 * 60);
+const PREPARE_HOOK: &str = ".murmur/hooks/prepare-workspace.sh";
+
+pub struct WorkspacePlan {
+    pub repository: PathBuf,
+    pub base: Option<String>,
+    pub worktree: PathBuf,
+    pub branch: String,
+    /// Upstream branches with commits, merged into a fresh worktree in `needs` order.
+    pub merge: Vec<String>,
+    pub out: Option<String>,
+    pub pull_request: PullRequestDraft,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// `exec` agents may run without a repository (a plain folder); coding agents may not.
+    pub required: bool,
+}
+
+/// What a pull request will say, decided when the attempt starts.
+pub struct PullRequestDraft {
+    pub id: String,
+    pub run_id: String,
+    pub slug: String,
+    pub title: String,
+}
+
+/// A ready worktree, or `None` when the folder is no repository and none is required.
+pub struct Prepared {
+    repository: Repository,
+    pub tree: Worktree,
+}
+
+pub async fn prepare(plan: &WorkspacePlan, env: &[(String, String)]) -> Result<Option<Prepared>, String> {
+    let repository = match Repository::open(&plan.repository, plan.base.as_deref()).await {
+        Ok(repository) => repository,
+        Err(workspace::Error::NotARepository(_) | workspace::Error::NoBase(_)) if !plan.required => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    let fresh = !plan.worktree.join(".git").exists();
+    if fresh {
+        repository.ensure_clean().await.map_err(|e| e.to_string())?;
+    }
+    let tree = repository.worktree(&plan.worktree, &plan.branch, &plan.merge).await.map_err(|e| e.to_string())?;
+    if fresh {
+        run_prepare_hook(&tree, env).await?;
+    }
+    Ok(Some(Prepared { repository, tree }))
+}
+
+/// Records the branch's commits and diff stat, then pushes or opens the pull request.
+pub async fn deliver(plan: &WorkspacePlan, prepared: &Prepared, response: &str, delivered: &mut Delivered) -> Result<(), String> {
+    let tree = &prepared.tree;
+    let changes = tree.changes().await.map_err(|e| e.to_string())?;
+    delivered.branch = Some(tree.branch.clone());
+    delivered.commits = changes.commits;
+    delivered.diff_stat = Some(changes.diff_stat).filter(|s| !s.is_empty());
+    if plan.out.as_deref() == Some("diff") {
+        delivered.diff = Some(tree.diff().await.map_err(|e| e.to_string())?);
+    }
+    push_or_open(plan, prepared, response, delivered).await
+}
+
+/// Runs the repository's prepare hook in a fresh worktree; a failure fails the start.
+async fn run_prepare_hook(tree: &Worktree, env: &[(String, String)]) -> Result<(), String> {
+    if !tree.path.join(PREPARE_HOOK).is_file() {
+        return Ok(());
+    }
+    let request = exec::ExecRequest {
+        script: format!("sh {PREPARE_HOOK}"),
+        prompt: String::new(),
+        workdir: tree.path.clone(),
+        env: env.to_vec(),
+    };
+    let (lines, _) = mpsc::unbounded_channel();
+    let (_keep, stop) = oneshot::channel();
+    match tokio::time::timeout(PREPARE_BUDGET, exec::run(request, lines, stop)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("{PREPARE_HOOK} failed: {error}")),
+        Err(_) => Err(format!(
+            "{PREPARE_HOOK} took longer than {} minutes",
+            PREPARE_BUDGET.as_secs() / 60
+        )),
+    }
+}
+
+/// `push` pushes the branch to `origin`; `pr` pushes when there is a remote and records the
+/// pull request in the store.
+async fn push_or_open(plan: &WorkspacePlan, prepared: &Prepared, response: &str, delivered: &mut Delivered) -> Result<(), String> {
+    let (repository, tree) = (&prepared.repository, &prepared.tree);
+    let out = plan.out.as_deref().unwrap_or("");
+    if !matches!(out, "push" | "pr") {
+        return Ok(());
+    }
+    let has_origin = repository
+        .has_remote("origin")
+        .await
+        .map_err(|e| e.to_string())?;
+    if has_origin {
+        tree.push("origin").await.map_err(|e| e.to_string())?;
+    } else if out == "push" {
+        return Err("`out: push` needs a remote named `origin`; add one or use `out: pr` for a local pull request".to_owned());
+    }
+    if out == "pr" {
+        let draft = &plan.pull_request;
+        let record = PullRequest {
+            id: draft.id.clone(),
+            run_id: draft.run_id.clone(),
+            slug: draft.slug.clone(),
+            branch: tree.branch.clone(),
+            base: repository.base.clone(),
+            title: draft.title.clone(),
+            body: response.to_owned(),
+            state: "open".to_owned(),
+            created_at: plan.clock.stamp(),
+            merged_at: None,
+        };
+        plan.store
+            .open_pull_request(&record)
+            .await
+            .map_err(|e| e.to_string())?;
+        delivered.prs.push(format!("local:{}", draft.id));
+    }
+    Ok(())
+}
