@@ -170,7 +170,11 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
         .current_dir(dir)
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -192,8 +196,21 @@ async fn agents_in_a_repository_work_on_their_own_branches(db: &TestDb) {
     let branch = |slug: &str| format!("murmur/t/{id}/{slug}");
     assert_eq!(agents[0].branch.as_deref(), Some(branch("write").as_str()));
     assert_eq!(agents[0].commits, 1);
-    assert_eq!(agents[1].commits, 0, "merged upstream work is not read's own");
-    assert_eq!(agents[1].response.as_deref(), Some(format!("hello\n{}", branch("read")).as_str()));
-    assert_eq!(git(repo.path(), &["log", "--format=%s", &branch("write")]), "hello\nstart");
-    assert_eq!(git(repo.path(), &["branch", "--show-current"]), "main", "the checkout is untouched");
+    assert_eq!(
+        agents[1].commits, 0,
+        "merged upstream work is not read's own"
+    );
+    assert_eq!(
+        agents[1].response.as_deref(),
+        Some(format!("hello\n{}", branch("read")).as_str())
+    );
+    assert_eq!(
+        git(repo.path(), &["log", "--format=%s", &branch("write")]),
+        "hello\nstart"
+    );
+    assert_eq!(
+        git(repo.path(), &["branch", "--show-current"]),
+        "main",
+        "the checkout is untouched"
+    );
 }

@@ -1,9 +1,11 @@
 //! Checks that look at several agents at once: names, `continues`, cycles and references.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ops::Range;
 
-use crate::dag::find_cycles;
+use rustc_hash::FxHashMap;
+
+use crate::dag::{find_cycles, has_cycle};
 use crate::diagnostic::{Code, Sink};
 use crate::flight::{Agent, Flight};
 use crate::names::did_you_mean;
@@ -17,37 +19,66 @@ pub(crate) struct Context<'a> {
     pub notes: &'a [Range<usize>],
 }
 
-/// Drops every agent whose slug was already used, reporting each repeat.
-pub(crate) fn dedupe(agents: Vec<(Agent, Spans)>, sink: &mut Sink<'_>) -> Vec<(Agent, Spans)> {
-    let mut first_line: HashMap<String, usize> = HashMap::new();
-    let mut kept = Vec::with_capacity(agents.len());
-    for (agent, spans) in agents {
-        if let Some(line) = first_line.get(&agent.slug) {
-            sink.error(
-                Code::DuplicateSlug,
-                spans.heading.clone(),
-                format!("agent `{}` is already defined on line {line}", agent.slug),
-            )
-            .help("give each agent section its own slug");
-            continue;
-        }
-        first_line.insert(agent.slug.clone(), agent.line);
-        kept.push((agent, spans));
+/// Drops every agent (and its spans) whose slug was already used, reporting each repeat.
+pub(crate) fn dedupe(agents: &mut Vec<Agent>, spans: &mut Vec<Spans>, sink: &mut Sink<'_>) {
+    let firsts = first_of_each_slug(agents, spans, sink);
+    if firsts.contains(&false) {
+        keep_where(agents, &firsts);
+        keep_where(spans, &firsts);
     }
-    kept
+}
+
+/// For each agent, whether it is the first with its slug; reports the others.
+fn first_of_each_slug(agents: &[Agent], spans: &[Spans], sink: &mut Sink<'_>) -> Vec<bool> {
+    let mut first_line: FxHashMap<&str, usize> = FxHashMap::default();
+    first_line.reserve(agents.len());
+    let mut firsts = Vec::with_capacity(agents.len());
+    for (agent, spans) in agents.iter().zip(spans) {
+        match first_line.entry(&agent.slug) {
+            Entry::Vacant(entry) => {
+                entry.insert(agent.line);
+                firsts.push(true);
+            }
+            Entry::Occupied(entry) => {
+                sink.error(
+                    Code::DuplicateSlug,
+                    spans.heading.clone(),
+                    format!(
+                        "agent `{}` is already defined on line {}",
+                        agent.slug,
+                        entry.get()
+                    ),
+                )
+                .help("give each agent section its own slug");
+                firsts.push(false);
+            }
+        }
+    }
+    firsts
+}
+
+/// Keeps the items whose flag is set (`retain` visits items once, in order).
+fn keep_where<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    items.retain(|_| flags.next().copied().unwrap_or(true));
 }
 
 pub(crate) fn check(flight: &Flight, spans: &[Spans], context: &Context<'_>, sink: &mut Sink<'_>) {
     let slugs: Vec<&str> = flight.agents.iter().map(|a| a.slug.as_str()).collect();
     let index = index_by_slug(flight);
-    for (agent, spans) in flight.agents.iter().zip(spans) {
-        check_names(agent, spans, &slugs, &index, sink);
-    }
+    let upstreams: Vec<Vec<usize>> = flight
+        .agents
+        .iter()
+        .zip(spans)
+        .map(|(agent, spans)| check_names(agent, spans, &slugs, &index, sink))
+        .collect();
     check_continues(flight, spans, &index, sink);
-    check_cycles(flight, spans, sink);
-    let mut references = References::new(flight, index);
+    if has_cycle(&upstreams) {
+        report_cycles(flight, spans, sink);
+    }
+    let mut references = References::new(flight, index, upstreams);
     for (index, (agent, spans)) in flight.agents.iter().zip(spans).enumerate() {
-        for range in &spans.templated {
+        for range in spans.with_references() {
             references.check(Some((index, agent)), range.clone(), context, sink);
         }
     }
@@ -57,26 +88,34 @@ pub(crate) fn check(flight: &Flight, spans: &[Spans], context: &Context<'_>, sin
 }
 
 /// Each slug's agent index: the first agent with that slug, as [`Flight::agent`] finds it.
-/// A map, so that lookups stay constant-time in flights with thousands of agents.
-fn index_by_slug(flight: &Flight) -> HashMap<&str, usize> {
-    let mut index = HashMap::with_capacity(flight.agents.len());
+/// A map, so that lookups stay constant-time in flights with thousands of agents; hashed with
+/// Fx, which is several times faster than the default SipHash on short keys such as slugs.
+fn index_by_slug(flight: &Flight) -> FxHashMap<&str, usize> {
+    let mut index = FxHashMap::default();
+    index.reserve(flight.agents.len());
     for (at, agent) in flight.agents.iter().enumerate() {
         index.entry(agent.slug.as_str()).or_insert(at);
     }
     index
 }
 
+/// Reports the `needs` and `continues` names that are no agent of the flight, and returns the
+/// indexes of those that are (the agent's upstreams, in the order of [`Agent::upstreams`]):
+/// the one graph that the cycle and reference checks both walk.
 fn check_names(
     agent: &Agent,
     spans: &Spans,
     slugs: &[&str],
-    index: &HashMap<&str, usize>,
+    index: &FxHashMap<&str, usize>,
     sink: &mut Sink<'_>,
-) {
+) -> Vec<usize> {
+    let mut upstreams = Vec::with_capacity(agent.upstreams().count());
     let mentioned = agent.needs.iter().zip(spans.needs.iter().cloned());
     let continued = agent.continues.iter().zip(spans.continues.iter().cloned());
     for (slug, span) in mentioned.chain(continued) {
-        if !index.contains_key(slug.as_str()) {
+        if let Some(&upstream) = index.get(slug.as_str()) {
+            upstreams.push(upstream);
+        } else {
             let added = sink.error(
                 Code::UnknownAgent,
                 span,
@@ -92,15 +131,16 @@ fn check_names(
         sink.error(Code::NeedsAndContinues, span, format!("agent `{}` has both `needs` and `continues`", agent.slug))
             .help("`continues` already waits for the agent it continues; drop `needs`, or make this a fresh agent without `continues`");
     }
+    upstreams
 }
 
 fn check_continues(
     flight: &Flight,
     spans: &[Spans],
-    index: &HashMap<&str, usize>,
+    index: &FxHashMap<&str, usize>,
     sink: &mut Sink<'_>,
 ) {
-    let mut continued_by: HashMap<&str, &str> = HashMap::new();
+    let mut continued_by: FxHashMap<&str, &str> = FxHashMap::default();
     for (agent, spans) in flight.agents.iter().zip(spans) {
         let (Some(upstream), Some(span)) = (agent.continues.as_deref(), spans.continues.clone())
         else {
@@ -126,7 +166,9 @@ fn check_continues(
     }
 }
 
-fn check_cycles(flight: &Flight, spans: &[Spans], sink: &mut Sink<'_>) {
+/// Reports one cycle per group of agents that wait for each other. Only called once
+/// [`has_cycle`] found one: naming the cycles needs a second, costlier graph.
+fn report_cycles(flight: &Flight, spans: &[Spans], sink: &mut Sink<'_>) {
     for cycle in find_cycles(&flight.agents) {
         let Some(&first) = cycle.0.first() else {
             continue;
@@ -169,8 +211,8 @@ fn cycle_span(agent: &Agent, spans: &Spans, predecessor: Option<&str>) -> Range<
 /// costs quadratic time and memory on long chains (10 s for a 10,000-agent flight).
 struct References<'f> {
     flight: &'f Flight,
-    index: HashMap<&'f str, usize>,
-    /// Each agent's `needs` and `continues` as agent indexes; unknown slugs left out.
+    index: FxHashMap<&'f str, usize>,
+    /// Each agent's upstreams, from [`check_names`].
     upstreams: Vec<Vec<usize>>,
     /// Scratch space for [`References::runs_before`]: all `false` between calls.
     seen: Vec<bool>,
@@ -178,17 +220,11 @@ struct References<'f> {
 }
 
 impl<'f> References<'f> {
-    fn new(flight: &'f Flight, index: HashMap<&'f str, usize>) -> Self {
-        let upstreams = flight
-            .agents
-            .iter()
-            .map(|agent| {
-                agent
-                    .upstreams()
-                    .filter_map(|slug| index.get(slug).copied())
-                    .collect()
-            })
-            .collect();
+    fn new(
+        flight: &'f Flight,
+        index: FxHashMap<&'f str, usize>,
+        upstreams: Vec<Vec<usize>>,
+    ) -> Self {
         Self {
             flight,
             index,

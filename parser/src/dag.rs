@@ -4,6 +4,7 @@ use petgraph::Direction;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
+use rustc_hash::FxHashMap;
 
 use crate::flight::Agent;
 
@@ -101,15 +102,15 @@ impl Dag {
 }
 
 fn graph_of(agents: &[Agent]) -> DiGraph<usize, Edge> {
-    let mut graph = DiGraph::with_capacity(agents.len(), agents.len());
+    let links = agents.iter().map(|agent| agent.upstreams().count()).sum();
+    let mut graph = DiGraph::with_capacity(agents.len(), links);
     for index in 0..agents.len() {
         graph.add_node(index);
     }
-    let by_slug: std::collections::HashMap<&str, usize> = agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.slug.as_str(), i))
-        .collect();
+    // Fx rather than SipHash: slugs are short, and this map is rebuilt for every graph.
+    let mut by_slug: FxHashMap<&str, usize> = FxHashMap::default();
+    by_slug.reserve(agents.len());
+    by_slug.extend(agents.iter().enumerate().map(|(i, a)| (a.slug.as_str(), i)));
     for (index, agent) in agents.iter().enumerate() {
         let edges = agent
             .needs
@@ -123,6 +124,45 @@ fn graph_of(agents: &[Agent]) -> DiGraph<usize, Edge> {
         }
     }
     graph
+}
+
+/// Whether any agent waits, directly or not, for itself. `upstreams[i]` lists the agents
+/// that agent `i` waits for. A depth-first walk over plain index lists: cheap enough to run on
+/// every parse, where [`find_cycles`] builds a graph to name the cycles.
+pub(crate) fn has_cycle(upstreams: &[Vec<usize>]) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Unseen,
+        OnPath,
+        Done,
+    }
+    let mut marks = vec![Mark::Unseen; upstreams.len()];
+    // The walk's current path: each agent with how many of its upstreams were visited so far.
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for start in 0..upstreams.len() {
+        if marks[start] != Mark::Unseen {
+            continue;
+        }
+        marks[start] = Mark::OnPath;
+        path.push((start, 0));
+        while let Some((agent, visited)) = path.last_mut() {
+            let Some(&up) = upstreams[*agent].get(*visited) else {
+                marks[*agent] = Mark::Done;
+                path.pop();
+                continue;
+            };
+            *visited += 1;
+            match marks[up] {
+                Mark::OnPath => return true,
+                Mark::Unseen => {
+                    marks[up] = Mark::OnPath;
+                    path.push((up, 0));
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+    false
 }
 
 /// One concrete cycle per strongly connected component that has one.

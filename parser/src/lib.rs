@@ -69,12 +69,13 @@ pub fn parse_source(source: &Source, fallback_title: &str) -> Parsed {
     };
     let outline = outline::outline(text, split.body_start, &mut sink);
     let title = title_or_report(&outline, split.body_start, fallback_title, &mut sink);
-    let sections: Vec<_> = outline
+    // Agents and their spans side by side, so that no large (agent, spans) pairs are moved around.
+    let (mut agents, mut spans): (Vec<_>, Vec<_>) = outline
         .sections
-        .iter()
+        .into_iter()
         .map(|section| section::read(text, section, &mut sink))
-        .collect();
-    let (agents, spans): (Vec<_>, Vec<_>) = check::dedupe(sections, &mut sink).into_iter().unzip();
+        .unzip();
+    check::dedupe(&mut agents, &mut spans, &mut sink);
     let notes = outline
         .notes
         .iter()

@@ -60,6 +60,11 @@ pub struct ListItem<'a> {
 
 /// Splits `a, b`, `[a, b]` or `["a", 'b']` into items, keeping offsets for diagnostics.
 pub fn split_list(text: &str) -> Vec<ListItem<'_>> {
+    list_items(text).collect()
+}
+
+/// As [`split_list`], without collecting: for lists read once per agent.
+pub fn list_items(text: &str) -> impl Iterator<Item = ListItem<'_>> {
     let (inner, base) = match text.trim().strip_prefix('[') {
         Some(rest) => {
             let start = text.len() - text.trim_start().len() + 1;
@@ -67,22 +72,19 @@ pub fn split_list(text: &str) -> Vec<ListItem<'_>> {
         }
         None => (text, 0),
     };
-    let mut items = Vec::new();
     let mut cursor = 0;
-    for part in inner.split(',') {
+    inner.split(',').filter_map(move |part| {
         let lead = part.len() - part.trim_start().len();
         let trimmed = part.trim();
         let unquoted = strip_quotes(trimmed);
         let quote_lead = usize::from(unquoted.len() != trimmed.len());
-        if !unquoted.is_empty() {
-            items.push(ListItem {
-                text: unquoted,
-                offset: base + cursor + lead + quote_lead,
-            });
-        }
+        let offset = base + cursor + lead + quote_lead;
         cursor += part.len() + 1;
-    }
-    items
+        (!unquoted.is_empty()).then_some(ListItem {
+            text: unquoted,
+            offset,
+        })
+    })
 }
 
 fn strip_quotes(text: &str) -> &str {

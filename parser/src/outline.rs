@@ -25,6 +25,8 @@ pub(crate) struct Heading {
 /// An agent section: a slug-shaped H2 and everything up to the next one.
 pub(crate) struct Section {
     pub slug: String,
+    /// The heading's line.
+    pub line: usize,
     pub heading: Range<usize>,
     pub body: Range<usize>,
 }
@@ -36,26 +38,26 @@ struct RawHeading {
 }
 
 pub(crate) fn outline(text: &str, body_start: usize, sink: &mut Sink<'_>) -> Outline {
-    let (headings, code) = scan(text, body_start);
     let mut title: Option<Heading> = None;
     let mut sections: Vec<Section> = Vec::new();
-    for heading in headings {
-        match heading.level {
-            HeadingLevel::H1 => take_title(&mut title, heading, !sections.is_empty(), sink),
-            HeadingLevel::H2 if is_slug(&heading.text) => {
-                if let Some(previous) = sections.last_mut() {
-                    previous.body.end = heading.range.start;
-                }
-                sections.push(Section {
-                    slug: heading.text,
-                    body: heading.range.end..text.len(),
-                    heading: heading.range,
-                });
+    let mut lines = sink.source().line_cursor();
+    // Each heading is placed as soon as it ends, rather than collected for a second pass.
+    let code = scan(text, body_start, |heading| match heading.level {
+        HeadingLevel::H1 => take_title(&mut title, heading, !sections.is_empty(), sink),
+        HeadingLevel::H2 if is_slug(&heading.text) => {
+            if let Some(previous) = sections.last_mut() {
+                previous.body.end = heading.range.start;
             }
-            HeadingLevel::H2 => warn_non_slug(&heading, sections.last(), sink),
-            _ => {}
+            sections.push(Section {
+                slug: heading.text,
+                line: lines.line_of(heading.range.start),
+                body: heading.range.end..text.len(),
+                heading: heading.range,
+            });
         }
-    }
+        HeadingLevel::H2 => warn_non_slug(&heading, sections.last(), sink),
+        _ => {}
+    });
     let notes_end = sections.first().map_or(text.len(), |s| s.heading.start);
     let notes = cut_out(
         body_start..notes_end,
@@ -129,8 +131,12 @@ fn cut_out(range: Range<usize>, hole: Option<Range<usize>>) -> Vec<Range<usize>>
     }
 }
 
-fn scan(text: &str, body_start: usize) -> (Vec<RawHeading>, Vec<Range<usize>>) {
-    let mut headings = Vec::new();
+/// Hands each heading to `on_heading` as it ends; returns the code spans.
+fn scan(
+    text: &str,
+    body_start: usize,
+    mut on_heading: impl FnMut(RawHeading),
+) -> Vec<Range<usize>> {
     let mut code = Vec::new();
     let mut open: Option<RawHeading> = None;
     let body = &text[body_start..];
@@ -146,8 +152,8 @@ fn scan(text: &str, body_start: usize) -> (Vec<RawHeading>, Vec<Range<usize>>) {
             }
             Event::End(TagEnd::Heading(_)) => {
                 if let Some(mut heading) = open.take() {
-                    heading.text = heading.text.trim().to_owned();
-                    headings.push(heading);
+                    trim_in_place(&mut heading.text);
+                    on_heading(heading);
                 }
             }
             Event::Text(piece) if open.is_some() => {
@@ -165,7 +171,14 @@ fn scan(text: &str, body_start: usize) -> (Vec<RawHeading>, Vec<Range<usize>>) {
             _ => {}
         }
     }
-    (headings, code)
+    code
+}
+
+/// Trims without allocating a copy: most heading texts become agent slugs as they are.
+fn trim_in_place(text: &mut String) {
+    text.truncate(text.trim_end().len());
+    let lead = text.len() - text.trim_start().len();
+    text.drain(..lead);
 }
 
 pub(crate) fn in_code(code: &[Range<usize>], offset: usize) -> bool {

@@ -1,6 +1,9 @@
 //! `${{ … }}` references: finding them in text, parsing them, and filling them in at run time.
 
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 /// A parsed reference expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +69,21 @@ pub const ROOTS: [&str; 6] = ["inputs", "event", "needs", "item", "run", "flight
 pub fn parse(expression: &str) -> Result<Reference<'_>, ReferenceError> {
     let mut parts = expression.trim().split('.');
     let root = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    match (root, rest.as_slice()) {
+    if root == "event" {
+        return Ok(Reference::Event(parts.collect()));
+    }
+    // Every other reference has at most two parts after its root, so up to three are kept, on
+    // the stack (this runs for every reference in a flight): a longer one still matches no
+    // reference and falls through to the errors.
+    let mut rest = [""; 3];
+    let mut count = 0;
+    for (slot, part) in rest.iter_mut().zip(parts) {
+        *slot = part;
+        count += 1;
+    }
+    match (root, &rest[..count]) {
         ("inputs", [name]) if !name.is_empty() => Ok(Reference::Input(name)),
         ("inputs", []) => Err(ReferenceError::MissingName("inputs".into())),
-        ("event", path) => Ok(Reference::Event(path.to_vec())),
         ("needs", [slug, field]) => match UpstreamField::parse(field) {
             Some(field) => Ok(Reference::Upstream { slug, field }),
             None => Err(ReferenceError::UnknownField {
@@ -96,13 +109,18 @@ pub struct Occurrence<'t> {
     pub expression: &'t str,
 }
 
+/// The delimiters, searched for with SIMD: every prompt of a flight is scanned, so this is hot.
+/// Built once, as building a searcher costs more than running it over a typical prompt.
+static OPEN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("${{"));
+static CLOSE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("}}"));
+
 /// Every `${{ … }}` in `text`; offsets are relative to `text`. An unclosed `${{` ends the scan.
 pub fn occurrences(text: &str) -> impl Iterator<Item = Occurrence<'_>> {
     let mut cursor = 0;
     std::iter::from_fn(move || {
-        let start = cursor + text.get(cursor..)?.find("${{")?;
+        let start = cursor + OPEN.find(text.get(cursor..)?.as_bytes())?;
         let inner_start = start + 3;
-        let inner_end = inner_start + text[inner_start..].find("}}")?;
+        let inner_end = inner_start + CLOSE.find(&text.as_bytes()[inner_start..])?;
         cursor = inner_end + 2;
         Some(Occurrence {
             span: start..cursor,

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use crate::diagnostic::{Code, Sink};
 use crate::flight::{Agent, Gate, Runtime};
-use crate::names::{is_slug, split_list, suggestion};
+use crate::names::{is_slug, list_items, split_list, suggestion};
 use crate::outline::Section;
 
 pub const DIRECTIVES: [&str; 14] = [
@@ -30,8 +30,18 @@ pub(crate) struct Spans {
     pub heading: Range<usize>,
     pub needs: Vec<Range<usize>>,
     pub continues: Option<Range<usize>>,
-    /// Values that may hold `${{ }}` references, with where they start.
+    /// Directive values that may hold `${{ }}` references, with where they start.
     pub templated: Vec<Range<usize>>,
+    /// The prompt, which may hold references too; kept apart from `templated` so that the
+    /// common agent, whose directives hold none, needs no list.
+    pub prompt: Range<usize>,
+}
+
+impl Spans {
+    /// Every range that may hold references, in source order: the directives, then the prompt.
+    pub fn with_references(&self) -> impl Iterator<Item = &Range<usize>> {
+        self.templated.iter().chain([&self.prompt])
+    }
 }
 
 /// A directive line split into key and value, with byte positions in the source.
@@ -42,17 +52,17 @@ struct Directive<'t> {
     value_span: Range<usize>,
 }
 
-pub(crate) fn read(text: &str, section: &Section, sink: &mut Sink<'_>) -> (Agent, Spans) {
-    let line = sink.source().position(section.heading.start).line;
-    let mut agent = Agent::new(section.slug.clone(), line);
+/// Takes the section by value so that its slug moves into the agent instead of being copied.
+pub(crate) fn read(text: &str, section: Section, sink: &mut Sink<'_>) -> (Agent, Spans) {
+    let mut agent = Agent::new(section.slug, section.line);
     let mut spans = Spans {
         heading: section.heading.clone(),
         ..Spans::default()
     };
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen = SeenKeys::default();
     let mut cursor = skip_blank_lines(text, section.body.clone());
     while let Some((directive, next)) = directive_at(text, cursor, section.body.end) {
-        if seen.contains(&directive.key) && !matches!(directive.key, "needs" | "gate") {
+        if seen.repeats(directive.key) && !matches!(directive.key, "needs" | "gate") {
             sink.error(
                 Code::InvalidValue,
                 directive.key_span.clone(),
@@ -60,13 +70,11 @@ pub(crate) fn read(text: &str, section: &Section, sink: &mut Sink<'_>) -> (Agent
             )
             .help("keep one of the two lines");
         }
-        seen.push(directive.key);
         apply(&mut agent, &mut spans, &directive, sink);
         cursor = next;
     }
-    let prompt_range = cursor..section.body.end;
-    agent.prompt = text[prompt_range.clone()].trim().to_owned();
-    spans.templated.push(prompt_range);
+    spans.prompt = cursor..section.body.end;
+    agent.prompt = text[spans.prompt.clone()].trim().to_owned();
     if agent.prompt.is_empty() && agent.command.is_none() {
         sink.warning(
             Code::EmptyPrompt,
@@ -76,6 +84,39 @@ pub(crate) fn read(text: &str, section: &Section, sink: &mut Sink<'_>) -> (Agent
         .help("write what the agent should do below its directives");
     }
     (agent, spans)
+}
+
+/// The directive keys met so far in one section, to report repeats. Known keys are bits, so
+/// that the usual section (known keys only) allocates nothing.
+#[derive(Default)]
+struct SeenKeys<'t> {
+    /// Bit `i` stands for `DIRECTIVES[i]`.
+    known: u32,
+    unknown: Vec<&'t str>,
+}
+
+const _: () = assert!(
+    DIRECTIVES.len() <= 32,
+    "SeenKeys::known has a bit per directive"
+);
+
+impl<'t> SeenKeys<'t> {
+    /// Records `key`, and tells whether it was met before.
+    fn repeats(&mut self, key: &'t str) -> bool {
+        match DIRECTIVES.iter().position(|known| *known == key) {
+            Some(index) => {
+                let bit = 1 << index;
+                let repeated = self.known & bit != 0;
+                self.known |= bit;
+                repeated
+            }
+            None => {
+                let repeated = self.unknown.contains(&key);
+                self.unknown.push(key);
+                repeated
+            }
+        }
+    }
 }
 
 fn skip_blank_lines(text: &str, range: Range<usize>) -> usize {
@@ -91,7 +132,8 @@ fn skip_blank_lines(text: &str, range: Range<usize>) -> usize {
 }
 
 fn line_end(text: &str, start: usize, limit: usize) -> usize {
-    text[start..limit].find('\n').map_or(limit, |at| start + at)
+    // `memchr` rather than `str::find`, whose char search costs more per call on short lines.
+    memchr::memchr(b'\n', &text.as_bytes()[start..limit]).map_or(limit, |at| start + at)
 }
 
 /// The directive on the line at `start`, and where the next line begins.
@@ -178,7 +220,7 @@ fn apply(agent: &mut Agent, spans: &mut Spans, directive: &Directive<'_>, sink: 
 }
 
 fn read_needs(agent: &mut Agent, spans: &mut Spans, value: &str, base: usize, sink: &mut Sink<'_>) {
-    for item in split_list(value) {
+    for item in list_items(value) {
         let span = base + item.offset..base + item.offset + item.text.len();
         if !is_slug(item.text) {
             sink.error(
@@ -226,13 +268,13 @@ fn read_continues(
 }
 
 fn read_gates(agent: &mut Agent, value: &str, base: usize, sink: &mut Sink<'_>) {
-    let names: Vec<&str> = Gate::ALL.iter().map(|(name, _)| *name).collect();
-    for item in split_list(value) {
+    for item in list_items(value) {
         let span = base + item.offset..base + item.offset + item.text.len();
         match Gate::ALL.iter().find(|(name, _)| *name == item.text) {
             Some((_, gate)) if !agent.gate.contains(gate) => agent.gate.push(*gate),
             Some(_) => {}
             None => {
+                let names: Vec<&str> = Gate::ALL.iter().map(|(name, _)| *name).collect();
                 sink.error(
                     Code::InvalidGate,
                     span,

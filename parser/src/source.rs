@@ -20,13 +20,15 @@ pub struct Position {
 impl Source {
     pub fn new(raw: &str) -> Self {
         let without_bom = raw.strip_prefix('\u{feff}').unwrap_or(raw);
-        let text = if without_bom.contains('\r') {
+        // Both scans cover the whole document: `memchr` searches with SIMD, several times
+        // faster than `str`'s char search.
+        let text = if memchr::memchr(b'\r', without_bom.as_bytes()).is_some() {
             without_bom.replace("\r\n", "\n")
         } else {
             without_bom.to_owned()
         };
         let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|at| at + 1))
             .collect();
         Self { text, line_starts }
     }
@@ -45,6 +47,14 @@ impl Source {
         Position {
             line: line_index + 1,
             column: column + 1,
+        }
+    }
+
+    /// For finding the lines of many offsets in increasing order.
+    pub(crate) fn line_cursor(&self) -> LineCursor<'_> {
+        LineCursor {
+            line_starts: &self.line_starts,
+            index: 0,
         }
     }
 
@@ -76,6 +86,33 @@ impl Source {
     }
 }
 
+/// Finds lines by walking forward through the line index from the previous answer. A flight
+/// asks for the line of every agent heading, in order: a binary search each would jump around
+/// an index of hundreds of kilobytes.
+pub(crate) struct LineCursor<'s> {
+    line_starts: &'s [usize],
+    /// 0-based line of the previous answer.
+    index: usize,
+}
+
+impl LineCursor<'_> {
+    /// The 1-based line of `offset`, as [`Source::position`] gives it.
+    pub fn line_of(&mut self, offset: usize) -> usize {
+        if offset < self.line_starts[self.index] {
+            // Out of order: start over.
+            self.index = 0;
+        }
+        while self
+            .line_starts
+            .get(self.index + 1)
+            .is_some_and(|&next| next <= offset)
+        {
+            self.index += 1;
+        }
+        self.index + 1
+    }
+}
+
 fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -92,6 +129,19 @@ mod tests {
         let source = Source::new("\u{feff}# T\r\n\r\nx\r\n");
         assert_eq!(source.text(), "# T\n\nx\n");
         assert_eq!(source.position(5), Position { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn line_cursor_agrees_with_position() {
+        let source = Source::new("a\n\nbc\nd\n");
+        let mut lines = source.line_cursor();
+        for offset in [0, 1, 2, 3, 5, 6, 7, 8, 99, 4, 0, 7] {
+            assert_eq!(
+                lines.line_of(offset),
+                source.position(offset).line,
+                "{offset}"
+            );
+        }
     }
 
     #[test]

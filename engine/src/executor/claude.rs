@@ -42,7 +42,11 @@ pub async fn turn(
         idle_timeout: plan.idle_timeout,
     };
     let outcome = run_parked(request, plan.overload_backoff, updates, stop).await?;
-    let delivered = Delivered { cost_usd: Some(outcome.cost_usd), turns: Some(outcome.turns), ..Delivered::default() };
+    let delivered = Delivered {
+        cost_usd: Some(outcome.cost_usd),
+        turns: Some(outcome.turns),
+        ..Delivered::default()
+    };
     Ok((outcome.response, delivered))
 }
 

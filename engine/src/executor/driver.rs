@@ -8,8 +8,8 @@ use murmur_parser::{Agent, Dag, Flight};
 use tokio::sync::{mpsc, oneshot};
 
 use super::claude::ClaudePlan;
-use super::workspace::{PullRequestDraft, WorkspacePlan};
 use super::launch::{self, Launch, Message, RuntimePlan};
+use super::workspace::{PullRequestDraft, WorkspacePlan};
 use super::{Committed, Error, Executor};
 use crate::event::{Event, Stream};
 use crate::model::RunModel;
@@ -378,19 +378,36 @@ impl<'e> Driver<'e> {
     fn plans(&self, index: usize, attempt: u32) -> Result<(WorkspacePlan, RuntimePlan), Error> {
         let agent = &self.agents[index];
         let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
-        let coding = run::runtime_of(&self.flight, agent, &persona) == murmur_parser::Runtime::Claude;
+        let coding =
+            run::runtime_of(&self.flight, agent, &persona) == murmur_parser::Runtime::Claude;
         let own = &self.model.agents()[index];
-        let continued = agent.continues.as_deref().and_then(|up| self.model.index_of(up));
+        let continued = agent
+            .continues
+            .as_deref()
+            .and_then(|up| self.model.index_of(up));
         let (tree_slug, branch, merge, resume) = match continued {
             Some(up) => {
                 let upstream = &self.model.agents()[up];
-                let branch = upstream.delivered.branch.clone().unwrap_or_else(|| self.branch_name(&self.agents[up]));
-                let resume = own.session_id.clone().filter(|_| attempt > 1).or_else(|| upstream.session_id.clone());
+                let branch = upstream
+                    .delivered
+                    .branch
+                    .clone()
+                    .unwrap_or_else(|| self.branch_name(&self.agents[up]));
+                let resume = own
+                    .session_id
+                    .clone()
+                    .filter(|_| attempt > 1)
+                    .or_else(|| upstream.session_id.clone());
                 (upstream.slug.clone(), branch, Vec::new(), resume)
             }
             None => {
                 let resume = own.session_id.clone().filter(|_| attempt > 1);
-                (agent.slug.clone(), self.branch_name(agent), self.upstream_branches(index), resume)
+                (
+                    agent.slug.clone(),
+                    self.branch_name(agent),
+                    self.upstream_branches(index),
+                    resume,
+                )
             }
         };
         let front = &self.flight.frontmatter;
@@ -402,7 +419,11 @@ impl<'e> Driver<'e> {
             merge,
             out: agent.out.clone().or_else(|| front.out.clone()),
             pull_request: PullRequestDraft {
-                id: format!("{}-{}", self.row.id.get(..12).unwrap_or(&self.row.id), agent.slug),
+                id: format!(
+                    "{}-{}",
+                    self.row.id.get(..12).unwrap_or(&self.row.id),
+                    agent.slug
+                ),
                 run_id: self.row.id.clone(),
                 slug: agent.slug.clone(),
                 title: format!("{}: {}", self.flight.title, agent.slug),

@@ -82,11 +82,22 @@ pub fn launch(
     let (stop, stopped) = oneshot::channel();
     let plain = run_dir.join(&launch.agent.slug);
     let script = context.render(&run::script_of(launch.agent).unwrap_or_default());
-    let attempt_work = Attempt { workspace: launch.workspace, runtime: launch.runtime, plain, script, prompt, env };
+    let attempt_work = Attempt {
+        workspace: launch.workspace,
+        runtime: launch.runtime,
+        plain,
+        script,
+        prompt,
+        env,
+    };
     tokio::spawn(async move {
         let result = attempt_work.run(updates, stopped).await;
         let _ = forwarding.await;
-        let _ = messages.send(Message::Exited { index, attempt, result });
+        let _ = messages.send(Message::Exited {
+            index,
+            attempt,
+            result,
+        });
     });
     Ok(stop)
 }
@@ -103,27 +114,44 @@ struct Attempt {
 }
 
 impl Attempt {
-    async fn run(self, updates: mpsc::UnboundedSender<Update>, stopped: oneshot::Receiver<()>) -> Result<Finished, String> {
+    async fn run(
+        self,
+        updates: mpsc::UnboundedSender<Update>,
+        stopped: oneshot::Receiver<()>,
+    ) -> Result<Finished, String> {
         let prepared = workspace::prepare(&self.workspace, &self.env).await?;
         let workdir = match &prepared {
             Some(prepared) => prepared.tree.path.clone(),
             None => {
-                std::fs::create_dir_all(&self.plain).map_err(|e| workdir_error(&self.plain, e).to_string())?;
+                std::fs::create_dir_all(&self.plain)
+                    .map_err(|e| workdir_error(&self.plain, e).to_string())?;
                 self.plain.clone()
             }
         };
         let (response, mut delivered) = match self.runtime {
             RuntimePlan::Exec => {
-                let request = exec::ExecRequest { script: self.script, prompt: self.prompt, workdir, env: self.env };
-                let outcome = exec::run(request, updates, stopped).await.map_err(|e| e.to_string())?;
+                let request = exec::ExecRequest {
+                    script: self.script,
+                    prompt: self.prompt,
+                    workdir,
+                    env: self.env,
+                };
+                let outcome = exec::run(request, updates, stopped)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 (outcome.response, Delivered::default())
             }
-            RuntimePlan::Claude(plan) => claude::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await?,
+            RuntimePlan::Claude(plan) => {
+                claude::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await?
+            }
         };
         if let Some(prepared) = &prepared {
             workspace::deliver(&self.workspace, prepared, &response, &mut delivered).await?;
         }
-        Ok(Finished { response, delivered })
+        Ok(Finished {
+            response,
+            delivered,
+        })
     }
 }
 

@@ -4,8 +4,8 @@
 
 mod claude;
 mod driver;
-mod workspace;
 mod launch;
+mod workspace;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -47,17 +47,27 @@ pub struct Prepared {
     pub tree: Worktree,
 }
 
-pub async fn prepare(plan: &WorkspacePlan, env: &[(String, String)]) -> Result<Option<Prepared>, String> {
+pub async fn prepare(
+    plan: &WorkspacePlan,
+    env: &[(String, String)],
+) -> Result<Option<Prepared>, String> {
     let repository = match Repository::open(&plan.repository, plan.base.as_deref()).await {
         Ok(repository) => repository,
-        Err(workspace::Error::NotARepository(_) | workspace::Error::NoBase(_)) if !plan.required => return Ok(None),
+        Err(workspace::Error::NotARepository(_) | workspace::Error::NoBase(_))
+            if !plan.required =>
+        {
+            return Ok(None);
+        }
         Err(error) => return Err(error.to_string()),
     };
     let fresh = !plan.worktree.join(".git").exists();
     if fresh {
         repository.ensure_clean().await.map_err(|e| e.to_string())?;
     }
-    let tree = repository.worktree(&plan.worktree, &plan.branch, &plan.merge).await.map_err(|e| e.to_string())?;
+    let tree = repository
+        .worktree(&plan.worktree, &plan.branch, &plan.merge)
+        .await
+        .map_err(|e| e.to_string())?;
     if fresh {
         run_prepare_hook(&tree, env).await?;
     }
@@ -65,7 +75,12 @@ pub async fn prepare(plan: &WorkspacePlan, env: &[(String, String)]) -> Result<O
 }
 
 /// Records the branch's commits and diff stat, then pushes or opens the pull request.
-pub async fn deliver(plan: &WorkspacePlan, prepared: &Prepared, response: &str, delivered: &mut Delivered) -> Result<(), String> {
+pub async fn deliver(
+    plan: &WorkspacePlan,
+    prepared: &Prepared,
+    response: &str,
+    delivered: &mut Delivered,
+) -> Result<(), String> {
     let tree = &prepared.tree;
     let changes = tree.changes().await.map_err(|e| e.to_string())?;
     delivered.branch = Some(tree.branch.clone());
@@ -102,7 +117,12 @@ async fn run_prepare_hook(tree: &Worktree, env: &[(String, String)]) -> Result<(
 
 /// `push` pushes the branch to `origin`; `pr` pushes when there is a remote and records the
 /// pull request in the store.
-async fn push_or_open(plan: &WorkspacePlan, prepared: &Prepared, response: &str, delivered: &mut Delivered) -> Result<(), String> {
+async fn push_or_open(
+    plan: &WorkspacePlan,
+    prepared: &Prepared,
+    response: &str,
+    delivered: &mut Delivered,
+) -> Result<(), String> {
     let (repository, tree) = (&prepared.repository, &prepared.tree);
     let out = plan.out.as_deref().unwrap_or("");
     if !matches!(out, "push" | "pr") {
