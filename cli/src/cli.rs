@@ -31,6 +31,13 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Serve the HTTP API (runs, events, cancel, metrics) with the executor inside
+    Serve(ServeArgs),
+    /// API tokens for `murmur serve`
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Pull requests that agents opened with `out: pr` (remotes other than GitHub)
     Pr {
         #[command(subcommand)]
@@ -190,6 +197,26 @@ pub enum PrCommand {
     /// Merge the pull request's branch into its base branch
     Merge {
         id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stderr)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub bind: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once and only its hash is stored
+    Create {
+        #[arg(long)]
+        name: String,
         #[command(flatten)]
         db: DbArgs,
     },

@@ -6,12 +6,14 @@ mod config;
 mod locate;
 mod output;
 mod report;
+mod serve;
+mod views;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FlightCommand, PrCommand, RunsCommand};
+use crate::cli::{Cli, Command, FlightCommand, PrCommand, RunsCommand, TokenCommand};
 
 /// What a command ends with. Errors are printed where they happen; this only carries the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,10 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             } => commands::runs::logs(&db, &run, slug.as_deref(), follow),
             RunsCommand::Cancel { run, db } => commands::runs::cancel(&db, &run),
             RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
+        },
+        Command::Serve(args) => commands::server::serve(&args),
+        Command::Token { command } => match command {
+            TokenCommand::Create { name, db } => commands::server::create_token(&db, &name),
         },
         Command::Pr { command } => match command {
             PrCommand::Ls { json, db } => commands::pr::list(&db, json),

@@ -5,6 +5,7 @@ mod follow;
 mod live;
 pub mod pr;
 pub mod runs;
+pub mod server;
 mod view;
 
 use clap::CommandFactory;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use murmur_engine::executor::{self, Executor, StartRequest};
 use murmur_engine::{RunStatus, Store, SystemClock};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Exit;
 use crate::cli::{DbArgs, RunArgs};
@@ -15,6 +15,7 @@ use crate::commands::{flight, follow, view};
 use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
+use crate::views;
 
 pub fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
@@ -49,7 +50,7 @@ pub async fn open_store(db: &DbArgs, repo: &Path) -> anyhow::Result<Store> {
     Ok(Store::open(&database_url(db, repo)?).await?)
 }
 
-async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
+pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
     let store = open_store(db, repo).await?;
     let config = Config::load(repo)?;
     Ok(Executor {
@@ -188,10 +189,7 @@ pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
         let store = open_store(db, &repo).await?;
         let runs = store.runs(limit).await?;
         if json {
-            let rows: Vec<Value> = runs
-                .iter()
-                .map(|r| json!({"id": r.id, "flight": r.flight, "status": r.status, "created_at": r.created_at, "finished_at": r.finished_at}))
-                .collect();
+            let rows: Vec<Value> = runs.iter().map(views::run_summary).collect();
             emit_line(&serde_json::to_string_pretty(&rows)?);
             return Ok(Exit::Success);
         }
@@ -217,11 +215,9 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
         let row = store.run(run).await?;
         let agents = store.agents(&row.id).await?;
         if json {
-            let inputs: Value = serde_json::from_str(&row.inputs).unwrap_or(Value::Null);
-            let agents: Vec<Value> = agents.iter().map(agent_json).collect();
-            let value = json!({"id": row.id, "flight": row.flight, "status": row.status, "inputs": inputs, "digest": row.digest,
-                               "created_at": row.created_at, "finished_at": row.finished_at, "agents": agents});
-            emit_line(&serde_json::to_string_pretty(&value)?);
+            emit_line(&serde_json::to_string_pretty(&views::run_detail(
+                &row, &agents,
+            ))?);
             return Ok(Exit::Success);
         }
         let mut out = format!(
@@ -238,17 +234,6 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
         ));
         emit(&out);
         Ok(Exit::Success)
-    })
-}
-
-fn agent_json(agent: &murmur_engine::store::AgentRow) -> Value {
-    let prs: Value = serde_json::from_str(&agent.prs).unwrap_or_else(|_| json!([]));
-    json!({
-        "slug": agent.slug, "state": agent.state, "attempts": agent.attempts,
-        "branch": agent.branch, "commits": agent.commits, "diff_stat": agent.diff_stat,
-        "response": agent.response, "error": agent.error, "prs": prs,
-        "cost_usd": agent.cost_usd, "turns": agent.turns, "session_id": agent.session_id,
-        "started_at": agent.started_at, "finished_at": agent.finished_at,
     })
 }
 

@@ -6,6 +6,7 @@ mod backend;
 mod pulls;
 mod rows;
 mod schema;
+mod server;
 mod statements;
 mod writer;
 
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use pulls::PullRequest;
 pub use rows::{AgentRow, EventRow, RunRow};
+pub use server::token_hash;
 pub use writer::WriteStats;
 
 use crate::event::{Delivered, Event};

@@ -64,3 +64,21 @@ pub enum Events {
     Slug,
     Data,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum ApiTokens {
+    Table,
+    Hash,
+    Name,
+    Tenant,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum IdempotencyKeys {
+    Table,
+    Tenant,
+    Key,
+    RunId,
+    CreatedAt,
+}

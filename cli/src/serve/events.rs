@@ -1,0 +1,95 @@
+//! A run's event log: JSON, or with `Accept: text/event-stream` a live stream that resumes
+//! after `Last-Event-ID` and ends when the run has ended and every event was sent.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use murmur_engine::RunStatus;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::api::exact_run;
+use super::error::ApiError;
+
+/// How often a live stream looks for new events in the store.
+const POLL: Duration = Duration::from_millis(200);
+
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let run = exact_run(state.store(), &id).await?;
+    let wants_stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_stream {
+        let rows = state.store().events(&run.id, 0).await?;
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|row| json!({"seq": row.seq, "at": row.at, "event": decode(&row.data)}))
+            .collect();
+        return Ok(Json(Value::Array(list)).into_response());
+    }
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    Ok(Sse::new(live(state, run.id, after))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn decode(data: &str) -> Value {
+    serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
+}
+
+/// Events after `after`, as they are committed, until the run has ended.
+fn live(
+    state: AppState,
+    run_id: String,
+    after: i64,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(after, move |mut seen| {
+        let state = state.clone();
+        let run_id = run_id.clone();
+        async move {
+            loop {
+                let store = state.store();
+                let ended = store
+                    .run(&run_id)
+                    .await
+                    .ok()
+                    .and_then(|r| RunStatus::parse(&r.status))
+                    .is_none_or(RunStatus::is_terminal);
+                let rows = store.events(&run_id, seen).await.unwrap_or_default();
+                if !rows.is_empty() {
+                    seen = rows.last().map_or(seen, |row| row.seq);
+                    let batch: Vec<Result<SseEvent, Infallible>> = rows
+                        .iter()
+                        .map(|row| {
+                            Ok(SseEvent::default()
+                                .id(row.seq.to_string())
+                                .event(row.kind.clone())
+                                .data(row.data.clone()))
+                        })
+                        .collect();
+                    return Some((futures::stream::iter(batch), seen));
+                }
+                if ended {
+                    return None;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    })
+    .flatten()
+}

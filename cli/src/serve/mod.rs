@@ -1,0 +1,122 @@
+//! `murmur serve`: the HTTP API with the executor running inside it. Runs started over HTTP
+//! execute in this process; on start, every interrupted run in the store is resumed.
+
+mod api;
+mod auth;
+mod error;
+mod events;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use murmur_engine::executor::Executor;
+use tokio::sync::{mpsc, oneshot};
+
+pub use api::router;
+
+use crate::Exit;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    executor: Executor,
+    repository: PathBuf,
+    /// Starts are serialised so that one Idempotency-Key can never create two runs.
+    starting: tokio::sync::Mutex<()>,
+    /// Cancel handles of the runs this process drives.
+    cancels: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    requests: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(executor: Executor, repository: PathBuf) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                executor,
+                repository,
+                starting: tokio::sync::Mutex::new(()),
+                cancels: Mutex::new(HashMap::new()),
+                requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.inner.executor
+    }
+
+    fn store(&self) -> &murmur_engine::Store {
+        &self.inner.executor.store
+    }
+
+    /// Drives the run in the background until it ends.
+    pub fn drive(&self, run_id: String) {
+        let (cancel, canceled) = oneshot::channel();
+        self.cancels().insert(run_id.clone(), cancel);
+        let state = self.clone();
+        tokio::spawn(async move {
+            let (observer, _) = mpsc::unbounded_channel();
+            if let Err(error) = state
+                .executor()
+                .drive_until(&run_id, observer, canceled)
+                .await
+            {
+                eprintln!("murmur serve: run {run_id} stopped: {error}");
+            }
+            state.cancels().remove(&run_id);
+        });
+    }
+
+    /// Asks the driver of `run_id` to cancel; false when this process does not drive it.
+    fn cancel_driven(&self, run_id: &str) -> bool {
+        match self.cancels().remove(run_id) {
+            Some(cancel) => cancel.send(()).is_ok(),
+            None => false,
+        }
+    }
+
+    fn cancels(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<()>>> {
+        self.inner
+            .cancels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn count_request(&self) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves until Ctrl-C; interrupted runs are resumed first.
+pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyhow::Result<Exit> {
+    let state = AppState::new(executor, repository);
+    for run in state.store().unfinished_runs().await? {
+        eprintln!("murmur serve: resuming run {} of {}", run.id, run.flight);
+        state.drive(run.id);
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let address = listener.local_addr().context("no local address")?;
+    eprintln!("murmur serve: listening on http://{address}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the server stopped")?;
+    Ok(Exit::Success)
+}

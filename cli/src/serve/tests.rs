@@ -1,0 +1,301 @@
+//! The router without a socket: every route, every refusal, through `oneshot`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use murmur_engine::executor::{ClaudeSettings, Executor};
+use murmur_engine::{Clock, Store, SystemClock};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{AppState, router};
+
+const TOKEN: &str = "mur_test_token";
+const FLIGHT: &str = "---\nruntime: exec\ninputs:\n  who: { default: world }\n---\n# Hello\n\n## greet\n> command: echo \"hello ${{ inputs.who }}\"\n";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Router,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
+    std::fs::write(dir.path().join(".murmur/flights/hello.md"), FLIGHT).expect("flight");
+    std::fs::write(
+        dir.path().join(".murmur/flights/broken.md"),
+        "# Broken\n\n## a\n> needs: zzz\n\nA.\n",
+    )
+    .expect("flight");
+    let store = Store::open(&dir.path().join(".murmur/murmur.db").display().to_string())
+        .await
+        .expect("store");
+    store
+        .add_token("tests", TOKEN, &SystemClock.stamp())
+        .await
+        .expect("token");
+    let executor = Executor {
+        store,
+        clock: Arc::new(SystemClock),
+        slots: 2,
+        work_root: dir.path().join(".murmur/work"),
+        repository: dir.path().to_path_buf(),
+        claude: ClaudeSettings::default(),
+    };
+    let app = router(AppState::new(executor, dir.path().to_path_buf()));
+    Fixture { _dir: dir, app }
+}
+
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn authed(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+}
+
+fn json_body(value: Value) -> Body {
+    Body::from(value.to_string())
+}
+
+#[tokio::test]
+async fn health_is_open_and_everything_else_needs_a_token() {
+    let f = fixture().await;
+    let (status, body) = call(
+        &f.app,
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = call(
+        &f.app,
+        Request::get("/v1/runs").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let wrong = Request::get("/v1/runs")
+        .header(header::AUTHORIZATION, "Bearer mur_wrong")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&f.app, wrong).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &f.app,
+        authed("GET", "/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_run_starts_once_per_idempotency_key_and_can_be_inspected() {
+    let f = fixture().await;
+    let start = || {
+        authed("POST", "/v1/flights/hello/runs")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", "key-1")
+            .body(json_body(json!({"inputs": {"who": "murmur"}})))
+            .unwrap()
+    };
+    let (status, first) = call(&f.app, start()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, again) = call(&f.app, start()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        first["run_id"], again["run_id"],
+        "the same key is the same run"
+    );
+    let id = first["run_id"].as_str().expect("id");
+    let (status, list) = call(
+        &f.app,
+        authed("GET", "/v1/runs?flight=hello")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let (status, run) = call(
+        &f.app,
+        authed("GET", &format!("/v1/runs/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(run["inputs"]["who"], "murmur");
+    assert_eq!(run["agents"][0]["slug"], "greet");
+    // The live stream ends when the run has ended: reading it to the end waits for the run.
+    let stream = authed("GET", &format!("/v1/runs/{id}/events"))
+        .header(header::ACCEPT, "text/event-stream")
+        .body(Body::empty())
+        .unwrap();
+    let (status, sse) = call(&f.app, stream).await;
+    assert_eq!(status, StatusCode::OK);
+    let sse = sse.as_str().expect("text").to_owned();
+    assert!(
+        sse.contains("event: agent_succeeded") && sse.contains("hello murmur"),
+        "{sse}"
+    );
+    assert!(
+        sse.trim_end()
+            .ends_with("data: {\"type\":\"run_completed\"}"),
+        "{sse}"
+    );
+    let resumed = authed("GET", &format!("/v1/runs/{id}/events"))
+        .header(header::ACCEPT, "text/event-stream")
+        .header("Last-Event-ID", "3")
+        .body(Body::empty())
+        .unwrap();
+    let (_, tail) = call(&f.app, resumed).await;
+    let tail = tail.as_str().expect("text").to_owned();
+    assert!(
+        !tail.contains("id: 3\n") && tail.contains("id: 4\n"),
+        "resumes after Last-Event-ID: {tail}"
+    );
+    let (status, events) = call(
+        &f.app,
+        authed("GET", &format!("/v1/runs/{id}/events"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        events
+            .as_array()
+            .and_then(|e| e.last())
+            .map(|e| e["event"]["type"].clone()),
+        Some(json!("run_completed"))
+    );
+    let (status, cancel) = call(
+        &f.app,
+        authed("POST", &format!("/v1/runs/{id}/cancel"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, cancel["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("finished"))
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_precise_errors() {
+    let f = fixture().await;
+    let post = |uri: &str, content_type: &str, body: Body| {
+        authed("POST", uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .unwrap()
+    };
+    let cases = [
+        (
+            post("/v1/flights/nope/runs", "application/json", Body::empty()),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            post("/v1/flights/broken/runs", "application/json", Body::empty()),
+            StatusCode::BAD_REQUEST,
+            "invalid_flight",
+        ),
+        (
+            post(
+                "/v1/flights/hello/runs",
+                "application/json",
+                Body::from("{not json"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            post(
+                "/v1/flights/hello/runs",
+                "application/json",
+                json_body(json!({"inputz": {}})),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            post(
+                "/v1/flights/hello/runs",
+                "application/json",
+                json_body(json!({"inputs": {"whom": "x"}})),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            post("/v1/flights/hello/runs", "text/plain", Body::from("who=x")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post(
+                "/v1/flights/hello/runs",
+                "application/json",
+                Body::from(vec![b' '; 2 * 1024 * 1024]),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body",
+        ),
+        (
+            authed("GET", "/v1/runs/does-not-exist")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            authed("GET", "/v1/runs?status=done")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            authed("GET", "/v1/runs?colour=red")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            authed("GET", "/v2/anything").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let uri = request.uri().to_string();
+        let (got, body) = call(&f.app, request).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], code, "{uri}: {body}");
+        let text = body.to_string();
+        assert!(
+            !text.contains("/tmp") && !text.to_lowercase().contains("sqlite"),
+            "no internals leak: {text}"
+        );
+    }
+    let (_, broken) = call(
+        &f.app,
+        post("/v1/flights/broken/runs", "application/json", Body::empty()),
+    )
+    .await;
+    assert_eq!(broken["error"]["details"][0]["code"], "unknown-agent");
+}
