@@ -222,8 +222,8 @@ fn design_implement_polish_with_the_real_claude_cli() {
     );
 }
 
-/// Reads the engine's JSON lines until `stop` says so, then SIGKILLs it.
-fn kill_when(mut engine: Child, stop: impl Fn(&Value) -> bool) {
+/// Reads the engine's JSON lines until `stop` says so, waits for `ready`, then SIGKILLs it.
+fn kill_when(mut engine: Child, stop: impl Fn(&Value) -> bool, ready: impl FnOnce() -> bool) {
     let stdout = engine.stdout.take().expect("stdout");
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("line");
@@ -232,6 +232,7 @@ fn kill_when(mut engine: Child, stop: impl Fn(&Value) -> bool) {
             break;
         }
     }
+    assert!(ready(), "the engine reached the point to kill it at");
     engine.kill().expect("SIGKILL");
     engine.wait().expect("reaped");
 }
@@ -258,7 +259,10 @@ fn a_killed_engine_resumes_the_agents_session_instead_of_restarting_it() {
                 .as_str()
                 .is_some_and(|l| l.starts_with("[tool]"))
     };
-    kill_when(engine, tool_done);
+    // The CLI asks the model again only after it recorded the tool result in its session.
+    kill_when(engine, tool_done, || {
+        first.wait_for_scripted(3, std::time::Duration::from_secs(60))
+    });
     let runs = project.json(&first, &["runs", "ls", "--json"]);
     let run = runs[0]["id"].as_str().expect("run id").to_owned();
     let before = project.json(&first, &["runs", "show", &run, "--json"]);
@@ -324,12 +328,10 @@ fn a_session_killed_before_it_was_saved_starts_afresh_in_the_same_worktree() {
         .stderr(Stdio::null())
         .spawn()
         .expect("runs");
-    assert!(
-        first.wait_for_scripted(2, std::time::Duration::from_secs(60)),
-        "implement reached the model"
-    );
-    kill_when(engine, |event| {
-        event["type"] == "agent_session" && event["slug"] == "implement"
+    let implement_started =
+        |event: &Value| event["type"] == "agent_session" && event["slug"] == "implement";
+    kill_when(engine, implement_started, || {
+        first.wait_for_scripted(2, std::time::Duration::from_secs(60))
     });
     let run = project.json(&first, &["runs", "ls", "--json"])[0]["id"]
         .as_str()
