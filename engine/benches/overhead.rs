@@ -51,6 +51,7 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, us
         source: text,
         flight: &flight,
         inputs: &[],
+        event: None,
     };
     let id = executor.create(&request).await.expect("create");
     let (observer, mut events) = mpsc::unbounded_channel();
@@ -139,6 +140,7 @@ async fn concurrent_runs(runs: usize, agents: usize) {
             source: &text,
             flight: &flight,
             inputs: &[],
+            event: None,
         };
         ids.push(executor.create(&request).await.expect("create"));
     }

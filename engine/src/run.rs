@@ -162,6 +162,8 @@ pub struct Context<'a> {
     pub flight_name: &'a str,
     pub inputs: &'a BTreeMap<String, String>,
     pub upstream: &'a [UpstreamResult],
+    /// The trigger's payload; `${{ event.PATH }}` reads from it.
+    pub event: Option<&'a serde_json::Value>,
 }
 
 impl Context<'_> {
@@ -179,12 +181,29 @@ impl Context<'_> {
             }
             Reference::RunId => Some(self.run_id.to_owned()),
             Reference::FlightName => Some(self.flight_name.to_owned()),
-            Reference::Event(_) | Reference::Item => None,
+            Reference::Event(path) => Some(event_field(self.event, path)),
+            Reference::Item => None,
         }
     }
 
     pub fn render(&self, text: &str) -> String {
         render(text, None, |reference| self.resolve(reference))
+    }
+}
+
+/// A field of the trigger payload: text as it is, anything else as JSON, nothing when absent.
+fn event_field(event: Option<&serde_json::Value>, path: &[&str]) -> String {
+    let Some(event) = event else {
+        return String::new();
+    };
+    let found = path.iter().try_fold(event, |value, key| match value {
+        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        other => other.get(key),
+    });
+    match found {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
     }
 }
 
@@ -302,12 +321,20 @@ mod tests {
             response: "the plan".into(),
             ..UpstreamResult::default()
         }];
+        let event = serde_json::json!({"issue": {"number": 7, "labels": [{"name": "bug"}]}});
         let context = Context {
             run_id: "r1",
             flight_name: "t",
             inputs: &inputs,
             upstream: &upstream,
+            event: Some(&event),
         };
+        assert_eq!(
+            context.render(
+                "#${{ event.issue.number }} ${{ event.issue.labels.0.name }} [${{ event.nope }}]"
+            ),
+            "#7 bug []"
+        );
         let prompt = prompt_for(&f, &f.agents[1], &context);
         assert!(
             prompt.starts_with("Notes on speed.\n\nBuild the plan in r1."),

@@ -39,6 +39,7 @@ async fn start(executor: &Executor, text: &str) -> String {
             source: text,
             flight: &flight,
             inputs: &[],
+            event: None,
         })
         .await
         .expect("create")

@@ -5,6 +5,7 @@
 //! about runs, the store or the DAG.
 
 pub mod claude;
+pub mod codex;
 pub mod exec;
 mod git;
 mod process;

@@ -1,14 +1,17 @@
 //! Test peers for Murmur's integration tests.
 //!
-//! [`ModelServer`] is a scripted Anthropic Messages API server: point the real Claude Code CLI
-//! at it with `ANTHROPIC_BASE_URL` and it answers the CLI's agent loop turn by turn from a
-//! script, recording every request so tests can assert what the CLI sent. [`claude_cli`] finds
-//! the CLI installed from the repository's `package.json` and builds an isolated command for it.
-//! See `testkit/README.md` for what the CLI was observed to do.
+//! [`ModelServer`] is a scripted model server speaking two APIs from one script: the Anthropic
+//! Messages API, for the real Claude Code CLI (`ANTHROPIC_BASE_URL`), and the OpenAI Responses
+//! API, for the real Codex CLI (a custom model provider). It answers the CLI's agent loop turn
+//! by turn, recording every request so tests can assert what the CLI sent. [`claude_cli`] and
+//! [`codex_cli`] find the CLIs installed from the repository's `package.json` and isolate them.
+//! See `testkit/README.md` for what the CLIs were observed to do.
 
 mod anthropic;
 pub mod claude_cli;
+pub mod codex_cli;
 mod model_server;
+mod responses;
 mod turn;
 
 pub use anthropic::{INPUT_TOKENS, OUTPUT_TOKENS};

@@ -1,4 +1,6 @@
-//! A scripted Anthropic Messages API server on 127.0.0.1 for driving the real Claude Code CLI.
+//! A scripted model server on 127.0.0.1 for driving the real Claude Code CLI (Anthropic
+//! Messages API, `POST /v1/messages`) and the real Codex CLI (OpenAI Responses API,
+//! `POST /v1/responses`). Both APIs answer from the same script.
 //!
 //! The server runs on its own thread with its own Tokio runtime, so it works the same from
 //! synchronous tests and from `#[tokio::test]`s, and dropping it tears down every connection,
@@ -18,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::anthropic::{self, Content};
+use crate::responses::{self, Output};
 use crate::turn::Turn;
 
 /// How the server classified a request it received.
@@ -136,7 +139,14 @@ impl ModelServer {
         self.url.clone()
     }
 
-    /// Every `POST /v1/messages` body received (scripted, helper and exhausted), in order.
+    /// Base URL for an OpenAI-style provider (Codex's `model_providers.<id>.base_url`), which
+    /// includes the version: `http://127.0.0.1:41234/v1`.
+    pub fn openai_url(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
+    /// Every model call's body (`POST /v1/messages` or `/v1/responses`: scripted, helper and
+    /// exhausted), in order.
     pub fn requests(&self) -> Vec<Value> {
         self.log()
             .into_iter()
@@ -230,12 +240,18 @@ async fn handle(
     };
     shared.recorded.notify_all();
     let stream = body["stream"].as_bool().unwrap_or(false);
-    let model = body["model"]
-        .as_str()
-        .unwrap_or("claude-sonnet-4-5")
-        .to_owned();
+    let model = body["model"].as_str().unwrap_or("test-model").to_owned();
+    let api = if path == "/v1/responses" {
+        Api::Responses
+    } else {
+        Api::Messages
+    };
     match (kind, turn) {
-        (RequestKind::Scripted(i), Some(turn)) => answer_turn(i, &turn, &model, stream).await,
+        (RequestKind::Scripted(i), Some(turn)) => answer_turn(api, i, &turn, &model, stream).await,
+        (RequestKind::Helper, _) if api == Api::Responses => {
+            let tag = format!("helper_{seq}");
+            answer_responses(&tag, &model, Output::Text(HELPER_REPLY), stream)
+        }
         (RequestKind::Helper, _) => {
             let id = format!("msg_testkit_helper_{seq}");
             answer(&id, &model, Content::Text(HELPER_REPLY), stream)
@@ -245,16 +261,25 @@ async fn handle(
         }
         (RequestKind::Probe, _) => StatusCode::OK.into_response(),
         (RequestKind::Exhausted, _) => error(
+            api,
             400,
             "invalid_request_error",
             "murmur-testkit: the model script is exhausted",
         ),
         _ => error(
+            api,
             404,
             "not_found_error",
             &format!("murmur-testkit: no route for {method} {path}"),
         ),
     }
+}
+
+/// Which API a request speaks, by its path: it decides the shape of every answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Messages,
+    Responses,
 }
 
 fn classify(
@@ -264,7 +289,7 @@ fn classify(
     body: &Value,
 ) -> (RequestKind, Option<Turn>) {
     match (method.as_str(), path) {
-        ("POST", "/v1/messages") => {
+        ("POST", "/v1/messages" | "/v1/responses") => {
             // The agent loop always offers tools; the CLI's side tasks (titles, summaries,
             // quota checks) do not. That is the rule that keeps side tasks off the script.
             let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
@@ -286,42 +311,76 @@ fn classify(
     }
 }
 
-async fn answer_turn(index: usize, turn: &Turn, model: &str, stream: bool) -> Response {
-    let message_id = format!("msg_testkit_{index}");
-    match turn {
-        Turn::Text(text) => answer(&message_id, model, Content::Text(text), stream),
-        Turn::ToolUse { name, input } => {
-            let id = format!("toolu_testkit_{index}");
+async fn answer_turn(api: Api, index: usize, turn: &Turn, model: &str, stream: bool) -> Response {
+    let (message_id, tag) = (format!("msg_testkit_{index}"), index.to_string());
+    let (tool_id, call_id) = (
+        format!("toolu_testkit_{index}"),
+        format!("call_testkit_{index}"),
+    );
+    match (turn, api) {
+        (Turn::Text(text), Api::Messages) => {
+            answer(&message_id, model, Content::Text(text), stream)
+        }
+        (Turn::Text(text), Api::Responses) => {
+            answer_responses(&tag, model, Output::Text(text), stream)
+        }
+        (Turn::ToolUse { name, input }, Api::Messages) => {
             let content = Content::ToolUse {
-                id: &id,
+                id: &tool_id,
                 name,
                 input,
             };
             answer(&message_id, model, content, stream)
         }
-        Turn::Hang => std::future::pending().await,
-        Turn::Error {
-            status,
-            kind,
-            message,
-        } => error(*status, kind, message),
+        (Turn::ToolUse { name, input }, Api::Responses) => {
+            let call = Output::FunctionCall {
+                call_id: &call_id,
+                name,
+                arguments: input,
+            };
+            answer_responses(&tag, model, call, stream)
+        }
+        (Turn::Hang, _) => std::future::pending().await,
+        (
+            Turn::Error {
+                status,
+                kind,
+                message,
+            },
+            _,
+        ) => error(api, *status, kind, message),
     }
+}
+
+fn answer_responses(tag: &str, model: &str, output: Output<'_>, stream: bool) -> Response {
+    if !stream {
+        return Json(responses::response(tag, model, output)).into_response();
+    }
+    event_stream(responses::event_stream(tag, model, output))
 }
 
 fn answer(id: &str, model: &str, content: Content<'_>, stream: bool) -> Response {
     if !stream {
         return Json(anthropic::message(id, model, content)).into_response();
     }
+    event_stream(anthropic::event_stream(id, model, content))
+}
+
+fn event_stream(body: String) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from(anthropic::event_stream(id, model, content)))
+        .body(Body::from(body))
         .expect("static response parts")
 }
 
-fn error(status: u16, kind: &str, message: &str) -> Response {
+fn error(api: Api, status: u16, kind: &str, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(anthropic::error_body(kind, message))).into_response()
+    let body = match api {
+        Api::Messages => anthropic::error_body(kind, message),
+        Api::Responses => responses::error_body(kind, message),
+    };
+    (status, Json(body)).into_response()
 }
 
 fn parse_body(bytes: &Bytes) -> Value {

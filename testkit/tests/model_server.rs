@@ -157,3 +157,62 @@ fn a_hang_is_observable_and_dropping_the_server_ends_it() {
     let _ = stream.read_to_string(&mut response);
     assert_eq!(response, "");
 }
+
+#[test]
+fn the_responses_api_answers_from_the_same_script_in_its_own_format() {
+    let server = ModelServer::start(vec![
+        Turn::exec_command("ls"),
+        Turn::error(503, "server_error", "busy"),
+    ]);
+    let call = |stream: bool, tools: bool| {
+        let tools = if tools {
+            json!([{"type": "function", "name": "exec_command", "parameters": {}}])
+        } else {
+            json!([])
+        };
+        json!({"model": "gpt-5.5", "stream": stream, "tools": tools, "input": []})
+    };
+
+    let (status, body) = http(&server, "POST", "/v1/responses", &call(false, false));
+    assert_eq!(status, 200);
+    let helper: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(helper["output"][0]["content"][0]["text"], HELPER_REPLY);
+
+    let (status, body) = http(&server, "POST", "/v1/responses", &call(true, true));
+    assert_eq!(status, 200);
+    assert!(body.starts_with("event: response.created\n"), "{body}");
+    let done = body
+        .split("\n\n")
+        .find(|e| e.starts_with("event: response.output_item.done"))
+        .expect("an output_item.done event");
+    let item: Value = serde_json::from_str(done.split_once("data: ").unwrap().1).unwrap();
+    assert_eq!(item["item"]["type"], "function_call");
+    assert_eq!(item["item"]["call_id"], "call_testkit_0");
+    assert_eq!(item["item"]["arguments"], r#"{"cmd":"ls"}"#);
+    let last = body.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: response.completed\n"), "{last}");
+
+    let (status, body) = http(&server, "POST", "/v1/responses", &call(true, true));
+    assert_eq!(status, 503);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&error["error"]["code"], &error["error"]["message"]),
+        (&"server_error".into(), &"busy".into())
+    );
+
+    let (status, _) = http(&server, "POST", "/v1/responses", &call(true, true));
+    assert_eq!(
+        status, 400,
+        "an exhausted script answers a non-retryable error"
+    );
+    let kinds: Vec<_> = server.log().iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            RequestKind::Helper,
+            RequestKind::Scripted(0),
+            RequestKind::Scripted(1),
+            RequestKind::Exhausted
+        ]
+    );
+}

@@ -83,6 +83,7 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
             source: loaded.source.text(),
             flight: &flight,
             inputs: &args.inputs,
+            event: None,
         };
         let id = match executor.create(&request).await {
             Ok(id) => id,

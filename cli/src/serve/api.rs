@@ -124,6 +124,7 @@ async fn start_run(
         source: &source,
         flight: &flight,
         inputs: &inputs,
+        event: None,
     };
     let run_id = match state.executor().create(&start).await {
         Ok(id) => id,

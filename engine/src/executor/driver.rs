@@ -25,6 +25,7 @@ pub(super) struct Driver<'e> {
     model: RunModel,
     version: i64,
     inputs: BTreeMap<String, String>,
+    event: Option<serde_json::Value>,
     times: Vec<(Option<String>, Option<String>)>,
     stops: HashMap<usize, oneshot::Sender<()>>,
     observer: mpsc::UnboundedSender<Committed>,
@@ -77,6 +78,10 @@ impl<'e> Driver<'e> {
             .map(|a| (a.started_at, a.finished_at))
             .collect();
         let inputs = serde_json::from_str(&row.inputs).unwrap_or_default();
+        let event = row
+            .event
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
         let (sender, receiver) = mpsc::unbounded_channel();
         Ok(Self {
             executor,
@@ -86,6 +91,7 @@ impl<'e> Driver<'e> {
             agents,
             model,
             inputs,
+            event,
             times,
             stops: HashMap::new(),
             observer,
@@ -343,6 +349,7 @@ impl<'e> Driver<'e> {
             run_id: &self.row.id,
             flight_name: &self.row.flight,
             inputs: &self.inputs,
+            event: self.event.as_ref(),
             upstream: self.upstream_results(index),
             work_root: &self.executor.work_root,
             repository: &self.executor.repository,
@@ -451,6 +458,7 @@ impl<'e> Driver<'e> {
         match &agent.branch {
             Some(branch) => {
                 let context = run::Context {
+                    event: self.event.as_ref(),
                     run_id: &self.row.id,
                     flight_name: &self.row.flight,
                     inputs: &self.inputs,

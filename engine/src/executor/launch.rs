@@ -53,6 +53,7 @@ pub struct Launch<'a> {
     pub run_id: &'a str,
     pub flight_name: &'a str,
     pub inputs: &'a BTreeMap<String, String>,
+    pub event: Option<&'a serde_json::Value>,
     pub upstream: Vec<UpstreamResult>,
     pub work_root: &'a Path,
     pub repository: &'a Path,
@@ -67,6 +68,7 @@ pub fn launch(
 ) -> Result<oneshot::Sender<()>, Error> {
     let Launch { index, attempt, .. } = launch;
     let context = Context {
+        event: launch.event,
         run_id: launch.run_id,
         flight_name: launch.flight_name,
         inputs: launch.inputs,

@@ -54,6 +54,8 @@ pub struct StartRequest<'a> {
     pub source: &'a str,
     pub flight: &'a Flight,
     pub inputs: &'a [String],
+    /// The trigger's payload (a webhook event), for `${{ event.* }}`.
+    pub event: Option<&'a serde_json::Value>,
 }
 
 #[derive(Clone)]
@@ -106,6 +108,7 @@ impl Executor {
                 inputs: &inputs,
                 created_at: &self.clock.stamp(),
                 agents: &slugs,
+                event: request.event,
             })
             .await?;
         Ok(id)

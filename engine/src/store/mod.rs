@@ -96,6 +96,8 @@ pub struct NewRun<'a> {
     pub inputs: &'a serde_json::Value,
     pub created_at: &'a str,
     pub agents: &'a [String],
+    /// The trigger's payload, for `${{ event.* }}`.
+    pub event: Option<&'a serde_json::Value>,
 }
 
 /// The current state of one agent after a commit.
@@ -237,6 +239,7 @@ impl Store {
                 Runs::Status,
                 Runs::Version,
                 Runs::CreatedAt,
+                Runs::Event,
             ])
             .values_panic([
                 run.id.into(),
@@ -249,6 +252,7 @@ impl Store {
                 RunStatus::Queued.as_str().into(),
                 0i64.into(),
                 run.created_at.into(),
+                run.event.map(|event| event.to_string()).into(),
             ])
             .to_owned();
         tx.execute(&insert).await.map_err(|e| self.fail(e))?;

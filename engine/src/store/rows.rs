@@ -16,6 +16,9 @@ pub struct RunRow {
     pub version: i64,
     pub created_at: String,
     pub finished_at: Option<String>,
+    /// The trigger's payload as JSON text, when a webhook started the run.
+    #[serde(skip)]
+    pub event: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]

@@ -16,6 +16,7 @@ pub enum Runs {
     Version,
     CreatedAt,
     FinishedAt,
+    Event,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -5,7 +5,7 @@ use sea_query::{OnConflict, Query};
 use super::schema::{Agents, Events, Runs};
 use super::{AgentUpdate, Error};
 
-pub(super) const RUN_COLUMNS: [Runs; 11] = [
+pub(super) const RUN_COLUMNS: [Runs; 12] = [
     Runs::Id,
     Runs::Tenant,
     Runs::Flight,
@@ -17,6 +17,7 @@ pub(super) const RUN_COLUMNS: [Runs; 11] = [
     Runs::Version,
     Runs::CreatedAt,
     Runs::FinishedAt,
+    Runs::Event,
 ];
 
 /// Rows per multi-row statement: 6 columns × 500 rows stays far below SQLite's limit of
