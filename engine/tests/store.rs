@@ -26,6 +26,7 @@ async fn create(store: &murmur_engine::Store, id: &str, created_at: &str) {
             inputs: &serde_json::json!({"x": "1"}),
             created_at,
             agents: &["a".to_owned(), "b".to_owned()],
+            event: None,
         })
         .await
         .expect("create run");
@@ -183,6 +184,7 @@ async fn a_checkpoint_of_any_size_fits_in_one_commit(db: &TestDb) {
             inputs: &serde_json::json!({}),
             created_at: "2026-01-01T00:00:00.000Z",
             agents: &slugs,
+            event: None,
         })
         .await
         .expect("create a run of 12,000 agents");
