@@ -23,6 +23,18 @@ pub struct Config {
 pub struct Runtimes {
     #[serde(default)]
     pub claude: RuntimeBinary,
+    #[serde(default)]
+    pub codex: CodexConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodexConfig {
+    /// Path to the CLI; `codex` on PATH when not set.
+    pub binary: Option<std::path::PathBuf>,
+    /// `-c key=value` settings passed on every run (a model provider, a sandbox mode, ...).
+    #[serde(default)]
+    pub config: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +90,19 @@ impl Config {
             overload_backoff: configured
                 .overload_backoff
                 .map_or(defaults.overload_backoff, |d| d.as_std()),
+        }
+    }
+
+    /// The Codex CLI: configured, else `MURMUR_CODEX_BIN`, else `codex` on PATH.
+    pub fn codex(&self) -> murmur_engine::executor::CodexSettings {
+        let configured = &self.runtimes.codex;
+        murmur_engine::executor::CodexSettings {
+            binary: configured
+                .binary
+                .clone()
+                .or_else(|| std::env::var_os("MURMUR_CODEX_BIN").map(Into::into))
+                .unwrap_or_else(|| "codex".into()),
+            config: configured.config.clone(),
         }
     }
 

@@ -43,6 +43,7 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, us
         work_root: dir.join("work"),
         repository: dir.to_path_buf(),
         claude: Default::default(),
+        codex: Default::default(),
     };
     let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
     let request = StartRequest {
@@ -129,6 +130,7 @@ async fn concurrent_runs(runs: usize, agents: usize) {
         work_root: dir.path().join("work"),
         repository: dir.path().to_path_buf(),
         claude: Default::default(),
+        codex: Default::default(),
     };
     let text = chain(agents);
     let flight = murmur_parser::parse(&text, "bench").flight.expect("flight");

@@ -87,12 +87,6 @@ pub fn check_runnable(
         let persona = persona_of(flight, agent, repository)
             .map_err(|e| PrepareError::Persona(e.to_string()))?;
         let runtime = runtime_of(flight, agent, &persona);
-        if runtime == Runtime::Codex {
-            return Err(PrepareError::RuntimeUnavailable {
-                slug: agent.slug.clone(),
-                runtime: "codex",
-            });
-        }
         if agent.each.is_some() {
             return Err(PrepareError::FeatureUnavailable {
                 slug: agent.slug.clone(),

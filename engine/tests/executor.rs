@@ -27,6 +27,7 @@ async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         work_root: work.to_path_buf(),
         repository: work.to_path_buf(),
         claude: Default::default(),
+        codex: Default::default(),
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         clock: Arc::new(SystemClock),
         slots: config.local_slots(),
         claude: config.claude(),
+        codex: config.codex(),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
     })

@@ -43,6 +43,7 @@ async fn fixture() -> Fixture {
         work_root: dir.path().join(".murmur/work"),
         repository: dir.path().to_path_buf(),
         claude: ClaudeSettings::default(),
+        codex: Default::default(),
     };
     let app = router(AppState::new(executor, dir.path().to_path_buf()));
     Fixture { _dir: dir, app }

@@ -8,6 +8,7 @@ use murmur_parser::{Agent, Dag, Flight};
 use tokio::sync::{mpsc, oneshot};
 
 use super::claude::ClaudePlan;
+use super::codex::CodexPlan;
 use super::launch::{self, Launch, Message, RuntimePlan};
 use super::workspace::{PullRequestDraft, WorkspacePlan};
 use super::{Committed, Error, Executor};
@@ -385,8 +386,8 @@ impl<'e> Driver<'e> {
     fn plans(&self, index: usize, attempt: u32) -> Result<(WorkspacePlan, RuntimePlan), Error> {
         let agent = &self.agents[index];
         let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
-        let coding =
-            run::runtime_of(&self.flight, agent, &persona) == murmur_parser::Runtime::Claude;
+        let runtime = run::runtime_of(&self.flight, agent, &persona);
+        let coding = runtime != murmur_parser::Runtime::Exec;
         let own = &self.model.agents()[index];
         let continued = agent
             .continues
@@ -439,17 +440,27 @@ impl<'e> Driver<'e> {
             clock: self.executor.clock.clone(),
             required: coding,
         };
-        if !coding {
-            return Ok((workspace, RuntimePlan::Exec));
-        }
-        let runtime = RuntimePlan::Claude(Box::new(ClaudePlan {
-            binary: self.executor.claude.binary.clone(),
-            overload_backoff: self.executor.claude.overload_backoff,
-            model: agent.model.clone().or_else(|| front.model.clone()),
-            persona,
-            resume,
-            idle_timeout: agent.idle_timeout.unwrap_or(front.idle_timeout).as_std(),
-        }));
+        let idle_timeout = agent.idle_timeout.unwrap_or(front.idle_timeout).as_std();
+        let model = agent.model.clone().or_else(|| front.model.clone());
+        let runtime = match runtime {
+            murmur_parser::Runtime::Exec => return Ok((workspace, RuntimePlan::Exec)),
+            murmur_parser::Runtime::Codex => RuntimePlan::Codex(Box::new(CodexPlan {
+                binary: self.executor.codex.binary.clone(),
+                config: self.executor.codex.config.clone(),
+                persona,
+                model,
+                resume,
+                idle_timeout,
+            })),
+            murmur_parser::Runtime::Claude => RuntimePlan::Claude(Box::new(ClaudePlan {
+                binary: self.executor.claude.binary.clone(),
+                overload_backoff: self.executor.claude.overload_backoff,
+                model,
+                persona,
+                resume,
+                idle_timeout,
+            })),
+        };
         Ok((workspace, runtime))
     }
 

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
 use super::claude::{self, ClaudePlan};
+use super::codex::{self, CodexPlan};
 use super::workspace::{self, WorkspacePlan};
 use crate::event::Delivered;
 use crate::run::{self, Context, UpstreamResult};
@@ -42,6 +43,7 @@ pub struct Finished {
 pub enum RuntimePlan {
     Exec,
     Claude(Box<ClaudePlan>),
+    Codex(Box<CodexPlan>),
 }
 
 /// Everything one attempt needs, gathered by the driver.
@@ -145,6 +147,9 @@ impl Attempt {
             }
             RuntimePlan::Claude(plan) => {
                 claude::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await?
+            }
+            RuntimePlan::Codex(plan) => {
+                codex::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await?
             }
         };
         if let Some(prepared) = &prepared {

@@ -3,6 +3,7 @@
 //! starts a new attempt for work that was in flight and never repeats a finished agent.
 
 mod claude;
+mod codex;
 mod driver;
 mod launch;
 mod workspace;
@@ -69,6 +70,25 @@ pub struct Executor {
     /// The repository the flight belongs to, given to agents as `MURMUR_REPO`.
     pub repository: PathBuf,
     pub claude: ClaudeSettings,
+    pub codex: CodexSettings,
+}
+
+/// How `codex` agents run on this machine.
+#[derive(Debug, Clone)]
+pub struct CodexSettings {
+    /// The Codex CLI (`codex` on PATH unless configured).
+    pub binary: PathBuf,
+    /// `-c key=value` settings for every run (a model provider, a sandbox mode, ...).
+    pub config: Vec<String>,
+}
+
+impl Default for CodexSettings {
+    fn default() -> Self {
+        Self {
+            binary: "codex".into(),
+            config: Vec::new(),
+        }
+    }
 }
 
 /// How `claude` agents run on this machine.
