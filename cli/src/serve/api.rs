@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .route("/healthz", get(healthz))
+        .route("/v1/webhooks/github", post(super::webhooks::github))
         .fallback(|| async { ApiError::not_found("no such route; see surface.md for the API") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -7,6 +7,7 @@ mod error;
 mod events;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,10 +36,12 @@ struct Inner {
     /// Cancel handles of the runs this process drives.
     cancels: Mutex<HashMap<String, oneshot::Sender<()>>>,
     requests: AtomicU64,
+    /// `MURMUR_GITHUB_WEBHOOK_SECRET`: without it every webhook delivery is refused.
+    webhook_secret: Option<String>,
 }
 
 impl AppState {
-    pub fn new(executor: Executor, repository: PathBuf) -> Self {
+    pub fn new(executor: Executor, repository: PathBuf, webhook_secret: Option<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 executor,
@@ -46,6 +49,7 @@ impl AppState {
                 starting: tokio::sync::Mutex::new(()),
                 cancels: Mutex::new(HashMap::new()),
                 requests: AtomicU64::new(0),
+                webhook_secret,
             }),
         }
     }
@@ -102,7 +106,10 @@ impl AppState {
 
 /// Serves until Ctrl-C; interrupted runs are resumed first.
 pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyhow::Result<Exit> {
-    let state = AppState::new(executor, repository);
+    let secret = std::env::var("MURMUR_GITHUB_WEBHOOK_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let state = AppState::new(executor, repository, secret);
     for run in state.store().unfinished_runs().await? {
         eprintln!("murmur serve: resuming run {} of {}", run.id, run.flight);
         state.drive(run.id);

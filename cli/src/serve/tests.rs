@@ -13,7 +13,10 @@ use tower::ServiceExt;
 use super::{AppState, router};
 
 const TOKEN: &str = "mur_test_token";
+const SECRET: &str = "webhook-secret";
 const FLIGHT: &str = "---\nruntime: exec\ninputs:\n  who: { default: world }\n---\n# Hello\n\n## greet\n> command: echo \"hello ${{ inputs.who }}\"\n";
+
+const TRIAGE: &str = "---\nruntime: exec\non:\n  issue_opened: { repos: [acme/api] }\n---\n# Triage\n\n## label\n> command: echo \"issue ${{ event.issue.number }}: ${{ event.issue.title }}\"\n";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -24,6 +27,7 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
     std::fs::write(dir.path().join(".murmur/flights/hello.md"), FLIGHT).expect("flight");
+    std::fs::write(dir.path().join(".murmur/flights/triage.md"), TRIAGE).expect("flight");
     std::fs::write(
         dir.path().join(".murmur/flights/broken.md"),
         "# Broken\n\n## a\n> needs: zzz\n\nA.\n",
@@ -45,7 +49,11 @@ async fn fixture() -> Fixture {
         claude: ClaudeSettings::default(),
         codex: Default::default(),
     };
-    let app = router(AppState::new(executor, dir.path().to_path_buf()));
+    let app = router(AppState::new(
+        executor,
+        dir.path().to_path_buf(),
+        Some(SECRET.to_owned()),
+    ));
     Fixture { _dir: dir, app }
 }
 
@@ -299,4 +307,68 @@ async fn bad_requests_get_precise_errors() {
     )
     .await;
     assert_eq!(broken["error"]["details"][0]["code"], "unknown-agent");
+}
+
+fn signed(body: &str, secret: &str, delivery: &str) -> Request<Body> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    Request::post("/v1/webhooks/github")
+        .header("X-GitHub-Event", "issues")
+        .header("X-GitHub-Delivery", delivery)
+        .header("X-Hub-Signature-256", signature)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_webhook_starts_the_matching_flight_once() {
+    let f = fixture().await;
+    let payload = json!({"action": "opened", "issue": {"number": 42, "title": "Crash on save"}, "repository": {"full_name": "acme/api"}}).to_string();
+    let (status, bad) = call(&f.app, signed(&payload, "wrong-secret", "d-1")).await;
+    assert_eq!(
+        (status, bad["error"]["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("bad_signature"))
+    );
+    let unsigned = Request::post("/v1/webhooks/github")
+        .header("X-GitHub-Event", "issues")
+        .body(Body::from(payload.clone()))
+        .unwrap();
+    assert_eq!(call(&f.app, unsigned).await.0, StatusCode::UNAUTHORIZED);
+    let (_, runs) = call(
+        &f.app,
+        authed("GET", "/v1/runs").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(runs, json!([]), "nothing started by refused deliveries");
+
+    let (status, started) = call(&f.app, signed(&payload, SECRET, "d-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["runs"][0]["flight"], "triage");
+    let id = started["runs"][0]["run_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, again) = call(&f.app, signed(&payload, SECRET, "d-1")).await;
+    assert_eq!(
+        (status, again["runs"].clone()),
+        (StatusCode::OK, json!([])),
+        "a redelivery starts nothing"
+    );
+    let other_repo = payload.replace("acme/api", "acme/web");
+    let (_, none) = call(&f.app, signed(&other_repo, SECRET, "d-2")).await;
+    assert_eq!(none["runs"], json!([]), "the repos filter applies");
+
+    let stream = authed("GET", &format!("/v1/runs/{id}/events"))
+        .header(header::ACCEPT, "text/event-stream")
+        .body(Body::empty())
+        .unwrap();
+    let (_, sse) = call(&f.app, stream).await;
+    assert!(
+        sse.as_str()
+            .is_some_and(|s| s.contains("issue 42: Crash on save")),
+        "the payload reached the prompt: {sse}"
+    );
 }

@@ -1,0 +1,278 @@
+//! `POST /v1/webhooks/github`: a signed GitHub event starts every flight whose `on:` matches.
+//! Unsigned or wrongly signed deliveries are refused before anything is read from them, and a
+//! delivery GitHub sends again (same `X-GitHub-Delivery`) starts nothing new.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use murmur_engine::executor::{self, StartRequest};
+use murmur_parser::{EventFilter, Flight, Triggers};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Whether `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` under `secret`; the
+/// comparison takes the same time however many bytes match.
+pub fn signature_matches(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    let Some(hex_digest) = signature.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_digest) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+pub async fn github(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let secret = state.inner.webhook_secret.as_deref().ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unsigned", "this server has no webhook secret (MURMUR_GITHUB_WEBHOOK_SECRET); every delivery is refused")
+    })?;
+    let signature = header(&headers, "x-hub-signature-256").unwrap_or_default();
+    if !signature_matches(secret.as_bytes(), &body, signature) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "missing or wrong X-Hub-Signature-256",
+        ));
+    }
+    let kind = header(&headers, "x-github-event")
+        .unwrap_or_default()
+        .to_owned();
+    let delivery = header(&headers, "x-github-delivery").map(str::to_owned);
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("the payload is not JSON: {e}")))?;
+    if kind == "ping" {
+        return Ok((StatusCode::OK, Json(json!({"pong": true}))));
+    }
+    let Some(event) = GitHubEvent::from(&kind, &payload) else {
+        return Ok((StatusCode::OK, Json(json!({"runs": [], "ignored": kind}))));
+    };
+    let store = state.store();
+    if let Some(delivery) = &delivery
+        && store
+            .idempotent_run(&delivery_key(delivery))
+            .await?
+            .is_some()
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"runs": [], "duplicate": delivery})),
+        ));
+    }
+    let mut started = Vec::new();
+    for (name, source, flight) in matching_flights(&state, &event) {
+        let start = StartRequest {
+            flight_name: &name,
+            flight_path: None,
+            source: &source,
+            flight: &flight,
+            inputs: &[],
+            event: Some(&payload),
+        };
+        match state.executor().create(&start).await {
+            Ok(run_id) => {
+                state.drive(run_id.clone());
+                started.push(json!({"flight": name, "run_id": run_id}));
+            }
+            Err(executor::Error::Prepare(error)) => {
+                eprintln!("murmur serve: webhook did not start flight {name}: {error}")
+            }
+            Err(other) => return Err(ApiError::internal(other)),
+        }
+    }
+    if let (Some(delivery), Some(first)) = (
+        &delivery,
+        started.first().and_then(|r| r["run_id"].as_str()),
+    ) {
+        store
+            .claim_idempotency_key(
+                &delivery_key(delivery),
+                first,
+                &state.executor().clock.stamp(),
+            )
+            .await?;
+    }
+    let status = if started.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(json!({ "runs": started }))))
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn delivery_key(delivery: &str) -> String {
+    format!("github-delivery:{delivery}")
+}
+
+/// The trigger a GitHub event stands for, with what the filters compare.
+struct GitHubEvent {
+    trigger: Trigger,
+    repo: String,
+    labels: Vec<String>,
+    branch: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    IssueOpened,
+    PrOpened,
+    PrLabeled,
+    Push,
+}
+
+impl GitHubEvent {
+    fn from(kind: &str, payload: &Value) -> Option<Self> {
+        let action = payload["action"].as_str().unwrap_or_default();
+        let trigger = match (kind, action) {
+            ("issues", "opened") => Trigger::IssueOpened,
+            ("pull_request", "opened") => Trigger::PrOpened,
+            ("pull_request", "labeled") => Trigger::PrLabeled,
+            ("push", _) => Trigger::Push,
+            _ => return None,
+        };
+        let names = |labels: &Value| {
+            labels
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["name"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        let labels = match trigger {
+            Trigger::IssueOpened => names(&payload["issue"]["labels"]),
+            Trigger::PrLabeled => payload["label"]["name"]
+                .as_str()
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
+            Trigger::PrOpened => names(&payload["pull_request"]["labels"]),
+            Trigger::Push => Vec::new(),
+        };
+        let branch = match trigger {
+            Trigger::Push => payload["ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("refs/heads/"))
+                .map(str::to_owned),
+            Trigger::PrOpened | Trigger::PrLabeled => payload["pull_request"]["base"]["ref"]
+                .as_str()
+                .map(str::to_owned),
+            Trigger::IssueOpened => None,
+        };
+        let repo = payload["repository"]["full_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Some(Self {
+            trigger,
+            repo,
+            labels,
+            branch,
+        })
+    }
+
+    fn filter<'t>(&self, triggers: &'t Triggers) -> Option<&'t EventFilter> {
+        match self.trigger {
+            Trigger::IssueOpened => triggers.issue_opened.as_ref(),
+            Trigger::PrOpened => triggers.pr_opened.as_ref(),
+            Trigger::PrLabeled => triggers.pr_labeled.as_ref(),
+            Trigger::Push => triggers.push.as_ref(),
+        }
+    }
+
+    /// Every list in the filter that is not empty must admit the event.
+    fn admitted_by(&self, filter: &EventFilter) -> bool {
+        let repo_ok = filter.repos.is_empty()
+            || filter
+                .repos
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&self.repo));
+        let labels_ok =
+            filter.labels.is_empty() || filter.labels.iter().any(|l| self.labels.contains(l));
+        let branch_ok = filter.branches.is_empty()
+            || self
+                .branch
+                .as_ref()
+                .is_some_and(|b| filter.branches.contains(b));
+        repo_ok && labels_ok && branch_ok
+    }
+}
+
+/// The repository's valid flights whose `on:` admits the event.
+fn matching_flights(state: &AppState, event: &GitHubEvent) -> Vec<(String, String, Flight)> {
+    let dir = state.inner.repository.join(".murmur/flights");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).ok()?;
+            let source = murmur_parser::Source::new(&text);
+            let parsed = murmur_parser::parse_source(&source, &name);
+            let flight = parsed.flight.clone().filter(|_| parsed.is_valid())?;
+            let admitted = event
+                .filter(&flight.frontmatter.on)
+                .is_some_and(|filter| event.admitted_by(filter));
+            admitted.then(|| (name, source.text().to_owned(), flight))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signature_matches;
+
+    #[test]
+    fn signatures_are_checked() {
+        // GitHub's documented example: secret "It's a Secret to Everybody", body "Hello, World!".
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(signature_matches(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            good
+        ));
+        assert!(!signature_matches(
+            b"another secret",
+            b"Hello, World!",
+            good
+        ));
+        assert!(!signature_matches(
+            b"It's a Secret to Everybody",
+            b"Hello, World?",
+            good
+        ));
+        assert!(!signature_matches(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            "sha1=abc"
+        ));
+        assert!(!signature_matches(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            "sha256=zz"
+        ));
+    }
+}
