@@ -11,6 +11,7 @@ pub mod executor;
 pub mod model;
 pub mod persona;
 pub mod run;
+pub mod schedule;
 pub mod state;
 pub mod store;
 pub mod transitions;

@@ -10,6 +10,7 @@ every_backend!(
     commits_append_events_and_update_state,
     a_checkpoint_of_any_size_fits_in_one_commit,
     concurrent_checkpoints_share_transactions_and_conflicts_stay_isolated,
+    a_schedule_tick_is_taken_once,
     a_stale_version_is_a_conflict,
     runs_are_found_by_prefix_and_listed_newest_first,
     unfinished_runs_are_the_ones_to_resume,
@@ -285,5 +286,42 @@ async fn concurrent_checkpoints_share_transactions_and_conflicts_stay_isolated(d
         after.checkpoints - before.checkpoints,
         40,
         "conflicts are not counted as written"
+    );
+}
+
+async fn a_schedule_tick_is_taken_once(db: &TestDb) {
+    let store = backends::open(db).await;
+    let tick = "2026-03-02T01:00:00.000Z";
+    assert_eq!(store.last_tick("nightly#0").await.expect("read"), None);
+    assert!(
+        store
+            .claim_tick("nightly#0", tick, "2026-03-02T01:00:05.000Z")
+            .await
+            .expect("claim")
+    );
+    assert!(
+        !store
+            .claim_tick("nightly#0", tick, "2026-03-02T01:00:06.000Z")
+            .await
+            .expect("claim again"),
+        "a second claim fails"
+    );
+    assert!(
+        store
+            .claim_tick("nightly#1", tick, "2026-03-02T01:00:06.000Z")
+            .await
+            .expect("another schedule")
+    );
+    store
+        .claim_tick(
+            "nightly#0",
+            "2026-03-03T01:00:00.000Z",
+            "2026-03-03T01:00:01.000Z",
+        )
+        .await
+        .expect("next day");
+    assert_eq!(
+        store.last_tick("nightly#0").await.expect("read").as_deref(),
+        Some("2026-03-03T01:00:00.000Z")
     );
 }

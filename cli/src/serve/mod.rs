@@ -3,6 +3,8 @@
 
 mod api;
 mod auth;
+mod catalog;
+mod cron;
 mod error;
 mod events;
 #[cfg(test)]
@@ -114,6 +116,7 @@ pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyho
         eprintln!("murmur serve: resuming run {} of {}", run.id, run.flight);
         state.drive(run.id);
     }
+    tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

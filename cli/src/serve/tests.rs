@@ -18,12 +18,18 @@ const FLIGHT: &str = "---\nruntime: exec\ninputs:\n  who: { default: world }\n--
 
 const TRIAGE: &str = "---\nruntime: exec\non:\n  issue_opened: { repos: [acme/api] }\n---\n# Triage\n\n## label\n> command: echo \"issue ${{ event.issue.number }}: ${{ event.issue.title }}\"\n";
 
+const NIGHTLY: &str = "---\nruntime: exec\non:\n  schedule: { cron: \"0 2 * * *\", timezone: Europe/Berlin }\n---\n# Nightly\n\n## report\n> command: echo \"tick ${{ event.schedule.tick }}\"\n";
+
 struct Fixture {
     _dir: tempfile::TempDir,
     app: Router,
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Arc::new(SystemClock)).await.0
+}
+
+async fn fixture_with(clock: Arc<dyn Clock>) -> (Fixture, AppState) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
     std::fs::write(dir.path().join(".murmur/flights/hello.md"), FLIGHT).expect("flight");
@@ -42,19 +48,22 @@ async fn fixture() -> Fixture {
         .expect("token");
     let executor = Executor {
         store,
-        clock: Arc::new(SystemClock),
+        clock,
         slots: 2,
         work_root: dir.path().join(".murmur/work"),
         repository: dir.path().to_path_buf(),
         claude: ClaudeSettings::default(),
         codex: Default::default(),
     };
-    let app = router(AppState::new(
-        executor,
-        dir.path().to_path_buf(),
-        Some(SECRET.to_owned()),
-    ));
-    Fixture { _dir: dir, app }
+    std::fs::write(dir.path().join(".murmur/flights/nightly.md"), NIGHTLY).expect("flight");
+    let state = AppState::new(executor, dir.path().to_path_buf(), Some(SECRET.to_owned()));
+    (
+        Fixture {
+            _dir: dir,
+            app: router(state.clone()),
+        },
+        state,
+    )
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -370,5 +379,47 @@ async fn a_signed_webhook_starts_the_matching_flight_once() {
         sse.as_str()
             .is_some_and(|s| s.contains("issue 42: Crash on save")),
         "the payload reached the prompt: {sse}"
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_fires_once_per_tick_on_a_simulated_clock() {
+    use chrono::{DateTime, Utc};
+    use murmur_engine::clock::ManualClock;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let clock = Arc::new(ManualClock::new(at("2026-03-02T00:30:00Z")));
+    let (f, state) = fixture_with(clock.clone()).await;
+    let started = clock.now();
+    assert!(
+        super::cron::fire_due(&state, started).await.is_empty(),
+        "02:00 Berlin (01:00 UTC) has not come yet"
+    );
+    clock.advance(chrono::Duration::minutes(31));
+    let first = super::cron::fire_due(&state, started).await;
+    assert_eq!(first.len(), 1, "the tick fires");
+    assert!(
+        super::cron::fire_due(&state, started).await.is_empty(),
+        "and only once"
+    );
+
+    // A server that was down for three days and starts again owes one run, not three.
+    clock.advance(chrono::Duration::days(3));
+    let restarted = AppState::new(
+        state.executor().clone(),
+        state.inner.repository.clone(),
+        None,
+    );
+    let late = super::cron::fire_due(&restarted, clock.now()).await;
+    assert_eq!(late.len(), 1, "{late:?}");
+
+    let stream = authed("GET", &format!("/v1/runs/{}/events", first[0]))
+        .header(header::ACCEPT, "text/event-stream")
+        .body(Body::empty())
+        .unwrap();
+    let (_, sse) = call(&f.app, stream).await;
+    assert!(
+        sse.as_str()
+            .is_some_and(|s| s.contains("tick 2026-03-02T01:00:00.000Z")),
+        "{sse}"
     );
 }

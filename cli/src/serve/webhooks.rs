@@ -215,29 +215,14 @@ impl GitHubEvent {
 
 /// The repository's valid flights whose `on:` admits the event.
 fn matching_flights(state: &AppState, event: &GitHubEvent) -> Vec<(String, String, Flight)> {
-    let dir = state.inner.repository.join(".murmur/flights");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    paths.sort();
-    paths
+    super::catalog::flights(state)
         .into_iter()
-        .filter_map(|path| {
-            let name = path.file_stem()?.to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&path).ok()?;
-            let source = murmur_parser::Source::new(&text);
-            let parsed = murmur_parser::parse_source(&source, &name);
-            let flight = parsed.flight.clone().filter(|_| parsed.is_valid())?;
-            let admitted = event
-                .filter(&flight.frontmatter.on)
-                .is_some_and(|filter| event.admitted_by(filter));
-            admitted.then(|| (name, source.text().to_owned(), flight))
+        .filter(|known| {
+            event
+                .filter(&known.flight.frontmatter.on)
+                .is_some_and(|filter| event.admitted_by(filter))
         })
+        .map(|known| (known.name, known.source, known.flight))
         .collect()
 }
 

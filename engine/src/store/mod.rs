@@ -8,6 +8,7 @@ mod rows;
 mod schema;
 mod server;
 mod statements;
+mod ticks;
 mod writer;
 
 use std::str::FromStr;

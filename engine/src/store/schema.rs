@@ -83,3 +83,12 @@ pub enum IdempotencyKeys {
     RunId,
     CreatedAt,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum ScheduleTicks {
+    Table,
+    Tenant,
+    Schedule,
+    Tick,
+    TakenAt,
+}
