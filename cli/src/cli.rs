@@ -131,6 +131,15 @@ pub enum RunsCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Run a failed or canceled run again: failed, skipped and canceled agents run, succeeded
+    /// agents are kept and never repeated
+    Retry {
+        run: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Continue an interrupted run: finished agents are kept, in-flight ones retried
     Resume {
         run: String,

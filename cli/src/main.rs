@@ -56,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             } => commands::runs::logs(&db, &run, slug.as_deref(), follow),
             RunsCommand::Cancel { run, db } => commands::runs::cancel(&db, &run),
             RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
+            RunsCommand::Retry { run, json, db } => commands::runs::retry(&db, &run, json),
         },
         Command::Serve(args) => commands::server::serve(&args),
         Command::Token { command } => match command {

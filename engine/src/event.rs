@@ -54,11 +54,17 @@ pub enum Event {
     AgentCanceled {
         slug: String,
     },
+    /// `runs retry`: a failed, skipped or canceled agent waits to run again.
+    AgentRetried {
+        slug: String,
+    },
     RunCompleted,
     RunFailed {
         reason: String,
     },
     RunCanceled,
+    /// `runs retry`: a failed or canceled run runs again, keeping what succeeded.
+    RunRetried,
 }
 
 /// An agent's deliverables: its branch and commits, pull requests, and what the model cost.
@@ -108,9 +114,11 @@ impl Event {
             Event::AgentInterrupted { .. } => "agent_interrupted",
             Event::AgentSkipped { .. } => "agent_skipped",
             Event::AgentCanceled { .. } => "agent_canceled",
+            Event::AgentRetried { .. } => "agent_retried",
             Event::RunCompleted => "run_completed",
             Event::RunFailed { .. } => "run_failed",
             Event::RunCanceled => "run_canceled",
+            Event::RunRetried => "run_retried",
         }
     }
 
@@ -124,11 +132,13 @@ impl Event {
             | Event::AgentFailed { slug, .. }
             | Event::AgentInterrupted { slug, .. }
             | Event::AgentSkipped { slug, .. }
-            | Event::AgentCanceled { slug } => Some(slug),
+            | Event::AgentCanceled { slug }
+            | Event::AgentRetried { slug } => Some(slug),
             Event::RunStarted
             | Event::RunCompleted
             | Event::RunFailed { .. }
-            | Event::RunCanceled => None,
+            | Event::RunCanceled
+            | Event::RunRetried => None,
         }
     }
 }

@@ -158,6 +158,7 @@ impl RunModel {
             (RunStatus::Running, Event::RunCompleted) => RunStatus::Completed,
             (RunStatus::Running, Event::RunFailed { .. }) => RunStatus::Failed,
             (RunStatus::Queued | RunStatus::Running, Event::RunCanceled) => RunStatus::Canceled,
+            (RunStatus::Failed | RunStatus::Canceled, Event::RunRetried) => RunStatus::Running,
             (status, event) => {
                 return Err(TransitionError::IllegalRun {
                     status,
@@ -253,6 +254,9 @@ impl RunModel {
             self.terminal += 1;
             self.ready.remove(&key);
         }
+        if from.is_terminal() && to == AgentState::Pending {
+            self.reopen(index);
+        }
         if to == AgentState::Failed && self.first_failure.is_none() {
             self.first_failure = Some(index);
         }
@@ -265,6 +269,47 @@ impl RunModel {
                 }
             }
         }
+    }
+
+    /// A retried agent waits again for its upstreams that have not completed.
+    fn reopen(&mut self, index: usize) {
+        self.terminal -= 1;
+        let agents = &self.agents;
+        self.waiting_on[index] = self.upstream[index]
+            .iter()
+            .filter(|&&up| agents[up].state != AgentState::Completed)
+            .count();
+        if self.waiting_on[index] == 0 {
+            self.ready.insert((Reverse(self.priority[index]), index));
+        }
+        if self.first_failure == Some(index) {
+            self.first_failure = self
+                .agents
+                .iter()
+                .position(|a| a.state == AgentState::Failed);
+        }
+    }
+
+    /// `runs retry`: everything that did not succeed runs again; succeeded work is kept.
+    pub fn retry(&self) -> Vec<Event> {
+        if !matches!(self.status, RunStatus::Failed | RunStatus::Canceled) {
+            return Vec::new();
+        }
+        let mut events = vec![Event::RunRetried];
+        events.extend(
+            self.agents
+                .iter()
+                .filter(|agent| {
+                    matches!(
+                        agent.state,
+                        AgentState::Failed | AgentState::Skipped | AgentState::Canceled
+                    )
+                })
+                .map(|agent| Event::AgentRetried {
+                    slug: agent.slug.clone(),
+                }),
+        );
+        events
     }
 
     /// The events that should happen next, given `free_slots` machines. Applying them in order

@@ -17,6 +17,9 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Running, "agent_failed", Failed),
     (Running, "agent_interrupted", Queued),
     (Running, "agent_canceled", Canceled),
+    (Failed, "agent_retried", Pending),
+    (Skipped, "agent_retried", Pending),
+    (Canceled, "agent_retried", Pending),
 ];
 
 pub fn next_state(from: AgentState, event: &Event) -> Option<AgentState> {
@@ -64,11 +67,13 @@ mod tests {
                 slug,
                 because: String::new(),
             },
+            "agent_retried" => Event::AgentRetried { slug },
             _ => Event::AgentCanceled { slug },
         }
     }
 
-    const KINDS: [&str; 9] = [
+    const KINDS: [&str; 10] = [
+        "agent_retried",
         "agent_session",
         "agent_queued",
         "agent_started",

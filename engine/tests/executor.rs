@@ -15,6 +15,7 @@ every_backend!(
     a_failure_skips_what_depends_on_it,
     an_interrupted_attempt_runs_again,
     agents_in_a_repository_work_on_their_own_branches,
+    retry_reruns_only_what_did_not_succeed,
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
@@ -215,4 +216,50 @@ async fn agents_in_a_repository_work_on_their_own_branches(db: &TestDb) {
         "main",
         "the checkout is untouched"
     );
+}
+
+/// `runs retry`: the failed agent and what it blocked run again; succeeded agents and their
+/// side effects happen exactly once.
+async fn retry_reruns_only_what_did_not_succeed(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let ledger = work.path().join("ledger");
+    let marker = work.path().join("second-time");
+    let executor = executor(db, work.path()).await;
+    let text = format!(
+        "---\nruntime: exec\n---\n# Retry\n\n## solid\n> command: echo solid >> {ledger}\n\n## flaky\n> command: echo flaky >> {ledger}; test -e {marker} || {{ touch {marker}; exit 1; }}\n\n## after\n> needs: flaky\n> command: echo after >> {ledger}\n",
+        ledger = ledger.display(),
+        marker = marker.display()
+    );
+    let id = start(&executor, &text).await;
+    assert_eq!(drive(&executor, &id).await.0, RunStatus::Failed);
+    executor.retry(&id).await.expect("retry");
+    assert!(
+        matches!(
+            executor.retry(&id).await,
+            Err(murmur_engine::executor::Error::NothingToRetry(_))
+        ),
+        "a running run is not retried twice"
+    );
+    let (status, events) = drive(&executor, &id).await;
+    assert_eq!(status, RunStatus::Completed);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::AgentStarted { slug, .. } if slug == "solid")),
+        "solid is reused"
+    );
+    let mut lines: Vec<String> = std::fs::read_to_string(&ledger)
+        .expect("ledger")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["after", "flaky", "flaky", "solid"],
+        "side effects: solid once, flaky twice"
+    );
+    let agents = executor.store.agents(&id).await.expect("agents");
+    let attempts: Vec<i64> = agents.iter().map(|a| a.attempts).collect();
+    assert_eq!(attempts, [1, 2, 1]);
 }

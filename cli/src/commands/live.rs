@@ -64,6 +64,7 @@ impl LiveView {
                 Event::RunCompleted => "completed",
                 Event::RunFailed { .. } => "failed",
                 Event::RunCanceled => "canceled",
+                Event::RunRetried => "running",
                 _ => self.run_state,
             };
             return;
@@ -89,6 +90,7 @@ impl LiveView {
                 row.last_line = because.clone();
             }
             Event::AgentCanceled { .. } => finish(row, "canceled", now),
+            Event::AgentRetried { .. } => row.state = "pending",
             _ => {}
         }
     }

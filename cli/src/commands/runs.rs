@@ -170,6 +170,23 @@ fn warn_if_flight_changed(row: &murmur_engine::store::RunRow) {
     }
 }
 
+pub fn retry(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
+    let repo = repository_for(None);
+    block_on(async {
+        let executor = executor(db, &repo).await?;
+        let row = executor.store.run(run).await?;
+        match executor.retry(&row.id).await {
+            Ok(()) => {}
+            Err(error @ executor::Error::NothingToRetry(_)) => {
+                eprintln!("error: {error}");
+                return Ok(Exit::Usage);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        follow::drive(&executor, &row.id, json).await
+    })
+}
+
 pub fn cancel(db: &DbArgs, run: &str) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {

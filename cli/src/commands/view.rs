@@ -38,6 +38,8 @@ pub fn event_line(at: &str, event: &Event) -> String {
         Event::RunCompleted => "completed".to_owned(),
         Event::RunFailed { reason } => format!("failed: {reason}"),
         Event::RunCanceled => "canceled".to_owned(),
+        Event::AgentRetried { .. } => "will run again (runs retry)".to_owned(),
+        Event::RunRetried => "retried: failed, skipped and canceled agents run again".to_owned(),
     };
     format!("{time}  {who:<16} {what}")
 }

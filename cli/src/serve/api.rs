@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(show_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
+        .route("/v1/runs/{id}/retry", post(retry_run))
         .route("/metrics", get(metrics))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -267,6 +268,30 @@ async fn cancel_run(
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run_id": id, "status": "canceling"})),
+    ))
+}
+
+async fn retry_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    exact_run(state.store(), &id).await?;
+    match state.executor().retry(&id).await {
+        Ok(()) => {}
+        Err(error @ executor::Error::NothingToRetry(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "nothing_to_retry",
+                error.to_string(),
+            ));
+        }
+        Err(executor::Error::Store(error)) => return Err(error.into()),
+        Err(other) => return Err(ApiError::internal(other)),
+    }
+    state.drive(id.clone());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": id, "status": "running"})),
     ))
 }
 

@@ -209,6 +209,17 @@ async fn a_run_starts_once_per_idempotency_key_and_can_be_inspected() {
         (status, cancel["error"]["code"].clone()),
         (StatusCode::CONFLICT, json!("finished"))
     );
+    let (status, retry) = call(
+        &f.app,
+        authed("POST", &format!("/v1/runs/{id}/retry"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, retry["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("nothing_to_retry"))
+    );
 }
 
 #[tokio::test]

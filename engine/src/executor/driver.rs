@@ -144,6 +144,17 @@ impl<'e> Driver<'e> {
         }
     }
 
+    /// Records `runs retry` (see [`RunModel::retry`]).
+    pub async fn retry_now(&mut self) -> Result<(), Error> {
+        let events = self.model.retry();
+        if events.is_empty() {
+            return Err(Error::NothingToRetry(self.row.id.clone()));
+        }
+        let mut batch = self.batch();
+        self.stage(&mut batch, events)?;
+        self.checkpoint(batch).await
+    }
+
     /// Cancels now, without driving: for a run no process is driving.
     pub async fn cancel_now(&mut self) -> Result<RunStatus, Error> {
         let mut batch = self.batch();

@@ -34,6 +34,8 @@ pub enum Error {
     StoredFlight(String),
     #[error(transparent)]
     Persona(#[from] crate::persona::Error),
+    #[error("run {0} did not fail and was not canceled, so there is nothing to retry")]
+    NothingToRetry(String),
     #[error("cannot prepare the working folder {path}: {source}")]
     Workdir {
         path: String,
@@ -153,6 +155,14 @@ impl Executor {
     ) -> Result<RunStatus, Error> {
         let mut driver = Driver::load(self, run_id, observer).await?;
         driver.run(cancel).await
+    }
+
+    /// Prepares a failed or canceled run to run again: failed, skipped and canceled agents
+    /// go back to waiting; succeeded agents are kept and never repeated. Drive it afterwards.
+    pub async fn retry(&self, run_id: &str) -> Result<(), Error> {
+        let (observer, _) = mpsc::unbounded_channel();
+        let mut driver = Driver::load(self, run_id, observer).await?;
+        driver.retry_now().await
     }
 
     /// Cancels a run no process is driving. A process driving it notices the new version
