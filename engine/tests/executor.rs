@@ -16,6 +16,7 @@ every_backend!(
     an_interrupted_attempt_runs_again,
     agents_in_a_repository_work_on_their_own_branches,
     retry_reruns_only_what_did_not_succeed,
+    an_attempt_past_its_timeout_is_stopped,
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
@@ -262,4 +263,30 @@ async fn retry_reruns_only_what_did_not_succeed(db: &TestDb) {
     let agents = executor.store.agents(&id).await.expect("agents");
     let attempts: Vec<i64> = agents.iter().map(|a| a.attempts).collect();
     assert_eq!(attempts, [1, 2, 1]);
+}
+
+/// `timeout`: the attempt's process is stopped when time is up and the agent fails with why.
+async fn an_attempt_past_its_timeout_is_stopped(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let pid_file = work.path().join("pid");
+    let executor = executor(db, work.path()).await;
+    let text = format!(
+        "---\nruntime: exec\ntimeout: 1s\n---\n# Slow\n\n## slow\n> command: echo $$ > {} && exec sleep 30\n",
+        pid_file.display()
+    );
+    let id = start(&executor, &text).await;
+    assert_eq!(drive(&executor, &id).await.0, RunStatus::Failed);
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(
+        agents[0].error.as_deref(),
+        Some("timed out after 1s (the agent's `timeout`)")
+    );
+    let pid = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .to_owned();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the agent's process {pid} is gone"
+    );
 }

@@ -22,8 +22,19 @@ pub async fn require_token(
         .map(str::trim)
         .filter(|token| !token.is_empty())
         .ok_or_else(ApiError::unauthorized)?;
-    match state.store().token_name(token).await? {
-        Some(_) => Ok(next.run(request).await),
-        None => Err(ApiError::unauthorized()),
+    let Some(name) = state.store().token_name(token).await? else {
+        return Err(ApiError::unauthorized());
+    };
+    if let Err(wait) = state.inner.limiter.take(&name, std::time::Instant::now()) {
+        let message = format!(
+            "too many requests for token `{name}`; retry in {:.1}s",
+            wait.as_secs_f64()
+        );
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            message,
+        ));
     }
+    Ok(next.run(request).await)
 }

@@ -7,6 +7,7 @@ mod catalog;
 mod cron;
 mod error;
 mod events;
+mod limit;
 #[cfg(test)]
 mod tests;
 mod webhooks;
@@ -40,6 +41,7 @@ struct Inner {
     requests: AtomicU64,
     /// `MURMUR_GITHUB_WEBHOOK_SECRET`: without it every webhook delivery is refused.
     webhook_secret: Option<String>,
+    limiter: limit::Limiter,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
                 cancels: Mutex::new(HashMap::new()),
                 requests: AtomicU64::new(0),
                 webhook_secret,
+                limiter: limit::Limiter::new(limit::Rate::default()),
             }),
         }
     }

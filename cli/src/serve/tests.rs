@@ -434,3 +434,22 @@ async fn a_schedule_fires_once_per_tick_on_a_simulated_clock() {
         "{sse}"
     );
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429() {
+    let f = fixture().await;
+    let mut limited = None;
+    for _ in 0..400 {
+        let (status, body) = call(
+            &f.app,
+            authed("GET", "/v1/runs").body(Body::empty()).unwrap(),
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(body);
+            break;
+        }
+    }
+    let body = limited.expect("the burst runs out within 400 requests");
+    assert_eq!(body["error"]["code"], "rate_limited");
+}

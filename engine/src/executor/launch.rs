@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use murmur_parser::{Agent, Flight};
 use murmur_runtime::{Line, Update, exec};
@@ -86,7 +87,13 @@ pub fn launch(
     let (stop, stopped) = oneshot::channel();
     let plain = run_dir.join(&launch.agent.slug);
     let script = context.render(&run::script_of(launch.agent).unwrap_or_default());
+    let timeout = launch
+        .agent
+        .timeout
+        .or(launch.flight.frontmatter.timeout)
+        .map(|t| t.as_std());
     let attempt_work = Attempt {
+        timeout,
         workspace: launch.workspace,
         runtime: launch.runtime,
         plain,
@@ -115,6 +122,8 @@ struct Attempt {
     script: String,
     prompt: String,
     env: Vec<(String, String)>,
+    /// The agent's `timeout`: the attempt is stopped (its whole process tree) when it is up.
+    timeout: Option<Duration>,
 }
 
 impl Attempt {
@@ -132,7 +141,8 @@ impl Attempt {
                 self.plain.clone()
             }
         };
-        let (response, mut delivered) = match self.runtime {
+        let (stopped, timed_out) = with_deadline(stopped, self.timeout);
+        let outcome = match self.runtime {
             RuntimePlan::Exec => {
                 let request = exec::ExecRequest {
                     script: self.script,
@@ -140,17 +150,26 @@ impl Attempt {
                     workdir,
                     env: self.env,
                 };
-                let outcome = exec::run(request, updates, stopped)
+                exec::run(request, updates, stopped)
                     .await
-                    .map_err(|e| e.to_string())?;
-                (outcome.response, Delivered::default())
+                    .map(|outcome| (outcome.response, Delivered::default()))
+                    .map_err(|e| e.to_string())
             }
             RuntimePlan::Claude(plan) => {
-                claude::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await?
+                claude::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await
             }
             RuntimePlan::Codex(plan) => {
-                codex::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await?
+                codex::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await
             }
+        };
+        let (response, mut delivered) = match (outcome, self.timeout) {
+            (Err(_), Some(limit)) if timed_out.load(std::sync::atomic::Ordering::SeqCst) => {
+                return Err(format!(
+                    "timed out after {} (the agent's `timeout`)",
+                    murmur_parser::Duration::from_secs(limit.as_secs())
+                ));
+            }
+            (outcome, _) => outcome?,
         };
         if let Some(prepared) = &prepared {
             workspace::deliver(&self.workspace, prepared, &response, &mut delivered).await?;
@@ -160,6 +179,31 @@ impl Attempt {
             delivered,
         })
     }
+}
+
+/// A stop signal that also fires when `timeout` is up; the flag tells which of the two it was.
+fn with_deadline(
+    stop: oneshot::Receiver<()>,
+    timeout: Option<Duration>,
+) -> (
+    oneshot::Receiver<()>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let Some(timeout) = timeout else {
+        return (stop, Default::default());
+    };
+    let (mut relay, relayed) = oneshot::channel();
+    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = timed_out.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            Ok(()) = stop => {}
+            () = tokio::time::sleep(timeout) => flag.store(true, std::sync::atomic::Ordering::SeqCst),
+            () = relay.closed() => return,
+        }
+        let _ = relay.send(());
+    });
+    (relayed, timed_out)
 }
 
 /// The run context every runtime sees in its environment.
