@@ -44,6 +44,7 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, us
         repository: dir.to_path_buf(),
         claude: Default::default(),
         codex: Default::default(),
+        retry_backoff: std::time::Duration::ZERO,
     };
     let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
     let request = StartRequest {
@@ -131,6 +132,7 @@ async fn concurrent_runs(runs: usize, agents: usize) {
         repository: dir.path().to_path_buf(),
         claude: Default::default(),
         codex: Default::default(),
+        retry_backoff: std::time::Duration::ZERO,
     };
     let text = chain(agents);
     let flight = murmur_parser::parse(&text, "bench").flight.expect("flight");

@@ -42,6 +42,14 @@ pub enum Event {
         attempt: u32,
         error: String,
     },
+    /// The attempt failed within the agent's `retries`: it runs again, not before the time
+    /// given (RFC 3339, UTC).
+    AgentRetrying {
+        slug: String,
+        attempt: u32,
+        error: String,
+        not_before: String,
+    },
     /// The engine stopped while this attempt ran; it will be retried as a new attempt.
     AgentInterrupted {
         slug: String,
@@ -111,6 +119,7 @@ impl Event {
             Event::AgentSucceeded { .. } => "agent_succeeded",
             Event::AgentSession { .. } => "agent_session",
             Event::AgentFailed { .. } => "agent_failed",
+            Event::AgentRetrying { .. } => "agent_retrying",
             Event::AgentInterrupted { .. } => "agent_interrupted",
             Event::AgentSkipped { .. } => "agent_skipped",
             Event::AgentCanceled { .. } => "agent_canceled",
@@ -130,6 +139,7 @@ impl Event {
             | Event::AgentSucceeded { slug, .. }
             | Event::AgentSession { slug, .. }
             | Event::AgentFailed { slug, .. }
+            | Event::AgentRetrying { slug, .. }
             | Event::AgentInterrupted { slug, .. }
             | Event::AgentSkipped { slug, .. }
             | Event::AgentCanceled { slug }

@@ -10,6 +10,7 @@ pub mod event;
 pub mod executor;
 pub mod model;
 pub mod persona;
+pub mod retry;
 pub mod run;
 pub mod schedule;
 pub mod state;

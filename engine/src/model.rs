@@ -46,6 +46,8 @@ pub struct AgentModel {
     /// The runtime's conversation, for `continues`, follow-ups and crash recovery.
     pub session_id: Option<String>,
     pub delivered: Delivered,
+    /// A retried agent does not start before this time (RFC 3339, UTC; sorts as text).
+    pub not_before: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +98,7 @@ impl RunModel {
                     error: None,
                     session_id: None,
                     delivered: Delivered::default(),
+                    not_before: None,
                 })
                 .collect(),
             by_slug: agents
@@ -195,6 +198,7 @@ impl RunModel {
             | Event::AgentSucceeded { attempt, .. }
             | Event::AgentSession { attempt, .. }
             | Event::AgentFailed { attempt, .. }
+            | Event::AgentRetrying { attempt, .. }
             | Event::AgentInterrupted { attempt, .. } => (agent.attempt, *attempt),
             _ => return Ok(()),
         };
@@ -215,6 +219,7 @@ impl RunModel {
             Event::AgentStarted { attempt, .. } => {
                 agent.attempt = *attempt;
                 agent.error = None;
+                agent.not_before = None;
             }
             Event::AgentSucceeded {
                 response,
@@ -226,6 +231,12 @@ impl RunModel {
             }
             Event::AgentSession { session_id, .. } => agent.session_id = Some(session_id.clone()),
             Event::AgentFailed { error, .. } => agent.error = Some(error.clone()),
+            Event::AgentRetrying {
+                error, not_before, ..
+            } => {
+                agent.error = Some(error.clone());
+                agent.not_before = Some(not_before.clone());
+            }
             Event::AgentSkipped { because, .. } => agent.error = Some(because.clone()),
             _ => {}
         }
@@ -290,6 +301,14 @@ impl RunModel {
         }
     }
 
+    /// The earliest time a queued agent waits for, when one does.
+    pub fn next_retry_at(&self) -> Option<&str> {
+        self.ready
+            .iter()
+            .filter_map(|&(_, index)| self.agents[index].not_before.as_deref())
+            .min()
+    }
+
     /// `runs retry`: everything that did not succeed runs again; succeeded work is kept.
     pub fn retry(&self) -> Vec<Event> {
         if !matches!(self.status, RunStatus::Failed | RunStatus::Canceled) {
@@ -314,7 +333,8 @@ impl RunModel {
 
     /// The events that should happen next, given `free_slots` machines. Applying them in order
     /// is always legal. Empty when the run must wait for an agent to finish.
-    pub fn decide(&self, free_slots: usize) -> Vec<Event> {
+    /// `now` is the injected time (RFC 3339, UTC): agents waiting out a retry delay stay queued.
+    pub fn decide(&self, free_slots: usize, now: &str) -> Vec<Event> {
         match self.status {
             RunStatus::Queued => return vec![Event::RunStarted],
             RunStatus::Running => {}
@@ -332,7 +352,8 @@ impl RunModel {
                     slug: agent.slug.clone(),
                 });
             }
-            if free > 0 {
+            let waiting = agent.not_before.as_deref().is_some_and(|at| at > now);
+            if free > 0 && !waiting {
                 free -= 1;
                 events.push(Event::AgentStarted {
                     slug: agent.slug.clone(),

@@ -16,6 +16,7 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Running, "agent_succeeded", Completed),
     (Running, "agent_failed", Failed),
     (Running, "agent_interrupted", Queued),
+    (Running, "agent_retrying", Queued),
     (Running, "agent_canceled", Canceled),
     (Failed, "agent_retried", Pending),
     (Skipped, "agent_retried", Pending),
@@ -68,11 +69,18 @@ mod tests {
                 because: String::new(),
             },
             "agent_retried" => Event::AgentRetried { slug },
+            "agent_retrying" => Event::AgentRetrying {
+                slug,
+                attempt: 1,
+                error: String::new(),
+                not_before: String::new(),
+            },
             _ => Event::AgentCanceled { slug },
         }
     }
 
-    const KINDS: [&str; 10] = [
+    const KINDS: [&str; 11] = [
+        "agent_retrying",
         "agent_retried",
         "agent_session",
         "agent_queued",

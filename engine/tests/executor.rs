@@ -17,6 +17,7 @@ every_backend!(
     agents_in_a_repository_work_on_their_own_branches,
     retry_reruns_only_what_did_not_succeed,
     an_attempt_past_its_timeout_is_stopped,
+    retries_run_a_failed_attempt_again,
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
@@ -30,6 +31,7 @@ async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         repository: work.to_path_buf(),
         claude: Default::default(),
         codex: Default::default(),
+        retry_backoff: std::time::Duration::ZERO,
     }
 }
 
@@ -289,4 +291,38 @@ async fn an_attempt_past_its_timeout_is_stopped(db: &TestDb) {
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "the agent's process {pid} is gone"
     );
+}
+
+/// `retries`: a failing attempt runs again (after a backoff, zero here) until it succeeds or
+/// the budget is spent.
+async fn retries_run_a_failed_attempt_again(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let counter = work.path().join("tries");
+    let executor = executor(db, work.path()).await;
+    let text = format!(
+        "---\nruntime: exec\nretries: 3\n---\n# Flaky\n\n## flaky\n> command: echo x >> {c}; test $(wc -l < {c}) -ge 3\n\n## hopeless\n> needs: flaky\n> retries: 1\n> command: exit 9\n",
+        c = counter.display()
+    );
+    let id = start(&executor, &text).await;
+    let (status, events) = drive(&executor, &id).await;
+    assert_eq!(
+        status,
+        RunStatus::Failed,
+        "hopeless gives up after its one retry"
+    );
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(
+        (agents[0].state.as_str(), agents[0].attempts),
+        ("completed", 3),
+        "flaky succeeds on its third attempt"
+    );
+    assert_eq!(
+        (agents[1].state.as_str(), agents[1].attempts),
+        ("failed", 2)
+    );
+    let retrying = events
+        .iter()
+        .filter(|e| matches!(e, Event::AgentRetrying { .. }))
+        .count();
+    assert_eq!(retrying, 3, "two retries of flaky, one of hopeless");
 }

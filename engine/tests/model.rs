@@ -4,6 +4,9 @@
 use murmur_engine::{AgentState, Event, RunModel, RunStatus, TransitionError};
 use murmur_parser::Dag;
 
+/// The injected time for decisions; no agent here waits out a retry delay.
+const NOW: &str = "2026-01-01T00:00:00.000Z";
+
 fn model(text: &str) -> RunModel {
     let parsed = murmur_parser::parse(text, "t");
     assert!(parsed.is_valid(), "{:?}", parsed.diagnostics);
@@ -34,10 +37,10 @@ const PRIORITY: &str = "# P\n\n## short\n\nS.\n\n## long\n\nL.\n\n## middle\n> n
 #[test]
 fn the_longest_remaining_path_starts_first() {
     let mut run = model(PRIORITY);
-    let opening = run.decide(1);
+    let opening = run.decide(1, NOW);
     assert_eq!(opening, [Event::RunStarted]);
     apply_all(&mut run, &opening);
-    let first = run.decide(1);
+    let first = run.decide(1, NOW);
     assert_eq!(started(&first), ["long"], "{first:?}");
     assert!(
         first.contains(&Event::AgentQueued {
@@ -47,7 +50,7 @@ fn the_longest_remaining_path_starts_first() {
     );
     apply_all(&mut run, &first);
     assert_eq!(
-        run.decide(0),
+        run.decide(0, NOW),
         Vec::<Event>::new(),
         "no free slot, nothing to do"
     );
@@ -58,7 +61,7 @@ fn the_pool_cap_is_respected_and_freed_slots_are_reused() {
     let text = "# W\n\n## a\n\nA.\n\n## b\n\nB.\n\n## c\n\nC.\n";
     let mut run = model(text);
     apply_all(&mut run, &[Event::RunStarted]);
-    let first = run.decide(2);
+    let first = run.decide(2, NOW);
     assert_eq!(started(&first).len(), 2);
     apply_all(&mut run, &first);
     assert_eq!(run.running(), 2);
@@ -72,7 +75,7 @@ fn the_pool_cap_is_respected_and_freed_slots_are_reused() {
             delivered: Default::default(),
         }],
     );
-    let next = run.decide(2 - run.running());
+    let next = run.decide(2 - run.running(), NOW);
     assert_eq!(started(&next).len(), 1);
 }
 
@@ -81,7 +84,7 @@ fn a_failure_skips_the_rest_and_fails_the_run_once_nothing_runs() {
     let text = "# F\n\n## a\n\nA.\n\n## b\n\nB.\n\n## after-a\n> needs: a\n\nX.\n\n## c\n\nC.\n";
     let mut run = model(text);
     apply_all(&mut run, &[Event::RunStarted]);
-    let first = run.decide(2);
+    let first = run.decide(2, NOW);
     apply_all(&mut run, &first);
     let running = started(&first);
     assert_eq!(running.len(), 2);
@@ -94,7 +97,7 @@ fn a_failure_skips_the_rest_and_fails_the_run_once_nothing_runs() {
             error: "boom".into(),
         }],
     );
-    let wind_down = run.decide(5);
+    let wind_down = run.decide(5, NOW);
     assert!(
         started(&wind_down).is_empty(),
         "nothing new starts after a failure"
@@ -115,7 +118,7 @@ fn a_failure_skips_the_rest_and_fails_the_run_once_nothing_runs() {
             delivered: Default::default(),
         }],
     );
-    let end = run.decide(5);
+    let end = run.decide(5, NOW);
     assert_eq!(
         end,
         [Event::RunFailed {
@@ -197,7 +200,7 @@ fn illegal_and_stale_events_are_typed_errors() {
 fn cancel_and_interruption_cover_every_unfinished_agent() {
     let mut run = model(PRIORITY);
     apply_all(&mut run, &[Event::RunStarted]);
-    let first = run.decide(1);
+    let first = run.decide(1, NOW);
     apply_all(&mut run, &first);
     assert_eq!(
         run.interrupted(),
@@ -213,5 +216,33 @@ fn cancel_and_interruption_cover_every_unfinished_agent() {
     assert!(
         run.cancel().is_empty(),
         "a finished run cannot be canceled again"
+    );
+}
+
+#[test]
+fn a_retry_waits_for_its_delay_on_the_injected_clock() {
+    let mut run = model("# R\n\n## only\n\nWork.\n");
+    apply_all(&mut run, &[Event::RunStarted]);
+    let first = run.decide(1, NOW);
+    apply_all(&mut run, &first);
+    let later = "2026-01-01T00:00:30.000Z";
+    apply_all(
+        &mut run,
+        &[Event::AgentRetrying {
+            slug: "only".into(),
+            attempt: 1,
+            error: "boom".into(),
+            not_before: later.into(),
+        }],
+    );
+    assert_eq!(run.next_retry_at(), Some(later));
+    assert!(run.decide(1, NOW).is_empty(), "not before its time");
+    assert!(run.decide(1, "2026-01-01T00:00:29.999Z").is_empty());
+    assert_eq!(
+        run.decide(1, later),
+        [Event::AgentStarted {
+            slug: "only".into(),
+            attempt: 2
+        }]
     );
 }

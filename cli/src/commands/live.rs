@@ -85,6 +85,10 @@ impl LiveView {
                 row.last_line = error.clone();
             }
             Event::AgentInterrupted { .. } => row.state = "queued",
+            Event::AgentRetrying { error, .. } => {
+                row.state = "queued";
+                row.last_line = format!("retrying after: {error}");
+            }
             Event::AgentSkipped { because, .. } => {
                 row.state = "skipped";
                 row.last_line = because.clone();

@@ -59,6 +59,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         slots: config.local_slots(),
         claude: config.claude(),
         codex: config.codex(),
+        retry_backoff: std::time::Duration::from_secs(10),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
     })

@@ -30,6 +30,14 @@ pub fn event_line(at: &str, event: &Event) -> String {
         },
         Event::AgentSession { session_id, .. } => format!("session {session_id}"),
         Event::AgentFailed { error, .. } => format!("failed: {error}"),
+        Event::AgentRetrying {
+            error,
+            not_before,
+            attempt,
+            ..
+        } => {
+            format!("attempt {attempt} failed ({error}); retrying at {not_before}")
+        }
         Event::AgentInterrupted { attempt, .. } => {
             format!("attempt {attempt} was interrupted by an engine restart; it will run again")
         }

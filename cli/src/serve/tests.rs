@@ -54,6 +54,7 @@ async fn fixture_with(clock: Arc<dyn Clock>) -> (Fixture, AppState) {
         repository: dir.path().to_path_buf(),
         claude: ClaudeSettings::default(),
         codex: Default::default(),
+        retry_backoff: std::time::Duration::ZERO,
     };
     std::fs::write(dir.path().join(".murmur/flights/nightly.md"), NIGHTLY).expect("flight");
     let state = AppState::new(executor, dir.path().to_path_buf(), Some(SECRET.to_owned()));

@@ -47,6 +47,8 @@ enum Wake {
     Messages(Vec<Message>),
     Cancel,
     Watch,
+    /// A retry delay is over.
+    Timer,
 }
 
 impl<'e> Driver<'e> {
@@ -140,6 +142,7 @@ impl<'e> Driver<'e> {
                         return Ok(status);
                     }
                 }
+                Wake::Timer => {}
             }
         }
     }
@@ -169,6 +172,7 @@ impl<'e> Driver<'e> {
         cancel: &mut oneshot::Receiver<()>,
         watch: &mut tokio::time::Interval,
     ) -> Wake {
+        let retry_in = self.model.next_retry_at().map(|_| self.until_next_retry());
         tokio::select! {
             message = self.receiver.recv() => {
                 let mut messages: Vec<Message> = message.into_iter().collect();
@@ -179,6 +183,44 @@ impl<'e> Driver<'e> {
             }
             Ok(()) = &mut *cancel => Wake::Cancel,
             _ = watch.tick() => Wake::Watch,
+            () = tokio::time::sleep(retry_in.unwrap_or_default()), if retry_in.is_some() => Wake::Timer,
+        }
+    }
+
+    /// How long until the earliest retry delay ends, by the injected clock.
+    fn until_next_retry(&self) -> Duration {
+        let Some(at) = self.model.next_retry_at() else {
+            return Duration::ZERO;
+        };
+        let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) else {
+            return Duration::ZERO;
+        };
+        (at.with_timezone(&chrono::Utc) - self.executor.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// A failed attempt: retried after a backoff while the agent's `retries` last, else final.
+    fn failure(&self, index: usize, slug: String, attempt: u32, error: String) -> Event {
+        let agent = &self.agents[index];
+        let budget = agent.retries.unwrap_or(self.flight.frontmatter.retries);
+        if attempt > budget {
+            return Event::AgentFailed {
+                slug,
+                attempt,
+                error,
+            };
+        }
+        let seed = format!("{}/{slug}/{attempt}", self.row.id);
+        let delay = crate::retry::backoff(self.executor.retry_backoff, attempt, &seed);
+        let not_before =
+            self.executor.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let not_before = not_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Event::AgentRetrying {
+            slug,
+            attempt,
+            error,
+            not_before,
         }
     }
 
@@ -212,7 +254,7 @@ impl<'e> Driver<'e> {
     fn decide_into(&mut self, batch: &mut Batch) -> Result<(), Error> {
         loop {
             let free = self.executor.slots.saturating_sub(self.model.running());
-            let decided = self.model.decide(free);
+            let decided = self.model.decide(free, &self.executor.clock.stamp());
             if decided.is_empty() {
                 return Ok(());
             }
@@ -315,11 +357,7 @@ impl<'e> Driver<'e> {
                         response: finished.response,
                         delivered: finished.delivered,
                     },
-                    Err(error) => Event::AgentFailed {
-                        slug,
-                        attempt,
-                        error,
-                    },
+                    Err(error) => self.failure(index, slug, attempt, error),
                 }
             }
         })

@@ -73,6 +73,8 @@ pub struct Executor {
     pub repository: PathBuf,
     pub claude: ClaudeSettings,
     pub codex: CodexSettings,
+    /// First wait before a failed attempt runs again (`retries`); doubles each time.
+    pub retry_backoff: std::time::Duration,
 }
 
 /// How `codex` agents run on this machine.
