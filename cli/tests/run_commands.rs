@@ -117,19 +117,24 @@ fn an_invalid_flight_or_an_unrunnable_agent_is_invalid_input() {
     let repo = repo(&[
         ("broken", "# Broken\n\n## a\n> needs: b\n\nA.\n"),
         (
-            "codex",
-            "---\nruntime: codex\n---\n# Needs Codex\n\n## a\n\nWrite code.\n",
+            "fanout",
+            "---\nruntime: exec\n---\n# Fan-out\n\n## docs\n> each: [api, cli]\n> command: echo {}\n",
         ),
     ]);
     let broken = murmur(repo.path(), &["flight", "run", "broken"]);
     assert_eq!(broken.status.code(), Some(2));
     assert!(stderr(&broken).contains("error[unknown-agent]"));
-    let codex = murmur(repo.path(), &["flight", "run", "codex"]);
-    assert_eq!(codex.status.code(), Some(2));
+    let fanout = murmur(repo.path(), &["flight", "run", "fanout"]);
+    assert_eq!(fanout.status.code(), Some(2));
     assert!(
-        stderr(&codex).contains("uses the `codex` runtime"),
+        stderr(&fanout).contains("uses `each (fan-out)`, which this build cannot run yet"),
         "{}",
-        stderr(&codex)
+        stderr(&fanout)
+    );
+    assert_eq!(
+        murmur(repo.path(), &["runs", "ls", "--json"]).stdout,
+        b"[]\n",
+        "nothing was recorded"
     );
 }
 
