@@ -17,10 +17,6 @@ pub enum PrepareError {
     MissingInput(String),
     #[error("`{0}` is not an input assignment: write NAME=VALUE")]
     Malformed(String),
-    #[error(
-        "agent `{slug}` uses the `{runtime}` runtime, which this build cannot run yet; use `runtime: exec`"
-    )]
-    RuntimeUnavailable { slug: String, runtime: &'static str },
     #[error("agent `{slug}` uses `{feature}`, which this build cannot run yet")]
     FeatureUnavailable { slug: String, feature: &'static str },
     #[error("agent `{0}` has no command: give it a fenced ```sh block or a `command` directive")]

@@ -18,6 +18,7 @@ every_backend!(
     retry_reruns_only_what_did_not_succeed,
     an_attempt_past_its_timeout_is_stopped,
     retries_run_a_failed_attempt_again,
+    the_prepare_hook_runs_first_and_push_reaches_the_remote,
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
@@ -325,4 +326,54 @@ async fn retries_run_a_failed_attempt_again(db: &TestDb) {
         .filter(|e| matches!(e, Event::AgentRetrying { .. }))
         .count();
     assert_eq!(retrying, 3, "two retries of flaky, one of hopeless");
+}
+
+/// The repository's prepare hook runs in each fresh worktree before the agent (a failing hook
+/// fails the start), and `out: push` pushes the agent's branch to `origin`.
+async fn the_prepare_hook_runs_first_and_push_reaches_the_remote(db: &TestDb) {
+    let remote = tempfile::tempdir().expect("temp dir");
+    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
+    let repo = tempfile::tempdir().expect("temp dir");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(repo.path().join(".murmur/hooks")).expect("mkdir");
+    let hook = "if [ \"$MURMUR_AGENT\" = broken ]; then echo cannot >&2; exit 3; fi\necho ready > prepared.txt\n";
+    std::fs::write(repo.path().join(".murmur/hooks/prepare-workspace.sh"), hook).expect("hook");
+    std::fs::write(repo.path().join(".gitignore"), "prepared.txt\n").expect("ignore");
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-qm", "start"]);
+    git(
+        repo.path(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            remote.path().to_str().expect("utf-8"),
+        ],
+    );
+    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
+    executor.repository = repo.path().to_path_buf();
+    let text = "---\nruntime: exec\n---\n# Hook and push\n\n## ship\n> out: push\n\n```sh\ncat prepared.txt && echo shipped > SHIPPED && git add SHIPPED && git -c user.name=a -c user.email=a@a commit -qm ship\n```\n\n## broken\n> needs: ship\n> command: echo never\n";
+    let id = start(&executor, text).await;
+    assert_eq!(
+        drive(&executor, &id).await.0,
+        RunStatus::Failed,
+        "broken's hook fails its start"
+    );
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(
+        agents[0].response.as_deref(),
+        Some("ready"),
+        "the hook ran before the agent"
+    );
+    let error = agents[1].error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("prepare-workspace.sh failed") && error.contains("cannot"),
+        "{error}"
+    );
+    let branch = format!("murmur/t/{id}/ship");
+    assert_eq!(
+        git(remote.path(), &["log", "--format=%s", &branch]),
+        "ship\nstart",
+        "the branch reached origin"
+    );
 }
