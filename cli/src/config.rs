@@ -16,6 +16,15 @@ pub struct Config {
     pub pools: BTreeMap<String, Pool>,
     #[serde(default)]
     pub runtimes: Runtimes,
+    #[serde(default)]
+    pub github: GitHub,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHub {
+    /// API root for GitHub Enterprise; `https://api.github.com` when not set.
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +112,22 @@ impl Config {
                 .or_else(|| std::env::var_os("MURMUR_CODEX_BIN").map(Into::into))
                 .unwrap_or_else(|| "codex".into()),
             config: configured.config.clone(),
+        }
+    }
+
+    /// GitHub's API root (configured, else `MURMUR_GITHUB_API_URL`, else api.github.com) and
+    /// the token from `MURMUR_GITHUB_TOKEN` or `GITHUB_TOKEN` (never from a file).
+    pub fn github(&self) -> murmur_engine::executor::GitHubSettings {
+        let defaults = murmur_engine::executor::GitHubSettings::default();
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        murmur_engine::executor::GitHubSettings {
+            api_url: self
+                .github
+                .api_url
+                .clone()
+                .or_else(|| env("MURMUR_GITHUB_API_URL"))
+                .unwrap_or(defaults.api_url),
+            token: env("MURMUR_GITHUB_TOKEN").or_else(|| env("GITHUB_TOKEN")),
         }
     }
 

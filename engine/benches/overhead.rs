@@ -45,6 +45,7 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, us
         claude: Default::default(),
         codex: Default::default(),
         retry_backoff: std::time::Duration::ZERO,
+        github: Default::default(),
     };
     let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
     let request = StartRequest {
@@ -133,6 +134,7 @@ async fn concurrent_runs(runs: usize, agents: usize) {
         claude: Default::default(),
         codex: Default::default(),
         retry_backoff: std::time::Duration::ZERO,
+        github: Default::default(),
     };
     let text = chain(agents);
     let flight = murmur_parser::parse(&text, "bench").flight.expect("flight");

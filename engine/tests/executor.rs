@@ -19,6 +19,7 @@ every_backend!(
     an_attempt_past_its_timeout_is_stopped,
     retries_run_a_failed_attempt_again,
     the_prepare_hook_runs_first_and_push_reaches_the_remote,
+    out_pr_on_a_github_remote_opens_a_pull_request_through_the_api,
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
@@ -33,6 +34,7 @@ async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         claude: Default::default(),
         codex: Default::default(),
         retry_backoff: std::time::Duration::ZERO,
+        github: Default::default(),
     }
 }
 
@@ -375,5 +377,98 @@ async fn the_prepare_hook_runs_first_and_push_reaches_the_remote(db: &TestDb) {
         git(remote.path(), &["log", "--format=%s", &branch]),
         "ship\nstart",
         "the branch reached origin"
+    );
+}
+
+/// A stand-in for GitHub's REST API: answers `POST /repos/{owner}/{repo}/pulls` like GitHub
+/// does and keeps what it was sent.
+async fn github_double() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+) {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+    async fn pulls(
+        State(seen): State<Seen>,
+        Path((owner, repo)): Path<(String, String)>,
+        headers: HeaderMap,
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> (StatusCode, axum::Json<serde_json::Value>) {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        seen.lock().expect("lock").push((auth, body));
+        let url = format!("https://github.com/{owner}/{repo}/pull/7");
+        (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({"number": 7, "html_url": url})),
+        )
+    }
+    let seen: Seen = Default::default();
+    let app = axum::Router::new()
+        .route("/repos/{owner}/{repo}/pulls", axum::routing::post(pulls))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+async fn out_pr_on_a_github_remote_opens_a_pull_request_through_the_api(db: &TestDb) {
+    let (api, seen) = github_double().await;
+    let remote = tempfile::tempdir().expect("temp dir");
+    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
+    let repo = tempfile::tempdir().expect("temp dir");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.path().join("README.md"), "demo\n").expect("write");
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-qm", "start"]);
+    // The remote is GitHub by its URL; git is told to push there into the local bare repository.
+    git(
+        repo.path(),
+        &["remote", "add", "origin", "https://github.com/acme/api.git"],
+    );
+    let rewrite = format!("url.{}.insteadOf", remote.path().display());
+    git(
+        repo.path(),
+        &["config", &rewrite, "https://github.com/acme/api.git"],
+    );
+    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
+    executor.repository = repo.path().to_path_buf();
+    executor.github = murmur_engine::executor::GitHubSettings {
+        api_url: api,
+        token: Some("gh-token".to_owned()),
+    };
+    let text = "---\nruntime: exec\n---\n# Fix\n\n## fix\n> out: pr\n\n```sh\necho fixed > FIX && git add FIX && git -c user.name=a -c user.email=a@a commit -qm fix && echo Fixed it.\n```\n";
+    let id = start(&executor, text).await;
+    assert_eq!(drive(&executor, &id).await.0, RunStatus::Completed);
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(agents[0].prs, "[\"https://github.com/acme/api/pull/7\"]");
+    let branch = format!("murmur/t/{id}/fix");
+    let requests = seen.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].0, "Bearer gh-token");
+    assert_eq!(requests[0].1["head"], branch.as_str());
+    assert_eq!(requests[0].1["base"], "main");
+    assert_eq!(requests[0].1["title"], "Fix: fix");
+    assert_eq!(requests[0].1["body"], "Fixed it.");
+    assert_eq!(
+        git(remote.path(), &["log", "--format=%s", &branch]),
+        "fix\nstart",
+        "pushed before the pull request"
+    );
+    assert!(
+        executor
+            .store
+            .pull_requests()
+            .await
+            .expect("prs")
+            .is_empty(),
+        "no local record for a GitHub remote"
     );
 }

@@ -8,6 +8,7 @@ pub mod claude;
 pub mod codex;
 pub mod exec;
 mod git;
+pub mod github;
 mod process;
 pub mod workspace;
 

@@ -307,3 +307,14 @@ async fn merge_with_message(dir: &Path, branch: &str, message: &str) -> Result<(
         files: conflicted.lines().map(str::to_owned).collect(),
     })
 }
+
+impl Repository {
+    /// The configured URL of `remote`, as written (not rewritten by `insteadOf`).
+    pub async fn remote_url(&self, remote: &str) -> Result<Option<String>, Error> {
+        let key = format!("remote.{remote}.url");
+        Ok(git(&self.root, &["config", "--get", &key])
+            .await
+            .ok()
+            .filter(|url| !url.is_empty()))
+    }
+}

@@ -60,6 +60,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         claude: config.claude(),
         codex: config.codex(),
         retry_backoff: std::time::Duration::from_secs(10),
+        github: config.github(),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
     })

@@ -488,6 +488,7 @@ impl<'e> Driver<'e> {
             store: self.executor.store.clone(),
             clock: self.executor.clock.clone(),
             required: coding,
+            github: self.executor.github.clone(),
         };
         let idle_timeout = agent.idle_timeout.unwrap_or(front.idle_timeout).as_std();
         let model = agent.model.clone().or_else(|| front.model.clone());

@@ -75,6 +75,25 @@ pub struct Executor {
     pub codex: CodexSettings,
     /// First wait before a failed attempt runs again (`retries`); doubles each time.
     pub retry_backoff: std::time::Duration,
+    pub github: GitHubSettings,
+}
+
+/// Where pull requests for GitHub remotes are opened.
+#[derive(Debug, Clone)]
+pub struct GitHubSettings {
+    /// `https://api.github.com`, or a GitHub Enterprise API root.
+    pub api_url: String,
+    /// A token that may open pull requests; `out: pr` on a GitHub remote needs one.
+    pub token: Option<String>,
+}
+
+impl Default for GitHubSettings {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.github.com".to_owned(),
+            token: None,
+        }
+    }
 }
 
 /// How `codex` agents run on this machine.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use murmur_runtime::exec;
+use murmur_runtime::github;
 use murmur_runtime::workspace::{self, Repository, Worktree};
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,6 +32,7 @@ pub struct WorkspacePlan {
     pub clock: Arc<dyn Clock>,
     /// `exec` agents may run without a repository (a plain folder); coding agents may not.
     pub required: bool,
+    pub github: super::GitHubSettings,
 }
 
 /// What a pull request will say, decided when the attempt starts.
@@ -115,6 +117,30 @@ async fn run_prepare_hook(tree: &Worktree, env: &[(String, String)]) -> Result<(
     }
 }
 
+async fn open_on_github(
+    plan: &WorkspacePlan,
+    repository: &Repository,
+    tree: &Worktree,
+    response: &str,
+    owner: &str,
+    repo: &str,
+) -> Result<String, String> {
+    let token = plan.github.token.as_deref().ok_or_else(|| {
+        format!("`out: pr` on the GitHub repository {owner}/{repo} needs a token: set GITHUB_TOKEN (or MURMUR_GITHUB_TOKEN)")
+    })?;
+    let request = github::NewPullRequest {
+        api: &plan.github.api_url,
+        token,
+        owner,
+        repo,
+        title: &plan.pull_request.title,
+        head: &tree.branch,
+        base: &repository.base,
+        body: response,
+    };
+    github::open(request).await.map_err(|e| e.to_string())
+}
+
 /// `push` pushes the branch to `origin`; `pr` pushes when there is a remote and records the
 /// pull request in the store.
 async fn push_or_open(
@@ -136,6 +162,18 @@ async fn push_or_open(
         tree.push("origin").await.map_err(|e| e.to_string())?;
     } else if out == "push" {
         return Err("`out: push` needs a remote named `origin`; add one or use `out: pr` for a local pull request".to_owned());
+    }
+    if out == "pr" && has_origin {
+        let remote = repository
+            .remote_url("origin")
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if let Some((owner, repo)) = github::repository_of(&remote) {
+            let url = open_on_github(plan, repository, tree, response, &owner, &repo).await?;
+            delivered.prs.push(url);
+            return Ok(());
+        }
     }
     if out == "pr" {
         let draft = &plan.pull_request;
