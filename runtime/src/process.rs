@@ -147,3 +147,57 @@ mod tests {
         other.wait().expect("wait");
     }
 }
+
+/// Why a CLI did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// Not on PATH, or no such file.
+    Missing(String),
+    Spawn(std::io::Error),
+}
+
+/// A headless agent CLI, started contained in its working folder with piped stdout and
+/// stderr (and stdin when asked for).
+pub struct Cli {
+    pub child: tokio::process::Child,
+    pid: Option<u32>,
+}
+
+impl Cli {
+    pub fn start(
+        binary: &Path,
+        args: &[String],
+        workdir: &Path,
+        env: &[(String, String)],
+        stdin: bool,
+    ) -> Result<Self, StartError> {
+        let resolved = find_program(binary)
+            .ok_or_else(|| StartError::Missing(binary.display().to_string()))?;
+        let resolved = resolved.display().to_string();
+        let arg_refs: Vec<&OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        let mut command = contained(&resolved, &arg_refs);
+        command
+            .current_dir(workdir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(if stdin {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StartError::Missing(resolved.clone()),
+            _ => StartError::Spawn(e),
+        })?;
+        let pid = child.id();
+        Ok(Self { child, pid })
+    }
+
+    /// SIGKILL to the CLI and everything it started.
+    pub fn kill_tree(&self) {
+        if let Some(pid) = self.pid {
+            kill_group(pid);
+        }
+    }
+}

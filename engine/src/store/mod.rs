@@ -27,7 +27,7 @@ use crate::event::{Delivered, Event};
 use crate::state::{AgentState, RunStatus};
 use backend::Backend;
 use schema::{Agents, Events, Runs};
-use statements::{RUN_COLUMNS, agent_upserts};
+use statements::{AGENT_COLUMNS, RUN_COLUMNS, agent_upserts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -336,24 +336,7 @@ impl Store {
 
     pub async fn agents(&self, run_id: &str) -> Result<Vec<AgentRow>, Error> {
         let select = Query::select()
-            .columns([
-                Agents::RunId,
-                Agents::Slug,
-                Agents::Position,
-                Agents::State,
-                Agents::Attempts,
-                Agents::Response,
-                Agents::Error,
-                Agents::StartedAt,
-                Agents::FinishedAt,
-                Agents::SessionId,
-                Agents::Branch,
-                Agents::Commits,
-                Agents::DiffStat,
-                Agents::Prs,
-                Agents::CostUsd,
-                Agents::Turns,
-            ])
+            .columns(AGENT_COLUMNS)
             .from(Agents::Table)
             .and_where(Expr::col(Agents::RunId).eq(run_id))
             .order_by(Agents::Position, Order::Asc)

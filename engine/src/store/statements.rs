@@ -58,53 +58,42 @@ pub(super) fn event_inserts(
     Ok(statements)
 }
 
+/// Every column of `agents`, in the order rows are written and read; the first three name
+/// the agent, the rest are its state.
+pub(super) const AGENT_COLUMNS: [Agents; 16] = [
+    Agents::RunId,
+    Agents::Slug,
+    Agents::Position,
+    Agents::State,
+    Agents::Attempts,
+    Agents::Response,
+    Agents::Error,
+    Agents::StartedAt,
+    Agents::FinishedAt,
+    Agents::SessionId,
+    Agents::Branch,
+    Agents::Commits,
+    Agents::DiffStat,
+    Agents::Prs,
+    Agents::CostUsd,
+    Agents::Turns,
+];
+
 /// Writes agents' current state, many rows a statement (SQLite and PostgreSQL share the
 /// `ON CONFLICT … DO UPDATE` form).
 pub(super) fn agent_upserts(
     run_id: &str,
     agents: &[AgentUpdate],
 ) -> Vec<sea_query::InsertStatement> {
-    let columns = [
-        Agents::RunId,
-        Agents::Slug,
-        Agents::Position,
-        Agents::State,
-        Agents::Attempts,
-        Agents::Response,
-        Agents::Error,
-        Agents::StartedAt,
-        Agents::FinishedAt,
-        Agents::SessionId,
-        Agents::Branch,
-        Agents::Commits,
-        Agents::DiffStat,
-        Agents::Prs,
-        Agents::CostUsd,
-        Agents::Turns,
-    ];
     let conflict = OnConflict::columns([Agents::RunId, Agents::Slug])
-        .update_columns([
-            Agents::State,
-            Agents::Attempts,
-            Agents::Response,
-            Agents::Error,
-            Agents::StartedAt,
-            Agents::FinishedAt,
-            Agents::SessionId,
-            Agents::Branch,
-            Agents::Commits,
-            Agents::DiffStat,
-            Agents::Prs,
-            Agents::CostUsd,
-            Agents::Turns,
-        ])
+        .update_columns(AGENT_COLUMNS[3..].iter().copied())
         .to_owned();
     agents
         .chunks(ROWS_PER_STATEMENT)
         .map(|chunk| {
             let mut upsert = Query::insert()
                 .into_table(Agents::Table)
-                .columns(columns)
+                .columns(AGENT_COLUMNS)
                 .to_owned();
             for agent in chunk {
                 upsert.values_panic([

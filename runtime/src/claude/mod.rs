@@ -5,7 +5,6 @@
 mod stream;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -13,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use stream::{Malformed, StreamEvent, Summary, parse_line};
 
-use crate::process::{contained, find_program, kill_group};
+use crate::process::{Cli, StartError};
 use crate::{Line, Stream, Update};
 
 #[derive(Debug, Clone)]
@@ -110,41 +109,32 @@ pub async fn run(
     updates: mpsc::UnboundedSender<Update>,
     stop: &mut oneshot::Receiver<()>,
 ) -> Result<ClaudeOutcome, Error> {
-    let binary = find_program(&request.binary)
-        .ok_or_else(|| Error::Missing(request.binary.display().to_string()))?;
     let args = arguments(&request);
-    let arg_refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
-    let binary = binary.display().to_string();
-    let mut command = contained(&binary, &arg_refs);
-    command
-        .current_dir(&request.workdir)
-        .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Missing(binary.clone()),
-        _ => Error::Spawn(e),
+    let mut cli = Cli::start(
+        &request.binary,
+        &args,
+        &request.workdir,
+        &request.env,
+        false,
+    )
+    .map_err(|e| match e {
+        StartError::Missing(binary) => Error::Missing(binary),
+        StartError::Spawn(e) => Error::Spawn(e),
     })?;
-    let pid = child.id();
+    let child = &mut cli.child;
     let stderr = child
         .stderr
         .take()
         .map(|err| tokio::spawn(read_stderr(err, updates.clone())));
     let stdout = child.stdout.take().ok_or(Error::NoResult)?;
-    let kill = || {
-        if let Some(pid) = pid {
-            kill_group(pid);
-        }
-    };
     let summary = tokio::select! {
         read = read_stream(stdout, &updates, request.idle_timeout) => read,
-        _ = stop => { kill(); let _ = child.wait().await; return Err(Error::Stopped); }
+        _ = stop => { cli.kill_tree(); let _ = cli.child.wait().await; return Err(Error::Stopped); }
     };
     if matches!(summary, Err(Error::Idle(_))) {
-        kill();
+        cli.kill_tree();
     }
-    let status = child.wait().await?;
+    let status = cli.child.wait().await?;
     let stderr_text = match stderr {
         Some(task) => task.await.unwrap_or_default(),
         None => String::new(),
