@@ -9,6 +9,7 @@ pub mod codex;
 pub mod exec;
 mod git;
 pub mod github;
+mod lines;
 mod process;
 pub mod workspace;
 

@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use stream::{Malformed, StreamEvent, Summary, parse_line};
 
+use crate::lines::{clip, read_stderr, send_line};
 use crate::process::{Cli, StartError};
-use crate::{Line, Stream, Update};
+use crate::{Stream, Update};
 
 #[derive(Debug, Clone)]
 pub struct ClaudeRequest {
@@ -261,29 +262,4 @@ fn report(event: &StreamEvent, updates: &mpsc::UnboundedSender<Update>) {
         }
         StreamEvent::Result(_) | StreamEvent::Other => {}
     }
-}
-
-fn send_line(updates: &mpsc::UnboundedSender<Update>, stream: Stream, text: String) {
-    let _ = updates.send(Update::Line(Line { stream, text }));
-}
-
-fn clip(text: &str, width: usize) -> String {
-    match text.char_indices().nth(width) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-async fn read_stderr(
-    stderr: impl AsyncRead + Unpin,
-    updates: mpsc::UnboundedSender<Update>,
-) -> String {
-    let mut lines = BufReader::new(stderr).lines();
-    let mut all = String::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        all.push_str(&line);
-        all.push('\n');
-        send_line(&updates, Stream::Stderr, line);
-    }
-    all
 }

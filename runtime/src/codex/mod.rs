@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 pub use stream::{Malformed, StreamEvent, Usage, parse_line};
 
+use crate::lines::{read_stderr, send_line};
 use crate::process::{Cli, StartError};
-use crate::{Line, Stream, Update};
+use crate::{Stream, Update};
 
 #[derive(Debug, Clone)]
 pub struct CodexRequest {
@@ -318,24 +319,6 @@ fn report(event: &StreamEvent, updates: &mpsc::UnboundedSender<Update>, resume: 
     for (stream, text) in event.lines() {
         send_line(updates, stream, text);
     }
-}
-
-fn send_line(updates: &mpsc::UnboundedSender<Update>, stream: Stream, text: String) {
-    let _ = updates.send(Update::Line(Line { stream, text }));
-}
-
-async fn read_stderr(
-    stderr: impl AsyncRead + Unpin,
-    updates: mpsc::UnboundedSender<Update>,
-) -> String {
-    let mut lines = BufReader::new(stderr).lines();
-    let mut all = String::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        all.push_str(&line);
-        all.push('\n');
-        send_line(&updates, Stream::Stderr, line);
-    }
-    all
 }
 
 #[cfg(test)]

@@ -93,10 +93,7 @@ impl StreamEvent {
 
 /// At most 200 characters, with an ellipsis when cut.
 fn clip(text: &str) -> String {
-    match text.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
+    crate::lines::clip(text, 200)
 }
 
 /// Token counts of `turn.completed`. The CLI reports the thread's running totals: a resumed
