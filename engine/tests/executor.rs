@@ -20,6 +20,7 @@ every_backend!(
     retries_run_a_failed_attempt_again,
     the_prepare_hook_runs_first_and_push_reaches_the_remote,
     out_pr_on_a_github_remote_opens_a_pull_request_through_the_api,
+    max_concurrent_queues_runs_in_order,
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
@@ -471,4 +472,54 @@ async fn out_pr_on_a_github_remote_opens_a_pull_request_through_the_api(db: &Tes
             .is_empty(),
         "no local record for a GitHub remote"
     );
+}
+
+/// `max_concurrent: 1`: three runs of one flight run one after the other, oldest first.
+async fn max_concurrent_queues_runs_in_order(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let executor = executor(db, work.path()).await;
+    let text = "---\nruntime: exec\nmax_concurrent: 1\n---\n# One at a time\n\n## work\n> command: echo $MURMUR_RUN_ID\n";
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(start(&executor, text).await);
+    }
+    let drives: Vec<_> = ids
+        .iter()
+        .rev()
+        .map(|id| {
+            let executor = executor.clone();
+            let id = id.clone();
+            tokio::spawn(async move { executor.drive(&id, mpsc::unbounded_channel().0).await })
+        })
+        .collect();
+    for drive in drives {
+        assert_eq!(
+            drive.await.expect("task").expect("drive"),
+            RunStatus::Completed
+        );
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let events = executor.store.events(id, 0).await.expect("events");
+        let started = events
+            .iter()
+            .find(|e| e.kind == "run_started")
+            .expect("started")
+            .at
+            .clone();
+        let finished = executor
+            .store
+            .run(id)
+            .await
+            .expect("run")
+            .finished_at
+            .expect("finished");
+        spans.push((started, finished));
+    }
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "a run starts only after the one before it finished: {spans:?}"
+        );
+    }
 }

@@ -111,10 +111,15 @@ impl<'e> Driver<'e> {
         // behind by an engine that died, and must not race the attempts that replace it.
         // Before the interruptions are committed, so that a crash in between is covered too.
         murmur_runtime::kill_marked("MURMUR_RUN_ID", &self.row.id);
+        let mut watch = tokio::time::interval(Duration::from_millis(500));
+        if self.model.status() == RunStatus::Queued
+            && let Some(ended) = self.wait_for_turn(&mut cancel, &mut watch).await?
+        {
+            return Ok(ended);
+        }
         let mut batch = self.batch();
         let interrupted = self.model.interrupted();
         self.stage(&mut batch, interrupted)?;
-        let mut watch = tokio::time::interval(Duration::from_millis(500));
         loop {
             self.decide_into(&mut batch)?;
             self.checkpoint(batch).await?;
@@ -156,6 +161,51 @@ impl<'e> Driver<'e> {
         let mut batch = self.batch();
         self.stage(&mut batch, events)?;
         self.checkpoint(batch).await
+    }
+
+    /// `max_concurrent`: a queued run waits until it is among the first runs of its flight
+    /// (running ones, then queued ones by age). Returns the status when the run ended while
+    /// waiting (canceled here or elsewhere).
+    async fn wait_for_turn(
+        &mut self,
+        cancel: &mut oneshot::Receiver<()>,
+        watch: &mut tokio::time::Interval,
+    ) -> Result<Option<RunStatus>, Error> {
+        loop {
+            if self.admitted().await? {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = watch.tick() => {
+                    if let Some(status) = self.changed_elsewhere().await? {
+                        return Ok(Some(status));
+                    }
+                }
+                Ok(()) = &mut *cancel => return self.cancel_now().await.map(Some),
+            }
+        }
+    }
+
+    /// Whether the flight's `max_concurrent` leaves room for this run, first come first served.
+    /// Counting older queued runs too keeps two drivers from taking the same slot.
+    async fn admitted(&self) -> Result<bool, Error> {
+        let limit = self.flight.frontmatter.max_concurrent as usize;
+        if limit == 0 {
+            return Ok(true);
+        }
+        let me = (&self.row.created_at, &self.row.id);
+        let ahead = self
+            .executor
+            .store
+            .unfinished_runs()
+            .await?
+            .iter()
+            .filter(|run| run.flight == self.row.flight && run.id != self.row.id)
+            .filter(|run| {
+                run.status == RunStatus::Running.as_str() || (&run.created_at, &run.id) < me
+            })
+            .count();
+        Ok(ahead < limit)
     }
 
     /// Cancels now, without driving: for a run no process is driving.
