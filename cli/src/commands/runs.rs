@@ -50,7 +50,22 @@ pub async fn open_store(db: &DbArgs, repo: &Path) -> anyhow::Result<Store> {
     Ok(Store::open(&database_url(db, repo)?).await?)
 }
 
+/// What runs leave in `.murmur/` (the store, worktrees, logs) is not the repository's content;
+/// a `.murmur/.gitignore` says so, written once and never overwritten.
+fn ignore_generated_files(repo: &Path) {
+    let ignore = repo.join(".murmur/.gitignore");
+    if repo.join(".git").exists() && !ignore.exists() {
+        // Best effort: without it the files only show up in `git status`.
+        let _ = std::fs::create_dir_all(repo.join(".murmur"));
+        let _ = std::fs::write(
+            &ignore,
+            "# Written by murmur: what runs leave here.\nmurmur.db*\nwork/\nlogs/\n",
+        );
+    }
+}
+
 pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
+    ignore_generated_files(repo);
     let store = open_store(db, repo).await?;
     let config = Config::load(repo)?;
     Ok(Executor {
