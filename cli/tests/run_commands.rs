@@ -53,6 +53,11 @@ fn exit_status_follows_the_run() {
         &["flight", "run", "inputs", "--input", "target=auth"],
     );
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let ignore = std::fs::read_to_string(repo.path().join(".murmur/.gitignore")).expect("written");
+    assert!(
+        ignore.contains("murmur.db*") && ignore.contains("work/"),
+        "{ignore}"
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("| auth shallow"));
     let failed = murmur(repo.path(), &["flight", "run", "fails"]);
     assert_eq!(failed.status.code(), Some(1));
