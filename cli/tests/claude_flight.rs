@@ -1,6 +1,7 @@
 //! Real coding agents end to end: the `murmur` binary runs a flight whose agents are the real
 //! Claude Code CLI, talking to a scripted model server on 127.0.0.1. Real git, real commits.
 
+use murmur_testkit::git::git;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -77,25 +78,16 @@ impl Project {
         command
     }
 
+    /// The id of the newest run.
+    fn latest_run(&self, server: &ModelServer) -> String {
+        let runs = self.json(server, &["runs", "ls", "--json"]);
+        runs[0]["id"].as_str().expect("a run id").to_owned()
+    }
+
     fn json(&self, server: &ModelServer, args: &[&str]) -> Value {
         let out = self.murmur(server, args).output().expect("murmur runs");
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn text(out: &Output) -> String {
@@ -333,10 +325,7 @@ fn a_session_killed_before_it_was_saved_starts_afresh_in_the_same_worktree() {
     kill_when(engine, implement_started, || {
         first.wait_for_scripted(2, std::time::Duration::from_secs(60))
     });
-    let run = project.json(&first, &["runs", "ls", "--json"])[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let run = project.latest_run(&first);
     let second = ModelServer::start(vec![
         commit("Add greeting", "GREETING.md", "Hello"),
         Turn::text("Implemented."),
@@ -374,10 +363,7 @@ fn a_model_that_never_answers_trips_the_watchdog() {
         "{}",
         text(&out)
     );
-    let run = project.json(&server, &["runs", "ls", "--json"])[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let run = project.latest_run(&server);
     let show = project.json(&server, &["runs", "show", &run, "--json"]);
     assert_eq!(agent(&show, "design")["state"], "failed");
     assert_eq!(agent(&show, "implement")["state"], "skipped");
@@ -447,10 +433,7 @@ fn an_overloaded_model_parks_the_agent_and_it_tries_again() {
         "{}",
         text(&out)
     );
-    let run = project.json(&server, &["runs", "ls", "--json"])[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let run = project.latest_run(&server);
     let show = project.json(&server, &["runs", "show", &run, "--json"]);
     assert_eq!(agent(&show, "design")["response"], "Plan: after the storm.");
     assert_eq!(

@@ -1,7 +1,7 @@
 //! A flight of `codex` agents end to end: the `murmur` binary runs the real Codex CLI against
 //! a scripted Responses API server on 127.0.0.1, in real worktrees with real commits.
 
-use std::path::Path;
+use murmur_testkit::git::git;
 use std::process::{Command, Output};
 
 use murmur_testkit::codex_cli::{codex_bin, codex_env, provider_config};
@@ -9,21 +9,6 @@ use murmur_testkit::{ModelServer, Turn};
 use serde_json::Value;
 
 const FLIGHT: &str = "---\nruntime: codex\nmodel: gpt-5.5\n---\n\n# Greeting\n\n## implement\n> out: pr\n\nAdd a greeting file.\n\n## polish\n> continues: implement\n\nMake it friendlier.\n";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn text(out: &Output) -> String {
     format!(

@@ -168,13 +168,6 @@ impl Repository {
             base_commit,
         }))
     }
-
-    /// Removes the worktree directory; the branch and its commits stay.
-    pub async fn release(&self, worktree: &Worktree) -> Result<(), Error> {
-        let path = worktree.path.display().to_string();
-        git(&self.root, &["worktree", "remove", "--force", &path]).await?;
-        Ok(())
-    }
 }
 
 /// Where an agent's branch started, after its upstream merges.

@@ -1,24 +1,9 @@
 //! Git workspaces against real repositories.
 
+use murmur_testkit::git::git;
 use std::path::Path;
-use std::process::Command;
 
 use murmur_runtime::workspace::{Error, Repository};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -10,6 +10,7 @@
 mod anthropic;
 pub mod claude_cli;
 pub mod codex_cli;
+pub mod git;
 mod model_server;
 mod responses;
 mod turn;

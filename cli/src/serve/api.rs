@@ -169,12 +169,11 @@ fn flight_path(state: &AppState, name: &str) -> std::path::PathBuf {
 
 /// The repository's flight `name`, valid, or the error the caller should see.
 fn load_flight(state: &AppState, name: &str) -> Result<(String, murmur_parser::Flight), ApiError> {
-    if !murmur_parser::is_slug(name)
-        && !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        || name.starts_with('.')
-    {
+    // A name is a file stem in `.murmur/flights`, never a path out of it.
+    let file_stem = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !file_stem || name.starts_with('.') {
         return Err(ApiError::not_found(format!("no flight `{name}`")));
     }
     let text = std::fs::read_to_string(flight_path(state, name))

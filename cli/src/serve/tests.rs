@@ -79,6 +79,17 @@ async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
     (status, value)
 }
 
+/// The run's live event stream, read to its end (it ends when the run has ended).
+async fn live_events(app: &Router, id: &str, last_event_id: Option<&str>) -> (StatusCode, String) {
+    let mut request =
+        authed("GET", &format!("/v1/runs/{id}/events")).header(header::ACCEPT, "text/event-stream");
+    if let Some(last) = last_event_id {
+        request = request.header("Last-Event-ID", last);
+    }
+    let (status, body) = call(app, request.body(Body::empty()).unwrap()).await;
+    (status, body.as_str().map(str::to_owned).unwrap_or_default())
+}
+
 fn authed(method: &str, uri: &str) -> axum::http::request::Builder {
     Request::builder()
         .method(method)
@@ -158,13 +169,8 @@ async fn a_run_starts_once_per_idempotency_key_and_can_be_inspected() {
     assert_eq!(run["inputs"]["who"], "murmur");
     assert_eq!(run["agents"][0]["slug"], "greet");
     // The live stream ends when the run has ended: reading it to the end waits for the run.
-    let stream = authed("GET", &format!("/v1/runs/{id}/events"))
-        .header(header::ACCEPT, "text/event-stream")
-        .body(Body::empty())
-        .unwrap();
-    let (status, sse) = call(&f.app, stream).await;
+    let (status, sse) = live_events(&f.app, id, None).await;
     assert_eq!(status, StatusCode::OK);
-    let sse = sse.as_str().expect("text").to_owned();
     assert!(
         sse.contains("event: agent_succeeded") && sse.contains("hello murmur"),
         "{sse}"
@@ -174,13 +180,7 @@ async fn a_run_starts_once_per_idempotency_key_and_can_be_inspected() {
             .ends_with("data: {\"type\":\"run_completed\"}"),
         "{sse}"
     );
-    let resumed = authed("GET", &format!("/v1/runs/{id}/events"))
-        .header(header::ACCEPT, "text/event-stream")
-        .header("Last-Event-ID", "3")
-        .body(Body::empty())
-        .unwrap();
-    let (_, tail) = call(&f.app, resumed).await;
-    let tail = tail.as_str().expect("text").to_owned();
+    let (_, tail) = live_events(&f.app, id, Some("3")).await;
     assert!(
         !tail.contains("id: 3\n") && tail.contains("id: 4\n"),
         "resumes after Last-Event-ID: {tail}"
@@ -383,14 +383,9 @@ async fn a_signed_webhook_starts_the_matching_flight_once() {
     let (_, none) = call(&f.app, signed(&other_repo, SECRET, "d-2")).await;
     assert_eq!(none["runs"], json!([]), "the repos filter applies");
 
-    let stream = authed("GET", &format!("/v1/runs/{id}/events"))
-        .header(header::ACCEPT, "text/event-stream")
-        .body(Body::empty())
-        .unwrap();
-    let (_, sse) = call(&f.app, stream).await;
+    let (_, sse) = live_events(&f.app, &id, None).await;
     assert!(
-        sse.as_str()
-            .is_some_and(|s| s.contains("issue 42: Crash on save")),
+        sse.contains("issue 42: Crash on save"),
         "the payload reached the prompt: {sse}"
     );
 }
@@ -425,16 +420,8 @@ async fn a_schedule_fires_once_per_tick_on_a_simulated_clock() {
     let late = super::cron::fire_due(&restarted, clock.now()).await;
     assert_eq!(late.len(), 1, "{late:?}");
 
-    let stream = authed("GET", &format!("/v1/runs/{}/events", first[0]))
-        .header(header::ACCEPT, "text/event-stream")
-        .body(Body::empty())
-        .unwrap();
-    let (_, sse) = call(&f.app, stream).await;
-    assert!(
-        sse.as_str()
-            .is_some_and(|s| s.contains("tick 2026-03-02T01:00:00.000Z")),
-        "{sse}"
-    );
+    let (_, sse) = live_events(&f.app, &first[0], None).await;
+    assert!(sse.contains("tick 2026-03-02T01:00:00.000Z"), "{sse}");
 }
 
 #[tokio::test]

@@ -46,13 +46,6 @@ impl Backend {
             }
         }
     }
-
-    pub async fn close(&self) {
-        match self {
-            Backend::Sqlite(pool) => pool.close().await,
-            Backend::Postgres(pool) => pool.close().await,
-        }
-    }
 }
 
 impl Tx {

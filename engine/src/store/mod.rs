@@ -66,16 +66,6 @@ pub enum Error {
     Corrupt(String),
 }
 
-impl Error {
-    /// Worth retrying the same operation later (a lock held briefly, a dropped connection).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Locked(_) | Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
-        )
-    }
-}
-
 fn classify(location: &str, error: sqlx::Error) -> Error {
     let message = error.to_string();
     if message.contains("database is locked") || message.contains("database table is locked") {
@@ -190,14 +180,6 @@ impl Store {
     /// Checkpoints written so far and the transactions they shared.
     pub fn write_stats(&self) -> WriteStats {
         self.writer.stats()
-    }
-
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-
-    pub async fn close(&self) {
-        self.backend.close().await;
     }
 
     fn fail(&self, error: sqlx::Error) -> Error {
