@@ -140,6 +140,20 @@ pub enum RunsCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Decide an agent's `approve` gate: approve it, or reject it with a comment that goes
+    /// back to the agent, which then works again
+    Approve {
+        run: String,
+        slug: String,
+        /// Reject instead of approving
+        #[arg(long)]
+        reject: bool,
+        /// A note for the record; on a rejection, what the agent should change
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Continue an interrupted run: finished agents are kept, in-flight ones retried
     Resume {
         run: String,

@@ -18,6 +18,16 @@ pub struct Config {
     pub runtimes: Runtimes,
     #[serde(default)]
     pub github: GitHub,
+    #[serde(default)]
+    pub checks: Checks,
+}
+
+/// The workspace's checks: what the `ci` gate runs on an agent's branch.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// A shell command run in the agent's worktree; exit status 0 passes.
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

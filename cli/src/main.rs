@@ -57,6 +57,13 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             RunsCommand::Cancel { run, db } => commands::runs::cancel(&db, &run),
             RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
             RunsCommand::Retry { run, json, db } => commands::runs::retry(&db, &run, json),
+            RunsCommand::Approve {
+                run,
+                slug,
+                reject,
+                comment,
+                db,
+            } => commands::approve::run(&db, &run, &slug, !reject, comment),
         },
         Command::Serve(args) => commands::server::serve(&args),
         Command::Token { command } => match command {

@@ -46,6 +46,7 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, us
         codex: Default::default(),
         retry_backoff: std::time::Duration::ZERO,
         github: Default::default(),
+        check_command: None,
     };
     let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
     let request = StartRequest {
@@ -135,6 +136,7 @@ async fn concurrent_runs(runs: usize, agents: usize) {
         codex: Default::default(),
         retry_backoff: std::time::Duration::ZERO,
         github: Default::default(),
+        check_command: None,
     };
     let text = chain(agents);
     let flight = murmur_parser::parse(&text, "bench").flight.expect("flight");

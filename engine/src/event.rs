@@ -66,6 +66,45 @@ pub enum Event {
     AgentRetried {
         slug: String,
     },
+    /// Fan-out: the template's item list, resolved once; its instances `<slug>-<item>` exist
+    /// from now on and the template completes when they all have.
+    AgentExpanded {
+        slug: String,
+        items: Vec<String>,
+    },
+    /// The agent's turn is done and its gates begin; it holds no machine while they run.
+    AgentAwaitingGates {
+        slug: String,
+        attempt: u32,
+        response: String,
+        #[serde(default, skip_serializing_if = "Delivered::is_empty")]
+        delivered: Delivered,
+    },
+    /// The agent's next gate is being checked (or, for `approve`, waits for a person).
+    GateOpened {
+        slug: String,
+        attempt: u32,
+        gate: GateKind,
+    },
+    GatePassed {
+        slug: String,
+        attempt: u32,
+        gate: GateKind,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        note: String,
+    },
+    /// The gate did not pass; `feedback` goes back to the agent as a follow-up.
+    GateFailed {
+        slug: String,
+        attempt: u32,
+        gate: GateKind,
+        feedback: String,
+    },
+    /// The agent works again in its own session on `text` (gate feedback or a queued message).
+    AgentFollowUp {
+        slug: String,
+        text: String,
+    },
     RunCompleted,
     RunFailed {
         reason: String,
@@ -101,6 +140,38 @@ impl Delivered {
     }
 }
 
+/// A gate's name in the event log (the parser's `Gate`, kept stable here as stored text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateKind {
+    Ci,
+    Review,
+    Approve,
+    Merge,
+}
+
+impl From<murmur_parser::Gate> for GateKind {
+    fn from(gate: murmur_parser::Gate) -> Self {
+        match gate {
+            murmur_parser::Gate::Ci => GateKind::Ci,
+            murmur_parser::Gate::Review => GateKind::Review,
+            murmur_parser::Gate::Approve => GateKind::Approve,
+            murmur_parser::Gate::Merge => GateKind::Merge,
+        }
+    }
+}
+
+impl std::fmt::Display for GateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GateKind::Ci => "ci",
+            GateKind::Review => "review",
+            GateKind::Approve => "approve",
+            GateKind::Merge => "merge",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
@@ -124,6 +195,12 @@ impl Event {
             Event::AgentSkipped { .. } => "agent_skipped",
             Event::AgentCanceled { .. } => "agent_canceled",
             Event::AgentRetried { .. } => "agent_retried",
+            Event::AgentExpanded { .. } => "agent_expanded",
+            Event::AgentAwaitingGates { .. } => "agent_awaiting_gates",
+            Event::GateOpened { .. } => "gate_opened",
+            Event::GatePassed { .. } => "gate_passed",
+            Event::GateFailed { .. } => "gate_failed",
+            Event::AgentFollowUp { .. } => "agent_follow_up",
             Event::RunCompleted => "run_completed",
             Event::RunFailed { .. } => "run_failed",
             Event::RunCanceled => "run_canceled",
@@ -143,7 +220,13 @@ impl Event {
             | Event::AgentInterrupted { slug, .. }
             | Event::AgentSkipped { slug, .. }
             | Event::AgentCanceled { slug }
-            | Event::AgentRetried { slug } => Some(slug),
+            | Event::AgentRetried { slug }
+            | Event::AgentExpanded { slug, .. }
+            | Event::AgentAwaitingGates { slug, .. }
+            | Event::GateOpened { slug, .. }
+            | Event::GatePassed { slug, .. }
+            | Event::GateFailed { slug, .. }
+            | Event::AgentFollowUp { slug, .. } => Some(slug),
             Event::RunStarted
             | Event::RunCompleted
             | Event::RunFailed { .. }

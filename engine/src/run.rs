@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use murmur_parser::reference::{Reference, UpstreamField, render};
-use murmur_parser::{Agent, Flight, Runtime};
+use murmur_parser::{Agent, FanOut, Flight, Gate, Runtime};
 use sha2::{Digest, Sha256};
 
 use crate::persona::Persona;
@@ -17,8 +17,10 @@ pub enum PrepareError {
     MissingInput(String),
     #[error("`{0}` is not an input assignment: write NAME=VALUE")]
     Malformed(String),
-    #[error("agent `{slug}` uses `{feature}`, which this build cannot run yet")]
-    FeatureUnavailable { slug: String, feature: &'static str },
+    #[error("agent `{0}` has a `ci` gate, but the workspace has no check command: set `checks.command` in .murmur/murmur.yaml (for example `cargo test`)")]
+    NoCheckCommand(String),
+    #[error("agent `{0}` fans out over a description, which a planning agent turns into a list, but it runs `exec`: give an inline list (`each: [a, b]`), a reference (`each: ${{{{ needs.plan.response }}}}`), or a claude/codex runtime")]
+    PlanningNeedsCodingAgent(String),
     #[error("agent `{0}` has no command: give it a fenced ```sh block or a `command` directive")]
     NoScript(String),
     #[error("{0}")]
@@ -78,28 +80,36 @@ pub fn check_runnable(
     flight: &Flight,
     agents: &[Agent],
     repository: &Path,
+    has_check_command: bool,
 ) -> Result<(), PrepareError> {
     for agent in agents {
         let persona = persona_of(flight, agent, repository)
             .map_err(|e| PrepareError::Persona(e.to_string()))?;
         let runtime = runtime_of(flight, agent, &persona);
-        if agent.each.is_some() {
-            return Err(PrepareError::FeatureUnavailable {
-                slug: agent.slug.clone(),
-                feature: "each (fan-out)",
-            });
+        if runtime == Runtime::Exec && matches!(agent.fan_out(), Some(FanOut::Describe(_))) {
+            return Err(PrepareError::PlanningNeedsCodingAgent(agent.slug.clone()));
         }
-        if !agent.gate.is_empty() {
-            return Err(PrepareError::FeatureUnavailable {
-                slug: agent.slug.clone(),
-                feature: "gate",
-            });
+        if !has_check_command && agent.gate.contains(&Gate::Ci) {
+            return Err(PrepareError::NoCheckCommand(agent.slug.clone()));
         }
         if runtime == Runtime::Exec && script_of(agent).is_none() {
             return Err(PrepareError::NoScript(agent.slug.clone()));
         }
     }
     Ok(())
+}
+
+/// One instance of a fan-out template: its own slug, the item filled in wherever the
+/// template says `{}` or `${{ item }}`; every other reference is resolved when it starts.
+pub fn instance_of(template: &Agent, slug: &str, item: &str) -> Agent {
+    let fill = |text: &str| render(text, Some(item), |_| None);
+    let mut instance = template.clone();
+    instance.slug = slug.to_owned();
+    instance.each = None;
+    instance.prompt = fill(&template.prompt);
+    instance.command = template.command.as_deref().map(fill);
+    instance.branch = template.branch.as_deref().map(fill);
+    instance
 }
 
 /// `--input k=v` pairs checked against the flight's declared inputs, defaults filled in.

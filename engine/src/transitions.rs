@@ -18,6 +18,16 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Running, "agent_interrupted", Queued),
     (Running, "agent_retrying", Queued),
     (Running, "agent_canceled", Canceled),
+    (Queued, "agent_expanded", Running),
+    (Running, "agent_expanded", Running),
+    (Running, "agent_awaiting_gates", ChecksPending),
+    (ChecksPending, "gate_opened", ChecksPending),
+    (ChecksPending, "gate_passed", ChecksPending),
+    (ChecksPending, "gate_failed", ChecksPending),
+    (ChecksPending, "agent_follow_up", Queued),
+    (ChecksPending, "agent_succeeded", Completed),
+    (ChecksPending, "agent_failed", Failed),
+    (ChecksPending, "agent_canceled", Canceled),
     (Failed, "agent_retried", Pending),
     (Skipped, "agent_retried", Pending),
     (Canceled, "agent_retried", Pending),
@@ -34,7 +44,7 @@ pub fn next_state(from: AgentState, event: &Event) -> Option<AgentState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Stream;
+    use crate::event::{GateKind, Stream};
 
     fn sample(kind: &str) -> Event {
         let slug = "a".to_owned();
@@ -75,11 +85,48 @@ mod tests {
                 error: String::new(),
                 not_before: String::new(),
             },
+            "agent_expanded" => Event::AgentExpanded {
+                slug,
+                items: Vec::new(),
+            },
+            "agent_awaiting_gates" => Event::AgentAwaitingGates {
+                slug,
+                attempt: 1,
+                response: String::new(),
+                delivered: Default::default(),
+            },
+            "gate_opened" => Event::GateOpened {
+                slug,
+                attempt: 1,
+                gate: GateKind::Ci,
+            },
+            "gate_passed" => Event::GatePassed {
+                slug,
+                attempt: 1,
+                gate: GateKind::Ci,
+                note: String::new(),
+            },
+            "gate_failed" => Event::GateFailed {
+                slug,
+                attempt: 1,
+                gate: GateKind::Ci,
+                feedback: String::new(),
+            },
+            "agent_follow_up" => Event::AgentFollowUp {
+                slug,
+                text: String::new(),
+            },
             _ => Event::AgentCanceled { slug },
         }
     }
 
-    const KINDS: [&str; 11] = [
+    const KINDS: [&str; 17] = [
+        "agent_expanded",
+        "agent_awaiting_gates",
+        "gate_opened",
+        "gate_passed",
+        "gate_failed",
+        "agent_follow_up",
         "agent_retrying",
         "agent_retried",
         "agent_session",

@@ -1,13 +1,13 @@
 //! The executor end to end, in-process, on every backend: real `sh` agents, real store.
 
 mod backends;
-
-use std::sync::Arc;
+mod support;
 
 use backends::TestDb;
-use murmur_engine::executor::{Committed, Executor, StartRequest};
-use murmur_engine::store::{Commit, Store};
-use murmur_engine::{Event, RunStatus, SystemClock};
+use murmur_engine::store::Commit;
+use murmur_engine::{Event, RunStatus};
+use murmur_testkit::git::git;
+use support::{drive, executor, start};
 use tokio::sync::mpsc;
 
 every_backend!(
@@ -24,45 +24,6 @@ every_backend!(
 );
 
 const DIAMOND: &str = "---\nruntime: exec\n---\n# Diamond\n\n## plan\n\n```sh\necho planned\n```\n\n## left\n> needs: plan\n\n```sh\necho \"left after ${{ needs.plan.response }}\"\n```\n\n## right\n> needs: plan\n\n```sh\necho right\n```\n\n## join\n> needs: left, right\n\n```sh\ncat\n```\n";
-
-async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
-    Executor {
-        store: Store::open(&db.url).await.expect("store"),
-        clock: Arc::new(SystemClock),
-        slots: 2,
-        work_root: work.to_path_buf(),
-        repository: work.to_path_buf(),
-        claude: Default::default(),
-        codex: Default::default(),
-        retry_backoff: std::time::Duration::ZERO,
-        github: Default::default(),
-    }
-}
-
-async fn start(executor: &Executor, text: &str) -> String {
-    let flight = murmur_parser::parse(text, "t").flight.expect("flight");
-    executor
-        .create(&StartRequest {
-            flight_name: "t",
-            flight_path: None,
-            source: text,
-            flight: &flight,
-            inputs: &[],
-            event: None,
-        })
-        .await
-        .expect("create")
-}
-
-async fn drive(executor: &Executor, id: &str) -> (RunStatus, Vec<Event>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Committed>();
-    let status = executor.drive(id, tx).await.expect("drive");
-    let mut events = Vec::new();
-    while let Ok(committed) = rx.try_recv() {
-        events.push(committed.event);
-    }
-    (status, events)
-}
 
 async fn a_flight_runs_to_completion(db: &TestDb) {
     let work = tempfile::tempdir().expect("temp dir");
@@ -171,21 +132,6 @@ async fn an_interrupted_attempt_runs_again(db: &TestDb) {
     let agents = executor.store.agents(&id).await.expect("agents");
     assert_eq!(agents[0].attempts, 2);
     assert_eq!(agents[1].attempts, 1);
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// In a git repository every agent works in its own worktree; a `needs` agent starts with

@@ -12,7 +12,7 @@ fn model(text: &str) -> RunModel {
     assert!(parsed.is_valid(), "{:?}", parsed.diagnostics);
     let flight = parsed.flight.expect("flight");
     let dag = Dag::build(&flight.agents).expect("dag");
-    RunModel::new(&flight.agents, &dag)
+    RunModel::new(&flight.agents, &dag, flight.frontmatter.retries)
 }
 
 fn apply_all(model: &mut RunModel, events: &[Event]) {

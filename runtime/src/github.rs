@@ -102,9 +102,80 @@ pub async fn open(request: NewPullRequest<'_>) -> Result<String, Error> {
     })?
 }
 
+/// `(owner, repo, number)` of a pull request's web address.
+pub fn pull_of(url: &str) -> Option<(String, String, u64)> {
+    let path = url.strip_prefix("https://github.com/")?;
+    let mut parts = path.trim_end_matches('/').split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(owner), Some(repo), Some("pull"), Some(number)) => {
+            Some((owner.to_owned(), repo.to_owned(), number.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// Merges a pull request (`PUT /repos/{owner}/{repo}/pulls/{number}/merge`). One that is
+/// already merged counts as merged, so a repeated gate check is harmless.
+pub async fn merge(api: &str, token: &str, pull_url: &str) -> Result<(), Error> {
+    let refused = |status: u16, message: String| Error::Refused {
+        status,
+        head: pull_url.to_owned(),
+        message,
+    };
+    let (owner, repo, number) =
+        pull_of(pull_url).ok_or_else(|| refused(0, "not a GitHub pull request address".into()))?;
+    let base = format!("{}/repos/{owner}/{repo}/pulls/{number}", api.trim_end_matches('/'));
+    let auth = format!("Bearer {token}");
+    let api = api.to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = agent
+            .put(&format!("{base}/merge"))
+            .header("Authorization", &auth)
+            .header("Accept", "application/vnd.github+json")
+            .header("User-Agent", "murmur")
+            .send_json(json!({"merge_method": "merge"}))
+            .map_err(|e| Error::Unreachable {
+                api: api.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        Ok::<_, Error>((status, body))
+    })
+    .await
+    .map_err(|e| Error::Unreachable {
+        api: String::new(),
+        reason: e.to_string(),
+    })??;
+    match answer {
+        (200, _) => Ok(()),
+        (status, body) => {
+            let message = body["message"].as_str().unwrap_or("no message").to_owned();
+            if message.contains("already merged") {
+                return Ok(());
+            }
+            Err(refused(status, message))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::repository_of;
+    use super::{pull_of, repository_of};
+
+    #[test]
+    fn reads_pull_request_addresses() {
+        assert_eq!(
+            pull_of("https://github.com/acme/api/pull/42"),
+            Some(("acme".into(), "api".into(), 42))
+        );
+        assert_eq!(pull_of("https://github.com/acme/api/issues/42"), None);
+        assert_eq!(pull_of("local:abc"), None);
+    }
 
     #[test]
     fn recognises_github_remotes() {

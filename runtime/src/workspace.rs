@@ -25,6 +25,8 @@ pub enum Error {
     Git(#[from] git::Error),
 }
 
+static WORKTREE_ADD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A repository that agents branch from.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -124,13 +126,18 @@ impl Repository {
             })?;
         }
         let path_text = path.display().to_string();
-        git(
-            &self.root,
-            &[
-                "worktree", "add", "--quiet", "-b", branch, &path_text, &self.base,
-            ],
-        )
-        .await?;
+        {
+            // Git reads every worktree's metadata while it adds one, and fails on a worktree
+            // another `worktree add` is writing at that moment; one add at a time.
+            let _adding = WORKTREE_ADD.lock().await;
+            git(
+                &self.root,
+                &[
+                    "worktree", "add", "--quiet", "-b", branch, &path_text, &self.base,
+                ],
+            )
+            .await?;
+        }
         for upstream_branch in upstream {
             merge(path, upstream_branch).await?;
         }
@@ -226,6 +233,12 @@ impl Worktree {
 }
 
 impl Repository {
+    /// What `branch` changed since it left the base branch (`git diff base...branch`).
+    pub async fn branch_diff(&self, branch: &str) -> Result<String, Error> {
+        let range = format!("{}...{branch}", self.base);
+        Ok(git(&self.root, &["diff", &range]).await?)
+    }
+
     /// Whether the repository has a remote of that name.
     pub async fn has_remote(&self, name: &str) -> Result<bool, Error> {
         let remotes = git(&self.root, &["remote"]).await?;
@@ -264,11 +277,14 @@ impl Repository {
             return Ok(git(&self.root, &["rev-parse", "HEAD"]).await?);
         }
         let path = scratch.display().to_string();
-        git(
-            &self.root,
-            &["worktree", "add", "--quiet", &path, &self.base],
-        )
-        .await?;
+        {
+            let _adding = WORKTREE_ADD.lock().await;
+            git(
+                &self.root,
+                &["worktree", "add", "--quiet", &path, &self.base],
+            )
+            .await?;
+        }
         let merged = merge_with_message(scratch, branch, message).await;
         let head = git(scratch, &["rev-parse", "HEAD"]).await;
         git(&self.root, &["worktree", "remove", "--force", &path]).await?;

@@ -76,6 +76,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         codex: config.codex(),
         retry_backoff: std::time::Duration::from_secs(10),
         github: config.github(),
+        check_command: config.checks.command.clone(),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
     })

@@ -48,6 +48,25 @@ pub fn event_line(at: &str, event: &Event) -> String {
         Event::RunCanceled => "canceled".to_owned(),
         Event::AgentRetried { .. } => "will run again (runs retry)".to_owned(),
         Event::RunRetried => "retried: failed, skipped and canceled agents run again".to_owned(),
+        Event::AgentExpanded { items, .. } => {
+            format!("fans out over {} item(s): {}", items.len(), items.join(", "))
+        }
+        Event::AgentAwaitingGates { response, .. } => {
+            format!("turn done, checking gates: {}", first_line(response))
+        }
+        Event::GateOpened {
+            gate: murmur_engine::event::GateKind::Approve,
+            ..
+        } => "waiting for approval (murmur runs approve RUN SLUG)".to_owned(),
+        Event::GateOpened { gate, .. } => format!("checking the `{gate}` gate"),
+        Event::GatePassed { gate, note, .. } => match note.lines().next() {
+            Some(note) => format!("`{gate}` gate passed: {note}"),
+            None => format!("`{gate}` gate passed"),
+        },
+        Event::GateFailed { gate, feedback, .. } => {
+            format!("`{gate}` gate did not pass: {}", first_line(feedback))
+        }
+        Event::AgentFollowUp { text, .. } => format!("follow-up queued: {}", first_line(text)),
     };
     format!("{time}  {who:<16} {what}")
 }

@@ -56,6 +56,7 @@ async fn fixture_with(clock: Arc<dyn Clock>) -> (Fixture, AppState) {
         codex: Default::default(),
         retry_backoff: std::time::Duration::ZERO,
         github: Default::default(),
+        check_command: None,
     };
     std::fs::write(dir.path().join(".murmur/flights/nightly.md"), NIGHTLY).expect("flight");
     let state = AppState::new(executor, dir.path().to_path_buf(), Some(SECRET.to_owned()));

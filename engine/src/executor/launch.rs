@@ -32,6 +32,13 @@ pub enum Message {
         attempt: u32,
         result: Result<Finished, String>,
     },
+    /// A gate check's result.
+    Gate {
+        index: usize,
+        attempt: u32,
+        gate: crate::event::GateKind,
+        outcome: super::gates::GateOutcome,
+    },
 }
 
 /// A successful attempt's answer and deliverables.
@@ -58,6 +65,8 @@ pub struct Launch<'a> {
     pub inputs: &'a BTreeMap<String, String>,
     pub event: Option<&'a serde_json::Value>,
     pub upstream: Vec<UpstreamResult>,
+    /// Gate feedback or a queued message: the attempt works on this in the agent's session.
+    pub follow_up: Option<String>,
     pub work_root: &'a Path,
     pub repository: &'a Path,
     pub workspace: WorkspacePlan,
@@ -77,7 +86,10 @@ pub fn launch(
         inputs: launch.inputs,
         upstream: &launch.upstream,
     };
-    let prompt = run::prompt_for(launch.flight, launch.agent, &context);
+    let prompt = match &launch.follow_up {
+        Some(text) => text.clone(),
+        None => run::prompt_for(launch.flight, launch.agent, &context),
+    };
     let run_dir = launch.work_root.join(launch.run_id);
     let results_path = write_upstream_results(&run_dir, &launch.agent.slug, &launch.upstream)?;
     let env = environment(&launch, &results_path);
@@ -217,11 +229,15 @@ fn environment(launch: &Launch<'_>, results_path: &Path) -> Vec<(String, String)
             launch.repository.display().to_string(),
         ),
         ("MURMUR_ATTEMPT".to_owned(), launch.attempt.to_string()),
+
         (
             "MURMUR_UPSTREAM_RESULTS".to_owned(),
             results_path.display().to_string(),
         ),
     ];
+    if let Some(text) = &launch.follow_up {
+        env.push(("MURMUR_FOLLOW_UP".to_owned(), text.clone()));
+    }
     env.extend(
         launch
             .inputs

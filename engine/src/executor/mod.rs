@@ -5,6 +5,7 @@
 mod claude;
 mod codex;
 mod driver;
+mod gates;
 mod launch;
 mod workspace;
 
@@ -21,6 +22,7 @@ use crate::run::{self, PrepareError};
 use crate::state::RunStatus;
 use crate::store::{self, NewRun, Store};
 use driver::Driver;
+pub use driver::Verdict;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -36,6 +38,13 @@ pub enum Error {
     Persona(#[from] crate::persona::Error),
     #[error("run {0} did not fail and was not canceled, so there is nothing to retry")]
     NothingToRetry(String),
+    #[error("run has no agent `{0}`")]
+    NoAgent(String),
+    #[error("agent `{slug}` is not waiting for approval (it is {state})")]
+    NotAwaitingApproval {
+        slug: String,
+        state: crate::state::AgentState,
+    },
     #[error("cannot prepare the working folder {path}: {source}")]
     Workdir {
         path: String,
@@ -76,6 +85,8 @@ pub struct Executor {
     /// First wait before a failed attempt runs again (`retries`); doubles each time.
     pub retry_backoff: std::time::Duration,
     pub github: GitHubSettings,
+    /// The workspace's check command, which the `ci` gate runs on an agent's branch.
+    pub check_command: Option<String>,
 }
 
 /// Where pull requests for GitHub remotes are opened.
@@ -137,7 +148,8 @@ impl Executor {
     pub async fn create(&self, request: &StartRequest<'_>) -> Result<String, Error> {
         let inputs = run::resolve_inputs(request.flight, request.inputs)?;
         let agents = run::agents_of(request.flight);
-        run::check_runnable(request.flight, &agents, &self.repository)?;
+        let has_check = self.check_command.is_some();
+        run::check_runnable(request.flight, &agents, &self.repository, has_check)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let slugs: Vec<String> = agents.iter().map(|a| a.slug.clone()).collect();
         let inputs = serde_json::to_value(&inputs).unwrap_or_default();
@@ -192,6 +204,28 @@ impl Executor {
         let (observer, _) = mpsc::unbounded_channel();
         let mut driver = Driver::load(self, run_id, observer).await?;
         driver.cancel_now().await
+    }
+}
+
+impl Executor {
+    /// A person's decision at an agent's `approve` gate. The process driving the run takes
+    /// it in within half a second; a run nobody drives continues on `runs resume`.
+    /// A commit racing the driver's is tried again on the new state.
+    pub async fn decide_gate(
+        &self,
+        run_id: &str,
+        slug: &str,
+        verdict: &Verdict,
+    ) -> Result<(), Error> {
+        let mut tries = 0;
+        loop {
+            let (observer, _) = mpsc::unbounded_channel();
+            let mut driver = Driver::load(self, run_id, observer).await?;
+            match driver.decide_gate_now(slug, verdict).await {
+                Err(Error::Store(store::Error::Conflict { .. })) if tries < 5 => tries += 1,
+                other => return other,
+            }
+        }
     }
 }
 

@@ -7,9 +7,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use murmur_parser::{Agent, Dag};
 
-use crate::event::{Delivered, Event};
+use crate::event::{Delivered, Event, GateKind};
 use crate::state::{AgentState, RunStatus};
 use crate::transitions::next_state;
+
+mod fanout;
+mod gates;
+
+pub use fanout::AgentKind;
+pub use gates::GateProgress;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
@@ -27,6 +33,8 @@ pub enum TransitionError {
         current: u32,
         got: u32,
     },
+    #[error("agent `{slug}` is not waiting on its `{gate}` gate")]
+    GateNotOpen { slug: String, gate: GateKind },
     #[error("the run cannot take `{event}` while {status}")]
     IllegalRun {
         status: RunStatus,
@@ -48,6 +56,28 @@ pub struct AgentModel {
     pub delivered: Delivered,
     /// A retried agent does not start before this time (RFC 3339, UTC; sorts as text).
     pub not_before: Option<String>,
+    pub kind: AgentKind,
+    pub gates: GateProgress,
+    /// What the next attempt works on in the agent's own session, instead of its prompt.
+    pub follow_up: Option<String>,
+}
+
+impl AgentModel {
+    fn new(slug: String, kind: AgentKind) -> Self {
+        Self {
+            slug,
+            state: AgentState::Pending,
+            attempt: 0,
+            response: None,
+            error: None,
+            session_id: None,
+            delivered: Delivered::default(),
+            not_before: None,
+            kind,
+            gates: GateProgress::default(),
+            follow_up: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +88,12 @@ pub struct RunModel {
     upstream: Vec<Vec<usize>>,
     downstream: Vec<Vec<usize>>,
     priority: Vec<usize>,
+    /// Each agent's gates, in order, and how many gate feedback rounds its `retries` allow.
+    gate_lists: Vec<Vec<GateKind>>,
+    budgets: Vec<u32>,
+    /// Agents in `checks-pending`, and fan-out templates whose instances are at work.
+    checking: BTreeSet<usize>,
+    fanned_out: BTreeSet<usize>,
     /// Upstreams of each agent that have not completed yet.
     waiting_on: Vec<usize>,
     /// Agents that may start: pending with every upstream done, or queued. Highest priority first.
@@ -68,7 +104,8 @@ pub struct RunModel {
 }
 
 impl RunModel {
-    pub fn new(agents: &[Agent], dag: &Dag) -> Self {
+    /// `default_retries` is the flight's `retries`, for agents that do not set their own.
+    pub fn new(agents: &[Agent], dag: &Dag, default_retries: u32) -> Self {
         let upstream: Vec<Vec<usize>> = (0..agents.len())
             .map(|i| dag.upstreams(i).into_iter().map(|(up, _)| up).collect())
             .collect();
@@ -90,16 +127,7 @@ impl RunModel {
             status: RunStatus::Queued,
             agents: agents
                 .iter()
-                .map(|agent| AgentModel {
-                    slug: agent.slug.clone(),
-                    state: AgentState::Pending,
-                    attempt: 0,
-                    response: None,
-                    error: None,
-                    session_id: None,
-                    delivered: Delivered::default(),
-                    not_before: None,
-                })
+                .map(|agent| AgentModel::new(agent.slug.clone(), AgentKind::of(agent)))
                 .collect(),
             by_slug: agents
                 .iter()
@@ -109,6 +137,16 @@ impl RunModel {
             upstream,
             downstream,
             priority,
+            gate_lists: agents
+                .iter()
+                .map(|agent| agent.gate.iter().map(|&g| g.into()).collect())
+                .collect(),
+            budgets: agents
+                .iter()
+                .map(|agent| agent.retries.unwrap_or(default_retries))
+                .collect(),
+            checking: BTreeSet::new(),
+            fanned_out: BTreeSet::new(),
             waiting_on,
             ready,
             running: 0,
@@ -185,9 +223,22 @@ impl RunModel {
             event: event.kind(),
         })?;
         self.check_attempt(index, event)?;
+        self.check_gate(index, event)?;
+        let held = self.holds_slot(index);
         self.record(index, event);
         self.move_agent(index, from, to);
+        self.expand(index, event);
+        match (held, self.holds_slot(index)) {
+            (false, true) => self.running += 1,
+            (true, false) => self.running -= 1,
+            _ => {}
+        }
         Ok(())
+    }
+
+    /// Working on a machine: a running attempt, but not a template whose instances do the work.
+    fn holds_slot(&self, index: usize) -> bool {
+        self.agents[index].state == AgentState::Running && !self.fanned_out.contains(&index)
     }
 
     fn check_attempt(&self, index: usize, event: &Event) -> Result<(), TransitionError> {
@@ -199,7 +250,11 @@ impl RunModel {
             | Event::AgentSession { attempt, .. }
             | Event::AgentFailed { attempt, .. }
             | Event::AgentRetrying { attempt, .. }
-            | Event::AgentInterrupted { attempt, .. } => (agent.attempt, *attempt),
+            | Event::AgentInterrupted { attempt, .. }
+            | Event::AgentAwaitingGates { attempt, .. }
+            | Event::GateOpened { attempt, .. }
+            | Event::GatePassed { attempt, .. }
+            | Event::GateFailed { attempt, .. } => (agent.attempt, *attempt),
             _ => return Ok(()),
         };
         if expected == got {
@@ -225,12 +280,37 @@ impl RunModel {
                 response,
                 delivered,
                 ..
+            }
+            | Event::AgentAwaitingGates {
+                response,
+                delivered,
+                ..
             } => {
                 agent.response = Some(response.clone());
                 agent.delivered = delivered.clone();
+                agent.follow_up = None;
+                agent.gates.begin();
             }
             Event::AgentSession { session_id, .. } => agent.session_id = Some(session_id.clone()),
-            Event::AgentFailed { error, .. } => agent.error = Some(error.clone()),
+            Event::AgentFailed { error, .. } => {
+                agent.error = Some(error.clone());
+                agent.follow_up = None;
+            }
+            Event::AgentRetried { .. } => {
+                agent.follow_up = None;
+                agent.gates = GateProgress::default();
+                self.fanned_out.remove(&index);
+            }
+            Event::AgentExpanded { .. } => {
+                self.fanned_out.insert(index);
+            }
+            Event::GateOpened { .. } | Event::GatePassed { .. } | Event::GateFailed { .. } => {
+                agent.gates.record(event);
+            }
+            Event::AgentFollowUp { text, .. } => {
+                agent.follow_up = Some(text.clone());
+                agent.gates.follow_up();
+            }
             Event::AgentRetrying {
                 error, not_before, ..
             } => {
@@ -248,13 +328,15 @@ impl RunModel {
             return;
         }
         let key = (Reverse(self.priority[index]), index);
-        if from == AgentState::Running {
-            self.running -= 1;
+        if from == AgentState::ChecksPending {
+            self.checking.remove(&index);
         }
         match to {
             AgentState::Running => {
-                self.running += 1;
                 self.ready.remove(&key);
+            }
+            AgentState::ChecksPending => {
+                self.checking.insert(index);
             }
             AgentState::Queued => {
                 self.ready.insert(key);
@@ -264,6 +346,7 @@ impl RunModel {
         if to.is_terminal() {
             self.terminal += 1;
             self.ready.remove(&key);
+            self.fanned_out.remove(&index);
         }
         if from.is_terminal() && to == AgentState::Pending {
             self.reopen(index);
@@ -352,6 +435,13 @@ impl RunModel {
                     slug: agent.slug.clone(),
                 });
             }
+            if let Some(items) = self.known_items(index) {
+                events.push(Event::AgentExpanded {
+                    slug: agent.slug.clone(),
+                    items: items.to_vec(),
+                });
+                continue;
+            }
             let waiting = agent.not_before.as_deref().is_some_and(|at| at > now);
             if free > 0 && !waiting {
                 free -= 1;
@@ -361,14 +451,17 @@ impl RunModel {
                 });
             }
         }
+        events.extend(self.checking.iter().filter_map(|&i| self.gate_step(i)));
+        events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
         if events.is_empty() && self.terminal == self.agents.len() {
             events.push(Event::RunCompleted);
         }
         events
     }
 
-    /// After a failure nothing new starts: everything not yet started is skipped, and the run
-    /// fails once the running agents have finished.
+    /// After a failure nothing new starts: everything not yet started is skipped, gates that
+    /// are being checked finish (one waiting for a person is canceled), and the run fails once
+    /// nothing is at work any more.
     fn wind_down(&self, failed: usize) -> Vec<Event> {
         let failed_slug = &self.agents[failed].slug;
         let mut events: Vec<Event> = self
@@ -381,7 +474,18 @@ impl RunModel {
                 because: self.skip_reason(index, failed_slug),
             })
             .collect();
-        if events.is_empty() && self.running == 0 {
+        for &index in &self.checking {
+            let agent = &self.agents[index];
+            if agent.gates.open && self.current_gate(index) == Some(GateKind::Approve) {
+                events.push(Event::AgentCanceled {
+                    slug: agent.slug.clone(),
+                });
+            } else if let Some(step) = self.gate_step(index) {
+                events.push(step);
+            }
+        }
+        events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
+        if events.is_empty() && self.running == 0 && self.checking.is_empty() {
             events.push(Event::RunFailed {
                 reason: format!("agent `{failed_slug}` failed"),
             });
@@ -421,8 +525,9 @@ impl RunModel {
     pub fn interrupted(&self) -> Vec<Event> {
         self.agents
             .iter()
-            .filter(|agent| agent.state == AgentState::Running)
-            .map(|agent| Event::AgentInterrupted {
+            .enumerate()
+            .filter(|&(index, _)| self.holds_slot(index))
+            .map(|(_, agent)| Event::AgentInterrupted {
                 slug: agent.slug.clone(),
                 attempt: agent.attempt,
             })

@@ -7,18 +7,22 @@ use std::time::Duration;
 use murmur_parser::{Agent, Dag, Flight};
 use tokio::sync::{mpsc, oneshot};
 
-use super::claude::ClaudePlan;
-use super::codex::CodexPlan;
-use super::launch::{self, Launch, Message, RuntimePlan};
-use super::workspace::{PullRequestDraft, WorkspacePlan};
+use super::gates::GateOutcome;
+use super::launch::{Finished, Message};
 use super::{Committed, Error, Executor};
-use crate::event::{Event, Stream};
-use crate::model::RunModel;
-use crate::run::{self, UpstreamResult};
+use crate::event::{Event, GateKind, Stream};
+use crate::model::{AgentKind, RunModel};
+use crate::run;
 use crate::state::{AgentState, RunStatus};
 use crate::store::{self, AgentUpdate, Commit, RunRow};
 
-pub(super) struct Driver<'e> {
+mod outside;
+
+pub use outside::Verdict;
+mod effects;
+mod plans;
+
+pub struct Driver<'e> {
     executor: &'e Executor,
     row: RunRow,
     flight: Flight,
@@ -40,6 +44,8 @@ struct Batch {
     events: Vec<Event>,
     touched: Vec<usize>,
     started: Vec<(usize, u32)>,
+    /// Gates the engine checks itself, opened in this batch.
+    checks: Vec<(usize, u32, GateKind)>,
 }
 
 /// Why the loop woke up.
@@ -67,18 +73,23 @@ impl<'e> Driver<'e> {
             .ok_or_else(|| Error::StoredFlight(row.id.clone()))?;
         let agents = run::agents_of(&flight);
         let dag = Dag::build(&agents).map_err(|_| Error::StoredFlight(row.id.clone()))?;
-        let mut model = RunModel::new(&agents, &dag);
+        let mut model = RunModel::new(&agents, &dag, flight.frontmatter.retries);
+        let agents_len = agents.len();
         for stored in store.events(&row.id, 0).await? {
             let event: Event = serde_json::from_str(&stored.data).map_err(|e| {
                 store::Error::Corrupt(format!("event {} of run {}: {e}", stored.seq, row.id))
             })?;
             model.apply(&event)?;
         }
-        let times = store
+        let mut stored_times: HashMap<String, (Option<String>, Option<String>)> = store
             .agents(&row.id)
             .await?
             .into_iter()
-            .map(|a| (a.started_at, a.finished_at))
+            .map(|a| (a.slug, (a.started_at, a.finished_at)))
+            .collect();
+        let times = model.agents()[..agents.len()]
+            .iter()
+            .map(|a| stored_times.remove(&a.slug).unwrap_or_default())
             .collect();
         let inputs = serde_json::from_str(&row.inputs).unwrap_or_default();
         let event = row
@@ -86,7 +97,7 @@ impl<'e> Driver<'e> {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok());
         let (sender, receiver) = mpsc::unbounded_channel();
-        Ok(Self {
+        let mut driver = Self {
             executor,
             version: row.version,
             row,
@@ -100,7 +111,13 @@ impl<'e> Driver<'e> {
             observer,
             sender,
             receiver,
-        })
+        };
+        driver.sync_instances();
+        for index in agents_len..driver.agents.len() {
+            let slug = &driver.model.agents()[index].slug;
+            driver.times[index] = stored_times.remove(slug).unwrap_or_default();
+        }
+        Ok(driver)
     }
 
     pub async fn run(&mut self, mut cancel: oneshot::Receiver<()>) -> Result<RunStatus, Error> {
@@ -120,14 +137,21 @@ impl<'e> Driver<'e> {
         let mut batch = self.batch();
         let interrupted = self.model.interrupted();
         self.stage(&mut batch, interrupted)?;
+        // Checks that were under way when the engine stopped run again (they are repeatable).
+        for (index, gate) in self.model.open_checks() {
+            let attempt = self.model.agents()[index].attempt;
+            batch.checks.push((index, attempt, gate));
+        }
         loop {
             self.decide_into(&mut batch)?;
             self.checkpoint(batch).await?;
             if self.model.status().is_terminal() {
                 return Ok(self.model.status());
             }
+            let wake = self.wake(&mut cancel, &mut watch).await;
+            // Stamped now: the events below happen at this moment, not when the wait began.
             batch = self.batch();
-            match self.wake(&mut cancel, &mut watch).await {
+            match wake {
                 Wake::Messages(messages) => {
                     // Staged one by one: each message is judged against the state the
                     // messages before it left (an exit makes later lines of that attempt stale).
@@ -274,17 +298,6 @@ impl<'e> Driver<'e> {
         }
     }
 
-    /// The run's status when another process committed to it (a cancel), else `None`.
-    async fn changed_elsewhere(&self) -> Result<Option<RunStatus>, Error> {
-        let row = self.executor.store.run(&self.row.id).await?;
-        if row.version == self.version {
-            return Ok(None);
-        }
-        let status = RunStatus::parse(&row.status)
-            .ok_or_else(|| store::Error::Corrupt(format!("run status `{}`", row.status)))?;
-        Ok(Some(status))
-    }
-
     fn stop_all(&mut self) {
         for (_, stop) in self.stops.drain() {
             let _ = stop.send(());
@@ -297,6 +310,7 @@ impl<'e> Driver<'e> {
             events: Vec::new(),
             touched: Vec::new(),
             started: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -321,8 +335,17 @@ impl<'e> Driver<'e> {
                 if batch.touched.last() != Some(&index) {
                     batch.touched.push(index);
                 }
-                if let Event::AgentStarted { attempt, .. } = event {
-                    batch.started.push((index, attempt));
+                match &event {
+                    Event::AgentStarted { attempt, .. } => batch.started.push((index, *attempt)),
+                    Event::GateOpened { attempt, gate, .. } if *gate != GateKind::Approve => {
+                        batch.checks.push((index, *attempt, *gate));
+                    }
+                    Event::AgentExpanded { .. } => {
+                        let known = self.agents.len();
+                        self.sync_instances();
+                        batch.touched.extend(known..self.agents.len());
+                    }
+                    _ => {}
                 }
             }
             batch.events.push(event);
@@ -334,7 +357,7 @@ impl<'e> Driver<'e> {
     /// stopping them when the run was canceled.
     async fn checkpoint(&mut self, mut batch: Batch) -> Result<(), Error> {
         if batch.events.is_empty() {
-            return Ok(());
+            return self.perform(batch.started, batch.checks);
         }
         batch.touched.sort_unstable();
         batch.touched.dedup();
@@ -363,20 +386,33 @@ impl<'e> Driver<'e> {
         if status == RunStatus::Canceled {
             self.stop_all();
         }
-        for (index, attempt) in batch.started {
+        self.perform(batch.started, batch.checks)
+    }
+
+    /// Starts the attempts and gate checks of a committed batch.
+    fn perform(
+        &mut self,
+        started: Vec<(usize, u32)>,
+        checks: Vec<(usize, u32, GateKind)>,
+    ) -> Result<(), Error> {
+        for (index, attempt) in started {
             self.start(index, attempt)?;
+        }
+        for (index, attempt, gate) in checks {
+            self.start_check(index, attempt, gate);
         }
         Ok(())
     }
 
     fn event_for(&mut self, message: Message) -> Option<Event> {
-        let (index, attempt) = match &message {
+        let (index, attempt, expected) = match &message {
             Message::Line { index, attempt, .. }
             | Message::Session { index, attempt, .. }
-            | Message::Exited { index, attempt, .. } => (*index, *attempt),
+            | Message::Exited { index, attempt, .. } => (*index, *attempt, AgentState::Running),
+            Message::Gate { index, attempt, .. } => (*index, *attempt, AgentState::ChecksPending),
         };
         let agent = &self.model.agents()[index];
-        if agent.attempt != attempt || agent.state != AgentState::Running {
+        if agent.attempt != attempt || agent.state != expected {
             return None;
         }
         let slug = agent.slug.clone();
@@ -401,16 +437,58 @@ impl<'e> Driver<'e> {
             Message::Exited { result, .. } => {
                 self.stops.remove(&index);
                 match result {
-                    Ok(finished) => Event::AgentSucceeded {
-                        slug,
-                        attempt,
-                        response: finished.response,
-                        delivered: finished.delivered,
-                    },
+                    Ok(finished) => self.finished(index, slug, attempt, finished),
                     Err(error) => self.failure(index, slug, attempt, error),
                 }
             }
+            Message::Gate { gate, outcome, .. } => {
+                self.stops.remove(&index);
+                match outcome {
+                    GateOutcome::Passed(note) => Event::GatePassed {
+                        slug,
+                        attempt,
+                        gate,
+                        note,
+                    },
+                    GateOutcome::Failed(feedback) => Event::GateFailed {
+                        slug,
+                        attempt,
+                        gate,
+                        feedback,
+                    },
+                    GateOutcome::Broken(error) => Event::AgentFailed {
+                        slug,
+                        attempt,
+                        error: format!("the `{gate}` gate: {error}"),
+                    },
+                }
+            }
         })
+    }
+
+    /// A turn that ended well: a fan-out template has its items, a gated agent goes to its
+    /// gates, any other agent has succeeded.
+    fn finished(&self, index: usize, slug: String, attempt: u32, done: Finished) -> Event {
+        if let AgentKind::Template { .. } = self.model.agents()[index].kind {
+            return Event::AgentExpanded {
+                slug,
+                items: murmur_parser::items_from_text(&done.response),
+            };
+        }
+        if self.model.has_gates(index) {
+            return Event::AgentAwaitingGates {
+                slug,
+                attempt,
+                response: done.response,
+                delivered: done.delivered,
+            };
+        }
+        Event::AgentSucceeded {
+            slug,
+            attempt,
+            response: done.response,
+            delivered: done.delivered,
+        }
     }
 
     fn stamp_times(&mut self, index: usize, event: &Event, at: &str) {
@@ -438,158 +516,4 @@ impl<'e> Driver<'e> {
         }
     }
 
-    /// The effect of a committed `AgentStarted`.
-    fn start(&mut self, index: usize, attempt: u32) -> Result<(), Error> {
-        let (workspace, runtime) = self.plans(index, attempt)?;
-        let request = Launch {
-            index,
-            attempt,
-            agent: &self.agents[index],
-            flight: &self.flight,
-            run_id: &self.row.id,
-            flight_name: &self.row.flight,
-            inputs: &self.inputs,
-            event: self.event.as_ref(),
-            upstream: self.upstream_results(index),
-            work_root: &self.executor.work_root,
-            repository: &self.executor.repository,
-            workspace,
-            runtime,
-        };
-        let stop = launch::launch(request, self.sender.clone())?;
-        self.stops.insert(index, stop);
-        Ok(())
-    }
-
-    /// Every agent upstream of `index`, not just its direct `needs`: references may reach
-    /// further up, and the prompt's results block picks the direct ones.
-    fn upstream_results(&self, index: usize) -> Vec<UpstreamResult> {
-        let agents = self.model.agents();
-        self.model
-            .ancestors(index)
-            .into_iter()
-            .map(|up| &agents[up])
-            .filter(|up| up.state == AgentState::Completed)
-            .map(|up| UpstreamResult {
-                slug: up.slug.clone(),
-                response: up.response.clone().unwrap_or_default(),
-                branch: up.delivered.branch.clone(),
-                commits: up.delivered.commits,
-                prs: up.delivered.prs.clone(),
-            })
-            .collect()
-    }
-
-    /// How attempt `attempt` of agent `index` runs: its runtime, persona and the session to
-    /// continue (coding agents), and its git workspace.
-    fn plans(&self, index: usize, attempt: u32) -> Result<(WorkspacePlan, RuntimePlan), Error> {
-        let agent = &self.agents[index];
-        let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
-        let runtime = run::runtime_of(&self.flight, agent, &persona);
-        let coding = runtime != murmur_parser::Runtime::Exec;
-        let own = &self.model.agents()[index];
-        let continued = agent
-            .continues
-            .as_deref()
-            .and_then(|up| self.model.index_of(up));
-        let (tree_slug, branch, merge, resume) = match continued {
-            Some(up) => {
-                let upstream = &self.model.agents()[up];
-                let branch = upstream
-                    .delivered
-                    .branch
-                    .clone()
-                    .unwrap_or_else(|| self.branch_name(&self.agents[up]));
-                let resume = own
-                    .session_id
-                    .clone()
-                    .filter(|_| attempt > 1)
-                    .or_else(|| upstream.session_id.clone());
-                (upstream.slug.clone(), branch, Vec::new(), resume)
-            }
-            None => {
-                let resume = own.session_id.clone().filter(|_| attempt > 1);
-                (
-                    agent.slug.clone(),
-                    self.branch_name(agent),
-                    self.upstream_branches(index),
-                    resume,
-                )
-            }
-        };
-        let front = &self.flight.frontmatter;
-        let workspace = WorkspacePlan {
-            repository: self.executor.repository.clone(),
-            base: None,
-            worktree: self.executor.work_root.join(&self.row.id).join(tree_slug),
-            branch,
-            merge,
-            out: agent.out.clone().or_else(|| front.out.clone()),
-            pull_request: PullRequestDraft {
-                id: format!(
-                    "{}-{}",
-                    self.row.id.get(..12).unwrap_or(&self.row.id),
-                    agent.slug
-                ),
-                run_id: self.row.id.clone(),
-                slug: agent.slug.clone(),
-                title: format!("{}: {}", self.flight.title, agent.slug),
-            },
-            store: self.executor.store.clone(),
-            clock: self.executor.clock.clone(),
-            required: coding,
-            github: self.executor.github.clone(),
-        };
-        let idle_timeout = agent.idle_timeout.unwrap_or(front.idle_timeout).as_std();
-        let model = agent.model.clone().or_else(|| front.model.clone());
-        let runtime = match runtime {
-            murmur_parser::Runtime::Exec => return Ok((workspace, RuntimePlan::Exec)),
-            murmur_parser::Runtime::Codex => RuntimePlan::Codex(Box::new(CodexPlan {
-                binary: self.executor.codex.binary.clone(),
-                config: self.executor.codex.config.clone(),
-                persona,
-                model,
-                resume,
-                idle_timeout,
-            })),
-            murmur_parser::Runtime::Claude => RuntimePlan::Claude(Box::new(ClaudePlan {
-                binary: self.executor.claude.binary.clone(),
-                overload_backoff: self.executor.claude.overload_backoff,
-                model,
-                persona,
-                resume,
-                idle_timeout,
-            })),
-        };
-        Ok((workspace, runtime))
-    }
-
-    /// `murmur/<flight>/<run>/<slug>`, or the agent's `branch` directive.
-    fn branch_name(&self, agent: &Agent) -> String {
-        match &agent.branch {
-            Some(branch) => {
-                let context = run::Context {
-                    event: self.event.as_ref(),
-                    run_id: &self.row.id,
-                    flight_name: &self.row.flight,
-                    inputs: &self.inputs,
-                    upstream: &[],
-                };
-                context.render(branch)
-            }
-            None => format!("murmur/{}/{}/{}", self.row.flight, self.row.id, agent.slug),
-        }
-    }
-
-    /// The branches of this agent's `needs` that produced commits, in `needs` order.
-    fn upstream_branches(&self, index: usize) -> Vec<String> {
-        self.agents[index]
-            .needs
-            .iter()
-            .filter_map(|slug| self.model.index_of(slug))
-            .map(|up| &self.model.agents()[up].delivered)
-            .filter(|delivered| delivered.commits > 0)
-            .filter_map(|delivered| delivered.branch.clone())
-            .collect()
-    }
 }

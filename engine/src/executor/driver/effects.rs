@@ -1,0 +1,154 @@
+//! The effects the driver performs once their events are committed: starting an attempt
+//! (an agent's turn, a follow-up, or a fan-out template resolving its items) and checking a gate.
+
+use murmur_parser::{Agent, FanOut, Runtime};
+
+use super::Driver;
+use super::plans::CodingPlan;
+use crate::event::GateKind;
+use crate::executor::gates::{self, GateCheck};
+use crate::executor::launch::{self, Finished, Launch, Message};
+use crate::executor::Error;
+use crate::model::AgentKind;
+use crate::run::{self, Context};
+
+impl Driver<'_> {
+    /// The effect of a committed `AgentStarted`.
+    pub(super) fn start(&mut self, index: usize, attempt: u32) -> Result<(), Error> {
+        let planning = match self.agents[index].fan_out() {
+            Some(FanOut::FromValue(_)) => return self.resolve_items(index, attempt),
+            Some(FanOut::Describe(description)) => Some(planner(&self.agents[index], &description)),
+            _ => None,
+        };
+        let (workspace, runtime) = self.plans(index, attempt)?;
+        let request = Launch {
+            index,
+            attempt,
+            agent: planning.as_ref().unwrap_or(&self.agents[index]),
+            flight: &self.flight,
+            run_id: &self.row.id,
+            flight_name: &self.row.flight,
+            inputs: &self.inputs,
+            event: self.event.as_ref(),
+            upstream: self.upstream_results(index),
+            follow_up: self.model.agents()[index].follow_up.clone(),
+            work_root: &self.executor.work_root,
+            repository: &self.executor.repository,
+            workspace,
+            runtime,
+        };
+        let stop = launch::launch(request, self.sender.clone())?;
+        self.stops.insert(index, stop);
+        Ok(())
+    }
+
+    /// `each: ${{ needs.plan.response }}`: the list is the rendered value, read as a JSON
+    /// array or one item a line; reported like an attempt's answer.
+    fn resolve_items(&mut self, index: usize, attempt: u32) -> Result<(), Error> {
+        let each = self.agents[index].each.clone().unwrap_or_default();
+        let upstream = self.upstream_results(index);
+        let response = self.context(&upstream).render(&each);
+        let _ = self.sender.send(Message::Exited {
+            index,
+            attempt,
+            result: Ok(Finished {
+                response,
+                delivered: Default::default(),
+            }),
+        });
+        Ok(())
+    }
+
+    pub(super) fn context<'a>(&'a self, upstream: &'a [run::UpstreamResult]) -> Context<'a> {
+        Context {
+            event: self.event.as_ref(),
+            run_id: &self.row.id,
+            flight_name: &self.row.flight,
+            inputs: &self.inputs,
+            upstream,
+        }
+    }
+
+    /// The effect of a committed `GateOpened` the engine checks itself.
+    pub(super) fn start_check(&mut self, index: usize, attempt: u32, gate: GateKind) {
+        let own = &self.model.agents()[index];
+        let agent = &self.agents[index];
+        let reviewer = self.reviewer_plan(agent);
+        let tree_slug = agent.continues.as_deref().unwrap_or(&agent.slug);
+        let run_dir = self.executor.work_root.join(&self.row.id);
+        let check = GateCheck {
+            index,
+            attempt,
+            gate,
+            slug: own.slug.clone(),
+            repository: self.executor.repository.clone(),
+            worktree: run_dir.join(tree_slug),
+            branch: own.delivered.branch.clone(),
+            prs: own.delivered.prs.clone(),
+            check_command: self.executor.check_command.clone(),
+            env: vec![
+                ("MURMUR_RUN_ID".to_owned(), self.row.id.clone()),
+                ("MURMUR_AGENT".to_owned(), own.slug.clone()),
+                ("MURMUR_GATE".to_owned(), gate.to_string()),
+            ],
+            reviewer,
+            scratch: run_dir.join(format!(".merge-{}-{attempt}", own.slug)),
+            store: self.executor.store.clone(),
+            clock: self.executor.clock.clone(),
+            github: self.executor.github.clone(),
+        };
+        let stop = gates::check(check, self.sender.clone());
+        self.stops.insert(index, stop);
+    }
+
+    /// The `review` gate's reviewer: persona `reviewer`, on its runtime, else the agent's or the
+    /// flight's coding runtime, else Claude Code.
+    fn reviewer_plan(&self, agent: &Agent) -> launch::RuntimePlan {
+        let Ok(persona) = crate::persona::resolve(&self.executor.repository, "reviewer") else {
+            return launch::RuntimePlan::Exec;
+        };
+        let runtime = [
+            persona.runtime,
+            agent.runtime,
+            Some(self.flight.frontmatter.runtime),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|runtime| *runtime != Runtime::Exec)
+        .unwrap_or(Runtime::Claude);
+        let front = &self.flight.frontmatter;
+        self.runtime_plan(CodingPlan {
+            runtime,
+            persona,
+            model: None,
+            resume: None,
+            idle_timeout: agent.idle_timeout.unwrap_or(front.idle_timeout).as_std(),
+        })
+    }
+
+    /// Fan-out instances the model created (while replaying, or just now) get their agent
+    /// definitions: the template's, with the item filled in.
+    pub(super) fn sync_instances(&mut self) {
+        for index in self.agents.len()..self.model.agents().len() {
+            let own = &self.model.agents()[index];
+            let AgentKind::Instance { template, item } = &own.kind else {
+                continue;
+            };
+            let instance = run::instance_of(&self.agents[*template], &own.slug, item);
+            self.agents.push(instance);
+            self.times.push((None, None));
+        }
+    }
+}
+
+/// The planning turn of `each: <description>`: asked for the list as JSON, once.
+fn planner(template: &Agent, description: &str) -> Agent {
+    let mut planner = template.clone();
+    planner.each = None;
+    planner.out = Some("respond".to_owned());
+    planner.prompt = format!(
+        "Plan a fan-out: list the items for this task, one agent will work on each item.\n\nThe items: {description}\n\nThe task each agent will do:\n\n{}\n\nAnswer with a JSON array of strings (the items) and nothing else.",
+        template.prompt.trim()
+    );
+    planner
+}

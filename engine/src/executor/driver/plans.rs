@@ -1,0 +1,185 @@
+//! How an attempt runs: its git workspace (branch, upstream branches to merge, what `out`
+//! delivers) and its runtime (persona, model, the session to continue).
+
+use murmur_parser::{Agent, Runtime};
+
+use super::Driver;
+use crate::executor::Error;
+use crate::executor::claude::ClaudePlan;
+use crate::executor::codex::CodexPlan;
+use crate::executor::launch::RuntimePlan;
+use crate::executor::workspace::{PullRequestDraft, WorkspacePlan};
+use crate::persona::Persona;
+use crate::run::{self, UpstreamResult};
+use crate::state::AgentState;
+
+/// A runtime, and what a coding agent needs to run on it.
+pub(super) struct CodingPlan {
+    pub runtime: Runtime,
+    pub persona: Persona,
+    pub model: Option<String>,
+    pub resume: Option<String>,
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Driver<'_> {
+    /// Every agent upstream of `index`, not just its direct `needs`: references may reach
+    /// further up, and the prompt's results block picks the direct ones.
+    pub(super) fn upstream_results(&self, index: usize) -> Vec<UpstreamResult> {
+        let agents = self.model.agents();
+        self.model
+            .ancestors(index)
+            .into_iter()
+            .map(|up| &agents[up])
+            .filter(|up| up.state == AgentState::Completed)
+            .map(|up| UpstreamResult {
+                slug: up.slug.clone(),
+                response: up.response.clone().unwrap_or_default(),
+                branch: up.delivered.branch.clone(),
+                commits: up.delivered.commits,
+                prs: up.delivered.prs.clone(),
+            })
+            .collect()
+    }
+
+    /// How attempt `attempt` of agent `index` runs: its runtime, persona and the session to
+    /// continue (coding agents), and its git workspace.
+    pub(super) fn plans(&self, index: usize, attempt: u32) -> Result<(WorkspacePlan, RuntimePlan), Error> {
+        let agent = &self.agents[index];
+        let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
+        let runtime = run::runtime_of(&self.flight, agent, &persona);
+        let coding = runtime != Runtime::Exec;
+        let own = &self.model.agents()[index];
+        let continued = agent
+            .continues
+            .as_deref()
+            .and_then(|up| self.model.index_of(up));
+        let (tree_slug, branch, merge, resume) = match continued {
+            Some(up) => {
+                let upstream = &self.model.agents()[up];
+                let branch = upstream
+                    .delivered
+                    .branch
+                    .clone()
+                    .unwrap_or_else(|| self.branch_name(&self.agents[up]));
+                let resume = own
+                    .session_id
+                    .clone()
+                    .filter(|_| attempt > 1)
+                    .or_else(|| upstream.session_id.clone());
+                (upstream.slug.clone(), branch, Vec::new(), resume)
+            }
+            None => {
+                let resume = own.session_id.clone().filter(|_| attempt > 1);
+                (
+                    agent.slug.clone(),
+                    self.branch_name(agent),
+                    self.upstream_branches(index),
+                    resume,
+                )
+            }
+        };
+        let front = &self.flight.frontmatter;
+        let workspace = WorkspacePlan {
+            repository: self.executor.repository.clone(),
+            base: None,
+            worktree: self.executor.work_root.join(&self.row.id).join(tree_slug),
+            branch,
+            merge,
+            // A template's own turn only plans its items; its instances deliver.
+            out: match own.kind {
+                crate::model::AgentKind::Template { .. } => None,
+                _ => agent.out.clone().or_else(|| front.out.clone()),
+            },
+            pull_request: PullRequestDraft {
+                id: format!(
+                    "{}-{}",
+                    self.row.id.get(..12).unwrap_or(&self.row.id),
+                    agent.slug
+                ),
+                run_id: self.row.id.clone(),
+                slug: agent.slug.clone(),
+                title: format!("{}: {}", self.flight.title, agent.slug),
+            },
+            store: self.executor.store.clone(),
+            clock: self.executor.clock.clone(),
+            required: coding,
+            github: self.executor.github.clone(),
+        };
+        let plan = CodingPlan {
+            runtime,
+            persona,
+            model: agent.model.clone().or_else(|| front.model.clone()),
+            resume,
+            idle_timeout: agent.idle_timeout.unwrap_or(front.idle_timeout).as_std(),
+        };
+        Ok((workspace, self.runtime_plan(plan)))
+    }
+
+    pub(super) fn runtime_plan(&self, plan: CodingPlan) -> RuntimePlan {
+        let CodingPlan {
+            runtime,
+            persona,
+            model,
+            resume,
+            idle_timeout,
+        } = plan;
+        match runtime {
+            Runtime::Exec => RuntimePlan::Exec,
+            Runtime::Codex => RuntimePlan::Codex(Box::new(CodexPlan {
+                binary: self.executor.codex.binary.clone(),
+                config: self.executor.codex.config.clone(),
+                persona,
+                model,
+                resume,
+                idle_timeout,
+            })),
+            Runtime::Claude => RuntimePlan::Claude(Box::new(ClaudePlan {
+                binary: self.executor.claude.binary.clone(),
+                overload_backoff: self.executor.claude.overload_backoff,
+                model,
+                persona,
+                resume,
+                idle_timeout,
+            })),
+        }
+    }
+
+    /// `murmur/<flight>/<run>/<slug>`, or the agent's `branch` directive.
+    pub(super) fn branch_name(&self, agent: &Agent) -> String {
+        match &agent.branch {
+            Some(branch) => {
+                let context = run::Context {
+                    event: self.event.as_ref(),
+                    run_id: &self.row.id,
+                    flight_name: &self.row.flight,
+                    inputs: &self.inputs,
+                    upstream: &[],
+                };
+                context.render(branch)
+            }
+            None => format!("murmur/{}/{}/{}", self.row.flight, self.row.id, agent.slug),
+        }
+    }
+
+    /// The branches of this agent's `needs` that produced commits, in `needs` order.
+    fn upstream_branches(&self, index: usize) -> Vec<String> {
+        self.agents[index]
+            .needs
+            .iter()
+            .filter_map(|slug| self.model.index_of(slug))
+            .flat_map(|up| self.with_instances(up))
+            .map(|up| &self.model.agents()[up].delivered)
+            .filter(|delivered| delivered.commits > 0)
+            .filter_map(|delivered| delivered.branch.clone())
+            .collect()
+    }
+
+    /// An agent, or for a fan-out template its instances: whose branches downstream merges.
+    fn with_instances(&self, index: usize) -> Vec<usize> {
+        match self.model.instances(index) {
+            [] => vec![index],
+            instances => instances.to_vec(),
+        }
+    }
+}
