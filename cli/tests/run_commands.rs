@@ -123,7 +123,11 @@ fn an_invalid_flight_or_an_unrunnable_agent_is_invalid_input() {
         ("broken", "# Broken\n\n## a\n> needs: b\n\nA.\n"),
         (
             "fanout",
-            "---\nruntime: exec\n---\n# Fan-out\n\n## docs\n> each: [api, cli]\n> command: echo {}\n",
+            "---\nruntime: exec\n---\n# Fan-out\n\n## docs\n> each: every public module\n> command: echo {}\n",
+        ),
+        (
+            "gated",
+            "---\nruntime: exec\n---\n# Gated\n\n## build\n> gate: ci\n> command: make\n",
         ),
     ]);
     let broken = murmur(repo.path(), &["flight", "run", "broken"]);
@@ -132,9 +136,16 @@ fn an_invalid_flight_or_an_unrunnable_agent_is_invalid_input() {
     let fanout = murmur(repo.path(), &["flight", "run", "fanout"]);
     assert_eq!(fanout.status.code(), Some(2));
     assert!(
-        stderr(&fanout).contains("uses `each (fan-out)`, which this build cannot run yet"),
+        stderr(&fanout).contains("agent `docs` fans out over a description, which a planning agent turns into a list, but it runs `exec`"),
         "{}",
         stderr(&fanout)
+    );
+    let gated = murmur(repo.path(), &["flight", "run", "gated"]);
+    assert_eq!(gated.status.code(), Some(2));
+    assert!(
+        stderr(&gated).contains("agent `build` has a `ci` gate, but the workspace has no check command: set `checks.command` in .murmur/murmur.yaml"),
+        "{}",
+        stderr(&gated)
     );
     assert_eq!(
         murmur(repo.path(), &["runs", "ls", "--json"]).stdout,

@@ -17,9 +17,13 @@ pub enum PrepareError {
     MissingInput(String),
     #[error("`{0}` is not an input assignment: write NAME=VALUE")]
     Malformed(String),
-    #[error("agent `{0}` has a `ci` gate, but the workspace has no check command: set `checks.command` in .murmur/murmur.yaml (for example `cargo test`)")]
+    #[error(
+        "agent `{0}` has a `ci` gate, but the workspace has no check command: set `checks.command` in .murmur/murmur.yaml (for example `cargo test`)"
+    )]
     NoCheckCommand(String),
-    #[error("agent `{0}` fans out over a description, which a planning agent turns into a list, but it runs `exec`: give an inline list (`each: [a, b]`), a reference (`each: ${{{{ needs.plan.response }}}}`), or a claude/codex runtime")]
+    #[error(
+        "agent `{0}` fans out over a description, which a planning agent turns into a list, but it runs `exec`: give an inline list (`each: [a, b]`), a reference (`each: ${{{{ needs.plan.response }}}}`), or a claude/codex runtime"
+    )]
     PlanningNeedsCodingAgent(String),
     #[error("agent `{0}` has no command: give it a fenced ```sh block or a `command` directive")]
     NoScript(String),

@@ -32,7 +32,10 @@ fn output_of<'e>(events: &'e [Event], who: &str) -> Vec<&'e str> {
 async fn instances_come_from_inline_lists_and_upstream_answers(db: &TestDb) {
     let repo = tempfile::tempdir().expect("temp dir");
     git(repo.path(), &["init", "-q", "-b", "main"]);
-    git(repo.path(), &["commit", "-q", "--allow-empty", "-m", "start"]);
+    git(
+        repo.path(),
+        &["commit", "-q", "--allow-empty", "-m", "start"],
+    );
     let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
     executor.repository = repo.path().to_path_buf();
     let id = start(&executor, FAN).await;
@@ -46,7 +49,11 @@ async fn instances_come_from_inline_lists_and_upstream_answers(db: &TestDb) {
             _ => None,
         })
         .collect();
-    assert_eq!(expanded.len(), 2, "each list is resolved once: {expanded:?}");
+    assert_eq!(
+        expanded.len(),
+        2,
+        "each list is resolved once: {expanded:?}"
+    );
     assert!(expanded.contains(&("docs", &["auth".to_owned(), "Billing API".to_owned()][..])));
     let mut states: Vec<(&str, &str)> = agents
         .iter()
@@ -66,9 +73,15 @@ async fn instances_come_from_inline_lists_and_upstream_answers(db: &TestDb) {
             ("plan", "completed"),
         ]
     );
-    let instance = agents.iter().find(|a| a.slug == "docs-billing-api").expect("instance");
+    let instance = agents
+        .iter()
+        .find(|a| a.slug == "docs-billing-api")
+        .expect("instance");
     assert_eq!(instance.response.as_deref(), Some("wrote Billing API"));
-    assert_eq!(instance.commits, 1, "each instance has its own branch and commits");
+    assert_eq!(
+        instance.commits, 1,
+        "each instance has its own branch and commits"
+    );
     let join = output_of(&events, "join");
     assert!(
         join.contains(&"doc-Billing API.txt") && join.contains(&"doc-auth.txt"),
@@ -115,7 +128,9 @@ async fn a_resumed_run_never_resolves_its_items_again(db: &TestDb) {
     let id = start(&executor, text).await;
     let before_crash = [
         Event::RunStarted,
-        Event::AgentQueued { slug: "plan".into() },
+        Event::AgentQueued {
+            slug: "plan".into(),
+        },
         Event::AgentStarted {
             slug: "plan".into(),
             attempt: 1,
@@ -126,7 +141,9 @@ async fn a_resumed_run_never_resolves_its_items_again(db: &TestDb) {
             response: "[\"a\", \"b\"]".into(),
             delivered: Default::default(),
         },
-        Event::AgentQueued { slug: "docs".into() },
+        Event::AgentQueued {
+            slug: "docs".into(),
+        },
         Event::AgentStarted {
             slug: "docs".into(),
             attempt: 1,
@@ -159,7 +176,9 @@ async fn a_resumed_run_never_resolves_its_items_again(db: &TestDb) {
     let (status, events) = drive(&executor, &id).await;
     assert_eq!(status, RunStatus::Completed);
     assert!(
-        !events.iter().any(|e| matches!(e, Event::AgentExpanded { .. })),
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::AgentExpanded { .. })),
         "no new list: {events:?}"
     );
     assert!(events.contains(&Event::AgentInterrupted {

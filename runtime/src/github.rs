@@ -124,7 +124,10 @@ pub async fn merge(api: &str, token: &str, pull_url: &str) -> Result<(), Error> 
     };
     let (owner, repo, number) =
         pull_of(pull_url).ok_or_else(|| refused(0, "not a GitHub pull request address".into()))?;
-    let base = format!("{}/repos/{owner}/{repo}/pulls/{number}", api.trim_end_matches('/'));
+    let base = format!(
+        "{}/repos/{owner}/{repo}/pulls/{number}",
+        api.trim_end_matches('/')
+    );
     let auth = format!("Bearer {token}");
     let api = api.to_owned();
     let answer = tokio::task::spawn_blocking(move || {

@@ -49,7 +49,11 @@ pub fn event_line(at: &str, event: &Event) -> String {
         Event::AgentRetried { .. } => "will run again (runs retry)".to_owned(),
         Event::RunRetried => "retried: failed, skipped and canceled agents run again".to_owned(),
         Event::AgentExpanded { items, .. } => {
-            format!("fans out over {} item(s): {}", items.len(), items.join(", "))
+            format!(
+                "fans out over {} item(s): {}",
+                items.len(),
+                items.join(", ")
+            )
         }
         Event::AgentAwaitingGates { response, .. } => {
             format!("turn done, checking gates: {}", first_line(response))

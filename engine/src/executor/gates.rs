@@ -122,7 +122,9 @@ async fn review(check: GateCheck, stop: oneshot::Receiver<()>) -> GateOutcome {
     };
     let diff = match diff {
         Ok(diff) => diff,
-        Err(error) => return GateOutcome::Broken(format!("cannot read the diff to review: {error}")),
+        Err(error) => {
+            return GateOutcome::Broken(format!("cannot read the diff to review: {error}"));
+        }
     };
     let prompt = review_prompt(&check.slug, &branch, &diff);
     let (updates, _) = mpsc::unbounded_channel();
@@ -273,10 +275,7 @@ mod tests {
             verdict("**APPROVE**\nLooks good."),
             GateOutcome::Passed(_)
         ));
-        assert!(matches!(
-            verdict("\nApproved."),
-            GateOutcome::Passed(_)
-        ));
+        assert!(matches!(verdict("\nApproved."), GateOutcome::Passed(_)));
         let GateOutcome::Failed(feedback) = verdict("REQUEST CHANGES\nRename `x`.") else {
             panic!("changes were requested");
         };

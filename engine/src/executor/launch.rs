@@ -229,7 +229,6 @@ fn environment(launch: &Launch<'_>, results_path: &Path) -> Vec<(String, String)
             launch.repository.display().to_string(),
         ),
         ("MURMUR_ATTEMPT".to_owned(), launch.attempt.to_string()),
-
         (
             "MURMUR_UPSTREAM_RESULTS".to_owned(),
             results_path.display().to_string(),

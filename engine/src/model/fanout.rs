@@ -19,7 +19,10 @@ pub enum AgentKind {
         items: Option<Vec<String>>,
         instances: Vec<usize>,
     },
-    Instance { template: usize, item: String },
+    Instance {
+        template: usize,
+        item: String,
+    },
 }
 
 impl AgentKind {

@@ -6,9 +6,9 @@ use murmur_parser::{Agent, FanOut, Runtime};
 use super::Driver;
 use super::plans::CodingPlan;
 use crate::event::GateKind;
+use crate::executor::Error;
 use crate::executor::gates::{self, GateCheck};
 use crate::executor::launch::{self, Finished, Launch, Message};
-use crate::executor::Error;
 use crate::model::AgentKind;
 use crate::run::{self, Context};
 

@@ -515,5 +515,4 @@ impl<'e> Driver<'e> {
             delivered: agent.delivered.clone(),
         }
     }
-
 }

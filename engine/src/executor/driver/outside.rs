@@ -23,7 +23,11 @@ impl Driver<'_> {
         if row.version == self.version {
             return Ok(None);
         }
-        let events = self.executor.store.events(&self.row.id, self.version).await?;
+        let events = self
+            .executor
+            .store
+            .events(&self.row.id, self.version)
+            .await?;
         let mut decoded = Vec::with_capacity(events.len());
         for stored in &events {
             let event: Event = serde_json::from_str(&stored.data).map_err(|e| {
@@ -99,7 +103,8 @@ fn is_decision(event: &Event) -> bool {
 
 fn rejection(comment: &str) -> String {
     if comment.trim().is_empty() {
-        "Your work was rejected at the `approve` gate, without a comment. Review it and improve it.".to_owned()
+        "Your work was rejected at the `approve` gate, without a comment. Review it and improve it."
+            .to_owned()
     } else {
         format!(
             "Your work was rejected at the `approve` gate. The reviewer's comment:\n\n{}\n\nAddress it and commit your changes.",

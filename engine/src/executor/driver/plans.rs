@@ -44,7 +44,11 @@ impl Driver<'_> {
 
     /// How attempt `attempt` of agent `index` runs: its runtime, persona and the session to
     /// continue (coding agents), and its git workspace.
-    pub(super) fn plans(&self, index: usize, attempt: u32) -> Result<(WorkspacePlan, RuntimePlan), Error> {
+    pub(super) fn plans(
+        &self,
+        index: usize,
+        attempt: u32,
+    ) -> Result<(WorkspacePlan, RuntimePlan), Error> {
         let agent = &self.agents[index];
         let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
         let runtime = run::runtime_of(&self.flight, agent, &persona);
