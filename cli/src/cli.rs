@@ -43,6 +43,8 @@ pub enum Command {
         #[command(subcommand)]
         command: PrCommand,
     },
+    #[command(flatten)]
+    Agents(crate::agent_cli::AgentCommand),
     /// Print a shell completion script (e.g. `murmur completions bash > /etc/bash_completion.d/murmur`)
     Completions {
         #[arg(value_enum)]

@@ -1,5 +1,6 @@
 //! The `murmur` binary: parse the command line, run one command, exit with its status.
 
+mod agent_cli;
 mod cli;
 mod commands;
 mod config;
@@ -45,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             FlightCommand::Ls(args) => commands::flight::ls(&args),
             FlightCommand::Run(args) => commands::runs::start(&args),
         },
+        Command::Agents(command) => commands::agents::run(command),
         Command::Runs { command } => match command {
             RunsCommand::Ls { json, limit, db } => commands::runs::list(&db, limit, json),
             RunsCommand::Show { run, json, db } => commands::runs::show(&db, &run, json),

@@ -100,8 +100,16 @@ pub enum Event {
         gate: GateKind,
         feedback: String,
     },
-    /// The agent works again in its own session on `text` (gate feedback or a queued message).
+    /// The agent works again in its own session on `text`: gate feedback, or the first
+    /// `messages` queued follow-ups (as many as the flight's `dequeue_strategy` takes).
     AgentFollowUp {
+        slug: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        messages: usize,
+    },
+    /// `murmur queue add`: a message for the agent, taken when its current turn is over.
+    FollowUpQueued {
         slug: String,
         text: String,
     },
@@ -112,6 +120,12 @@ pub enum Event {
     RunCanceled,
     /// `runs retry`: a failed or canceled run runs again, keeping what succeeded.
     RunRetried,
+    /// A completed run runs again because one of its agents was sent a follow-up.
+    RunReopened,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// An agent's deliverables: its branch and commits, pull requests, and what the model cost.
@@ -201,6 +215,8 @@ impl Event {
             Event::GatePassed { .. } => "gate_passed",
             Event::GateFailed { .. } => "gate_failed",
             Event::AgentFollowUp { .. } => "agent_follow_up",
+            Event::FollowUpQueued { .. } => "follow_up_queued",
+            Event::RunReopened => "run_reopened",
             Event::RunCompleted => "run_completed",
             Event::RunFailed { .. } => "run_failed",
             Event::RunCanceled => "run_canceled",
@@ -226,12 +242,14 @@ impl Event {
             | Event::GateOpened { slug, .. }
             | Event::GatePassed { slug, .. }
             | Event::GateFailed { slug, .. }
-            | Event::AgentFollowUp { slug, .. } => Some(slug),
+            | Event::AgentFollowUp { slug, .. }
+            | Event::FollowUpQueued { slug, .. } => Some(slug),
             Event::RunStarted
             | Event::RunCompleted
             | Event::RunFailed { .. }
             | Event::RunCanceled
-            | Event::RunRetried => None,
+            | Event::RunRetried
+            | Event::RunReopened => None,
         }
     }
 }

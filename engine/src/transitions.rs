@@ -28,6 +28,12 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (ChecksPending, "agent_succeeded", Completed),
     (ChecksPending, "agent_failed", Failed),
     (ChecksPending, "agent_canceled", Canceled),
+    (Completed, "agent_follow_up", Queued),
+    (Pending, "follow_up_queued", Pending),
+    (Queued, "follow_up_queued", Queued),
+    (Running, "follow_up_queued", Running),
+    (ChecksPending, "follow_up_queued", ChecksPending),
+    (Completed, "follow_up_queued", Completed),
     (Failed, "agent_retried", Pending),
     (Skipped, "agent_retried", Pending),
     (Canceled, "agent_retried", Pending),
@@ -115,12 +121,18 @@ mod tests {
             "agent_follow_up" => Event::AgentFollowUp {
                 slug,
                 text: String::new(),
+                messages: 0,
+            },
+            "follow_up_queued" => Event::FollowUpQueued {
+                slug,
+                text: String::new(),
             },
             _ => Event::AgentCanceled { slug },
         }
     }
 
-    const KINDS: [&str; 17] = [
+    const KINDS: [&str; 18] = [
+        "follow_up_queued",
         "agent_expanded",
         "agent_awaiting_gates",
         "gate_opened",

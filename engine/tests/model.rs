@@ -1,6 +1,7 @@
 //! The run model alone: pure, no IO. Scheduling order, the pool cap, the failure policy and
 //! the typed refusals.
 
+use murmur_engine::model::RunPolicy;
 use murmur_engine::{AgentState, Event, RunModel, RunStatus, TransitionError};
 use murmur_parser::Dag;
 
@@ -12,7 +13,7 @@ fn model(text: &str) -> RunModel {
     assert!(parsed.is_valid(), "{:?}", parsed.diagnostics);
     let flight = parsed.flight.expect("flight");
     let dag = Dag::build(&flight.agents).expect("dag");
-    RunModel::new(&flight.agents, &dag, flight.frontmatter.retries)
+    RunModel::new(&flight.agents, &dag, RunPolicy::of(&flight.frontmatter))
 }
 
 fn apply_all(model: &mut RunModel, events: &[Event]) {

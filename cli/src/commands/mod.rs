@@ -1,8 +1,9 @@
 //! One module per command group; each function is one command.
 
+pub mod agents;
 pub mod approve;
 pub mod flight;
-mod follow;
+pub mod follow;
 mod live;
 pub mod pr;
 pub mod runs;

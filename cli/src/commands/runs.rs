@@ -38,7 +38,7 @@ pub fn repository_for(flight_path: Option<&Path>) -> PathBuf {
 
 /// `--db` / `MURMUR_DATABASE_URL`, else the configuration's `database_url`, else the
 /// repository's `.murmur/murmur.db`.
-fn database_url(db: &DbArgs, repo: &Path) -> anyhow::Result<String> {
+pub fn database_url(db: &DbArgs, repo: &Path) -> anyhow::Result<String> {
     if let Some(url) = &db.db {
         return Ok(url.clone());
     }
@@ -126,7 +126,7 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
 }
 
 /// Continues the run in a background `murmur runs resume`, logging to .murmur/logs/RUN.log.
-fn detach(id: &str, db: &str, repo: &Path) -> anyhow::Result<()> {
+pub fn detach(id: &str, db: &str, repo: &Path) -> anyhow::Result<()> {
     let logs = repo.join(".murmur/logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let log_path = logs.join(format!("{id}.log"));

@@ -70,7 +70,11 @@ pub fn event_line(at: &str, event: &Event) -> String {
         Event::GateFailed { gate, feedback, .. } => {
             format!("`{gate}` gate did not pass: {}", first_line(feedback))
         }
-        Event::AgentFollowUp { text, .. } => format!("follow-up queued: {}", first_line(text)),
+        Event::AgentFollowUp { text, .. } => {
+            format!("works on a follow-up: {}", first_line(text))
+        }
+        Event::FollowUpQueued { text, .. } => format!("follow-up queued: {}", first_line(text)),
+        Event::RunReopened => "reopened: an agent has a follow-up".to_owned(),
     };
     format!("{time}  {who:<16} {what}")
 }

@@ -45,6 +45,23 @@ pub enum Error {
         slug: String,
         state: crate::state::AgentState,
     },
+    #[error(
+        "agent `{slug}` is {state}: it takes no follow-ups (`murmur runs retry {run}` runs it again)"
+    )]
+    CannotFollowUp {
+        run: String,
+        slug: String,
+        state: crate::state::AgentState,
+    },
+    #[error(
+        "run {run} is {status}: its agents take no follow-ups (`murmur runs retry {run}` runs it again)"
+    )]
+    RunEnded { run: String, status: RunStatus },
+    #[error("agent `{slug}` already ended: {state}")]
+    AlreadyEnded {
+        slug: String,
+        state: crate::state::AgentState,
+    },
     #[error("cannot prepare the working folder {path}: {source}")]
     Workdir {
         path: String,
@@ -217,16 +234,55 @@ impl Executor {
         slug: &str,
         verdict: &Verdict,
     ) -> Result<(), Error> {
+        self.record_on(run_id, Action::Decide(slug, verdict))
+            .await
+            .map(drop)
+    }
+
+    /// `murmur queue add`: a message for one agent, taken when its turn is over. Returns
+    /// whether its completed run was reopened (then nobody drives it: drive it next).
+    pub async fn queue_follow_up(
+        &self,
+        run_id: &str,
+        slug: &str,
+        text: &str,
+    ) -> Result<bool, Error> {
+        self.record_on(run_id, Action::FollowUp(slug, text)).await
+    }
+
+    /// `murmur kill`: cancels one agent of a run; the run ends as after a failure.
+    pub async fn kill(&self, run_id: &str, slug: &str) -> Result<(), Error> {
+        self.record_on(run_id, Action::Kill(slug)).await.map(drop)
+    }
+
+    /// Records an action on a run another process may be driving: a commit that races the
+    /// driver's is tried again on the new state.
+    async fn record_on(&self, run_id: &str, action: Action<'_>) -> Result<bool, Error> {
         let mut tries = 0;
         loop {
             let (observer, _) = mpsc::unbounded_channel();
             let mut driver = Driver::load(self, run_id, observer).await?;
-            match driver.decide_gate_now(slug, verdict).await {
+            let recorded = match action {
+                Action::Decide(slug, verdict) => {
+                    driver.decide_gate_now(slug, verdict).await.map(|()| false)
+                }
+                Action::FollowUp(slug, text) => driver.queue_follow_up_now(slug, text).await,
+                Action::Kill(slug) => driver.kill_now(slug).await.map(|()| false),
+            };
+            match recorded {
                 Err(Error::Store(store::Error::Conflict { .. })) if tries < 5 => tries += 1,
                 other => return other,
             }
         }
     }
+}
+
+/// What another process records on a run: a person's or an operator's act.
+#[derive(Clone, Copy)]
+enum Action<'a> {
+    Decide(&'a str, &'a Verdict),
+    FollowUp(&'a str, &'a str),
+    Kill(&'a str),
 }
 
 /// Kills every process this machine runs for `run_id` (agents and whatever they started).

@@ -102,6 +102,7 @@ impl RunModel {
             return Some(Event::AgentFollowUp {
                 slug,
                 text: feedback.clone(),
+                messages: 0,
             });
         }
         Some(match self.current_gate(index) {

@@ -5,16 +5,18 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
-use murmur_parser::{Agent, Dag};
+use murmur_parser::{Agent, Dag, DequeueStrategy};
 
 use crate::event::{Delivered, Event, GateKind};
 use crate::state::{AgentState, RunStatus};
 use crate::transitions::next_state;
 
 mod fanout;
+mod follow_up;
 mod gates;
 
 pub use fanout::AgentKind;
+pub use follow_up::RunPolicy;
 pub use gates::GateProgress;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +62,8 @@ pub struct AgentModel {
     pub gates: GateProgress,
     /// What the next attempt works on in the agent's own session, instead of its prompt.
     pub follow_up: Option<String>,
+    /// Queued follow-ups (`murmur queue add`) not yet taken.
+    pub inbox: Vec<String>,
 }
 
 impl AgentModel {
@@ -76,6 +80,7 @@ impl AgentModel {
             kind,
             gates: GateProgress::default(),
             follow_up: None,
+            inbox: Vec::new(),
         }
     }
 }
@@ -94,6 +99,9 @@ pub struct RunModel {
     /// Agents in `checks-pending`, and fan-out templates whose instances are at work.
     checking: BTreeSet<usize>,
     fanned_out: BTreeSet<usize>,
+    /// Agents with queued follow-ups.
+    inboxes: BTreeSet<usize>,
+    dequeue: DequeueStrategy,
     /// Upstreams of each agent that have not completed yet.
     waiting_on: Vec<usize>,
     /// Agents that may start: pending with every upstream done, or queued. Highest priority first.
@@ -104,8 +112,7 @@ pub struct RunModel {
 }
 
 impl RunModel {
-    /// `default_retries` is the flight's `retries`, for agents that do not set their own.
-    pub fn new(agents: &[Agent], dag: &Dag, default_retries: u32) -> Self {
+    pub fn new(agents: &[Agent], dag: &Dag, policy: RunPolicy) -> Self {
         let upstream: Vec<Vec<usize>> = (0..agents.len())
             .map(|i| dag.upstreams(i).into_iter().map(|(up, _)| up).collect())
             .collect();
@@ -143,10 +150,12 @@ impl RunModel {
                 .collect(),
             budgets: agents
                 .iter()
-                .map(|agent| agent.retries.unwrap_or(default_retries))
+                .map(|agent| agent.retries.unwrap_or(policy.retries))
                 .collect(),
             checking: BTreeSet::new(),
             fanned_out: BTreeSet::new(),
+            inboxes: BTreeSet::new(),
+            dequeue: policy.dequeue,
             waiting_on,
             ready,
             running: 0,
@@ -200,6 +209,7 @@ impl RunModel {
             (RunStatus::Running, Event::RunFailed { .. }) => RunStatus::Failed,
             (RunStatus::Queued | RunStatus::Running, Event::RunCanceled) => RunStatus::Canceled,
             (RunStatus::Failed | RunStatus::Canceled, Event::RunRetried) => RunStatus::Running,
+            (RunStatus::Completed, Event::RunReopened) => RunStatus::Running,
             (status, event) => {
                 return Err(TransitionError::IllegalRun {
                     status,
@@ -307,9 +317,17 @@ impl RunModel {
             Event::GateOpened { .. } | Event::GatePassed { .. } | Event::GateFailed { .. } => {
                 agent.gates.record(event);
             }
-            Event::AgentFollowUp { text, .. } => {
+            Event::AgentFollowUp { text, messages, .. } => {
                 agent.follow_up = Some(text.clone());
                 agent.gates.follow_up();
+                agent.inbox.drain(..(*messages).min(agent.inbox.len()));
+                if agent.inbox.is_empty() {
+                    self.inboxes.remove(&index);
+                }
+            }
+            Event::FollowUpQueued { text, .. } => {
+                agent.inbox.push(text.clone());
+                self.inboxes.insert(index);
             }
             Event::AgentRetrying {
                 error, not_before, ..
@@ -350,8 +368,13 @@ impl RunModel {
         }
         if from.is_terminal() && to == AgentState::Pending {
             self.reopen(index);
+        } else if from.is_terminal() && !to.is_terminal() {
+            self.terminal -= 1;
         }
-        if to == AgentState::Failed && self.first_failure.is_none() {
+        if from == AgentState::Completed {
+            self.unfinish(index);
+        }
+        if stops_the_run(to) && self.first_failure.is_none() {
             self.first_failure = Some(index);
         }
         if to == AgentState::Completed {
@@ -377,10 +400,19 @@ impl RunModel {
             self.ready.insert((Reverse(self.priority[index]), index));
         }
         if self.first_failure == Some(index) {
-            self.first_failure = self
-                .agents
-                .iter()
-                .position(|a| a.state == AgentState::Failed);
+            self.first_failure = self.agents.iter().position(|a| stops_the_run(a.state));
+        }
+    }
+
+    /// A completed agent works again (a follow-up): its downstreams wait for it again, and
+    /// those not yet started are no longer ready.
+    fn unfinish(&mut self, index: usize) {
+        for i in 0..self.downstream[index].len() {
+            let down = self.downstream[index][i];
+            self.waiting_on[down] += 1;
+            if self.agents[down].state == AgentState::Pending {
+                self.ready.remove(&(Reverse(self.priority[down]), down));
+            }
         }
     }
 
@@ -453,6 +485,7 @@ impl RunModel {
         }
         events.extend(self.checking.iter().filter_map(|&i| self.gate_step(i)));
         events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
+        events.extend(self.inboxes.iter().filter_map(|&i| self.take_follow_ups(i)));
         if events.is_empty() && self.terminal == self.agents.len() {
             events.push(Event::RunCompleted);
         }
@@ -487,7 +520,7 @@ impl RunModel {
         events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
         if events.is_empty() && self.running == 0 && self.checking.is_empty() {
             events.push(Event::RunFailed {
-                reason: format!("agent `{failed_slug}` failed"),
+                reason: format!("agent `{failed_slug}` {}", self.agents[failed].state),
             });
         }
         events
@@ -500,7 +533,10 @@ impl RunModel {
             .find(|up| matches!(up.state, AgentState::Failed | AgentState::Skipped));
         match blocked_by {
             Some(up) => format!("upstream `{}` {}", up.slug, up.state),
-            None => format!("not started because `{failed_slug}` failed"),
+            None => format!(
+                "not started because `{failed_slug}` {}",
+                self.agents[self.first_failure.unwrap_or_default()].state
+            ),
         }
     }
 
@@ -533,4 +569,9 @@ impl RunModel {
             })
             .collect()
     }
+}
+
+/// A failed agent, or one killed on its own (`murmur kill`), ends the run the same way.
+fn stops_the_run(state: AgentState) -> bool {
+    matches!(state, AgentState::Failed | AgentState::Canceled)
 }

@@ -3,6 +3,7 @@
 //! current state in one transaction, guarded by the run's version.
 
 mod backend;
+mod lookup;
 mod pulls;
 mod rows;
 mod schema;

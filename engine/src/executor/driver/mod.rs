@@ -11,7 +11,7 @@ use super::gates::GateOutcome;
 use super::launch::{Finished, Message};
 use super::{Committed, Error, Executor};
 use crate::event::{Event, GateKind, Stream};
-use crate::model::{AgentKind, RunModel};
+use crate::model::{AgentKind, RunModel, RunPolicy};
 use crate::run;
 use crate::state::{AgentState, RunStatus};
 use crate::store::{self, AgentUpdate, Commit, RunRow};
@@ -27,6 +27,8 @@ pub struct Driver<'e> {
     row: RunRow,
     flight: Flight,
     agents: Vec<Agent>,
+    /// How many of `agents` the flight itself has; fan-out instances follow.
+    flight_agents: usize,
     model: RunModel,
     version: i64,
     inputs: BTreeMap<String, String>,
@@ -39,7 +41,7 @@ pub struct Driver<'e> {
 }
 
 /// Events applied to the model but not yet committed, with what they touched.
-struct Batch {
+pub(super) struct Batch {
     at: String,
     events: Vec<Event>,
     touched: Vec<usize>,
@@ -73,13 +75,10 @@ impl<'e> Driver<'e> {
             .ok_or_else(|| Error::StoredFlight(row.id.clone()))?;
         let agents = run::agents_of(&flight);
         let dag = Dag::build(&agents).map_err(|_| Error::StoredFlight(row.id.clone()))?;
-        let mut model = RunModel::new(&agents, &dag, flight.frontmatter.retries);
+        let mut model = RunModel::new(&agents, &dag, RunPolicy::of(&flight.frontmatter));
         let agents_len = agents.len();
         for stored in store.events(&row.id, 0).await? {
-            let event: Event = serde_json::from_str(&stored.data).map_err(|e| {
-                store::Error::Corrupt(format!("event {} of run {}: {e}", stored.seq, row.id))
-            })?;
-            model.apply(&event)?;
+            model.apply(&outside::decode(&row.id, stored.seq, &stored.data)?)?;
         }
         let mut stored_times: HashMap<String, (Option<String>, Option<String>)> = store
             .agents(&row.id)
@@ -103,6 +102,7 @@ impl<'e> Driver<'e> {
             row,
             flight,
             agents,
+            flight_agents: agents_len,
             model,
             inputs,
             event,
@@ -304,7 +304,7 @@ impl<'e> Driver<'e> {
         }
     }
 
-    fn batch(&self) -> Batch {
+    pub(super) fn batch(&self) -> Batch {
         Batch {
             at: self.executor.clock.stamp(),
             events: Vec::new(),
@@ -315,7 +315,7 @@ impl<'e> Driver<'e> {
     }
 
     /// Lets the model decide until it has nothing more to say for now.
-    fn decide_into(&mut self, batch: &mut Batch) -> Result<(), Error> {
+    pub(super) fn decide_into(&mut self, batch: &mut Batch) -> Result<(), Error> {
         loop {
             let free = self.executor.slots.saturating_sub(self.model.running());
             let decided = self.model.decide(free, &self.executor.clock.stamp());
@@ -327,7 +327,7 @@ impl<'e> Driver<'e> {
     }
 
     /// Applies events to the model (refusing illegal ones) and adds them to the batch.
-    fn stage(&mut self, batch: &mut Batch, events: Vec<Event>) -> Result<(), Error> {
+    pub(super) fn stage(&mut self, batch: &mut Batch, events: Vec<Event>) -> Result<(), Error> {
         for event in events {
             self.model.apply(&event)?;
             if let Some(index) = event.slug().and_then(|slug| self.model.index_of(slug)) {
@@ -355,26 +355,30 @@ impl<'e> Driver<'e> {
 
     /// Commits the batch, tells observers, then performs its effects: starting agents, or
     /// stopping them when the run was canceled.
-    async fn checkpoint(&mut self, mut batch: Batch) -> Result<(), Error> {
+    pub(super) async fn checkpoint(&mut self, mut batch: Batch) -> Result<(), Error> {
         if batch.events.is_empty() {
             return self.perform(batch.started, batch.checks);
         }
-        batch.touched.sort_unstable();
-        batch.touched.dedup();
-        let updates: Vec<AgentUpdate> = batch.touched.iter().map(|&i| self.update_of(i)).collect();
-        let status = self.model.status();
-        let finished_at = status.is_terminal().then(|| batch.at.clone());
-        let first_seq = self.version + 1;
-        let commit = Commit {
-            run_id: &self.row.id,
-            expected_version: self.version,
-            at: &batch.at,
-            events: &batch.events,
-            agents: &updates,
-            status,
-            finished_at: finished_at.as_deref(),
+        let first_seq = loop {
+            batch.touched.sort_unstable();
+            batch.touched.dedup();
+            match self.commit(&batch).await {
+                Ok(version) => {
+                    let first = self.version + 1;
+                    self.version = version;
+                    break first;
+                }
+                // Another process recorded an approval, a follow-up or a kill meanwhile:
+                // take it in and commit this batch again on top of it.
+                Err(conflict @ store::Error::Conflict { .. }) => {
+                    if !self.take_in_outside(&mut batch).await? {
+                        return Err(conflict.into());
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
         };
-        self.version = self.executor.store.commit(&commit).await?;
+        let status = self.model.status();
         for (offset, event) in batch.events.into_iter().enumerate() {
             let committed = Committed {
                 seq: first_seq + offset as i64,
@@ -387,6 +391,22 @@ impl<'e> Driver<'e> {
             self.stop_all();
         }
         self.perform(batch.started, batch.checks)
+    }
+
+    async fn commit(&self, batch: &Batch) -> Result<i64, store::Error> {
+        let updates: Vec<AgentUpdate> = batch.touched.iter().map(|&i| self.update_of(i)).collect();
+        let status = self.model.status();
+        let finished_at = status.is_terminal().then(|| batch.at.clone());
+        let commit = Commit {
+            run_id: &self.row.id,
+            expected_version: self.version,
+            at: &batch.at,
+            events: &batch.events,
+            agents: &updates,
+            status,
+            finished_at: finished_at.as_deref(),
+        };
+        self.executor.store.commit(&commit).await
     }
 
     /// Starts the attempts and gate checks of a committed batch.

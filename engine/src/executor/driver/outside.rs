@@ -1,10 +1,13 @@
 //! What other processes record about a run while this one drives it. A person's decision at
-//! an `approve` gate (from `murmur runs approve` or the HTTP API) is taken in; anything else,
-//! such as a cancel, means this process stops driving.
+//! an `approve` gate, a queued follow-up and a killed agent are taken in; anything else, such
+//! as a cancel of the whole run, means this process stops driving.
 
-use super::Driver;
+use murmur_parser::Dag;
+
+use super::{Batch, Driver};
 use crate::event::{Event, GateKind};
 use crate::executor::{Committed, Error};
+use crate::model::{RunModel, RunPolicy};
 use crate::state::{AgentState, RunStatus};
 use crate::store;
 
@@ -23,38 +26,83 @@ impl Driver<'_> {
         if row.version == self.version {
             return Ok(None);
         }
-        let events = self
-            .executor
-            .store
-            .events(&self.row.id, self.version)
-            .await?;
-        let mut decoded = Vec::with_capacity(events.len());
-        for stored in &events {
-            let event: Event = serde_json::from_str(&stored.data).map_err(|e| {
-                store::Error::Corrupt(format!("event {} of run {}: {e}", stored.seq, row.id))
-            })?;
-            decoded.push((stored.seq, stored.at.clone(), event));
-        }
-        if !decoded.iter().all(|(_, _, event)| is_decision(event)) {
+        let outside = self.outside_events().await?;
+        if !outside.iter().all(|(_, _, event)| taken_in(event)) {
             let status = RunStatus::parse(&row.status)
                 .ok_or_else(|| store::Error::Corrupt(format!("run status `{}`", row.status)))?;
             return Ok(Some(status));
         }
-        for (seq, at, event) in decoded {
-            self.model.apply(&event)?;
-            let _ = self.observer.send(Committed { seq, at, event });
+        for (_, _, event) in &outside {
+            self.model.apply(event)?;
         }
+        self.publish(outside);
         self.version = row.version;
         Ok(None)
+    }
+
+    /// After a commit lost the race to another process: when what that process recorded can
+    /// be taken in, the model is rebuilt from the log, the batch's events that still apply are
+    /// staged again on top, and the model decides again. False when the run must stop instead.
+    pub(super) async fn take_in_outside(&mut self, batch: &mut Batch) -> Result<bool, Error> {
+        let outside = self.outside_events().await?;
+        if !outside.iter().all(|(_, _, event)| taken_in(event)) {
+            return Ok(false);
+        }
+        let version = outside.last().map_or(self.version, |(seq, _, _)| *seq);
+        let flight_agents = &self.agents[..self.flight_agents];
+        let dag =
+            Dag::build(flight_agents).map_err(|_| Error::StoredFlight(self.row.id.clone()))?;
+        let mut model = RunModel::new(flight_agents, &dag, RunPolicy::of(&self.flight.frontmatter));
+        for stored in self.executor.store.events(&self.row.id, 0).await? {
+            model.apply(&decode(&self.row.id, stored.seq, &stored.data)?)?;
+        }
+        self.model = model;
+        self.version = version;
+        self.publish(outside);
+        let at = batch.at.clone();
+        let pending = std::mem::replace(batch, self.batch());
+        batch.at = at;
+        for event in pending.events {
+            // The run's own verdicts are decided again on the new state.
+            let verdict = matches!(event, Event::RunCompleted | Event::RunFailed { .. });
+            if !verdict && self.model.clone().apply(&event).is_ok() {
+                self.stage(batch, vec![event])?;
+            }
+        }
+        self.decide_into(batch)?;
+        Ok(true)
+    }
+
+    /// Events committed by others since this driver's last commit.
+    async fn outside_events(&self) -> Result<Vec<(i64, String, Event)>, Error> {
+        let stored = self
+            .executor
+            .store
+            .events(&self.row.id, self.version)
+            .await?;
+        stored
+            .into_iter()
+            .map(|row| Ok((row.seq, row.at, decode(&self.row.id, row.seq, &row.data)?)))
+            .collect()
+    }
+
+    /// Tells observers, and stops the work of an agent that was killed.
+    fn publish(&mut self, outside: Vec<(i64, String, Event)>) {
+        for (seq, at, event) in outside {
+            if let Event::AgentCanceled { slug } = &event
+                && let Some(index) = self.model.index_of(slug)
+                && let Some(stop) = self.stops.remove(&index)
+            {
+                let _ = stop.send(());
+            }
+            let _ = self.observer.send(Committed { seq, at, event });
+        }
     }
 
     /// Records a person's decision at the agent's `approve` gate (this process does not drive
     /// the run; the one that does takes the decision in).
     pub async fn decide_gate_now(&mut self, slug: &str, verdict: &Verdict) -> Result<(), Error> {
-        let index = self
-            .model
-            .index_of(slug)
-            .ok_or_else(|| Error::NoAgent(slug.to_owned()))?;
+        let index = self.agent_index(slug)?;
         let agent = &self.model.agents()[index];
         let waiting = agent.state == AgentState::ChecksPending
             && agent.gates.open
@@ -86,9 +134,78 @@ impl Driver<'_> {
         self.stage(&mut batch, vec![event])?;
         self.checkpoint(batch).await
     }
+
+    /// `murmur queue add`: queues a message for the agent; a completed run is reopened so
+    /// that the agent can take it. Returns whether the run was reopened (nobody drives it).
+    pub async fn queue_follow_up_now(&mut self, slug: &str, text: &str) -> Result<bool, Error> {
+        let index = self.agent_index(slug)?;
+        let agent = &self.model.agents()[index];
+        let status = self.model.status();
+        if matches!(status, RunStatus::Failed | RunStatus::Canceled) {
+            return Err(Error::RunEnded {
+                run: self.row.id.clone(),
+                status,
+            });
+        }
+        if matches!(
+            agent.state,
+            AgentState::Failed | AgentState::Skipped | AgentState::Canceled
+        ) {
+            return Err(Error::CannotFollowUp {
+                run: self.row.id.clone(),
+                slug: slug.to_owned(),
+                state: agent.state,
+            });
+        }
+        let mut events = vec![Event::FollowUpQueued {
+            slug: agent.slug.clone(),
+            text: text.to_owned(),
+        }];
+        let reopen = status == RunStatus::Completed;
+        if reopen {
+            events.push(Event::RunReopened);
+        }
+        let mut batch = self.batch();
+        self.stage(&mut batch, events)?;
+        self.checkpoint(batch).await?;
+        Ok(reopen)
+    }
+
+    /// `murmur kill`: cancels one agent (a fan-out template with its instances). The process
+    /// driving the run stops its work; the run then ends as after a failure.
+    pub async fn kill_now(&mut self, slug: &str) -> Result<(), Error> {
+        let index = self.agent_index(slug)?;
+        let agent = &self.model.agents()[index];
+        if agent.state.is_terminal() {
+            return Err(Error::AlreadyEnded {
+                slug: slug.to_owned(),
+                state: agent.state,
+            });
+        }
+        let events: Vec<Event> = self
+            .model
+            .instances(index)
+            .iter()
+            .chain([&index])
+            .map(|&i| &self.model.agents()[i])
+            .filter(|agent| !agent.state.is_terminal())
+            .map(|agent| Event::AgentCanceled {
+                slug: agent.slug.clone(),
+            })
+            .collect();
+        let mut batch = self.batch();
+        self.stage(&mut batch, events)?;
+        self.checkpoint(batch).await
+    }
+
+    fn agent_index(&self, slug: &str) -> Result<usize, Error> {
+        self.model
+            .index_of(slug)
+            .ok_or_else(|| Error::NoAgent(slug.to_owned()))
+    }
 }
 
-fn is_decision(event: &Event) -> bool {
+fn taken_in(event: &Event) -> bool {
     matches!(
         event,
         Event::GatePassed {
@@ -97,7 +214,8 @@ fn is_decision(event: &Event) -> bool {
         } | Event::GateFailed {
             gate: GateKind::Approve,
             ..
-        }
+        } | Event::FollowUpQueued { .. }
+            | Event::AgentCanceled { .. }
     )
 }
 
@@ -111,4 +229,9 @@ fn rejection(comment: &str) -> String {
             comment.trim()
         )
     }
+}
+
+pub(super) fn decode(run_id: &str, seq: i64, data: &str) -> Result<Event, Error> {
+    serde_json::from_str(data)
+        .map_err(|e| store::Error::Corrupt(format!("event {seq} of run {run_id}: {e}")).into())
 }

@@ -1,0 +1,88 @@
+//! Murmur's agent commands as clap types: `ls`, `status`, `wait`, `kill`, `queue add`.
+//! An agent is named by its slug (the newest run that has it), `RUN/SLUG`, or `--run RUN`.
+
+use clap::{Args, Subcommand};
+
+use crate::cli::DbArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// List agents: those at work (not finished) in every run, or with --all every agent of
+    /// the newest runs
+    Ls {
+        #[arg(long)]
+        all: bool,
+        /// Print JSON: an array of {"run", "flight", "slug", "state", "attempts", "branch"}
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show one agent: its phase, attempts, branch, session and result
+    Status {
+        #[command(flatten)]
+        agent: AgentName,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Wait until an agent reaches a phase (default: until it is finished)
+    ///
+    /// Exit status: 0 when it reached the phase (or, by default, completed), 1 when it ended
+    /// otherwise, 2 when the time given with --timeout ran out.
+    Wait {
+        #[command(flatten)]
+        agent: AgentName,
+        /// A phase: pending, queued, running, checks-pending, completed, failed, ...
+        #[arg(long)]
+        phase: Option<String>,
+        /// Give up after this long (`90s`, `10m`)
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Stop an agent: its processes are killed and it is marked canceled; its run then ends as
+    /// after a failure (`murmur runs retry` runs it again)
+    Kill {
+        #[command(flatten)]
+        agent: AgentName,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Follow-ups for agents
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Send a follow-up to an agent: it works on it in its own session once its current turn
+    /// is over (a finished agent's run is reopened and driven here, unless --detach)
+    Add {
+        #[command(flatten)]
+        agent: AgentName,
+        /// The message
+        text: String,
+        /// Leave the reopened run to a background process
+        #[arg(long)]
+        detach: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentName {
+    /// The agent's slug, or RUN/SLUG
+    #[arg(value_name = "SLUG")]
+    pub slug: String,
+    /// The run the agent belongs to (default: the newest run with an agent of that slug)
+    #[arg(long)]
+    pub run: Option<String>,
+}
