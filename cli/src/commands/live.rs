@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use murmur_engine::Event;
+use murmur_engine::event::GateKind;
 use murmur_engine::executor::Committed;
 
 pub struct LiveView {
@@ -27,48 +28,51 @@ struct Row {
 
 impl LiveView {
     pub fn new(title: String, slugs: &[String]) -> Self {
-        Self {
+        let mut view = Self {
             title,
-            agents: slugs
-                .iter()
-                .map(|slug| Row {
-                    slug: slug.clone(),
-                    state: "pending",
-                    since: None,
-                    finished: None,
-                    last_line: String::new(),
-                })
-                .collect(),
-            index: slugs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.clone(), i))
-                .collect(),
+            agents: Vec::new(),
+            index: HashMap::new(),
             run_state: "queued",
             started: Instant::now(),
             drawn_lines: 0,
             width: terminal_width(),
+        };
+        for slug in slugs {
+            view.row(slug);
         }
+        view
+    }
+
+    /// The agent's row; fan-out instances get theirs when they first show up.
+    fn row(&mut self, slug: &str) -> &mut Row {
+        let next = self.agents.len();
+        let index = *self.index.entry(slug.to_owned()).or_insert(next);
+        if index == next {
+            self.agents.push(Row {
+                slug: slug.to_owned(),
+                state: "pending",
+                since: None,
+                finished: None,
+                last_line: String::new(),
+            });
+        }
+        &mut self.agents[index]
     }
 
     pub fn record(&mut self, committed: &Committed) {
         let now = Instant::now();
         let event = &committed.event;
-        let Some(row) = event
-            .slug()
-            .and_then(|slug| self.index.get(slug))
-            .map(|&i| &mut self.agents[i])
-        else {
+        let Some(slug) = event.slug() else {
             self.run_state = match event {
-                Event::RunStarted => "running",
+                Event::RunStarted | Event::RunRetried | Event::RunReopened => "running",
                 Event::RunCompleted => "completed",
                 Event::RunFailed { .. } => "failed",
                 Event::RunCanceled => "canceled",
-                Event::RunRetried => "running",
                 _ => self.run_state,
             };
             return;
         };
+        let row = self.row(slug);
         match event {
             Event::AgentQueued { .. } => row.state = "queued",
             Event::AgentStarted { .. } => {
@@ -95,6 +99,20 @@ impl LiveView {
             }
             Event::AgentCanceled { .. } => finish(row, "canceled", now),
             Event::AgentRetried { .. } => row.state = "pending",
+            Event::AgentExpanded { items, .. } => {
+                row.state = "fanned-out";
+                row.last_line = format!("{} instance(s)", items.len());
+            }
+            Event::AgentAwaitingGates { .. } => row.state = "checks-pending",
+            Event::GateOpened { gate, .. } => row.last_line = gate_waiting(*gate),
+            Event::GatePassed { gate, .. } => row.last_line = format!("`{gate}` gate passed"),
+            Event::GateFailed { gate, .. } => {
+                row.last_line = format!("`{gate}` gate did not pass; feedback goes back")
+            }
+            Event::AgentFollowUp { .. } => {
+                row.state = "queued";
+                row.finished = None;
+            }
             _ => {}
         }
     }
@@ -118,22 +136,49 @@ impl LiveView {
             self.run_state,
             seconds(elapsed)
         ));
-        let slug_width = self.agents.iter().map(|r| r.slug.len()).max().unwrap_or(0);
-        for row in &self.agents {
+        let shown = self.shown_rows();
+        let slug_width = shown.iter().map(|r| r.slug.len()).max().unwrap_or(0);
+        for row in &shown {
             let time = match (row.since, row.finished) {
                 (Some(since), Some(end)) => seconds(end.duration_since(since).as_secs_f64()),
                 (Some(since), None) => seconds(since.elapsed().as_secs_f64()),
                 _ => String::new(),
             };
             let line = format!(
-                "  {:<slug_width$}  {:<10} {:>7}  {}",
+                "  {:<slug_width$}  {:<14} {:>7}  {}",
                 row.slug, row.state, time, row.last_line
             );
             out.push_str(&clip(&line, self.width));
             out.push('\n');
         }
-        self.drawn_lines = self.agents.len() + 1;
+        let hidden = self.agents.len() - shown.len();
+        if hidden > 0 {
+            out.push_str(&format!("  … and {hidden} more agents (murmur ls)\n"));
+        }
+        self.drawn_lines = shown.len() + 1 + usize::from(hidden > 0);
         out
+    }
+
+    /// Every row while they fit; beyond that (a wide fan-out) the unfinished ones first.
+    fn shown_rows(&self) -> Vec<&Row> {
+        if self.agents.len() <= MAX_ROWS {
+            return self.agents.iter().collect();
+        }
+        let (mut shown, finished): (Vec<&Row>, Vec<&Row>) =
+            self.agents.iter().partition(|row| row.finished.is_none());
+        shown.extend(finished);
+        shown.truncate(MAX_ROWS);
+        shown
+    }
+}
+
+/// More rows than this would scroll the view off a terminal.
+const MAX_ROWS: usize = 40;
+
+fn gate_waiting(gate: GateKind) -> String {
+    match gate {
+        GateKind::Approve => "waiting for approval: murmur runs approve RUN SLUG".to_owned(),
+        other => format!("checking the `{other}` gate"),
     }
 }
 
@@ -205,5 +250,25 @@ mod tests {
             second.contains("plan   failed") && second.contains("exit 1"),
             "{second}"
         );
+    }
+
+    #[test]
+    fn fan_out_instances_get_rows_and_a_wide_one_is_cut_short() {
+        let mut view = LiveView::new("run y".into(), &["docs".into()]);
+        let items: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        view.record(&committed(Event::AgentExpanded {
+            slug: "docs".into(),
+            items: items.clone(),
+        }));
+        for item in &items {
+            view.record(&committed(Event::AgentQueued {
+                slug: format!("docs-{item}"),
+            }));
+        }
+        let frame = view.frame();
+        assert!(frame.contains("docs      fanned-out"), "{frame}");
+        assert!(frame.contains("docs-m0"), "{frame}");
+        assert!(frame.contains("… and 61 more agents"), "{frame}");
+        assert_eq!(frame.lines().count(), 42);
     }
 }
