@@ -1,12 +1,13 @@
 //! Real coding agents end to end: the `murmur` binary runs a flight whose agents are the real
 //! Claude Code CLI, talking to a scripted model server on 127.0.0.1. Real git, real commits.
 
-use murmur_testkit::git::git;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod claude_project;
 
-use murmur_testkit::claude_cli::{QUIET_ENV, claude_bin};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use claude_project::{Project, agent, all_text, commit, text};
+use murmur_testkit::git::git;
 use murmur_testkit::{ModelServer, Turn};
 use serde_json::Value;
 
@@ -34,90 +35,9 @@ Implement the plan.
 Polish the wording.
 ";
 
-struct Project {
-    dir: tempfile::TempDir,
-    home: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let home = tempfile::tempdir().expect("temp home");
-        let repo = dir.path();
-        git(repo, &["init", "-q", "-b", "main"]);
-        std::fs::create_dir_all(repo.join(".murmur/flights")).expect("mkdir");
-        std::fs::write(repo.join(".murmur/flights/feature.md"), FLIGHT).expect("flight");
-        std::fs::write(
-            repo.join(".gitignore"),
-            ".murmur/work/\n.murmur/murmur.db*\n",
-        )
-        .expect("ignore");
-        std::fs::write(repo.join("README.md"), "# Demo\n").expect("readme");
-        git(repo, &["add", "."]);
-        git(repo, &["commit", "-qm", "start"]);
-        Self { dir, home }
-    }
-
-    fn repo(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `murmur ARGS` with the CLI pointed at `server`, isolated like testkit isolates it.
-    fn murmur(&self, server: &ModelServer, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_murmur"));
-        command
-            .args(args)
-            .current_dir(self.repo())
-            .env("MURMUR_CLAUDE_BIN", claude_bin())
-            .env("HOME", self.home.path())
-            .env("TMPDIR", self.home.path())
-            .env("ANTHROPIC_BASE_URL", server.url())
-            .env("ANTHROPIC_API_KEY", "test-key")
-            .env("NO_COLOR", "1")
-            .envs(QUIET_ENV.iter().copied());
-        command
-    }
-
-    /// The id of the newest run.
-    fn latest_run(&self, server: &ModelServer) -> String {
-        let runs = self.json(server, &["runs", "ls", "--json"]);
-        runs[0]["id"].as_str().expect("a run id").to_owned()
-    }
-
-    fn json(&self, server: &ModelServer, args: &[&str]) -> Value {
-        let out = self.murmur(server, args).output().expect("murmur runs");
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn commit(message: &str, file: &str, content: &str) -> Turn {
-    Turn::bash(format!(
-        "printf '{content}\\n' > {file} && git add {file} && git -c user.name=a -c user.email=a@a commit -qm '{message}'"
-    ))
-}
-
-fn agent<'v>(show: &'v Value, slug: &str) -> &'v Value {
-    show["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["slug"] == slug))
-        .unwrap_or_else(|| panic!("no {slug}: {show}"))
-}
-
-fn all_text(request: &Value) -> String {
-    request["messages"].to_string()
-}
-
 #[test]
 fn design_implement_polish_with_the_real_claude_cli() {
-    let project = Project::new();
+    let project = Project::new(&[("feature", FLIGHT)]);
     let server = ModelServer::start(vec![
         Turn::text("Plan: create GREETING.md that says hello."),
         commit("Add greeting", "GREETING.md", "Hello"),
@@ -231,7 +151,7 @@ fn kill_when(mut engine: Child, stop: impl Fn(&Value) -> bool, ready: impl FnOnc
 
 #[test]
 fn a_killed_engine_resumes_the_agents_session_instead_of_restarting_it() {
-    let project = Project::new();
+    let project = Project::new(&[("feature", FLIGHT)]);
     let first = ModelServer::start(vec![
         Turn::text("Plan: one file."),
         commit("Add greeting", "GREETING.md", "Hello"),
@@ -312,7 +232,7 @@ fn a_killed_engine_resumes_the_agents_session_instead_of_restarting_it() {
 
 #[test]
 fn a_session_killed_before_it_was_saved_starts_afresh_in_the_same_worktree() {
-    let project = Project::new();
+    let project = Project::new(&[("feature", FLIGHT)]);
     let first = ModelServer::start(vec![Turn::text("Plan: one file."), Turn::Hang]);
     let engine = project
         .murmur(&first, &["flight", "run", "feature", "--json"])
@@ -348,7 +268,7 @@ fn a_session_killed_before_it_was_saved_starts_afresh_in_the_same_worktree() {
 
 #[test]
 fn a_model_that_never_answers_trips_the_watchdog() {
-    let project = Project::new();
+    let project = Project::new(&[("feature", FLIGHT)]);
     let flight = FLIGHT.replace("runtime: claude\n", "runtime: claude\nidle_timeout: 2s\n");
     std::fs::write(project.repo().join(".murmur/flights/feature.md"), flight).expect("write");
     git(project.repo(), &["commit", "-qam", "short idle timeout"]);
@@ -371,7 +291,7 @@ fn a_model_that_never_answers_trips_the_watchdog() {
 
 #[test]
 fn a_missing_cli_or_a_dirty_repository_fails_the_agent_clearly() {
-    let project = Project::new();
+    let project = Project::new(&[("feature", FLIGHT)]);
     let server = ModelServer::start(vec![Turn::text("never used")]);
     let missing = project
         .murmur(&server, &["flight", "run", "feature"])
@@ -408,7 +328,7 @@ fn a_missing_cli_or_a_dirty_repository_fails_the_agent_clearly() {
 
 #[test]
 fn an_overloaded_model_parks_the_agent_and_it_tries_again() {
-    let project = Project::new();
+    let project = Project::new(&[("feature", FLIGHT)]);
     std::fs::write(
         project.repo().join(".murmur/murmur.yaml"),
         "runtimes:\n  claude:\n    overload_backoff: 1s\n",

@@ -1,0 +1,97 @@
+//! A git repository with flights whose agents are the real Claude Code CLI, talking to a
+//! scripted model server; shared by the tests that drive `murmur` that way.
+#![allow(dead_code)] // Each test file uses its own part of it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use murmur_testkit::ModelServer;
+use murmur_testkit::Turn;
+use murmur_testkit::claude_cli::{QUIET_ENV, claude_bin};
+use murmur_testkit::git::git;
+use serde_json::Value;
+
+pub struct Project {
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Project {
+    /// A git repository with these flights committed, and a home of its own for the CLI.
+    pub fn new(flights: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = tempfile::tempdir().expect("temp home");
+        let repo = dir.path();
+        git(repo, &["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(repo.join(".murmur/flights")).expect("mkdir");
+        for (name, flight) in flights {
+            let path = repo.join(format!(".murmur/flights/{name}.md"));
+            std::fs::write(path, flight).expect("flight");
+        }
+        std::fs::write(
+            repo.join(".gitignore"),
+            ".murmur/work/\n.murmur/murmur.db*\n",
+        )
+        .expect("ignore");
+        std::fs::write(repo.join("README.md"), "# Demo\n").expect("readme");
+        git(repo, &["add", "."]);
+        git(repo, &["commit", "-qm", "start"]);
+        Self { dir, home }
+    }
+
+    pub fn repo(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `murmur ARGS` with the CLI pointed at `server`, isolated like testkit isolates it.
+    pub fn murmur(&self, server: &ModelServer, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_murmur"));
+        command
+            .args(args)
+            .current_dir(self.repo())
+            .env("MURMUR_CLAUDE_BIN", claude_bin())
+            .env("HOME", self.home.path())
+            .env("TMPDIR", self.home.path())
+            .env("ANTHROPIC_BASE_URL", server.url())
+            .env("ANTHROPIC_API_KEY", "test-key")
+            .env("NO_COLOR", "1")
+            .envs(QUIET_ENV.iter().copied());
+        command
+    }
+
+    /// The id of the newest run.
+    pub fn latest_run(&self, server: &ModelServer) -> String {
+        let runs = self.json(server, &["runs", "ls", "--json"]);
+        runs[0]["id"].as_str().expect("a run id").to_owned()
+    }
+
+    pub fn json(&self, server: &ModelServer, args: &[&str]) -> Value {
+        let out = self.murmur(server, args).output().expect("murmur runs");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn commit(message: &str, file: &str, content: &str) -> Turn {
+    Turn::bash(format!(
+        "printf '{content}\\n' > {file} && git add {file} && git -c user.name=a -c user.email=a@a commit -qm '{message}'"
+    ))
+}
+
+pub fn agent<'v>(show: &'v Value, slug: &str) -> &'v Value {
+    show["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["slug"] == slug))
+        .unwrap_or_else(|| panic!("no {slug}: {show}"))
+}
+
+pub fn all_text(request: &Value) -> String {
+    request["messages"].to_string()
+}
