@@ -7,6 +7,7 @@ mod support;
 use backends::TestDb;
 use murmur_engine::executor::Committed;
 use murmur_engine::{Event, RunStatus};
+use murmur_testkit::git::git;
 use support::{drive, executor, start};
 use tokio::sync::mpsc;
 
@@ -15,6 +16,7 @@ every_backend!(
     dequeue_all_takes_every_queued_follow_up_in_one_turn,
     a_follow_up_sent_while_the_agent_works_waits_for_its_turn_to_end,
     killing_an_agent_stops_its_process_and_fails_the_run,
+    on_idle_terminate_releases_the_worktree_and_a_follow_up_attaches_it_again,
 );
 
 fn chat(strategy: &str) -> String {
@@ -158,4 +160,36 @@ async fn killing_an_agent_stops_its_process_and_fails_the_run(db: &TestDb) {
         executor.kill(&id, "stuck").await.is_err(),
         "it already ended"
     );
+}
+
+async fn on_idle_terminate_releases_the_worktree_and_a_follow_up_attaches_it_again(db: &TestDb) {
+    let repo = tempfile::tempdir().expect("temp dir");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(
+        repo.path(),
+        &["commit", "-q", "--allow-empty", "-m", "start"],
+    );
+    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
+    executor.repository = repo.path().to_path_buf();
+    let text = "---\nruntime: exec\non_idle: terminate\n---\n# Idle\n\n## note\n> command: { cat; echo; } >> notes.txt && git add notes.txt && git -c user.name=a -c user.email=a@a commit -qm note && grep -c . notes.txt\n\nfirst\n";
+    let id = start(&executor, text).await;
+    assert_eq!(drive(&executor, &id).await.0, RunStatus::Completed);
+    let worktree = repo.path().join(".murmur/work").join(&id).join("note");
+    assert!(
+        !worktree.exists(),
+        "the finished agent's worktree is released"
+    );
+    executor
+        .queue_follow_up(&id, "note", "second")
+        .await
+        .expect("queue");
+    assert_eq!(drive(&executor, &id).await.0, RunStatus::Completed);
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(
+        agents[0].response.as_deref(),
+        Some("2"),
+        "the branch's work was kept"
+    );
+    assert_eq!(agents[0].commits, 2);
+    assert!(!worktree.exists(), "released again");
 }

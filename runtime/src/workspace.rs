@@ -105,17 +105,12 @@ impl Repository {
         if let Some(existing) = self.existing(path, branch).await? {
             return Ok(existing);
         }
-        if succeeds(
-            &self.root,
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("refs/heads/{branch}"),
-            ],
-        )
-        .await?
-        {
+        if self.has_ref(&format!("refs/heads/{branch}")).await? {
+            // Ours from an earlier turn whose worktree was released (`on_idle: terminate`):
+            // attach it again. Any other branch of that name is the user's: never touched.
+            if self.has_ref(&start_ref(branch)).await? {
+                return self.reattach(path, branch).await;
+            }
             return Err(Error::BranchExists(branch.to_owned()));
         }
         if let Some(parent) = path.parent() {
@@ -150,6 +145,39 @@ impl Repository {
             branch: branch.to_owned(),
             base_commit,
         })
+    }
+
+    async fn has_ref(&self, name: &str) -> Result<bool, Error> {
+        Ok(succeeds(&self.root, &["rev-parse", "--verify", "--quiet", name]).await?)
+    }
+
+    async fn reattach(&self, path: &Path, branch: &str) -> Result<Worktree, Error> {
+        let path_text = path.display().to_string();
+        {
+            let _adding = WORKTREE_ADD.lock().await;
+            git(
+                &self.root,
+                &["worktree", "add", "--quiet", &path_text, branch],
+            )
+            .await?;
+        }
+        let base_commit = git(&self.root, &["rev-parse", &start_ref(branch)]).await?;
+        Ok(Worktree {
+            path: path.to_path_buf(),
+            branch: branch.to_owned(),
+            base_commit,
+        })
+    }
+
+    /// Removes an agent's worktree when its work is done; the branch (and its start ref) stay,
+    /// so a later follow-up attaches it again. A worktree that is already gone is fine.
+    pub async fn release(&self, path: &Path) -> Result<(), Error> {
+        if !path.join(".git").exists() {
+            return Ok(());
+        }
+        let path_text = path.display().to_string();
+        git(&self.root, &["worktree", "remove", "--force", &path_text]).await?;
+        Ok(())
     }
 
     async fn existing(&self, path: &Path, branch: &str) -> Result<Option<Worktree>, Error> {

@@ -1,7 +1,8 @@
 //! The effects the driver performs once their events are committed: starting an attempt
 //! (an agent's turn, a follow-up, or a fan-out template resolving its items) and checking a gate.
 
-use murmur_parser::{Agent, FanOut, Runtime};
+use murmur_parser::{Agent, FanOut, OnIdle, Runtime};
+use murmur_runtime::workspace::Repository;
 
 use super::Driver;
 use super::plans::CodingPlan;
@@ -74,7 +75,6 @@ impl Driver<'_> {
         let own = &self.model.agents()[index];
         let agent = &self.agents[index];
         let reviewer = self.reviewer_plan(agent);
-        let tree_slug = agent.continues.as_deref().unwrap_or(&agent.slug);
         let run_dir = self.executor.work_root.join(&self.row.id);
         let check = GateCheck {
             index,
@@ -82,7 +82,7 @@ impl Driver<'_> {
             gate,
             slug: own.slug.clone(),
             repository: self.executor.repository.clone(),
-            worktree: run_dir.join(tree_slug),
+            worktree: self.worktree_of(index),
             branch: own.delivered.branch.clone(),
             prs: own.delivered.prs.clone(),
             check_command: self.executor.check_command.clone(),
@@ -151,4 +151,53 @@ fn planner(template: &Agent, description: &str) -> Agent {
         template.prompt.trim()
     );
     planner
+}
+
+impl Driver<'_> {
+    /// `on_idle`: what happens to a finished agent's worktree. `terminate` removes it (the
+    /// branch stays; a follow-up attaches it again), `terminate-when-prs-resolved` does so once
+    /// its pull requests are merged; `sleep` and `keep-alive` keep it on disk. A worktree that
+    /// a `continues` agent still needs is always kept.
+    pub(super) async fn release_when_idle(&self, index: usize) {
+        let policy = self.flight.frontmatter.on_idle;
+        if matches!(policy, OnIdle::Sleep | OnIdle::KeepAlive) || self.still_continued(index) {
+            return;
+        }
+        let prs = &self.model.agents()[index].delivered.prs;
+        if policy == OnIdle::TerminateWhenPrsResolved
+            && !all_merged(&self.executor.store, prs).await
+        {
+            return;
+        }
+        if let Ok(repository) = Repository::open(&self.executor.repository, None).await {
+            // Best effort: a worktree left behind costs disk space, never correctness.
+            let _ = repository.release(&self.worktree_of(index)).await;
+        }
+    }
+
+    /// Whether an unfinished agent continues this one's conversation (and needs its worktree).
+    fn still_continued(&self, index: usize) -> bool {
+        let slug = &self.model.agents()[index].slug;
+        self.agents.iter().enumerate().any(|(i, agent)| {
+            agent.continues.as_deref() == Some(slug.as_str())
+                && !self.model.agents()[i].state.is_terminal()
+        })
+    }
+}
+
+/// Pull requests count as resolved when every one is a local record marked merged.
+async fn all_merged(store: &crate::store::Store, prs: &[String]) -> bool {
+    if prs.is_empty() {
+        return false;
+    }
+    for pr in prs {
+        let Some(id) = pr.strip_prefix("local:") else {
+            return false;
+        };
+        match store.pull_request(id).await {
+            Ok(Some(record)) if record.state == "merged" => {}
+            _ => return false,
+        }
+    }
+    true
 }

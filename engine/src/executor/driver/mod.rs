@@ -48,6 +48,8 @@ pub(super) struct Batch {
     started: Vec<(usize, u32)>,
     /// Gates the engine checks itself, opened in this batch.
     checks: Vec<(usize, u32, GateKind)>,
+    /// Agents that completed in this batch: `on_idle` may release their worktrees.
+    completed: Vec<usize>,
 }
 
 /// Why the loop woke up.
@@ -311,6 +313,7 @@ impl<'e> Driver<'e> {
             touched: Vec::new(),
             started: Vec::new(),
             checks: Vec::new(),
+            completed: Vec::new(),
         }
     }
 
@@ -340,6 +343,7 @@ impl<'e> Driver<'e> {
                     Event::GateOpened { attempt, gate, .. } if *gate != GateKind::Approve => {
                         batch.checks.push((index, *attempt, *gate));
                     }
+                    Event::AgentSucceeded { .. } => batch.completed.push(index),
                     Event::AgentExpanded { .. } => {
                         let known = self.agents.len();
                         self.sync_instances();
@@ -357,7 +361,7 @@ impl<'e> Driver<'e> {
     /// stopping them when the run was canceled.
     pub(super) async fn checkpoint(&mut self, mut batch: Batch) -> Result<(), Error> {
         if batch.events.is_empty() {
-            return self.perform(batch.started, batch.checks);
+            return self.perform(batch);
         }
         let first_seq = loop {
             batch.touched.sort_unstable();
@@ -379,7 +383,7 @@ impl<'e> Driver<'e> {
             }
         };
         let status = self.model.status();
-        for (offset, event) in batch.events.into_iter().enumerate() {
+        for (offset, event) in std::mem::take(&mut batch.events).into_iter().enumerate() {
             let committed = Committed {
                 seq: first_seq + offset as i64,
                 at: batch.at.clone(),
@@ -390,7 +394,10 @@ impl<'e> Driver<'e> {
         if status == RunStatus::Canceled {
             self.stop_all();
         }
-        self.perform(batch.started, batch.checks)
+        for &index in &batch.completed {
+            self.release_when_idle(index).await;
+        }
+        self.perform(batch)
     }
 
     async fn commit(&self, batch: &Batch) -> Result<i64, store::Error> {
@@ -410,15 +417,11 @@ impl<'e> Driver<'e> {
     }
 
     /// Starts the attempts and gate checks of a committed batch.
-    fn perform(
-        &mut self,
-        started: Vec<(usize, u32)>,
-        checks: Vec<(usize, u32, GateKind)>,
-    ) -> Result<(), Error> {
-        for (index, attempt) in started {
+    fn perform(&mut self, batch: Batch) -> Result<(), Error> {
+        for (index, attempt) in batch.started {
             self.start(index, attempt)?;
         }
-        for (index, attempt, gate) in checks {
+        for (index, attempt, gate) in batch.checks {
             self.start_check(index, attempt, gate);
         }
         Ok(())

@@ -58,7 +58,7 @@ impl Driver<'_> {
             .continues
             .as_deref()
             .and_then(|up| self.model.index_of(up));
-        let (tree_slug, branch, merge, resume) = match continued {
+        let (branch, merge, resume) = match continued {
             Some(up) => {
                 let upstream = &self.model.agents()[up];
                 let branch = upstream
@@ -71,12 +71,11 @@ impl Driver<'_> {
                     .clone()
                     .filter(|_| attempt > 1)
                     .or_else(|| upstream.session_id.clone());
-                (upstream.slug.clone(), branch, Vec::new(), resume)
+                (branch, Vec::new(), resume)
             }
             None => {
                 let resume = own.session_id.clone().filter(|_| attempt > 1);
                 (
-                    agent.slug.clone(),
                     self.branch_name(agent),
                     self.upstream_branches(index),
                     resume,
@@ -87,7 +86,7 @@ impl Driver<'_> {
         let workspace = WorkspacePlan {
             repository: self.executor.repository.clone(),
             base: None,
-            worktree: self.executor.work_root.join(&self.row.id).join(tree_slug),
+            worktree: self.worktree_of(index),
             branch,
             merge,
             // A template's own turn only plans its items; its instances deliver.
@@ -177,6 +176,21 @@ impl Driver<'_> {
             .filter(|delivered| delivered.commits > 0)
             .filter_map(|delivered| delivered.branch.clone())
             .collect()
+    }
+
+    /// Where an agent works: its own worktree, or for `continues` (also a chain of them) the
+    /// worktree of the agent the conversation began with.
+    pub(super) fn worktree_of(&self, index: usize) -> std::path::PathBuf {
+        let mut root = index;
+        while let Some(up) = self.agents[root]
+            .continues
+            .as_deref()
+            .and_then(|slug| self.model.index_of(slug))
+        {
+            root = up;
+        }
+        let slug = &self.model.agents()[root].slug;
+        self.executor.work_root.join(&self.row.id).join(slug)
     }
 
     /// An agent, or for a fan-out template its instances: whose branches downstream merges.
