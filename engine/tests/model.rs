@@ -247,3 +247,90 @@ fn a_retry_waits_for_its_delay_on_the_injected_clock() {
         }]
     );
 }
+
+/// A 500-item fan-out on 4 machines: never more than 4 running, every instance runs once,
+/// and the template completes after the last one.
+#[test]
+fn a_500_item_fan_out_never_starts_more_than_the_pool_allows() {
+    let items: Vec<String> = (0..500).map(|i| format!("m{i}")).collect();
+    let text = format!(
+        "# F\n\n## each-one\n> each: [{}]\n\nDo {{}}.\n",
+        items.join(", ")
+    );
+    let mut run = model(&text);
+    let mut starts = 0;
+    while !run.status().is_terminal() {
+        let mut decided = run.decide(4 - run.running(), NOW);
+        if decided.is_empty() {
+            decided = run
+                .agents()
+                .iter()
+                .filter(|agent| agent.state == AgentState::Running && agent.slug != "each-one")
+                .map(|agent| Event::AgentSucceeded {
+                    slug: agent.slug.clone(),
+                    attempt: agent.attempt,
+                    response: String::new(),
+                    delivered: Default::default(),
+                })
+                .collect();
+        }
+        starts += started(&decided).len();
+        apply_all(&mut run, &decided);
+        assert!(run.running() <= 4, "{} running", run.running());
+    }
+    assert_eq!(run.status(), RunStatus::Completed);
+    assert_eq!(
+        starts, 500,
+        "every instance once; the inline list needs no planning turn"
+    );
+    assert_eq!(run.agents().len(), 501);
+}
+
+/// A `ci` gate that keeps failing: one follow-up round per `retries`, then the agent fails.
+#[test]
+fn gate_feedback_rounds_are_bounded_by_retries() {
+    let mut run = model("---\nretries: 1\n---\n# G\n\n## build\n> gate: ci\n\nB.\n");
+    for _ in 0..2 {
+        let decided = run.decide(1, NOW);
+        apply_all(&mut run, &decided);
+    }
+    for round in 1..=2 {
+        apply_all(
+            &mut run,
+            &[Event::AgentAwaitingGates {
+                slug: "build".into(),
+                attempt: round,
+                response: "done".into(),
+                delivered: Default::default(),
+            }],
+        );
+        let opened = run.decide(1, NOW);
+        assert!(
+            matches!(opened[..], [Event::GateOpened { .. }]),
+            "{opened:?}"
+        );
+        apply_all(&mut run, &opened);
+        apply_all(
+            &mut run,
+            &[Event::GateFailed {
+                slug: "build".into(),
+                attempt: round,
+                gate: murmur_engine::event::GateKind::Ci,
+                feedback: "tests fail".into(),
+            }],
+        );
+        let next = run.decide(1, NOW);
+        if round == 1 {
+            assert!(
+                matches!(&next[0], Event::AgentFollowUp { text, .. } if text == "tests fail"),
+                "{next:?}"
+            );
+            apply_all(&mut run, &next);
+            let again = run.decide(1, NOW);
+            assert_eq!(started(&again), ["build"], "a new attempt in its session");
+            apply_all(&mut run, &again);
+        } else {
+            assert!(matches!(next[..], [Event::AgentFailed { .. }]), "{next:?}");
+        }
+    }
+}
