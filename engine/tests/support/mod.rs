@@ -1,4 +1,5 @@
 //! Running flights in-process for tests: an executor on a test database, real `sh` agents.
+#![allow(dead_code)] // Each test file uses its own part of it.
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Driving one run: replay its log, then loop — take agent messages, let the model decide,
 //! checkpoint everything in one commit, and only then act on what was committed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use murmur_parser::{Agent, Dag, Flight};
@@ -35,6 +35,8 @@ pub struct Driver<'e> {
     event: Option<serde_json::Value>,
     times: Vec<(Option<String>, Option<String>)>,
     stops: HashMap<usize, oneshot::Sender<()>>,
+    /// Agents told to stop whose tasks have not reported their end yet.
+    stopping: HashSet<usize>,
     observer: mpsc::UnboundedSender<Committed>,
     sender: mpsc::UnboundedSender<Message>,
     receiver: mpsc::UnboundedReceiver<Message>,
@@ -51,6 +53,9 @@ pub(super) struct Batch {
     /// Agents that completed in this batch: `on_idle` may release their worktrees.
     completed: Vec<usize>,
 }
+
+/// How long a run that ends waits for the agents it stopped to be gone.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the loop woke up.
 enum Wake {
@@ -110,6 +115,7 @@ impl<'e> Driver<'e> {
             event,
             times,
             stops: HashMap::new(),
+            stopping: HashSet::new(),
             observer,
             sender,
             receiver,
@@ -122,7 +128,15 @@ impl<'e> Driver<'e> {
         Ok(driver)
     }
 
-    pub async fn run(&mut self, mut cancel: oneshot::Receiver<()>) -> Result<RunStatus, Error> {
+    /// Drives the run until it ends or another process takes over; agents it stopped are
+    /// gone (their process trees killed and reaped) when it returns.
+    pub async fn run(&mut self, cancel: oneshot::Receiver<()>) -> Result<RunStatus, Error> {
+        let ended = self.drive_loop(cancel).await;
+        self.wait_until_stopped().await;
+        ended
+    }
+
+    async fn drive_loop(&mut self, mut cancel: oneshot::Receiver<()>) -> Result<RunStatus, Error> {
         if self.model.status().is_terminal() {
             return Ok(self.model.status());
         }
@@ -301,8 +315,35 @@ impl<'e> Driver<'e> {
     }
 
     fn stop_all(&mut self) {
-        for (_, stop) in self.stops.drain() {
+        let running: Vec<usize> = self.stops.keys().copied().collect();
+        for index in running {
+            self.stop(index);
+        }
+    }
+
+    /// Stops one agent's attempt or gate check; [`Self::run`] waits for it before returning.
+    pub(super) fn stop(&mut self, index: usize) {
+        if let Some(stop) = self.stops.remove(&index) {
             let _ = stop.send(());
+            self.stopping.insert(index);
+        }
+    }
+
+    /// Waits (a bounded time) until every stopped task has reported its end.
+    async fn wait_until_stopped(&mut self) {
+        let deadline = tokio::time::sleep(STOP_GRACE);
+        tokio::pin!(deadline);
+        while !self.stopping.is_empty() {
+            tokio::select! {
+                message = self.receiver.recv() => match message {
+                    Some(Message::Exited { index, .. } | Message::Gate { index, .. }) => {
+                        self.stopping.remove(&index);
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                () = &mut deadline => return,
+            }
         }
     }
 
@@ -428,6 +469,9 @@ impl<'e> Driver<'e> {
     }
 
     fn event_for(&mut self, message: Message) -> Option<Event> {
+        if let Message::Exited { index, .. } | Message::Gate { index, .. } = &message {
+            self.stopping.remove(index);
+        }
         let (index, attempt, expected) = match &message {
             Message::Line { index, attempt, .. }
             | Message::Session { index, attempt, .. }

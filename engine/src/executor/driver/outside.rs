@@ -91,9 +91,8 @@ impl Driver<'_> {
         for (seq, at, event) in outside {
             if let Event::AgentCanceled { slug } = &event
                 && let Some(index) = self.model.index_of(slug)
-                && let Some(stop) = self.stops.remove(&index)
             {
-                let _ = stop.send(());
+                self.stop(index);
             }
             let _ = self.observer.send(Committed { seq, at, event });
         }
