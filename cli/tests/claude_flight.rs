@@ -134,6 +134,18 @@ fn design_implement_polish_with_the_real_claude_cli() {
     );
 }
 
+/// Polls `ready` (a file another process writes) for up to a minute.
+fn wait_until(ready: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 /// Reads the engine's JSON lines until `stop` says so, waits for `ready`, then SIGKILLs it.
 fn kill_when(mut engine: Child, stop: impl Fn(&Value) -> bool, ready: impl FnOnce() -> bool) {
     let stdout = engine.stdout.take().expect("stdout");
@@ -171,9 +183,10 @@ fn a_killed_engine_resumes_the_agents_session_instead_of_restarting_it() {
                 .as_str()
                 .is_some_and(|l| l.starts_with("[tool]"))
     };
-    // The CLI asks the model again only after it recorded the tool result in its session.
+    // Killed once the CLI asked the model again and its transcript holds the tool call.
     kill_when(engine, tool_done, || {
         first.wait_for_scripted(3, std::time::Duration::from_secs(60))
+            && wait_until(|| project.transcripts_contain("Add greeting"))
     });
     let runs = project.json(&first, &["runs", "ls", "--json"]);
     let run = runs[0]["id"].as_str().expect("run id").to_owned();
@@ -246,6 +259,9 @@ fn a_session_killed_before_it_was_saved_starts_afresh_in_the_same_worktree() {
         first.wait_for_scripted(2, std::time::Duration::from_secs(60))
     });
     let run = project.latest_run(&first);
+    // Whether the CLI got to write its transcript before the kill depends on timing; what
+    // this test is about is the case where it did not.
+    project.forget_transcripts();
     let second = ModelServer::start(vec![
         commit("Add greeting", "GREETING.md", "Hello"),
         Turn::text("Implemented."),

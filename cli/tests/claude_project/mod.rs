@@ -59,6 +59,26 @@ impl Project {
         command
     }
 
+    /// Whether a session transcript the CLI saved under its home contains `needle`.
+    pub fn transcripts_contain(&self, needle: &str) -> bool {
+        let projects = self.home.path().join(".claude/projects");
+        let Ok(folders) = std::fs::read_dir(projects) else {
+            return false;
+        };
+        folders
+            .flatten()
+            .filter_map(|folder| std::fs::read_dir(folder.path()).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|file| std::fs::read_to_string(file.path()).ok())
+            .any(|text| text.contains(needle))
+    }
+
+    /// Forgets every session the CLI saved: what a CLI killed before it saved one leaves.
+    pub fn forget_transcripts(&self) {
+        let _ = std::fs::remove_dir_all(self.home.path().join(".claude/projects"));
+    }
+
     /// The id of the newest run.
     pub fn latest_run(&self, server: &ModelServer) -> String {
         let runs = self.json(server, &["runs", "ls", "--json"]);
