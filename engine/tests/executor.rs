@@ -4,10 +4,9 @@ mod backends;
 mod support;
 
 use backends::TestDb;
-use murmur_engine::store::Commit;
 use murmur_engine::{Event, RunStatus};
 use murmur_testkit::git::git;
-use support::{drive, executor, start};
+use support::{crashed_after, drive, executor, start};
 use tokio::sync::mpsc;
 
 every_backend!(
@@ -103,19 +102,7 @@ async fn an_interrupted_attempt_runs_again(db: &TestDb) {
             attempt: 1,
         },
     ];
-    executor
-        .store
-        .commit(&Commit {
-            run_id: &id,
-            expected_version: 0,
-            at: "2026-01-01T00:00:00.000Z",
-            events: &started,
-            agents: &[],
-            status: RunStatus::Running,
-            finished_at: None,
-        })
-        .await
-        .expect("commit");
+    crashed_after(&executor, &id, &started).await;
     let (status, events) = drive(&executor, &id).await;
     assert_eq!(status, RunStatus::Completed);
     assert_eq!(

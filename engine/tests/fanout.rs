@@ -5,10 +5,8 @@ mod backends;
 mod support;
 
 use backends::TestDb;
-use murmur_engine::store::Commit;
 use murmur_engine::{Event, RunStatus};
-use murmur_testkit::git::git;
-use support::{drive, executor, start};
+use support::{crashed_after, drive, executor, in_repository, start};
 
 every_backend!(
     instances_come_from_inline_lists_and_upstream_answers,
@@ -30,14 +28,7 @@ fn output_of<'e>(events: &'e [Event], who: &str) -> Vec<&'e str> {
 }
 
 async fn instances_come_from_inline_lists_and_upstream_answers(db: &TestDb) {
-    let repo = tempfile::tempdir().expect("temp dir");
-    git(repo.path(), &["init", "-q", "-b", "main"]);
-    git(
-        repo.path(),
-        &["commit", "-q", "--allow-empty", "-m", "start"],
-    );
-    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
-    executor.repository = repo.path().to_path_buf();
+    let (_repo, executor) = in_repository(db).await;
     let id = start(&executor, FAN).await;
     let (status, events) = drive(&executor, &id).await;
     let agents = executor.store.agents(&id).await.expect("agents");
@@ -160,19 +151,7 @@ async fn a_resumed_run_never_resolves_its_items_again(db: &TestDb) {
             attempt: 1,
         },
     ];
-    executor
-        .store
-        .commit(&Commit {
-            run_id: &id,
-            expected_version: 0,
-            at: "2026-01-01T00:00:00.000Z",
-            events: &before_crash,
-            agents: &[],
-            status: RunStatus::Running,
-            finished_at: None,
-        })
-        .await
-        .expect("commit");
+    crashed_after(&executor, &id, &before_crash).await;
     let (status, events) = drive(&executor, &id).await;
     assert_eq!(status, RunStatus::Completed);
     assert!(

@@ -5,11 +5,8 @@ mod backends;
 mod support;
 
 use backends::TestDb;
-use murmur_engine::executor::Committed;
 use murmur_engine::{Event, RunStatus};
-use murmur_testkit::git::git;
-use support::{drive, executor, start};
-use tokio::sync::mpsc;
+use support::{drive, drive_in_background, executor, in_repository, start, until};
 
 every_backend!(
     a_finished_agent_takes_queued_follow_ups_one_turn_each,
@@ -76,16 +73,6 @@ async fn dequeue_all_takes_every_queued_follow_up_in_one_turn(db: &TestDb) {
     assert_eq!(responses(&events), ["got: first second"]);
 }
 
-/// Reads committed events until one matches.
-async fn until(events: &mut mpsc::UnboundedReceiver<Committed>, wanted: impl Fn(&Event) -> bool) {
-    while let Some(committed) = events.recv().await {
-        if wanted(&committed.event) {
-            return;
-        }
-    }
-    panic!("the run ended first");
-}
-
 /// The agent prints all the time, so the driver commits all the time: the follow-up's commit
 /// races the driver's, which takes it in and commits again on top.
 async fn a_follow_up_sent_while_the_agent_works_waits_for_its_turn_to_end(db: &TestDb) {
@@ -97,11 +84,7 @@ async fn a_follow_up_sent_while_the_agent_works_waits_for_its_turn_to_end(db: &T
         release.display()
     );
     let id = start(&executor, &text).await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let driving = {
-        let (executor, id) = (executor.clone(), id.clone());
-        tokio::spawn(async move { executor.drive(&id, tx).await })
-    };
+    let (driving, mut rx) = drive_in_background(&executor, &id);
     until(
         &mut rx,
         |e| matches!(e, Event::AgentOutput { line, .. } if line == "started"),
@@ -132,11 +115,7 @@ async fn killing_an_agent_stops_its_process_and_fails_the_run(db: &TestDb) {
         never.display()
     );
     let id = start(&executor, &text).await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let driving = {
-        let (executor, id) = (executor.clone(), id.clone());
-        tokio::spawn(async move { executor.drive(&id, tx).await })
-    };
+    let (driving, mut rx) = drive_in_background(&executor, &id);
     let mut pid = String::new();
     while let Some(committed) = rx.recv().await {
         if let Event::AgentOutput { line, .. } = committed.event
@@ -163,14 +142,7 @@ async fn killing_an_agent_stops_its_process_and_fails_the_run(db: &TestDb) {
 }
 
 async fn on_idle_terminate_releases_the_worktree_and_a_follow_up_attaches_it_again(db: &TestDb) {
-    let repo = tempfile::tempdir().expect("temp dir");
-    git(repo.path(), &["init", "-q", "-b", "main"]);
-    git(
-        repo.path(),
-        &["commit", "-q", "--allow-empty", "-m", "start"],
-    );
-    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
-    executor.repository = repo.path().to_path_buf();
+    let (repo, executor) = in_repository(db).await;
     let text = "---\nruntime: exec\non_idle: terminate\n---\n# Idle\n\n## note\n> command: { cat; echo; } >> notes.txt && git add notes.txt && git -c user.name=a -c user.email=a@a commit -qm note && grep -c . notes.txt\n\nfirst\n";
     let id = start(&executor, text).await;
     assert_eq!(drive(&executor, &id).await.0, RunStatus::Completed);

@@ -9,7 +9,7 @@ use murmur_engine::event::GateKind;
 use murmur_engine::executor::{Committed, Executor, Verdict};
 use murmur_engine::{Event, RunStatus};
 use murmur_testkit::git::git;
-use support::{drive, executor, start};
+use support::{drive, drive_in_background, executor, in_repository, start};
 use tokio::sync::mpsc;
 
 every_backend!(
@@ -21,15 +21,8 @@ every_backend!(
 );
 
 /// A repository with one commit, and an executor whose `ci` check is `check`.
-async fn in_repository(db: &TestDb, check: &str) -> (tempfile::TempDir, Executor) {
-    let repo = tempfile::tempdir().expect("temp dir");
-    git(repo.path(), &["init", "-q", "-b", "main"]);
-    git(
-        repo.path(),
-        &["commit", "-q", "--allow-empty", "-m", "start"],
-    );
-    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
-    executor.repository = repo.path().to_path_buf();
+async fn checked_by(db: &TestDb, check: &str) -> (tempfile::TempDir, Executor) {
+    let (repo, mut executor) = in_repository(db).await;
     executor.check_command = Some(check.to_owned());
     (repo, executor)
 }
@@ -54,7 +47,7 @@ fn lines_of<'e>(events: &'e [Event], who: &str, attempt_wanted: u32) -> Vec<&'e 
 }
 
 async fn a_ci_gate_that_fails_once_sends_its_failure_back_to_the_agent(db: &TestDb) {
-    let (_repo, executor) = in_repository(db, CHECK).await;
+    let (_repo, executor) = checked_by(db, CHECK).await;
     let text = format!(
         "---\nruntime: exec\nretries: 1\n---\n# CI\n\n## build\n> gate: ci\n\nBuild it.\n\n{FIXER}\n## after\n> needs: build\n> command: echo after\n"
     );
@@ -91,7 +84,7 @@ async fn a_ci_gate_that_fails_once_sends_its_failure_back_to_the_agent(db: &Test
 }
 
 async fn ci_failures_beyond_the_retries_fail_the_agent(db: &TestDb) {
-    let (_repo, executor) = in_repository(db, "exit 1").await;
+    let (_repo, executor) = checked_by(db, "exit 1").await;
     let text = "---\nruntime: exec\n---\n# CI\n\n## build\n> gate: ci\n> command: echo built\n\n## after\n> needs: build\n> command: echo after\n";
     let id = start(&executor, text).await;
     assert_eq!(drive(&executor, &id).await.0, RunStatus::Failed);
@@ -136,11 +129,7 @@ async fn a_rejection_reaches_the_agent_and_an_approval_completes_it(db: &TestDb)
     let executor = executor(db, work.path()).await;
     let text = "---\nruntime: exec\n---\n# Approve\n\n## draft\n> gate: approve\n\nWrite it.\n\n```sh\ncat\n```\n";
     let id = start(&executor, text).await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let driving = {
-        let (executor, id) = (executor.clone(), id.clone());
-        tokio::spawn(async move { executor.drive(&id, tx).await })
-    };
+    let (driving, mut rx) = drive_in_background(&executor, &id);
     let mut seen = Vec::new();
     until(&mut rx, &mut seen, waits_for_approval).await;
     let state = executor.store.agents(&id).await.expect("agents")[0]
@@ -181,7 +170,7 @@ async fn a_rejection_reaches_the_agent_and_an_approval_completes_it(db: &TestDb)
 }
 
 async fn the_merge_gate_merges_the_branch_into_the_base(db: &TestDb) {
-    let (repo, executor) = in_repository(db, "true").await;
+    let (repo, executor) = checked_by(db, "true").await;
     let text = "---\nruntime: exec\n---\n# Merge\n\n## write\n> gate: ci, merge\n\n```sh\necho hi > hi.txt && git add hi.txt && git -c user.name=a -c user.email=a@a commit -qm hi\n```\n";
     let id = start(&executor, text).await;
     assert_eq!(drive(&executor, &id).await.0, RunStatus::Completed);
@@ -198,7 +187,7 @@ async fn the_merge_gate_merges_the_branch_into_the_base(db: &TestDb) {
 
 /// The engine stops while the `ci` check runs: the next engine runs the check again.
 async fn an_unanswered_check_runs_again_after_a_restart(db: &TestDb) {
-    let (repo, mut executor) = in_repository(db, "").await;
+    let (repo, mut executor) = checked_by(db, "").await;
     let release = repo.path().join(".murmur/release");
     executor.check_command = Some(format!(
         "while [ ! -f {} ]; do sleep 0.05; done",
@@ -207,11 +196,7 @@ async fn an_unanswered_check_runs_again_after_a_restart(db: &TestDb) {
     let text =
         "---\nruntime: exec\n---\n# Restart\n\n## build\n> gate: ci\n> command: echo built\n";
     let id = start(&executor, text).await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let driving = {
-        let (executor, id) = (executor.clone(), id.clone());
-        tokio::spawn(async move { executor.drive(&id, tx).await })
-    };
+    let (driving, mut rx) = drive_in_background(&executor, &id);
     let mut seen = Vec::new();
     until(&mut rx, &mut seen, |e| {
         matches!(e, Event::GateOpened { .. })

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use murmur_engine::executor::{Committed, Executor, StartRequest};
-use murmur_engine::store::Store;
+use murmur_engine::executor::{Committed, Error, Executor, StartRequest};
+use murmur_engine::store::{Commit, Store};
 use murmur_engine::{Event, RunStatus, SystemClock};
+use murmur_testkit::git::git;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::backends::TestDb;
 
@@ -48,4 +50,60 @@ pub async fn drive(executor: &Executor, id: &str) -> (RunStatus, Vec<Event>) {
         events.push(committed.event);
     }
     (status, events)
+}
+
+/// A git repository with one commit, and an executor whose agents work in it.
+pub async fn in_repository(db: &TestDb) -> (tempfile::TempDir, Executor) {
+    let repo = tempfile::tempdir().expect("temp dir");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(
+        repo.path(),
+        &["commit", "-q", "--allow-empty", "-m", "start"],
+    );
+    let mut executor = executor(db, &repo.path().join(".murmur/work")).await;
+    executor.repository = repo.path().to_path_buf();
+    (repo, executor)
+}
+
+/// What a killed engine left behind: these events, committed as the run's first checkpoint.
+pub async fn crashed_after(executor: &Executor, id: &str, events: &[Event]) {
+    let commit = Commit {
+        run_id: id,
+        expected_version: 0,
+        at: "2026-01-01T00:00:00.000Z",
+        events,
+        agents: &[],
+        status: RunStatus::Running,
+        finished_at: None,
+    };
+    executor.store.commit(&commit).await.expect("commit");
+}
+
+/// Drives the run in a task; its committed events arrive on the receiver as they happen.
+pub fn drive_in_background(
+    executor: &Executor,
+    id: &str,
+) -> (
+    JoinHandle<Result<RunStatus, Error>>,
+    mpsc::UnboundedReceiver<Committed>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (executor, id) = (executor.clone(), id.to_owned());
+    (
+        tokio::spawn(async move { executor.drive(&id, tx).await }),
+        rx,
+    )
+}
+
+/// Reads committed events until one matches; panics when the run ends first.
+pub async fn until(
+    events: &mut mpsc::UnboundedReceiver<Committed>,
+    wanted: impl Fn(&Event) -> bool,
+) {
+    while let Some(committed) = events.recv().await {
+        if wanted(&committed.event) {
+            return;
+        }
+    }
+    panic!("the run ended first");
 }
