@@ -258,10 +258,10 @@ impl Executor {
     /// Records an action on a run another process may be driving: a commit that races the
     /// driver's is tried again on the new state.
     async fn record_on(&self, run_id: &str, action: Action<'_>) -> Result<bool, Error> {
+        let (observer, _) = mpsc::unbounded_channel();
+        let mut driver = Driver::load(self, run_id, observer).await?;
         let mut tries = 0;
         loop {
-            let (observer, _) = mpsc::unbounded_channel();
-            let mut driver = Driver::load(self, run_id, observer).await?;
             let recorded = match action {
                 Action::Decide(slug, verdict) => {
                     driver.decide_gate_now(slug, verdict).await.map(|()| false)
@@ -270,12 +270,20 @@ impl Executor {
                 Action::Kill(slug) => driver.kill_now(slug).await.map(|()| false),
             };
             match recorded {
-                Err(Error::Store(store::Error::Conflict { .. })) if tries < 5 => tries += 1,
+                // The driver committed meanwhile (it may do so every few milliseconds): catch
+                // up on its events, which is quick, and try again on the new state.
+                Err(Error::Store(store::Error::Conflict { .. })) if tries < RECORD_TRIES => {
+                    tries += 1;
+                    driver.catch_up().await?;
+                }
                 other => return other,
             }
         }
     }
 }
+
+/// How often an act recorded on a busy run is tried again before giving up.
+const RECORD_TRIES: u32 = 100;
 
 /// What another process records on a run: a person's or an operator's act.
 #[derive(Clone, Copy)]

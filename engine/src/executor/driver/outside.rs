@@ -73,6 +73,17 @@ impl Driver<'_> {
         Ok(true)
     }
 
+    /// For a process that records one act on a run (an approval, a follow-up, a kill): takes
+    /// in what was committed since this driver loaded, so the act is judged on the latest state.
+    pub async fn catch_up(&mut self) -> Result<(), Error> {
+        for (seq, _, event) in self.outside_events().await? {
+            self.model.apply(&event)?;
+            self.version = seq;
+        }
+        self.sync_instances();
+        Ok(())
+    }
+
     /// Events committed by others since this driver's last commit.
     async fn outside_events(&self) -> Result<Vec<(i64, String, Event)>, Error> {
         let stored = self
