@@ -7,20 +7,20 @@ use std::time::Duration;
 use murmur_parser::{Agent, Dag, Flight};
 use tokio::sync::{mpsc, oneshot};
 
-use super::gates::GateOutcome;
-use super::launch::{Finished, Message};
+use super::launch::Message;
 use super::{Committed, Error, Executor};
-use crate::event::{Event, GateKind, Stream};
-use crate::model::{AgentKind, RunModel, RunPolicy};
+use crate::model::{RunModel, RunPolicy};
 use crate::run;
-use crate::state::{AgentState, RunStatus};
-use crate::store::{self, AgentUpdate, Commit, RunRow};
+use crate::state::RunStatus;
+use crate::store::RunRow;
 
+mod checkpoint;
+mod effects;
+mod messages;
 mod outside;
+mod plans;
 
 pub use outside::Verdict;
-mod effects;
-mod plans;
 
 pub struct Driver<'e> {
     executor: &'e Executor,
@@ -40,18 +40,6 @@ pub struct Driver<'e> {
     observer: mpsc::UnboundedSender<Committed>,
     sender: mpsc::UnboundedSender<Message>,
     receiver: mpsc::UnboundedReceiver<Message>,
-}
-
-/// Events applied to the model but not yet committed, with what they touched.
-pub(super) struct Batch {
-    at: String,
-    events: Vec<Event>,
-    touched: Vec<usize>,
-    started: Vec<(usize, u32)>,
-    /// Gates the engine checks itself, opened in this batch.
-    checks: Vec<(usize, u32, GateKind)>,
-    /// Agents that completed in this batch: `on_idle` may release their worktrees.
-    completed: Vec<usize>,
 }
 
 /// How long a run that ends waits for the agents it stopped to be gone.
@@ -290,30 +278,6 @@ impl<'e> Driver<'e> {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// A failed attempt: retried after a backoff while the agent's `retries` last, else final.
-    fn failure(&self, index: usize, slug: String, attempt: u32, error: String) -> Event {
-        let agent = &self.agents[index];
-        let budget = agent.retries.unwrap_or(self.flight.frontmatter.retries);
-        if attempt > budget {
-            return Event::AgentFailed {
-                slug,
-                attempt,
-                error,
-            };
-        }
-        let seed = format!("{}/{slug}/{attempt}", self.row.id);
-        let delay = crate::retry::backoff(self.executor.retry_backoff, attempt, &seed);
-        let not_before =
-            self.executor.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        let not_before = not_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        Event::AgentRetrying {
-            slug,
-            attempt,
-            error,
-            not_before,
-        }
-    }
-
     fn stop_all(&mut self) {
         let running: Vec<usize> = self.stops.keys().copied().collect();
         for index in running {
@@ -344,242 +308,6 @@ impl<'e> Driver<'e> {
                 },
                 () = &mut deadline => return,
             }
-        }
-    }
-
-    pub(super) fn batch(&self) -> Batch {
-        Batch {
-            at: self.executor.clock.stamp(),
-            events: Vec::new(),
-            touched: Vec::new(),
-            started: Vec::new(),
-            checks: Vec::new(),
-            completed: Vec::new(),
-        }
-    }
-
-    /// Lets the model decide until it has nothing more to say for now.
-    pub(super) fn decide_into(&mut self, batch: &mut Batch) -> Result<(), Error> {
-        loop {
-            let free = self.executor.slots.saturating_sub(self.model.running());
-            let decided = self.model.decide(free, &self.executor.clock.stamp());
-            if decided.is_empty() {
-                return Ok(());
-            }
-            self.stage(batch, decided)?;
-        }
-    }
-
-    /// Applies events to the model (refusing illegal ones) and adds them to the batch.
-    pub(super) fn stage(&mut self, batch: &mut Batch, events: Vec<Event>) -> Result<(), Error> {
-        for event in events {
-            self.model.apply(&event)?;
-            if let Some(index) = event.slug().and_then(|slug| self.model.index_of(slug)) {
-                self.stamp_times(index, &event, &batch.at);
-                if batch.touched.last() != Some(&index) {
-                    batch.touched.push(index);
-                }
-                match &event {
-                    Event::AgentStarted { attempt, .. } => batch.started.push((index, *attempt)),
-                    Event::GateOpened { attempt, gate, .. } if *gate != GateKind::Approve => {
-                        batch.checks.push((index, *attempt, *gate));
-                    }
-                    Event::AgentSucceeded { .. } => batch.completed.push(index),
-                    Event::AgentExpanded { .. } => {
-                        let known = self.agents.len();
-                        self.sync_instances();
-                        batch.touched.extend(known..self.agents.len());
-                    }
-                    _ => {}
-                }
-            }
-            batch.events.push(event);
-        }
-        Ok(())
-    }
-
-    /// Commits the batch, tells observers, then performs its effects: starting agents, or
-    /// stopping them when the run was canceled.
-    pub(super) async fn checkpoint(&mut self, mut batch: Batch) -> Result<(), Error> {
-        if batch.events.is_empty() {
-            return self.perform(batch);
-        }
-        let first_seq = loop {
-            batch.touched.sort_unstable();
-            batch.touched.dedup();
-            match self.commit(&batch).await {
-                Ok(version) => {
-                    let first = self.version + 1;
-                    self.version = version;
-                    break first;
-                }
-                // Another process recorded an approval, a follow-up or a kill meanwhile:
-                // take it in and commit this batch again on top of it.
-                Err(conflict @ store::Error::Conflict { .. }) => {
-                    if !self.take_in_outside(&mut batch).await? {
-                        return Err(conflict.into());
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
-        };
-        let status = self.model.status();
-        for (offset, event) in std::mem::take(&mut batch.events).into_iter().enumerate() {
-            let committed = Committed {
-                seq: first_seq + offset as i64,
-                at: batch.at.clone(),
-                event,
-            };
-            let _ = self.observer.send(committed);
-        }
-        if status == RunStatus::Canceled {
-            self.stop_all();
-        }
-        for &index in &batch.completed {
-            self.release_when_idle(index).await;
-        }
-        self.perform(batch)
-    }
-
-    async fn commit(&self, batch: &Batch) -> Result<i64, store::Error> {
-        let updates: Vec<AgentUpdate> = batch.touched.iter().map(|&i| self.update_of(i)).collect();
-        let status = self.model.status();
-        let finished_at = status.is_terminal().then(|| batch.at.clone());
-        let commit = Commit {
-            run_id: &self.row.id,
-            expected_version: self.version,
-            at: &batch.at,
-            events: &batch.events,
-            agents: &updates,
-            status,
-            finished_at: finished_at.as_deref(),
-        };
-        self.executor.store.commit(&commit).await
-    }
-
-    /// Starts the attempts and gate checks of a committed batch.
-    fn perform(&mut self, batch: Batch) -> Result<(), Error> {
-        for (index, attempt) in batch.started {
-            self.start(index, attempt)?;
-        }
-        for (index, attempt, gate) in batch.checks {
-            self.start_check(index, attempt, gate);
-        }
-        Ok(())
-    }
-
-    fn event_for(&mut self, message: Message) -> Option<Event> {
-        if let Message::Exited { index, .. } | Message::Gate { index, .. } = &message {
-            self.stopping.remove(index);
-        }
-        let (index, attempt, expected) = match &message {
-            Message::Line { index, attempt, .. }
-            | Message::Session { index, attempt, .. }
-            | Message::Exited { index, attempt, .. } => (*index, *attempt, AgentState::Running),
-            Message::Gate { index, attempt, .. } => (*index, *attempt, AgentState::ChecksPending),
-        };
-        let agent = &self.model.agents()[index];
-        if agent.attempt != attempt || agent.state != expected {
-            return None;
-        }
-        let slug = agent.slug.clone();
-        Some(match message {
-            Message::Line { line, .. } => {
-                let stream = match line.stream {
-                    murmur_runtime::Stream::Stdout => Stream::Stdout,
-                    murmur_runtime::Stream::Stderr => Stream::Stderr,
-                };
-                Event::AgentOutput {
-                    slug,
-                    attempt,
-                    stream,
-                    line: line.text,
-                }
-            }
-            Message::Session { session_id, .. } => Event::AgentSession {
-                slug,
-                attempt,
-                session_id,
-            },
-            Message::Exited { result, .. } => {
-                self.stops.remove(&index);
-                match result {
-                    Ok(finished) => self.finished(index, slug, attempt, finished),
-                    Err(error) => self.failure(index, slug, attempt, error),
-                }
-            }
-            Message::Gate { gate, outcome, .. } => {
-                self.stops.remove(&index);
-                match outcome {
-                    GateOutcome::Passed(note) => Event::GatePassed {
-                        slug,
-                        attempt,
-                        gate,
-                        note,
-                    },
-                    GateOutcome::Failed(feedback) => Event::GateFailed {
-                        slug,
-                        attempt,
-                        gate,
-                        feedback,
-                    },
-                    GateOutcome::Broken(error) => Event::AgentFailed {
-                        slug,
-                        attempt,
-                        error: format!("the `{gate}` gate: {error}"),
-                    },
-                }
-            }
-        })
-    }
-
-    /// A turn that ended well: a fan-out template has its items, a gated agent goes to its
-    /// gates, any other agent has succeeded.
-    fn finished(&self, index: usize, slug: String, attempt: u32, done: Finished) -> Event {
-        if let AgentKind::Template { .. } = self.model.agents()[index].kind {
-            return Event::AgentExpanded {
-                slug,
-                items: murmur_parser::items_from_text(&done.response),
-            };
-        }
-        if self.model.has_gates(index) {
-            return Event::AgentAwaitingGates {
-                slug,
-                attempt,
-                response: done.response,
-                delivered: done.delivered,
-            };
-        }
-        Event::AgentSucceeded {
-            slug,
-            attempt,
-            response: done.response,
-            delivered: done.delivered,
-        }
-    }
-
-    fn stamp_times(&mut self, index: usize, event: &Event, at: &str) {
-        let times = &mut self.times[index];
-        if matches!(event, Event::AgentStarted { .. }) {
-            *times = (Some(at.to_owned()), None);
-        } else if self.model.agents()[index].state.is_terminal() {
-            times.1 = Some(at.to_owned());
-        }
-    }
-
-    fn update_of(&self, index: usize) -> AgentUpdate {
-        let agent = &self.model.agents()[index];
-        AgentUpdate {
-            slug: agent.slug.clone(),
-            position: index,
-            state: agent.state,
-            attempts: agent.attempt,
-            response: agent.response.clone(),
-            error: agent.error.clone(),
-            started_at: self.times[index].0.clone(),
-            finished_at: self.times[index].1.clone(),
-            session_id: agent.session_id.clone(),
-            delivered: agent.delivered.clone(),
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use murmur_parser::Dag;
 
-use super::{Batch, Driver};
+use super::Driver;
+use super::checkpoint::Batch;
 use crate::event::{Event, GateKind};
 use crate::executor::{Committed, Error};
 use crate::model::{RunModel, RunPolicy};

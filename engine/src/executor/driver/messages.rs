@@ -1,0 +1,125 @@
+//! What running agents and gate checks report, turned into events: output lines, sessions,
+//! and ends (a success, a gated turn, a fan-out's items, a failure to retry or to record).
+
+use super::Driver;
+use crate::event::{Event, Stream};
+use crate::executor::gates::GateOutcome;
+use crate::executor::launch::{Finished, Message};
+use crate::model::AgentKind;
+use crate::state::AgentState;
+
+impl Driver<'_> {
+    /// A failed attempt: retried after a backoff while the agent's `retries` last, else final.
+    fn failure(&self, index: usize, slug: String, attempt: u32, error: String) -> Event {
+        let agent = &self.agents[index];
+        let budget = agent.retries.unwrap_or(self.flight.frontmatter.retries);
+        if attempt > budget {
+            return Event::AgentFailed {
+                slug,
+                attempt,
+                error,
+            };
+        }
+        let seed = format!("{}/{slug}/{attempt}", self.row.id);
+        let delay = crate::retry::backoff(self.executor.retry_backoff, attempt, &seed);
+        let not_before =
+            self.executor.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let not_before = not_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Event::AgentRetrying {
+            slug,
+            attempt,
+            error,
+            not_before,
+        }
+    }
+
+    pub(super) fn event_for(&mut self, message: Message) -> Option<Event> {
+        if let Message::Exited { index, .. } | Message::Gate { index, .. } = &message {
+            self.stopping.remove(index);
+        }
+        let (index, attempt, expected) = match &message {
+            Message::Line { index, attempt, .. }
+            | Message::Session { index, attempt, .. }
+            | Message::Exited { index, attempt, .. } => (*index, *attempt, AgentState::Running),
+            Message::Gate { index, attempt, .. } => (*index, *attempt, AgentState::ChecksPending),
+        };
+        let agent = &self.model.agents()[index];
+        if agent.attempt != attempt || agent.state != expected {
+            return None;
+        }
+        let slug = agent.slug.clone();
+        Some(match message {
+            Message::Line { line, .. } => {
+                let stream = match line.stream {
+                    murmur_runtime::Stream::Stdout => Stream::Stdout,
+                    murmur_runtime::Stream::Stderr => Stream::Stderr,
+                };
+                Event::AgentOutput {
+                    slug,
+                    attempt,
+                    stream,
+                    line: line.text,
+                }
+            }
+            Message::Session { session_id, .. } => Event::AgentSession {
+                slug,
+                attempt,
+                session_id,
+            },
+            Message::Exited { result, .. } => {
+                self.stops.remove(&index);
+                match result {
+                    Ok(finished) => self.finished(index, slug, attempt, finished),
+                    Err(error) => self.failure(index, slug, attempt, error),
+                }
+            }
+            Message::Gate { gate, outcome, .. } => {
+                self.stops.remove(&index);
+                match outcome {
+                    GateOutcome::Passed(note) => Event::GatePassed {
+                        slug,
+                        attempt,
+                        gate,
+                        note,
+                    },
+                    GateOutcome::Failed(feedback) => Event::GateFailed {
+                        slug,
+                        attempt,
+                        gate,
+                        feedback,
+                    },
+                    GateOutcome::Broken(error) => Event::AgentFailed {
+                        slug,
+                        attempt,
+                        error: format!("the `{gate}` gate: {error}"),
+                    },
+                }
+            }
+        })
+    }
+
+    /// A turn that ended well: a fan-out template has its items, a gated agent goes to its
+    /// gates, any other agent has succeeded.
+    fn finished(&self, index: usize, slug: String, attempt: u32, done: Finished) -> Event {
+        if let AgentKind::Template { .. } = self.model.agents()[index].kind {
+            return Event::AgentExpanded {
+                slug,
+                items: murmur_parser::items_from_text(&done.response),
+            };
+        }
+        if self.model.has_gates(index) {
+            return Event::AgentAwaitingGates {
+                slug,
+                attempt,
+                response: done.response,
+                delivered: done.delivered,
+            };
+        }
+        Event::AgentSucceeded {
+            slug,
+            attempt,
+            response: done.response,
+            delivered: done.delivered,
+        }
+    }
+}

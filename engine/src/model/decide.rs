@@ -1,0 +1,163 @@
+//! What happens next: `decide` chooses the events to commit (agents to start, fan-outs to
+//! expand, gates to open, follow-ups to take, the run's end), `cancel`, `retry` and
+//! `interrupted` the events of those acts. All pure: the executor commits, then acts.
+
+use super::RunModel;
+use crate::event::{Event, GateKind};
+use crate::state::{AgentState, RunStatus};
+
+impl RunModel {
+    /// The earliest time a queued agent waits for, when one does.
+    pub fn next_retry_at(&self) -> Option<&str> {
+        self.ready
+            .iter()
+            .filter_map(|&(_, index)| self.agents[index].not_before.as_deref())
+            .min()
+    }
+
+    /// `runs retry`: everything that did not succeed runs again; succeeded work is kept.
+    pub fn retry(&self) -> Vec<Event> {
+        if !matches!(self.status, RunStatus::Failed | RunStatus::Canceled) {
+            return Vec::new();
+        }
+        let mut events = vec![Event::RunRetried];
+        events.extend(
+            self.agents
+                .iter()
+                .filter(|agent| {
+                    matches!(
+                        agent.state,
+                        AgentState::Failed | AgentState::Skipped | AgentState::Canceled
+                    )
+                })
+                .map(|agent| Event::AgentRetried {
+                    slug: agent.slug.clone(),
+                }),
+        );
+        events
+    }
+
+    /// The events that should happen next, given `free_slots` machines. Applying them in order
+    /// is always legal. Empty when the run must wait for an agent to finish.
+    /// `now` is the injected time (RFC 3339, UTC): agents waiting out a retry delay stay queued.
+    pub fn decide(&self, free_slots: usize, now: &str) -> Vec<Event> {
+        match self.status {
+            RunStatus::Queued => return vec![Event::RunStarted],
+            RunStatus::Running => {}
+            _ => return Vec::new(),
+        }
+        if let Some(failed) = self.first_failure {
+            return self.wind_down(failed);
+        }
+        let mut events = Vec::new();
+        let mut free = free_slots;
+        for &(_, index) in &self.ready {
+            let agent = &self.agents[index];
+            if agent.state == AgentState::Pending {
+                events.push(Event::AgentQueued {
+                    slug: agent.slug.clone(),
+                });
+            }
+            if let Some(items) = self.known_items(index) {
+                events.push(Event::AgentExpanded {
+                    slug: agent.slug.clone(),
+                    items: items.to_vec(),
+                });
+                continue;
+            }
+            let waiting = agent.not_before.as_deref().is_some_and(|at| at > now);
+            if free > 0 && !waiting {
+                free -= 1;
+                events.push(Event::AgentStarted {
+                    slug: agent.slug.clone(),
+                    attempt: agent.attempt + 1,
+                });
+            }
+        }
+        events.extend(self.checking.iter().filter_map(|&i| self.gate_step(i)));
+        events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
+        events.extend(self.inboxes.iter().filter_map(|&i| self.take_follow_ups(i)));
+        if events.is_empty() && self.terminal == self.agents.len() {
+            events.push(Event::RunCompleted);
+        }
+        events
+    }
+
+    /// After a failure nothing new starts: everything not yet started is skipped, gates that
+    /// are being checked finish (one waiting for a person is canceled), and the run fails once
+    /// nothing is at work any more.
+    fn wind_down(&self, failed: usize) -> Vec<Event> {
+        let failed_slug = &self.agents[failed].slug;
+        let mut events: Vec<Event> = self
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(_, agent)| matches!(agent.state, AgentState::Pending | AgentState::Queued))
+            .map(|(index, agent)| Event::AgentSkipped {
+                slug: agent.slug.clone(),
+                because: self.skip_reason(index, failed_slug),
+            })
+            .collect();
+        for &index in &self.checking {
+            let agent = &self.agents[index];
+            if agent.gates.open && self.current_gate(index) == Some(GateKind::Approve) {
+                events.push(Event::AgentCanceled {
+                    slug: agent.slug.clone(),
+                });
+            } else if let Some(step) = self.gate_step(index) {
+                events.push(step);
+            }
+        }
+        events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
+        if events.is_empty() && self.running == 0 && self.checking.is_empty() {
+            events.push(Event::RunFailed {
+                reason: format!("agent `{failed_slug}` {}", self.agents[failed].state),
+            });
+        }
+        events
+    }
+
+    fn skip_reason(&self, index: usize, failed_slug: &str) -> String {
+        let blocked_by = self.upstream[index]
+            .iter()
+            .map(|&up| &self.agents[up])
+            .find(|up| matches!(up.state, AgentState::Failed | AgentState::Skipped));
+        match blocked_by {
+            Some(up) => format!("upstream `{}` {}", up.slug, up.state),
+            None => format!(
+                "not started because `{failed_slug}` {}",
+                self.agents[self.first_failure.unwrap_or_default()].state
+            ),
+        }
+    }
+
+    /// Cancels everything not finished; running agents are stopped by the executor.
+    pub fn cancel(&self) -> Vec<Event> {
+        if self.status.is_terminal() {
+            return Vec::new();
+        }
+        let mut events: Vec<Event> = self
+            .agents
+            .iter()
+            .filter(|agent| !agent.state.is_terminal())
+            .map(|agent| Event::AgentCanceled {
+                slug: agent.slug.clone(),
+            })
+            .collect();
+        events.push(Event::RunCanceled);
+        events
+    }
+
+    /// After a restart: attempts that were running when the engine stopped start over.
+    pub fn interrupted(&self) -> Vec<Event> {
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|&(index, _)| self.holds_slot(index))
+            .map(|(_, agent)| Event::AgentInterrupted {
+                slug: agent.slug.clone(),
+                attempt: agent.attempt,
+            })
+            .collect()
+    }
+}
