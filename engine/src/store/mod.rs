@@ -3,6 +3,7 @@
 //! current state in one transaction, guarded by the run's version.
 
 mod backend;
+mod catalog;
 mod pulls;
 mod rows;
 mod schema;
@@ -18,6 +19,7 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use catalog::{FlightGeneration, NewGeneration, Saved};
 pub use pulls::PullRequest;
 pub use rows::{AgentRow, EventRow, RunRow};
 pub use server::token_hash;
