@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod locate;
 mod output;
+mod remote;
 mod report;
 mod serve;
 mod views;
@@ -13,7 +14,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FlightCommand, PrCommand, RunsCommand, TokenCommand};
+use crate::cli::{
+    Cli, Command, FlightCommand, GetCommand, PrCommand, RmCommand, RunsCommand, SetCommand,
+    TokenCommand,
+};
 
 /// What a command ends with. Errors are printed where they happen; this only carries the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,24 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
             RunsCommand::Retry { run, json, db } => commands::runs::retry(&db, &run, json),
         },
+        Command::Set {
+            command: SetCommand::Flight { name, target },
+        } => commands::catalog::set(&name, &target),
+        Command::Get {
+            command:
+                GetCommand::Flight {
+                    name,
+                    generation,
+                    json,
+                    target,
+                },
+        } => match name {
+            Some(name) => commands::catalog::get(&name, generation, json, &target),
+            None => commands::catalog::list(json, &target),
+        },
+        Command::Rm {
+            command: RmCommand::Flight { name, target },
+        } => commands::catalog::remove(&name, &target),
         Command::Serve(args) => commands::server::serve(&args),
         Command::Token { command } => match command {
             TokenCommand::Create { name, db } => commands::server::create_token(&db, &name),

@@ -1,6 +1,8 @@
-//! The JSON of runs, one definition for `murmur runs … --json` and the HTTP API (surface.md).
+//! The JSON of runs and catalog flights, one definition for the CLI's `--json` and the HTTP
+//! API (surface.md).
 
-use murmur_engine::store::{AgentRow, RunRow};
+use murmur_engine::store::{AgentRow, FlightGeneration, RunRow};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// A run in lists: `{"id", "flight", "status", "created_at", "finished_at"}`.
@@ -27,4 +29,81 @@ fn agent(agent: &AgentRow) -> Value {
         "cost_usd": agent.cost_usd, "turns": agent.turns, "session_id": agent.session_id,
         "started_at": agent.started_at, "finished_at": agent.finished_at,
     })
+}
+
+/// `PUT /v1/flights/{name}`'s answer: the generation just stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedFlight {
+    pub name: String,
+    pub generation: i64,
+    pub digest: String,
+    pub author: String,
+    pub created_at: String,
+}
+
+/// Where a listed flight comes from: the catalog wins over a repository file of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlightOrigin {
+    Catalog,
+    Repository,
+}
+
+/// A flight as `GET /v1/flights` lists it. `generation`, `author` and `created_at` are null
+/// for a repository file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FlightSummary {
+    pub name: String,
+    pub origin: FlightOrigin,
+    pub title: String,
+    pub agents: usize,
+    pub digest: String,
+    pub generation: Option<i64>,
+    pub author: Option<String>,
+    pub created_at: Option<String>,
+}
+
+/// `GET /v1/flights/{name}`: the summary and the Markdown text.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FlightText {
+    #[serde(flatten)]
+    pub summary: FlightSummary,
+    pub markdown: String,
+}
+
+impl FlightSummary {
+    /// `saved` is the catalog generation; `None` for a repository file.
+    pub fn new(
+        name: &str,
+        flight: &murmur_parser::Flight,
+        source: &str,
+        saved: Option<&FlightGeneration>,
+    ) -> Self {
+        let origin = match saved {
+            Some(_) => FlightOrigin::Catalog,
+            None => FlightOrigin::Repository,
+        };
+        Self {
+            name: name.to_owned(),
+            origin,
+            title: flight.title.clone(),
+            agents: murmur_engine::executor::agent_count(flight),
+            digest: murmur_engine::run::digest(source),
+            generation: saved.map(|s| s.generation),
+            author: saved.map(|s| s.author.clone()),
+            created_at: saved.map(|s| s.created_at.clone()),
+        }
+    }
+}
+
+impl From<FlightGeneration> for SavedFlight {
+    fn from(saved: FlightGeneration) -> Self {
+        Self {
+            name: saved.name,
+            generation: saved.generation,
+            digest: saved.digest,
+            author: saved.author,
+            created_at: saved.created_at,
+        }
+    }
 }

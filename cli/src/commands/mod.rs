@@ -1,5 +1,6 @@
 //! One module per command group; each function is one command.
 
+pub mod catalog;
 pub mod flight;
 mod follow;
 mod live;

@@ -38,7 +38,7 @@ pub fn repository_for(flight_path: Option<&Path>) -> PathBuf {
 
 /// `--db` / `MURMUR_DATABASE_URL`, else the configuration's `database_url`, else the
 /// repository's `.murmur/murmur.db`.
-fn database_url(db: &DbArgs, repo: &Path) -> anyhow::Result<String> {
+pub fn database_url(db: &DbArgs, repo: &Path) -> anyhow::Result<String> {
     if let Some(url) = &db.db {
         return Ok(url.clone());
     }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tower_http::timeout::TimeoutLayer;
 
 use super::error::ApiError;
-use super::{AppState, auth, events};
+use super::{AppState, auth, catalog, events, flights};
 use crate::views;
 
 /// Requests larger than this are refused with 413.
@@ -28,6 +28,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn router(state: AppState) -> Router {
     let quick = Router::new()
+        .route("/v1/flights", get(flights::list))
+        .route(
+            "/v1/flights/{name}",
+            get(flights::show)
+                .put(flights::save)
+                .delete(flights::delete),
+        )
         .route("/v1/flights/{name}/runs", post(start_run))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(show_run))
@@ -113,18 +120,23 @@ async fn start_run(
     if let Some(run) = existing(store, key.as_deref()).await? {
         return Ok(accepted(run));
     }
-    let (source, flight) = load_flight(&state, &name)?;
+    let known = catalog::find(&state, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no flight `{name}`")))?;
     let _starting = state.inner.starting.lock().await;
     if let Some(run) = existing(store, key.as_deref()).await? {
         return Ok(accepted(run));
     }
     let inputs = input_pairs(&request.inputs);
-    let path = flight_path(&state, &name).display().to_string();
+    let path = match &known.origin {
+        catalog::Origin::Repository(path) => Some(path.display().to_string()),
+        catalog::Origin::Catalog(_) => None,
+    };
     let start = StartRequest {
         flight_name: &name,
-        flight_path: Some(&path),
-        source: &source,
-        flight: &flight,
+        flight_path: path.as_deref(),
+        source: &known.source,
+        flight: &known.flight,
         inputs: &inputs,
         event: None,
     };
@@ -157,42 +169,6 @@ fn accepted((run_id, status): (String, String)) -> (StatusCode, Json<Value>) {
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run_id, "status": status})),
     )
-}
-
-fn flight_path(state: &AppState, name: &str) -> std::path::PathBuf {
-    state
-        .inner
-        .repository
-        .join(".murmur/flights")
-        .join(format!("{name}.md"))
-}
-
-/// The repository's flight `name`, valid, or the error the caller should see.
-fn load_flight(state: &AppState, name: &str) -> Result<(String, murmur_parser::Flight), ApiError> {
-    // A name is a file stem in `.murmur/flights`, never a path out of it.
-    let file_stem = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if !file_stem || name.starts_with('.') {
-        return Err(ApiError::not_found(format!("no flight `{name}`")));
-    }
-    let text = std::fs::read_to_string(flight_path(state, name))
-        .map_err(|_| ApiError::not_found(format!("no flight `{name}`")))?;
-    let source = murmur_parser::Source::new(&text);
-    let parsed = murmur_parser::parse_source(&source, name);
-    if !parsed.is_valid() {
-        let details = serde_json::to_value(&parsed.diagnostics).unwrap_or(Value::Null);
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_flight",
-            format!("flight `{name}` is invalid"),
-        )
-        .with_details(details));
-    }
-    let flight = parsed
-        .flight
-        .ok_or_else(|| ApiError::internal("a valid flight has a body"))?;
-    Ok((source.text().to_owned(), flight))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
-//! The one error type of the HTTP API: `{"error": {"code", "message"}}` with a fitting status.
+//! The one error type of the HTTP API: `{"error": {"code", "message"}}` with a fitting status
+//! (and `diagnostics` when a flight is invalid).
 //! Messages are written for the caller; SQL, paths and internals never reach a response.
 
 use axum::Json;
@@ -11,7 +12,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    details: Option<Value>,
+    diagnostics: Option<Value>,
 }
 
 impl ApiError {
@@ -20,7 +21,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            details: None,
+            diagnostics: None,
         }
     }
 
@@ -40,8 +41,9 @@ impl ApiError {
         )
     }
 
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+    /// The parser's diagnostics, shaped as `murmur flight validate --json` prints them.
+    pub fn with_diagnostics(mut self, diagnostics: Value) -> Self {
+        self.diagnostics = Some(diagnostics);
         self
     }
 
@@ -82,8 +84,8 @@ impl From<murmur_engine::store::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(details) = self.details {
-            error["details"] = details;
+        if let Some(diagnostics) = self.diagnostics {
+            error["diagnostics"] = diagnostics;
         }
         (self.status, Json(json!({ "error": error }))).into_response()
     }

@@ -1,5 +1,7 @@
 //! A run's event log: JSON, or with `Accept: text/event-stream` a live stream that resumes
-//! after `Last-Event-ID` and ends when the run has ended and every event was sent.
+//! after `Last-Event-ID` and ends when the run has ended and every event was sent. Each SSE
+//! event has the sequence number as `id`, the event's type as `event`, and as `data` the same
+//! `{"seq", "at", "event"}` object the JSON log lists.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use murmur_engine::RunStatus;
+use murmur_engine::store::EventRow;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -32,10 +35,7 @@ pub async fn events(
         .is_some_and(|v| v.contains("text/event-stream"));
     if !wants_stream {
         let rows = state.store().events(&run.id, 0).await?;
-        let list: Vec<Value> = rows
-            .iter()
-            .map(|row| json!({"seq": row.seq, "at": row.at, "event": decode(&row.data)}))
-            .collect();
+        let list: Vec<Value> = rows.iter().map(entry).collect();
         return Ok(Json(Value::Array(list)).into_response());
     }
     let after = headers
@@ -48,8 +48,10 @@ pub async fn events(
         .into_response())
 }
 
-fn decode(data: &str) -> Value {
-    serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
+/// One entry of the log, the same object in the JSON list and in each SSE `data:` line.
+fn entry(row: &EventRow) -> Value {
+    let event = serde_json::from_str(&row.data).unwrap_or_else(|_| Value::String(row.data.clone()));
+    json!({"seq": row.seq, "at": row.at, "event": event})
 }
 
 /// Events after `after`, as they are committed, until the run has ended.
@@ -79,7 +81,7 @@ fn live(
                             Ok(SseEvent::default()
                                 .id(row.seq.to_string())
                                 .event(row.kind.clone())
-                                .data(row.data.clone()))
+                                .data(entry(row).to_string()))
                         })
                         .collect();
                     return Some((futures::stream::iter(batch), seen));

@@ -7,9 +7,12 @@ mod catalog;
 mod cron;
 mod error;
 mod events;
+mod flights;
 mod limit;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_catalog;
 mod webhooks;
 
 use std::collections::HashMap;

@@ -72,7 +72,7 @@ pub async fn github(
         ));
     }
     let mut started = Vec::new();
-    for (name, source, flight) in matching_flights(&state, &event) {
+    for (name, source, flight) in matching_flights(&state, &event).await {
         let start = StartRequest {
             flight_name: &name,
             flight_path: None,
@@ -213,9 +213,10 @@ impl GitHubEvent {
     }
 }
 
-/// The repository's valid flights whose `on:` admits the event.
-fn matching_flights(state: &AppState, event: &GitHubEvent) -> Vec<(String, String, Flight)> {
+/// The known valid flights (catalog and repository) whose `on:` admits the event.
+async fn matching_flights(state: &AppState, event: &GitHubEvent) -> Vec<(String, String, Flight)> {
     super::catalog::flights(state)
+        .await
         .into_iter()
         .filter(|known| {
             event
