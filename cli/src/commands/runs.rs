@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use murmur_engine::executor::{self, Executor, StartRequest};
 use murmur_engine::{RunStatus, Store, SystemClock};
-use serde_json::Value;
 
 use crate::Exit;
 use crate::cli::{DbArgs, RunArgs};
@@ -225,7 +224,7 @@ pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
         let store = open_store(db, &repo).await?;
         let runs = store.runs(limit).await?;
         if json {
-            let rows: Vec<Value> = runs.iter().map(views::run_summary).collect();
+            let rows: Vec<_> = runs.iter().map(views::run_summary).collect();
             emit_line(&serde_json::to_string_pretty(&rows)?);
             return Ok(Exit::Success);
         }

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use axum::http::StatusCode;
 use murmur_engine::store::FlightGeneration;
 use murmur_parser::{Flight, Parsed, Source};
-use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
@@ -40,13 +39,12 @@ pub fn parse_valid(name: &str, text: &str) -> Result<(Source, Flight), ApiError>
 }
 
 fn invalid(name: &str, parsed: &Parsed) -> ApiError {
-    let diagnostics = serde_json::to_value(&parsed.diagnostics).unwrap_or(Value::Null);
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_flight",
         format!("flight `{name}` is invalid; see the diagnostics"),
     )
-    .with_diagnostics(diagnostics)
+    .with_diagnostics(&parsed.diagnostics)
 }
 
 /// Flight `name`: the catalog's latest generation, else the repository's file; `None` when

@@ -9,19 +9,42 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use murmur_engine::store::NewGeneration;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Caller;
 use super::catalog::{self, Known, Origin};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use crate::views::{FlightSummary, FlightText, SavedFlight};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationQuery {
     generation: Option<i64>,
 }
 
+/// Saves the Markdown as the next generation of flight `name`, after validating it.
+#[utoipa::path(
+    put, path = "/v1/flights/{name}", tag = "flights", operation_id = "save_flight",
+    params(("name" = String, Path, description = "the flight's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")),
+    request_body(content((String = "text/markdown"), (String = "text/plain")), description = "the flight's Markdown"),
+    responses(
+        (status = 200, description = "a new generation of an existing flight", body = SavedFlight,
+         links(
+            ("flight" = (operation_id = "show_flight", parameters(("name" = "$response.body#/name")))),
+            ("delete" = (operation_id = "delete_flight", parameters(("name" = "$response.body#/name")))),
+            ("start" = (operation_id = "start_run", parameters(("name" = "$response.body#/name")))),
+         )),
+        (status = 201, description = "a new flight", body = SavedFlight,
+         links(
+            ("flight" = (operation_id = "show_flight", parameters(("name" = "$response.body#/name")))),
+            ("delete" = (operation_id = "delete_flight", parameters(("name" = "$response.body#/name")))),
+            ("start" = (operation_id = "start_run", parameters(("name" = "$response.body#/name")))),
+         )),
+        (status = 400, description = "an invalid flight (with diagnostics), a bad name, or a body that is not UTF-8", body = ErrorEnvelope),
+        (status = 415, description = "the body is not `text/markdown` or `text/plain`", body = ErrorEnvelope),
+    )
+)]
 pub async fn save(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -87,11 +110,27 @@ fn markdown_body(
         .map_err(|e| ApiError::invalid(format!("the flight is not UTF-8 text: {e}")))
 }
 
+/// Every flight the server can run: the catalog's, then the repository's valid files.
+#[utoipa::path(
+    get, path = "/v1/flights", tag = "flights", operation_id = "list_flights",
+    responses((status = 200, description = "the flights, by name", body = Vec<FlightSummary>))
+)]
 pub async fn list(State(state): State<AppState>) -> Json<Vec<FlightSummary>> {
     let known = catalog::flights(&state).await;
     Json(known.iter().map(summary).collect())
 }
 
+/// A flight's latest generation (or `generation`), as JSON, or its Markdown with
+/// `Accept: text/markdown`.
+#[utoipa::path(
+    get, path = "/v1/flights/{name}", tag = "flights", operation_id = "show_flight",
+    params(("name" = String, Path, description = "the flight's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"), ("generation" = Option<i64>, Query, description = "an older generation of a catalog flight")),
+    responses(
+        (status = 200, description = "the flight", content((FlightText = "application/json"), (String = "text/markdown"))),
+        (status = 400, description = "a bad query", body = ErrorEnvelope),
+        (status = 404, description = "no such flight or generation", body = ErrorEnvelope),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -144,6 +183,15 @@ fn wants_markdown(headers: &HeaderMap) -> bool {
     accept.contains("text/markdown") && !accept.contains("application/json")
 }
 
+/// Deletes a catalog flight (its generation numbers are never reused).
+#[utoipa::path(
+    delete, path = "/v1/flights/{name}", tag = "flights", operation_id = "delete_flight",
+    params(("name" = String, Path, description = "the flight's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such flight in the catalog", body = ErrorEnvelope),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -9,10 +9,16 @@ mod error;
 mod events;
 mod flights;
 mod limit;
+mod metrics;
+mod openapi;
+mod runs;
+mod start;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_catalog;
+#[cfg(test)]
+mod tests_openapi;
 mod webhooks;
 
 use std::collections::HashMap;

@@ -156,3 +156,28 @@ async fn a_catalog_flight_wins_over_the_repository_file_and_can_be_deleted() {
         "the repository's text ran: {sse}"
     );
 }
+
+#[tokio::test]
+async fn an_idempotency_key_names_one_run_of_one_flight() {
+    let f = fixture().await;
+    let start = |flight: &str, body: &'static str| {
+        authed("POST", &format!("/v1/flights/{flight}/runs"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", "shared")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (status, first) = call(&f.app, start("hello", "null")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "`null` is no inputs: {first}");
+    let (status, other) = call(&f.app, start("triage", "{}")).await;
+    assert_eq!(
+        (status, &other["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("idempotency_key_reused"))
+    );
+    let (status, bad) = call(&f.app, start("..%2Fx", "{}")).await;
+    assert_eq!(
+        (status, &bad["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "a name that cannot be a flight is checked before the key"
+    );
+}
