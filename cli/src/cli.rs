@@ -153,6 +153,10 @@ pub struct RunArgs {
     /// Print one JSON object per event instead of the human view
     #[arg(long)]
     pub json: bool,
+    /// Start the run on this `murmur serve` (NAME is the server's flight) and follow its event
+    /// stream; the API token is read from MURMUR_TOKEN
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -167,7 +171,7 @@ pub enum RunsCommand {
         #[arg(long, default_value_t = 50)]
         limit: u64,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Show a run and its agents
     Show {
@@ -176,7 +180,7 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Print a run's event log, optionally for one agent
     Logs {
@@ -186,13 +190,13 @@ pub enum RunsCommand {
         #[arg(long, short = 'f')]
         follow: bool,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Cancel a run: running agents are stopped, the rest marked canceled
     Cancel {
         run: String,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Run a failed or canceled run again: failed, skipped and canceled agents run, succeeded
     /// agents are kept and never repeated
@@ -201,7 +205,7 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Continue an interrupted run: finished agents are kept, in-flight ones retried
     Resume {

@@ -47,21 +47,12 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             FlightCommand::Validate(args) => commands::flight::validate(&args),
             FlightCommand::Graph(args) => commands::flight::graph(&args),
             FlightCommand::Ls(args) => commands::flight::ls(&args),
-            FlightCommand::Run(args) => commands::runs::start(&args),
+            FlightCommand::Run(args) => match &args.server {
+                Some(url) => commands::remote_runs::start(url, &args),
+                None => commands::runs::start(&args),
+            },
         },
-        Command::Runs { command } => match command {
-            RunsCommand::Ls { json, limit, db } => commands::runs::list(&db, limit, json),
-            RunsCommand::Show { run, json, db } => commands::runs::show(&db, &run, json),
-            RunsCommand::Logs {
-                run,
-                slug,
-                follow,
-                db,
-            } => commands::runs::logs(&db, &run, slug.as_deref(), follow),
-            RunsCommand::Cancel { run, db } => commands::runs::cancel(&db, &run),
-            RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
-            RunsCommand::Retry { run, json, db } => commands::runs::retry(&db, &run, json),
-        },
+        Command::Runs { command } => runs(command),
         Command::Set {
             command: SetCommand::Flight { name, target },
         } => commands::catalog::set(&name, &target),
@@ -90,5 +81,42 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             PrCommand::Merge { id, db } => commands::pr::merge(&db, &id),
         },
         Command::Completions { shell } => Ok(commands::completions(shell)),
+    }
+}
+
+/// `murmur runs …`: on a server with `--server`, else on the local store.
+fn runs(command: RunsCommand) -> anyhow::Result<Exit> {
+    use commands::{remote_runs as remote, runs as local};
+    match command {
+        RunsCommand::Ls {
+            json,
+            limit,
+            target,
+        } => match &target.server {
+            Some(url) => remote::list(url, limit, json),
+            None => local::list(&target.db, limit, json),
+        },
+        RunsCommand::Show { run, json, target } => match &target.server {
+            Some(url) => remote::show(url, &run, json),
+            None => local::show(&target.db, &run, json),
+        },
+        RunsCommand::Logs {
+            run,
+            slug,
+            follow,
+            target,
+        } => match &target.server {
+            Some(url) => remote::logs(url, &run, slug.as_deref(), follow),
+            None => local::logs(&target.db, &run, slug.as_deref(), follow),
+        },
+        RunsCommand::Cancel { run, target } => match &target.server {
+            Some(url) => remote::cancel(url, &run),
+            None => local::cancel(&target.db, &run),
+        },
+        RunsCommand::Resume { run, json, db } => local::resume(&db, &run, json),
+        RunsCommand::Retry { run, json, target } => match &target.server {
+            Some(url) => remote::retry(url, &run, json),
+            None => local::retry(&target.db, &run, json),
+        },
     }
 }

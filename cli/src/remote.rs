@@ -1,6 +1,8 @@
 //! A `murmur serve` seen from the command line (`--server URL`, token in `MURMUR_TOKEN`):
 //! blocking HTTP with ureq, errors read from the API's `{"error": {...}}` envelope.
 
+use std::io::Read;
+
 use anyhow::Context;
 use serde_json::Value;
 
@@ -26,6 +28,7 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+#[derive(Clone)]
 pub struct Remote {
     base: String,
     token: String,
@@ -67,6 +70,37 @@ impl Remote {
             .header("Accept", "application/json")
             .call();
         self.answer(path, response)
+    }
+
+    /// POST `body` as JSON (or nothing) to `path`.
+    pub fn post(&self, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let request = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", self.auth());
+        let response = match body {
+            Some(body) => request.send_json(body),
+            None => request.send_empty(),
+        };
+        self.answer(path, response)
+    }
+
+    /// Opens the run's live event stream, resuming after event `after`.
+    pub fn events(&self, run_id: &str, after: i64) -> anyhow::Result<impl Read + use<>> {
+        let path = format!("/v1/runs/{run_id}/events");
+        let mut request = self
+            .agent
+            .get(self.url(&path))
+            .header("Authorization", self.auth())
+            .header("Accept", "text/event-stream");
+        if after > 0 {
+            request = request.header("Last-Event-ID", after.to_string());
+        }
+        let response = request.call().map_err(|e| self.unreachable(e))?;
+        if response.status().as_u16() != 200 {
+            return Err(refusal(response).into());
+        }
+        Ok(response.into_body().into_reader())
     }
 
     /// PUT Markdown text to `path`.
@@ -111,6 +145,24 @@ impl Remote {
     fn unreachable(&self, error: ureq::Error) -> anyhow::Error {
         anyhow::anyhow!("cannot reach the server at {}: {error}", self.base)
     }
+}
+
+/// Prints a refusal (with a refused flight's diagnostics) and hands it back; other errors
+/// (an unreachable server) are returned as they are.
+pub fn report(error: anyhow::Error) -> anyhow::Result<Refusal> {
+    let refusal = error.downcast::<Refusal>()?;
+    for diagnostic in &refusal.diagnostics {
+        eprintln!(
+            "{}:{}: {} [{}] {}",
+            diagnostic["line"],
+            diagnostic["column"],
+            diagnostic["severity"].as_str().unwrap_or("error"),
+            diagnostic["code"].as_str().unwrap_or(""),
+            diagnostic["message"].as_str().unwrap_or("")
+        );
+    }
+    eprintln!("error: {refusal}");
+    Ok(refusal)
 }
 
 fn refusal(mut response: ureq::http::Response<ureq::Body>) -> Refusal {

@@ -77,8 +77,12 @@ pub fn run_detail(run: &RunRow, agents: &[AgentRow]) -> RunDetail {
         summary: run_summary(run),
         inputs: serde_json::from_str(&run.inputs).unwrap_or_else(|_| json!({})),
         digest: run.digest.clone(),
-        agents: agents.iter().map(agent).collect(),
+        agents: self::agents(agents),
     }
+}
+
+pub fn agents(agents: &[AgentRow]) -> Vec<AgentView> {
+    agents.iter().map(agent).collect()
 }
 
 fn agent(agent: &AgentRow) -> AgentView {

@@ -14,7 +14,7 @@ use crate::cli::Target;
 use crate::commands::runs::{block_on, open_store, repository_for};
 use crate::locate;
 use crate::output::{emit, emit_line};
-use crate::remote::{Refusal, Remote};
+use crate::remote::{self, Remote};
 use crate::report;
 use crate::views::{FlightSummary, FlightText, SavedFlight};
 
@@ -78,21 +78,9 @@ fn save_locally(name: &str, markdown: &str, target: &Target) -> anyhow::Result<S
     })
 }
 
-/// A server's refusal: its diagnostics and message, exit 1 for an invalid flight, else 2.
+/// A server's refusal: exit 1 for an invalid flight, else 2.
 fn refused(error: anyhow::Error) -> anyhow::Result<Exit> {
-    let refusal = error.downcast::<Refusal>()?;
-    for diagnostic in &refusal.diagnostics {
-        eprintln!(
-            "{}:{}: {} [{}] {}",
-            diagnostic["line"],
-            diagnostic["column"],
-            diagnostic["severity"].as_str().unwrap_or("error"),
-            diagnostic["code"].as_str().unwrap_or(""),
-            diagnostic["message"].as_str().unwrap_or("")
-        );
-    }
-    eprintln!("error: {refusal}");
-    Ok(match refusal.code.as_str() {
+    Ok(match remote::report(error)?.code.as_str() {
         "invalid_flight" => Exit::Failure,
         _ => Exit::Usage,
     })

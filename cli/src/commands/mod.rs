@@ -5,8 +5,10 @@ pub mod flight;
 mod follow;
 mod live;
 pub mod pr;
+pub mod remote_runs;
 pub mod runs;
 pub mod server;
+mod stream;
 mod view;
 
 use clap::CommandFactory;

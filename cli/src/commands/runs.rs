@@ -228,17 +228,8 @@ pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
             emit_line(&serde_json::to_string_pretty(&rows)?);
             return Ok(Exit::Success);
         }
-        let mut out = format!(
-            "{:<32}  {:<20} {:<10} {}\n",
-            "RUN", "FLIGHT", "STATUS", "CREATED"
-        );
-        for r in &runs {
-            out.push_str(&format!(
-                "{:<32}  {:<20} {:<10} {}\n",
-                r.id, r.flight, r.status, r.created_at
-            ));
-        }
-        emit(&out);
+        let rows: Vec<_> = runs.iter().map(views::run_summary).collect();
+        emit(&view::runs_table(&rows));
         Ok(Exit::Success)
     })
 }
@@ -255,19 +246,7 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
             ))?);
             return Ok(Exit::Success);
         }
-        let mut out = format!(
-            "run      {}\nflight   {}\nstatus   {}\ncreated  {}\n",
-            row.id, row.flight, row.status, row.created_at
-        );
-        if let Some(finished) = &row.finished_at {
-            out.push_str(&format!("finished {finished}\n"));
-        }
-        out.push_str(&format!(
-            "digest   {}\n\n{}",
-            row.digest,
-            view::agents_table(&agents)
-        ));
-        emit(&out);
+        emit(&view::run_text(&views::run_detail(&row, &agents)));
         Ok(Exit::Success)
     })
 }

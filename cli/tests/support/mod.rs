@@ -16,8 +16,13 @@ pub fn murmur(repo: &Path) -> Command {
 
 /// Starts `murmur serve` on a free port and returns it with its address.
 pub fn serve(repo: &Path) -> (Child, String) {
+    serve_on(repo, "127.0.0.1:0")
+}
+
+/// Starts `murmur serve` listening on `bind`.
+pub fn serve_on(repo: &Path, bind: &str) -> (Child, String) {
     let mut server = murmur(repo)
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(["serve", "--bind", bind])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
