@@ -17,6 +17,7 @@ every_backend!(
     catalog_flights_keep_every_generation,
     a_deleted_catalog_flight_is_gone_but_its_numbers_are_not_reused,
     concurrent_saves_of_one_flight_get_distinct_generations,
+    runs_and_agents_are_counted_by_status_and_state,
 );
 
 async fn create(store: &murmur_engine::Store, id: &str, created_at: &str) {
@@ -422,4 +423,34 @@ async fn concurrent_saves_of_one_flight_get_distinct_generations(db: &TestDb) {
     }
     generations.sort_unstable();
     assert_eq!(generations, (1..=8).collect::<Vec<i64>>());
+}
+
+async fn runs_and_agents_are_counted_by_status_and_state(db: &TestDb) {
+    let store = backends::open(db).await;
+    assert!(store.run_counts().await.expect("counts").is_empty());
+    create(&store, "run-1", "2026-01-01T00:00:00.000Z").await;
+    create(&store, "run-2", "2026-01-01T00:00:01.000Z").await;
+    store
+        .commit(&Commit {
+            run_id: "run-1",
+            expected_version: 0,
+            at: "2026-01-01T00:00:02.000Z",
+            events: &[Event::RunStarted],
+            agents: &[started("a")],
+            status: RunStatus::Running,
+            finished_at: None,
+        })
+        .await
+        .expect("commit");
+    let mut runs = store.run_counts().await.expect("counts");
+    runs.sort();
+    assert_eq!(runs, [("queued".to_owned(), 1), ("running".to_owned(), 1)]);
+    let mut agents = store.agent_counts().await.expect("counts");
+    agents.sort();
+    assert_eq!(
+        agents,
+        [("pending".to_owned(), 3), ("running".to_owned(), 1)]
+    );
+    let latency = store.checkpoint_latency();
+    assert_eq!(latency.count, 1, "the commit was timed");
 }

@@ -13,7 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::metrics::metrics;
+use super::metrics::{self, metrics};
 use super::runs::{cancel_run, list_runs, retry_run, show_run};
 use super::start::start_run;
 use super::{AppState, auth, events, flights, openapi};
@@ -60,6 +60,10 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take that method; /v1/openapi.json lists them",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -17,7 +17,6 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    state.count_request();
     let token = request
         .headers()
         .get(AUTHORIZATION)

@@ -18,12 +18,13 @@ mod tests;
 #[cfg(test)]
 mod tests_catalog;
 #[cfg(test)]
+mod tests_metrics;
+#[cfg(test)]
 mod tests_openapi;
 mod webhooks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -47,7 +48,7 @@ struct Inner {
     starting: tokio::sync::Mutex<()>,
     /// Cancel handles of the runs this process drives.
     cancels: Mutex<HashMap<String, oneshot::Sender<()>>>,
-    requests: AtomicU64,
+    http: metrics::HttpMetrics,
     /// `MURMUR_GITHUB_WEBHOOK_SECRET`: without it every webhook delivery is refused.
     webhook_secret: Option<String>,
     limiter: limit::Limiter,
@@ -61,7 +62,7 @@ impl AppState {
                 repository,
                 starting: tokio::sync::Mutex::new(()),
                 cancels: Mutex::new(HashMap::new()),
-                requests: AtomicU64::new(0),
+                http: metrics::HttpMetrics::default(),
                 webhook_secret,
                 limiter: limit::Limiter::new(limit::Rate::default()),
             }),
@@ -107,14 +108,6 @@ impl AppState {
             .cancels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn count_request(&self) {
-        self.inner.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn requests(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod backend;
 mod catalog;
+mod counts;
 mod pulls;
 mod rows;
 mod schema;
@@ -182,6 +183,11 @@ impl Store {
     /// Checkpoints written so far and the transactions they shared.
     pub fn write_stats(&self) -> WriteStats {
         self.writer.stats()
+    }
+
+    /// How long checkpoints took to commit, queueing for the writer included.
+    pub fn checkpoint_latency(&self) -> crate::histogram::Snapshot {
+        self.writer.latency()
     }
 
     fn fail(&self, error: sqlx::Error) -> Error {
