@@ -16,6 +16,8 @@ mod start;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cancel;
+#[cfg(test)]
 mod tests_catalog;
 #[cfg(test)]
 mod tests_metrics;

@@ -101,21 +101,51 @@ pub async fn cancel_run(
 ) -> Result<impl IntoResponse, ApiError> {
     let run = exact_run(state.store(), &id).await?;
     if RunStatus::parse(&run.status).is_some_and(RunStatus::is_terminal) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "finished",
-            format!("run {id} already ended: {}", run.status),
-        ));
+        return Err(finished(&id, &run.status));
     }
     if !state.cancel_driven(&id) {
-        state
-            .executor()
-            .cancel(&id)
-            .await
-            .map_err(ApiError::internal)?;
+        cancel_here(&state, &id).await?;
     }
     let status = "canceling".to_owned();
     Ok((StatusCode::ACCEPTED, Json(Accepted { run_id: id, status })))
+}
+
+fn finished(id: &str, status: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "finished",
+        format!("run {id} already ended: {status}"),
+    )
+}
+
+/// How often a cancel looks again when the run changed under it.
+const CANCEL_ATTEMPTS: usize = 3;
+
+/// Cancels a run that no driver of this process answers for. Its driver may still commit (a
+/// run that is just ending, or one whose cancel was already asked): a conflict means look
+/// again, and a run that ended meanwhile is `finished`.
+async fn cancel_here(state: &AppState, id: &str) -> Result<(), ApiError> {
+    for _ in 0..CANCEL_ATTEMPTS {
+        match state.executor().cancel(id).await {
+            Ok(_) => return Ok(()),
+            Err(executor::Error::Store(murmur_engine::store::Error::Conflict { .. })) => {
+                let run = exact_run(state.store(), id).await?;
+                if RunStatus::parse(&run.status).is_some_and(RunStatus::is_terminal) {
+                    return Err(finished(id, &run.status));
+                }
+                if state.cancel_driven(id) {
+                    return Ok(());
+                }
+            }
+            Err(executor::Error::Store(error)) => return Err(error.into()),
+            Err(other) => return Err(ApiError::internal(other)),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!("run {id} kept changing while it was being canceled; retry"),
+    ))
 }
 
 /// Runs a failed or canceled run again; succeeded agents are kept.
