@@ -89,6 +89,13 @@ fn the_local_catalog_keeps_generations_and_validates_first() {
         .collect();
     assert_eq!(origins, [("job", "repository"), ("greet", "catalog")]);
 
+    let ran = run(repo, &["flight", "run", "greet"], "", None);
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    assert!(
+        stdout(&ran).contains("| v2"),
+        "a name runs the catalog's latest: {}",
+        stdout(&ran)
+    );
     assert_eq!(
         run(repo, &["rm", "flight", "greet"], "", None)
             .status

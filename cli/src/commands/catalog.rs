@@ -5,13 +5,14 @@ use std::io::Read;
 
 use anyhow::Context;
 use murmur_engine::store::{FlightGeneration, NewGeneration};
-use murmur_engine::{Clock, SystemClock};
+use murmur_engine::{Clock, Store, SystemClock};
 use murmur_parser::Source;
 use serde_json::Value;
 
 use crate::Exit;
+use crate::cli::DbArgs;
 use crate::cli::Target;
-use crate::commands::runs::{block_on, open_store, repository_for};
+use crate::commands::runs::{block_on, existing_store, open_store, repository_for};
 use crate::locate;
 use crate::output::{emit, emit_line};
 use crate::remote::{self, Remote};
@@ -224,4 +225,32 @@ pub fn remove(name: &str, target: &Target) -> anyhow::Result<Exit> {
     }
     eprintln!("flight {name} removed from the catalog");
     Ok(Exit::Success)
+}
+
+/// The local catalog's flight `argument`, when it is a flight name (not a path), a store
+/// exists to look in (running never creates one), and the catalog has it, valid.
+pub fn local_flight_to_run(
+    argument: &str,
+    db: &DbArgs,
+) -> anyhow::Result<Option<(FlightGeneration, murmur_parser::Flight)>> {
+    if !locate::valid_flight_name(argument) || argument.ends_with(".md") {
+        return Ok(None);
+    }
+    let Some(url) = existing_store(db, &repository_for(None))? else {
+        return Ok(None);
+    };
+    let saved = block_on(async {
+        Ok(Store::open(&url)
+            .await?
+            .catalog_flight(argument, None)
+            .await?)
+    })?;
+    let Some(saved) = saved else { return Ok(None) };
+    let source = Source::new(&saved.markdown);
+    let parsed = murmur_parser::parse_source(&source, &saved.name);
+    let valid = parsed.is_valid();
+    Ok(parsed
+        .flight
+        .filter(|_| valid)
+        .map(|flight| (saved, flight)))
 }

@@ -189,10 +189,9 @@ fn listing(root: &Path, path: &Path) -> Value {
 /// The catalog's flights, when there is a store to read: `--db`, or the repository's default
 /// store if it exists (listing never creates one).
 fn catalog_listing(db: &DbArgs, root: &Path) -> anyhow::Result<Vec<Value>> {
-    let url = runs::database_url(db, root)?;
-    if db.db.is_none() && !url.contains("://") && !Path::new(&url).exists() {
+    let Some(url) = runs::existing_store(db, root)? else {
         return Ok(Vec::new());
-    }
+    };
     let saved = runs::block_on(async { Ok(Store::open(&url).await?.catalog_flights().await?) })?;
     Ok(saved
         .iter()
