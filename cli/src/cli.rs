@@ -31,6 +31,21 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Save a flight to the catalog: `murmur set flight NAME < flight.md`
+    Set {
+        #[command(subcommand)]
+        command: SetCommand,
+    },
+    /// Read the catalog: `murmur get flight` lists it, `murmur get flight NAME` prints one
+    Get {
+        #[command(subcommand)]
+        command: GetCommand,
+    },
+    /// Remove a flight from the catalog: `murmur rm flight NAME`
+    Rm {
+        #[command(subcommand)]
+        command: RmCommand,
+    },
     /// Serve the HTTP API (runs, events, cancel, metrics) with the executor inside
     Serve(ServeArgs),
     /// API tokens for `murmur serve`
@@ -61,13 +76,61 @@ pub enum FlightCommand {
     Validate(ValidateArgs),
     /// Print a flight's DAG as Mermaid, Graphviz DOT or text
     Graph(GraphArgs),
-    /// List the flights of this repository (.murmur/flights/*.md)
+    /// List the flights of this repository (.murmur/flights/*.md) and of the catalog
     Ls(LsArgs),
     /// Run a flight on this machine, checkpointed to the store
     ///
     /// Exit status: 0 when the run completed, 1 when it failed or was canceled, 2 for invalid
     /// input (an invalid flight, a missing or unknown input, an unusable database).
     Run(RunArgs),
+}
+
+/// Where catalog and run commands act: a server, or the local store.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Act on this `murmur serve` (e.g. http://127.0.0.1:8080) instead of the local store; the
+    /// API token is read from MURMUR_TOKEN
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    /// Save the Markdown on stdin as the next generation of flight NAME; it is validated
+    /// first, and an invalid flight is refused with its diagnostics (exit status 1)
+    Flight {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetCommand {
+    /// Without NAME, list the catalog; with NAME, print the flight's Markdown
+    Flight {
+        name: Option<String>,
+        /// An older generation instead of the latest
+        #[arg(long, requires = "name")]
+        generation: Option<i64>,
+        /// Print JSON (the list, or the flight with its generation, digest and author)
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RmCommand {
+    /// Delete flight NAME from the catalog (its generation numbers are never reused)
+    Flight {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +155,10 @@ pub struct RunArgs {
     /// Print one JSON object per event instead of the human view
     #[arg(long)]
     pub json: bool,
+    /// Start the run on this `murmur serve` (NAME is the server's flight) and follow its event
+    /// stream; the API token is read from MURMUR_TOKEN
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -106,7 +173,7 @@ pub enum RunsCommand {
         #[arg(long, default_value_t = 50)]
         limit: u64,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Show a run and its agents
     Show {
@@ -115,7 +182,7 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Print a run's event log, optionally for one agent
     Logs {
@@ -125,13 +192,13 @@ pub enum RunsCommand {
         #[arg(long, short = 'f')]
         follow: bool,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Cancel a run: running agents are stopped, the rest marked canceled
     Cancel {
         run: String,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Run a failed or canceled run again: failed, skipped and canceled agents run, succeeded
     /// agents are kept and never repeated
@@ -140,7 +207,7 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Decide an agent's `approve` gate: approve it, or reject it with a comment that goes
     /// back to the agent, which then works again
@@ -154,7 +221,7 @@ pub enum RunsCommand {
         #[arg(long, value_name = "TEXT")]
         comment: Option<String>,
         #[command(flatten)]
-        db: DbArgs,
+        target: Target,
     },
     /// Continue an interrupted run: finished agents are kept, in-flight ones retried
     Resume {
@@ -194,12 +261,15 @@ pub enum GraphFormat {
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// Print JSON: an array of {"name", "path", "title", "agents", "triggers", "valid"}
+    /// Print JSON: an array of {"name", "origin", "path", "title", "agents", "triggers", "valid"}
+    /// (catalog flights also have "generation")
     #[arg(long)]
     pub json: bool,
     /// The repository to look in (default: the one containing the current folder)
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod locate;
 mod output;
+mod remote;
 mod report;
 mod serve;
 mod views;
@@ -14,7 +15,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FlightCommand, PrCommand, RunsCommand, TokenCommand};
+use crate::cli::{
+    Cli, Command, FlightCommand, GetCommand, PrCommand, RmCommand, RunsCommand, SetCommand,
+    TokenCommand,
+};
 
 /// What a command ends with. Errors are printed where they happen; this only carries the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,29 +48,31 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             FlightCommand::Validate(args) => commands::flight::validate(&args),
             FlightCommand::Graph(args) => commands::flight::graph(&args),
             FlightCommand::Ls(args) => commands::flight::ls(&args),
-            FlightCommand::Run(args) => commands::runs::start(&args),
+            FlightCommand::Run(args) => match &args.server {
+                Some(url) => commands::remote_runs::start(url, &args),
+                None => commands::runs::start(&args),
+            },
         },
         Command::Agents(command) => commands::agents::run(command),
-        Command::Runs { command } => match command {
-            RunsCommand::Ls { json, limit, db } => commands::runs::list(&db, limit, json),
-            RunsCommand::Show { run, json, db } => commands::runs::show(&db, &run, json),
-            RunsCommand::Logs {
-                run,
-                slug,
-                follow,
-                db,
-            } => commands::runs::logs(&db, &run, slug.as_deref(), follow),
-            RunsCommand::Cancel { run, db } => commands::runs::cancel(&db, &run),
-            RunsCommand::Resume { run, json, db } => commands::runs::resume(&db, &run, json),
-            RunsCommand::Retry { run, json, db } => commands::runs::retry(&db, &run, json),
-            RunsCommand::Approve {
-                run,
-                slug,
-                reject,
-                comment,
-                db,
-            } => commands::approve::run(&db, &run, &slug, !reject, comment),
+        Command::Runs { command } => runs(command),
+        Command::Set {
+            command: SetCommand::Flight { name, target },
+        } => commands::catalog::set(&name, &target),
+        Command::Get {
+            command:
+                GetCommand::Flight {
+                    name,
+                    generation,
+                    json,
+                    target,
+                },
+        } => match name {
+            Some(name) => commands::catalog::get(&name, generation, json, &target),
+            None => commands::catalog::list(json, &target),
         },
+        Command::Rm {
+            command: RmCommand::Flight { name, target },
+        } => commands::catalog::remove(&name, &target),
         Command::Serve(args) => commands::server::serve(&args),
         Command::Token { command } => match command {
             TokenCommand::Create { name, db } => commands::server::create_token(&db, &name),
@@ -77,5 +83,52 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             PrCommand::Merge { id, db } => commands::pr::merge(&db, &id),
         },
         Command::Completions { shell } => Ok(commands::completions(shell)),
+    }
+}
+
+/// `murmur runs …`: on a server with `--server`, else on the local store.
+fn runs(command: RunsCommand) -> anyhow::Result<Exit> {
+    use commands::{remote_runs as remote, runs as local};
+    match command {
+        RunsCommand::Ls {
+            json,
+            limit,
+            target,
+        } => match &target.server {
+            Some(url) => remote::list(url, limit, json),
+            None => local::list(&target.db, limit, json),
+        },
+        RunsCommand::Show { run, json, target } => match &target.server {
+            Some(url) => remote::show(url, &run, json),
+            None => local::show(&target.db, &run, json),
+        },
+        RunsCommand::Logs {
+            run,
+            slug,
+            follow,
+            target,
+        } => match &target.server {
+            Some(url) => remote::logs(url, &run, slug.as_deref(), follow),
+            None => local::logs(&target.db, &run, slug.as_deref(), follow),
+        },
+        RunsCommand::Cancel { run, target } => match &target.server {
+            Some(url) => remote::cancel(url, &run),
+            None => local::cancel(&target.db, &run),
+        },
+        RunsCommand::Resume { run, json, db } => local::resume(&db, &run, json),
+        RunsCommand::Retry { run, json, target } => match &target.server {
+            Some(url) => remote::retry(url, &run, json),
+            None => local::retry(&target.db, &run, json),
+        },
+        RunsCommand::Approve {
+            run,
+            slug,
+            reject,
+            comment,
+            target,
+        } => match &target.server {
+            Some(url) => remote::approve(url, &run, &slug, !reject, comment),
+            None => commands::approve::run(&target.db, &run, &slug, !reject, comment),
+        },
     }
 }

@@ -1,30 +1,182 @@
-//! The JSON of runs, one definition for `murmur runs … --json` and the HTTP API (surface.md).
+//! The JSON of runs and catalog flights, one definition for the CLI's `--json` and the HTTP
+//! API (surface.md).
 
-use murmur_engine::store::{AgentRow, RunRow};
+use murmur_engine::store::{AgentRow, FlightGeneration, RunRow};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-/// A run in lists: `{"id", "flight", "status", "created_at", "finished_at"}`.
-pub fn run_summary(run: &RunRow) -> Value {
-    json!({"id": run.id, "flight": run.flight, "status": run.status, "created_at": run.created_at, "finished_at": run.finished_at})
+/// A run in lists.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunSummary {
+    pub id: String,
+    pub flight: String,
+    #[schema(value_type = RunStatusName)]
+    pub status: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// A run's status (surface.md).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatusName {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Canceled,
 }
 
 /// A run with its inputs, digest and agents.
-pub fn run_detail(run: &RunRow, agents: &[AgentRow]) -> Value {
-    let inputs: Value = serde_json::from_str(&run.inputs).unwrap_or(Value::Null);
-    json!({
-        "id": run.id, "flight": run.flight, "status": run.status, "inputs": inputs, "digest": run.digest,
-        "created_at": run.created_at, "finished_at": run.finished_at,
-        "agents": agents.iter().map(agent).collect::<Vec<_>>(),
-    })
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    /// The resolved inputs, by name.
+    #[schema(value_type = Object)]
+    pub inputs: Value,
+    /// SHA-256 of the flight text the run is pinned to.
+    pub digest: String,
+    pub agents: Vec<AgentView>,
 }
 
-fn agent(agent: &AgentRow) -> Value {
-    let prs: Value = serde_json::from_str(&agent.prs).unwrap_or_else(|_| json!([]));
-    json!({
-        "slug": agent.slug, "state": agent.state, "attempts": agent.attempts,
-        "branch": agent.branch, "commits": agent.commits, "diff_stat": agent.diff_stat,
-        "response": agent.response, "error": agent.error, "prs": prs,
-        "cost_usd": agent.cost_usd, "turns": agent.turns, "session_id": agent.session_id,
-        "started_at": agent.started_at, "finished_at": agent.finished_at,
-    })
+/// One agent of a run: its state, attempts and what it delivered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentView {
+    pub slug: String,
+    /// `pending`, `queued`, `running`, `completed`, `failed`, `canceled`, `skipped`, ...
+    pub state: String,
+    pub attempts: i64,
+    pub branch: Option<String>,
+    pub commits: i64,
+    pub diff_stat: Option<String>,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    /// Links of the pull requests the agent opened.
+    pub prs: Vec<String>,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<i64>,
+    pub session_id: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+pub fn run_summary(run: &RunRow) -> RunSummary {
+    RunSummary {
+        id: run.id.clone(),
+        flight: run.flight.clone(),
+        status: run.status.clone(),
+        created_at: run.created_at.clone(),
+        finished_at: run.finished_at.clone(),
+    }
+}
+
+pub fn run_detail(run: &RunRow, agents: &[AgentRow]) -> RunDetail {
+    RunDetail {
+        summary: run_summary(run),
+        inputs: serde_json::from_str(&run.inputs).unwrap_or_else(|_| json!({})),
+        digest: run.digest.clone(),
+        agents: self::agents(agents),
+    }
+}
+
+pub fn agents(agents: &[AgentRow]) -> Vec<AgentView> {
+    agents.iter().map(agent).collect()
+}
+
+fn agent(agent: &AgentRow) -> AgentView {
+    AgentView {
+        slug: agent.slug.clone(),
+        state: agent.state.clone(),
+        attempts: agent.attempts,
+        branch: agent.branch.clone(),
+        commits: agent.commits,
+        diff_stat: agent.diff_stat.clone(),
+        response: agent.response.clone(),
+        error: agent.error.clone(),
+        prs: serde_json::from_str(&agent.prs).unwrap_or_default(),
+        cost_usd: agent.cost_usd,
+        turns: agent.turns,
+        session_id: agent.session_id.clone(),
+        started_at: agent.started_at.clone(),
+        finished_at: agent.finished_at.clone(),
+    }
+}
+
+/// `PUT /v1/flights/{name}`'s answer: the generation just stored.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SavedFlight {
+    pub name: String,
+    pub generation: i64,
+    pub digest: String,
+    pub author: String,
+    pub created_at: String,
+}
+
+/// Where a listed flight comes from: the catalog wins over a repository file of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FlightOrigin {
+    Catalog,
+    Repository,
+}
+
+/// A flight as `GET /v1/flights` lists it. `generation`, `author` and `created_at` are null
+/// for a repository file.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FlightSummary {
+    pub name: String,
+    pub origin: FlightOrigin,
+    pub title: String,
+    pub agents: usize,
+    pub digest: String,
+    pub generation: Option<i64>,
+    pub author: Option<String>,
+    pub created_at: Option<String>,
+}
+
+/// `GET /v1/flights/{name}`: the summary and the Markdown text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FlightText {
+    #[serde(flatten)]
+    pub summary: FlightSummary,
+    pub markdown: String,
+}
+
+impl FlightSummary {
+    /// `saved` is the catalog generation; `None` for a repository file.
+    pub fn new(
+        name: &str,
+        flight: &murmur_parser::Flight,
+        source: &str,
+        saved: Option<&FlightGeneration>,
+    ) -> Self {
+        let origin = match saved {
+            Some(_) => FlightOrigin::Catalog,
+            None => FlightOrigin::Repository,
+        };
+        Self {
+            name: name.to_owned(),
+            origin,
+            title: flight.title.clone(),
+            agents: murmur_engine::executor::agent_count(flight),
+            digest: murmur_engine::run::digest(source),
+            generation: saved.map(|s| s.generation),
+            author: saved.map(|s| s.author.clone()),
+            created_at: saved.map(|s| s.created_at.clone()),
+        }
+    }
+}
+
+impl From<FlightGeneration> for SavedFlight {
+    fn from(saved: FlightGeneration) -> Self {
+        Self {
+            name: saved.name,
+            generation: saved.generation,
+            digest: saved.digest,
+            author: saved.author,
+            created_at: saved.created_at,
+        }
+    }
 }

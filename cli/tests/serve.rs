@@ -1,91 +1,12 @@
 //! `murmur serve` over a real port on 127.0.0.1: runs started over HTTP, watched through the
 //! SSE stream, and finished by a restarted server after the first one was killed mid-run.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-fn murmur(repo: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_murmur"));
-    command.current_dir(repo).env_remove("MURMUR_DATABASE_URL");
-    command
-}
-
-/// Starts `murmur serve` on a free port and returns it with its address.
-fn serve(repo: &Path) -> (Child, String) {
-    let mut server = murmur(repo)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let stderr = server.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .expect("line");
-        if let Some(address) = line.split("listening on http://").nth(1) {
-            break address.trim().to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (server, address)
-}
-
-/// One HTTP/1.1 request; returns the status and the body (read until the server closes).
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn setup(flight: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
-    std::fs::create_dir(dir.path().join(".git")).expect("mkdir");
-    std::fs::write(dir.path().join(".murmur/flights/job.md"), flight).expect("flight");
-    let out = murmur(dir.path())
-        .args(["token", "create", "--name", "tests"])
-        .output()
-        .expect("token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (dir, token)
-}
+use support::{http, serve, setup};
 
 fn run_id(body: &str) -> String {
     let value: serde_json::Value =

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod event;
 pub mod executor;
+pub mod histogram;
 pub mod model;
 pub mod persona;
 pub mod retry;

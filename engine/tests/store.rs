@@ -3,7 +3,7 @@
 mod backends;
 
 use backends::TestDb;
-use murmur_engine::store::{AgentUpdate, Commit, Error, NewRun};
+use murmur_engine::store::{AgentUpdate, Commit, Error, NewGeneration, NewRun};
 use murmur_engine::{AgentState, Event, RunStatus};
 
 every_backend!(
@@ -14,6 +14,10 @@ every_backend!(
     a_stale_version_is_a_conflict,
     runs_are_found_by_prefix_and_listed_newest_first,
     unfinished_runs_are_the_ones_to_resume,
+    catalog_flights_keep_every_generation,
+    a_deleted_catalog_flight_is_gone_but_its_numbers_are_not_reused,
+    concurrent_saves_of_one_flight_get_distinct_generations,
+    runs_and_agents_are_counted_by_status_and_state,
 );
 
 async fn create(store: &murmur_engine::Store, id: &str, created_at: &str) {
@@ -324,4 +328,129 @@ async fn a_schedule_tick_is_taken_once(db: &TestDb) {
         store.last_tick("nightly#0").await.expect("read").as_deref(),
         Some("2026-03-03T01:00:00.000Z")
     );
+}
+
+async fn save(
+    store: &murmur_engine::Store,
+    name: &str,
+    markdown: &str,
+) -> murmur_engine::store::Saved {
+    store
+        .save_flight(&NewGeneration {
+            name,
+            markdown,
+            digest: &format!("digest of {markdown}"),
+            author: "tests",
+            created_at: "2026-01-01T00:00:00.000Z",
+        })
+        .await
+        .expect("save")
+}
+
+async fn catalog_flights_keep_every_generation(db: &TestDb) {
+    let store = backends::open(db).await;
+    let first = save(&store, "hello", "# Hello v1\n").await;
+    assert_eq!((first.flight.generation, first.replaced), (1, false));
+    let second = save(&store, "hello", "# Hello v2\n").await;
+    assert_eq!((second.flight.generation, second.replaced), (2, true));
+    save(&store, "other", "# Other\n").await;
+    let latest = store.catalog_flight("hello", None).await.expect("get");
+    assert_eq!(
+        latest.as_ref().map(|f| f.markdown.as_str()),
+        Some("# Hello v2\n")
+    );
+    assert_eq!(latest.map(|f| f.author), Some("tests".to_owned()));
+    let old = store.catalog_flight("hello", Some(1)).await.expect("get");
+    assert_eq!(old.map(|f| f.markdown), Some("# Hello v1\n".to_owned()));
+    assert_eq!(
+        store.catalog_flight("hello", Some(3)).await.expect("get"),
+        None
+    );
+    assert_eq!(store.catalog_flight("nope", None).await.expect("get"), None);
+    let listed: Vec<(String, i64)> = store
+        .catalog_flights()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|f| (f.name, f.generation))
+        .collect();
+    assert_eq!(listed, [("hello".to_owned(), 2), ("other".to_owned(), 1)]);
+}
+
+async fn a_deleted_catalog_flight_is_gone_but_its_numbers_are_not_reused(db: &TestDb) {
+    let store = backends::open(db).await;
+    save(&store, "hello", "# One\n").await;
+    save(&store, "hello", "# Two\n").await;
+    let at = "2026-01-02T00:00:00.000Z";
+    assert!(store.delete_flight("hello", at).await.expect("delete"));
+    assert!(
+        !store.delete_flight("hello", at).await.expect("delete"),
+        "already gone"
+    );
+    assert!(!store.delete_flight("never", at).await.expect("delete"));
+    assert_eq!(
+        store.catalog_flight("hello", None).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.catalog_flight("hello", Some(1)).await.expect("get"),
+        None
+    );
+    assert!(store.catalog_flights().await.expect("list").is_empty());
+    let again = save(&store, "hello", "# Three\n").await;
+    assert_eq!((again.flight.generation, again.replaced), (3, false));
+    let listed = store.catalog_flights().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].generation, 3);
+}
+
+async fn concurrent_saves_of_one_flight_get_distinct_generations(db: &TestDb) {
+    let store = backends::open(db).await;
+    let saves: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                save(&store, "busy", &format!("# Busy {i}\n"))
+                    .await
+                    .flight
+                    .generation
+            })
+        })
+        .collect();
+    let mut generations = Vec::new();
+    for save in saves {
+        generations.push(save.await.expect("joined"));
+    }
+    generations.sort_unstable();
+    assert_eq!(generations, (1..=8).collect::<Vec<i64>>());
+}
+
+async fn runs_and_agents_are_counted_by_status_and_state(db: &TestDb) {
+    let store = backends::open(db).await;
+    assert!(store.run_counts().await.expect("counts").is_empty());
+    create(&store, "run-1", "2026-01-01T00:00:00.000Z").await;
+    create(&store, "run-2", "2026-01-01T00:00:01.000Z").await;
+    store
+        .commit(&Commit {
+            run_id: "run-1",
+            expected_version: 0,
+            at: "2026-01-01T00:00:02.000Z",
+            events: &[Event::RunStarted],
+            agents: &[started("a")],
+            status: RunStatus::Running,
+            finished_at: None,
+        })
+        .await
+        .expect("commit");
+    let mut runs = store.run_counts().await.expect("counts");
+    runs.sort();
+    assert_eq!(runs, [("queued".to_owned(), 1), ("running".to_owned(), 1)]);
+    let mut agents = store.agent_counts().await.expect("counts");
+    agents.sort();
+    assert_eq!(
+        agents,
+        [("pending".to_owned(), 3), ("running".to_owned(), 1)]
+    );
+    let latency = store.checkpoint_latency();
+    assert_eq!(latency.count, 1, "the commit was timed");
 }

@@ -3,11 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use murmur_engine::Store;
 use murmur_parser::{Dag, Flight, Parsed, Source};
 use serde_json::{Value, json};
 
 use crate::Exit;
-use crate::cli::{GraphArgs, GraphFormat, LsArgs, ValidateArgs};
+use crate::cli::{DbArgs, GraphArgs, GraphFormat, LsArgs, ValidateArgs};
+use crate::commands::runs;
 use crate::locate;
 use crate::output::{emit, emit_line};
 use crate::report;
@@ -138,10 +140,11 @@ pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
         Some(dir) => dir.clone(),
         None => locate::current_repository()?,
     };
-    let rows: Vec<Value> = locate::flight_files(&root)?
+    let mut rows: Vec<Value> = locate::flight_files(&root)?
         .iter()
         .map(|path| listing(&root, path))
         .collect();
+    rows.extend(catalog_listing(&args.db, &root)?);
     if args.json {
         emit_line(&serde_json::to_string_pretty(&rows)?);
         return Ok(Exit::Success);
@@ -169,6 +172,7 @@ fn listing(root: &Path, path: &Path) -> Value {
             let flight = loaded.parsed.flight.as_ref();
             json!({
                 "name": name,
+                "origin": "repository",
                 "path": shown,
                 "title": flight.map(|f| f.title.clone()),
                 "agents": flight.map_or(0, |f| f.agents.len()),
@@ -177,9 +181,36 @@ fn listing(root: &Path, path: &Path) -> Value {
             })
         }
         Err(error) => {
-            json!({"name": name, "path": shown, "title": null, "agents": 0, "triggers": [], "valid": false, "error": format!("{error:#}")})
+            json!({"name": name, "origin": "repository", "path": shown, "title": null, "agents": 0, "triggers": [], "valid": false, "error": format!("{error:#}")})
         }
     }
+}
+
+/// The catalog's flights, when there is a store to read: `--db`, or the repository's default
+/// store if it exists (listing never creates one).
+fn catalog_listing(db: &DbArgs, root: &Path) -> anyhow::Result<Vec<Value>> {
+    let Some(url) = runs::existing_store(db, root)? else {
+        return Ok(Vec::new());
+    };
+    let saved = runs::block_on(async { Ok(Store::open(&url).await?.catalog_flights().await?) })?;
+    Ok(saved
+        .iter()
+        .map(|saved| {
+            let source = Source::new(&saved.markdown);
+            let parsed = murmur_parser::parse_source(&source, &saved.name);
+            let flight = parsed.flight.as_ref();
+            json!({
+                "name": saved.name,
+                "origin": "catalog",
+                "path": null,
+                "generation": saved.generation,
+                "title": flight.map(|f| f.title.clone()),
+                "agents": flight.map_or(0, murmur_engine::executor::agent_count),
+                "triggers": flight.map(|f| f.frontmatter.on.names()).unwrap_or_default(),
+                "valid": parsed.is_valid(),
+            })
+        })
+        .collect())
 }
 
 fn table(rows: &[Value]) -> String {
@@ -195,6 +226,9 @@ fn table(rows: &[Value]) -> String {
             let mut title = row["title"].as_str().unwrap_or("").to_owned();
             if row["valid"] != Value::Bool(true) {
                 title.push_str("  (invalid: run `murmur flight validate`)");
+            }
+            if let Some(generation) = row["generation"].as_i64() {
+                title.push_str(&format!("  (catalog, generation {generation})"));
             }
             [
                 row["name"].as_str().unwrap_or("").to_owned(),

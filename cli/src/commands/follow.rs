@@ -45,7 +45,7 @@ pub async fn drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<
     let _ = printing.await;
     if !json {
         let agents = executor.store.agents(id).await?;
-        eprint!("\n{}", view::agents_table(&agents));
+        eprint!("\n{}", view::agents_table(&crate::views::agents(&agents)));
         eprintln!("run {id}: {status}");
     }
     Ok(exit_for(status))
@@ -114,7 +114,7 @@ async fn wait_or_interrupt(
 /// Prints committed events until the driver closes the channel: JSON lines, plain lines, or
 /// the live view redrawn on each event and every quarter second (not while a question is
 /// on screen).
-async fn print_events(
+pub async fn print_events(
     mut events: mpsc::UnboundedReceiver<Committed>,
     json: bool,
     mut live: Option<LiveView>,

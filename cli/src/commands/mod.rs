@@ -2,12 +2,15 @@
 
 pub mod agents;
 pub mod approve;
+pub mod catalog;
 pub mod flight;
 pub mod follow;
 mod live;
 pub mod pr;
+pub mod remote_runs;
 pub mod runs;
 pub mod server;
+mod stream;
 mod view;
 
 use clap::CommandFactory;

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use murmur_engine::executor::{self, Executor, StartRequest};
 use murmur_engine::{RunStatus, Store, SystemClock};
-use serde_json::Value;
 
 use crate::Exit;
 use crate::cli::{DbArgs, RunArgs};
-use crate::commands::{flight, follow, view};
+use crate::commands::{catalog, flight, follow, view};
 use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
@@ -44,6 +43,14 @@ pub fn database_url(db: &DbArgs, repo: &Path) -> anyhow::Result<String> {
     }
     let configured = Config::load(repo)?.database_url;
     Ok(configured.unwrap_or_else(|| repo.join(".murmur/murmur.db").display().to_string()))
+}
+
+/// The store's URL when there is one to read: `--db` (or its variable), or a configured or
+/// default store that exists. Reading never creates a store.
+pub fn existing_store(db: &DbArgs, repo: &Path) -> anyhow::Result<Option<String>> {
+    let url = database_url(db, repo)?;
+    let missing_file = !url.contains("://") && !Path::new(&url).exists();
+    Ok((db.db.is_some() || !missing_file).then_some(url))
 }
 
 pub async fn open_store(db: &DbArgs, repo: &Path) -> anyhow::Result<Store> {
@@ -82,25 +89,58 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
     })
 }
 
-pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
+/// The flight a run starts from: its name, text and, for a file, where it is.
+struct Chosen {
+    name: String,
+    source: String,
+    flight: murmur_parser::Flight,
+    path: Option<PathBuf>,
+    repo: PathBuf,
+}
+
+/// A name is looked up in the local catalog first, as the server does, then in the
+/// repository's flights; a path is always that file.
+fn choose(args: &RunArgs) -> anyhow::Result<Result<Chosen, Exit>> {
+    if let Some((saved, flight)) = catalog::local_flight_to_run(&args.flight, &args.db)? {
+        return Ok(Ok(Chosen {
+            name: saved.name,
+            source: saved.markdown,
+            flight,
+            path: None,
+            repo: repository_for(None),
+        }));
+    }
     let (loaded, flight, _) = match flight::load_valid(&args.flight)? {
         Ok(valid) => valid,
-        Err(_) => return Ok(Exit::Usage),
+        Err(_) => return Ok(Err(Exit::Usage)),
     };
-    let repo = repository_for(Some(&loaded.path));
-    let name = locate::flight_name(&loaded.path).unwrap_or_else(|| "flight".to_owned());
+    let absolute = loaded
+        .path
+        .canonicalize()
+        .unwrap_or_else(|_| loaded.path.clone());
+    Ok(Ok(Chosen {
+        name: locate::flight_name(&loaded.path).unwrap_or_else(|| "flight".to_owned()),
+        source: loaded.source.text().to_owned(),
+        flight,
+        repo: repository_for(Some(&loaded.path)),
+        path: Some(absolute),
+    }))
+}
+
+pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
+    let chosen = match choose(args)? {
+        Ok(chosen) => chosen,
+        Err(exit) => return Ok(exit),
+    };
+    let Chosen { name, repo, .. } = &chosen;
     block_on(async {
-        let executor = executor(&args.db, &repo).await?;
-        let absolute = loaded
-            .path
-            .canonicalize()
-            .unwrap_or_else(|_| loaded.path.clone());
-        let path = absolute.display().to_string();
+        let executor = executor(&args.db, repo).await?;
+        let path = chosen.path.as_ref().map(|p| p.display().to_string());
         let request = StartRequest {
-            flight_name: &name,
-            flight_path: Some(&path),
-            source: loaded.source.text(),
-            flight: &flight,
+            flight_name: name,
+            flight_path: path.as_deref(),
+            source: &chosen.source,
+            flight: &chosen.flight,
             inputs: &args.inputs,
             event: None,
         };
@@ -113,13 +153,13 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
             Err(error) => return Err(error.into()),
         };
         if args.detach {
-            detach(&id, &database_url(&args.db, &repo)?, &repo)?;
+            detach(&id, &database_url(&args.db, repo)?, repo)?;
             emit_line(&id);
             return Ok(Exit::Success);
         }
         eprintln!(
             "run {id} of {name} ({} agents)",
-            executor::agent_count(&flight)
+            executor::agent_count(&chosen.flight)
         );
         follow::drive(&executor, &id, args.json).await
     })
@@ -226,21 +266,12 @@ pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
         let store = open_store(db, &repo).await?;
         let runs = store.runs(limit).await?;
         if json {
-            let rows: Vec<Value> = runs.iter().map(views::run_summary).collect();
+            let rows: Vec<_> = runs.iter().map(views::run_summary).collect();
             emit_line(&serde_json::to_string_pretty(&rows)?);
             return Ok(Exit::Success);
         }
-        let mut out = format!(
-            "{:<32}  {:<20} {:<10} {}\n",
-            "RUN", "FLIGHT", "STATUS", "CREATED"
-        );
-        for r in &runs {
-            out.push_str(&format!(
-                "{:<32}  {:<20} {:<10} {}\n",
-                r.id, r.flight, r.status, r.created_at
-            ));
-        }
-        emit(&out);
+        let rows: Vec<_> = runs.iter().map(views::run_summary).collect();
+        emit(&view::runs_table(&rows));
         Ok(Exit::Success)
     })
 }
@@ -257,19 +288,7 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
             ))?);
             return Ok(Exit::Success);
         }
-        let mut out = format!(
-            "run      {}\nflight   {}\nstatus   {}\ncreated  {}\n",
-            row.id, row.flight, row.status, row.created_at
-        );
-        if let Some(finished) = &row.finished_at {
-            out.push_str(&format!("finished {finished}\n"));
-        }
-        out.push_str(&format!(
-            "digest   {}\n\n{}",
-            row.digest,
-            view::agents_table(&agents)
-        ));
-        emit(&out);
+        emit(&view::run_text(&views::run_detail(&row, &agents)));
         Ok(Exit::Success)
     })
 }

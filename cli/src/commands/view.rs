@@ -2,7 +2,9 @@
 
 use murmur_engine::Event;
 use murmur_engine::executor::Committed;
-use murmur_engine::store::{AgentRow, EventRow};
+use murmur_engine::store::EventRow;
+
+use crate::views::{AgentView, RunDetail, RunSummary};
 
 /// One line for an event: time, agent, what happened.
 pub fn event_line(at: &str, event: &Event) -> String {
@@ -114,7 +116,7 @@ fn last_line(text: &str) -> &str {
         .unwrap_or("")
 }
 
-pub fn agents_table(agents: &[AgentRow]) -> String {
+pub fn agents_table(agents: &[AgentView]) -> String {
     let width = agents
         .iter()
         .map(|a| a.slug.len())
@@ -138,5 +140,37 @@ pub fn agents_table(agents: &[AgentRow]) -> String {
             agent.slug, agent.state, agent.attempts, result
         ));
     }
+    out
+}
+
+pub fn runs_table(runs: &[RunSummary]) -> String {
+    let mut out = format!(
+        "{:<32}  {:<20} {:<10} {}\n",
+        "RUN", "FLIGHT", "STATUS", "CREATED"
+    );
+    for r in runs {
+        out.push_str(&format!(
+            "{:<32}  {:<20} {:<10} {}\n",
+            r.id, r.flight, r.status, r.created_at
+        ));
+    }
+    out
+}
+
+/// `murmur runs show`: the run, then its agents.
+pub fn run_text(run: &RunDetail) -> String {
+    let summary = &run.summary;
+    let mut out = format!(
+        "run      {}\nflight   {}\nstatus   {}\ncreated  {}\n",
+        summary.id, summary.flight, summary.status, summary.created_at
+    );
+    if let Some(finished) = &summary.finished_at {
+        out.push_str(&format!("finished {finished}\n"));
+    }
+    out.push_str(&format!(
+        "digest   {}\n\n{}",
+        run.digest,
+        agents_table(&run.agents)
+    ));
     out
 }

@@ -8,12 +8,15 @@ use axum::response::Response;
 use super::AppState;
 use super::error::ApiError;
 
+/// The name of the token a request came with, for handlers that record who did something.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
 pub async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    state.count_request();
     let token = request
         .headers()
         .get(AUTHORIZATION)
@@ -36,5 +39,6 @@ pub async fn require_token(
             message,
         ));
     }
+    request.extensions_mut().insert(Caller(name));
     Ok(next.run(request).await)
 }

@@ -1,40 +1,135 @@
-//! The flights this server knows: the repository's `.murmur/flights/*.md` that are valid.
+//! The flights this server knows: the catalog in the store (`PUT /v1/flights/{name}`) and the
+//! repository's `.murmur/flights/*.md`. A catalog flight wins over a file of the same name:
+//! the catalog is what API users manage, and it must not depend on what is checked out.
 
-use murmur_parser::Flight;
+use std::path::PathBuf;
+
+use axum::http::StatusCode;
+use murmur_engine::store::FlightGeneration;
+use murmur_parser::{Flight, Parsed, Source};
 
 use super::AppState;
+use super::error::ApiError;
+
+/// Where a flight came from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Catalog(FlightGeneration),
+    Repository(PathBuf),
+}
 
 /// A valid flight with its name and the exact text a run will be pinned to.
 pub struct Known {
     pub name: String,
     pub source: String,
     pub flight: Flight,
+    pub origin: Origin,
 }
 
-/// Every valid flight, by name; invalid files are left out (`murmur flight ls` shows them).
-pub fn flights(state: &AppState) -> Vec<Known> {
+use crate::locate::valid_flight_name;
+
+/// Parses `text` as flight `name`; the 400 with every diagnostic when it is invalid.
+pub fn parse_valid(name: &str, text: &str) -> Result<(Source, Flight), ApiError> {
+    let source = Source::new(text);
+    let parsed = murmur_parser::parse_source(&source, name);
+    match parsed.flight.clone().filter(|_| parsed.is_valid()) {
+        Some(flight) => Ok((source, flight)),
+        None => Err(invalid(name, &parsed)),
+    }
+}
+
+fn invalid(name: &str, parsed: &Parsed) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_flight",
+        format!("flight `{name}` is invalid; see the diagnostics"),
+    )
+    .with_diagnostics(&parsed.diagnostics)
+}
+
+/// Flight `name`: the catalog's latest generation, else the repository's file; `None` when
+/// neither exists. An invalid file is an error, so the caller can show why it cannot run.
+pub async fn find(state: &AppState, name: &str) -> Result<Option<Known>, ApiError> {
+    if !valid_flight_name(name) {
+        return Ok(None);
+    }
+    if let Some(saved) = state.store().catalog_flight(name, None).await? {
+        return from_catalog(saved).map(Some);
+    }
+    let path = file_of(state, name);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let (source, flight) = parse_valid(name, &text)?;
+    Ok(Some(Known {
+        name: name.to_owned(),
+        source: source.text().to_owned(),
+        flight,
+        origin: Origin::Repository(path),
+    }))
+}
+
+pub fn from_catalog(saved: FlightGeneration) -> Result<Known, ApiError> {
+    let (source, flight) = parse_valid(&saved.name, &saved.markdown)?;
+    Ok(Known {
+        name: saved.name.clone(),
+        source: source.text().to_owned(),
+        flight,
+        origin: Origin::Catalog(saved),
+    })
+}
+
+fn file_of(state: &AppState, name: &str) -> PathBuf {
+    state
+        .inner
+        .repository
+        .join(".murmur/flights")
+        .join(format!("{name}.md"))
+}
+
+/// Every valid flight, by name, the catalog's first where both have one. Invalid files are
+/// left out (`murmur flight ls` shows them); a store that cannot be read leaves only files.
+pub async fn flights(state: &AppState) -> Vec<Known> {
+    let mut known: Vec<Known> = match state.store().catalog_flights().await {
+        Ok(saved) => saved
+            .into_iter()
+            .filter_map(|s| from_catalog(s).ok())
+            .collect(),
+        Err(error) => {
+            eprintln!("murmur serve: cannot read the flight catalog: {error}");
+            Vec::new()
+        }
+    };
+    let files: Vec<Known> = repository_files(state)
+        .into_iter()
+        .filter(|file| known.iter().all(|k| k.name != file.name))
+        .collect();
+    known.extend(files);
+    known.sort_by(|a, b| a.name.cmp(&b.name));
+    known
+}
+
+fn repository_files(state: &AppState) -> Vec<Known> {
     let dir = state.inner.repository.join(".murmur/flights");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
-    let mut paths: Vec<_> = entries
+    entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
         .filter_map(|path| {
             let name = path.file_stem()?.to_string_lossy().into_owned();
+            if !valid_flight_name(&name) {
+                return None;
+            }
             let text = std::fs::read_to_string(&path).ok()?;
-            let source = murmur_parser::Source::new(&text);
-            let parsed = murmur_parser::parse_source(&source, &name);
-            let flight = parsed.flight.clone().filter(|_| parsed.is_valid())?;
+            let (source, flight) = parse_valid(&name, &text).ok()?;
             Some(Known {
                 name,
                 source: source.text().to_owned(),
                 flight,
+                origin: Origin::Repository(path),
             })
         })
         .collect()

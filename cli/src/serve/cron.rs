@@ -29,7 +29,7 @@ pub async fn fire_due(state: &AppState, started: DateTime<Utc>) -> Vec<String> {
     let clock = &state.executor().clock;
     let now = clock.now();
     let mut runs = Vec::new();
-    for known in catalog::flights(state) {
+    for known in catalog::flights(state).await {
         for (index, schedule) in known.flight.frontmatter.on.schedule.iter().enumerate() {
             let key = schedule_key(&known.name, index);
             let after = match state.store().last_tick(&key).await {

@@ -1,5 +1,7 @@
 //! A run's event log: JSON, or with `Accept: text/event-stream` a live stream that resumes
-//! after `Last-Event-ID` and ends when the run has ended and every event was sent.
+//! after `Last-Event-ID` and ends when the run has ended and every event was sent. Each SSE
+//! event has the sequence number as `id`, the event's type as `event`, and as `data` the same
+//! `{"seq", "at", "event"}` object the JSON log lists.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -11,15 +13,42 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use murmur_engine::RunStatus;
-use serde_json::{Value, json};
+use murmur_engine::store::EventRow;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::api::exact_run;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
+use super::runs::exact_run;
 
 /// How often a live stream looks for new events in the store.
 const POLL: Duration = Duration::from_millis(200);
 
+/// One entry of a run's event log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventEntry {
+    /// The event's place in the run's log, from 1; the SSE `id`.
+    pub seq: i64,
+    pub at: String,
+    /// The event: an object whose `type` names it (`run_started`, `agent_output`, ...).
+    #[schema(value_type = Object)]
+    pub event: Value,
+}
+
+/// The run's event log: JSON, or a live stream with `Accept: text/event-stream`.
+#[utoipa::path(
+    get, path = "/v1/runs/{id}/events", tag = "runs", operation_id = "run_events",
+    params(
+        ("id" = String, Path, description = "the run's whole id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "with a stream: resume after this event's `seq`"),
+    ),
+    responses(
+        (status = 200, description = "the log; a stream (id = seq, event = type, data = the entry) with `Accept: text/event-stream`, ending when the run has ended",
+         content((Vec<EventEntry> = "application/json"), (String = "text/event-stream"))),
+        (status = 404, description = "no such run", body = ErrorEnvelope),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -32,11 +61,8 @@ pub async fn events(
         .is_some_and(|v| v.contains("text/event-stream"));
     if !wants_stream {
         let rows = state.store().events(&run.id, 0).await?;
-        let list: Vec<Value> = rows
-            .iter()
-            .map(|row| json!({"seq": row.seq, "at": row.at, "event": decode(&row.data)}))
-            .collect();
-        return Ok(Json(Value::Array(list)).into_response());
+        let list: Vec<EventEntry> = rows.iter().map(entry).collect();
+        return Ok(Json(list).into_response());
     }
     let after = headers
         .get("last-event-id")
@@ -48,8 +74,14 @@ pub async fn events(
         .into_response())
 }
 
-fn decode(data: &str) -> Value {
-    serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
+/// One entry of the log, the same object in the JSON list and in each SSE `data:` line.
+fn entry(row: &EventRow) -> EventEntry {
+    let event = serde_json::from_str(&row.data).unwrap_or_else(|_| Value::String(row.data.clone()));
+    EventEntry {
+        seq: row.seq,
+        at: row.at.clone(),
+        event,
+    }
 }
 
 /// Events after `after`, as they are committed, until the run has ended.
@@ -79,7 +111,10 @@ fn live(
                             Ok(SseEvent::default()
                                 .id(row.seq.to_string())
                                 .event(row.kind.clone())
-                                .data(row.data.clone()))
+                                .data(
+                                    // Strings and a JSON value always serialise.
+                                    serde_json::to_string(&entry(row)).unwrap_or_default(),
+                                ))
                         })
                         .collect();
                     return Some((futures::stream::iter(batch), seen));

@@ -2,19 +2,33 @@
 //! execute in this process; on start, every interrupted run in the store is resumed.
 
 mod api;
+mod approve;
 mod auth;
+mod body;
 mod catalog;
 mod cron;
 mod error;
 mod events;
+mod flights;
 mod limit;
+mod metrics;
+mod openapi;
+mod runs;
+mod start;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cancel;
+#[cfg(test)]
+mod tests_catalog;
+#[cfg(test)]
+mod tests_metrics;
+#[cfg(test)]
+mod tests_openapi;
 mod webhooks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -38,7 +52,7 @@ struct Inner {
     starting: tokio::sync::Mutex<()>,
     /// Cancel handles of the runs this process drives.
     cancels: Mutex<HashMap<String, oneshot::Sender<()>>>,
-    requests: AtomicU64,
+    http: metrics::HttpMetrics,
     /// `MURMUR_GITHUB_WEBHOOK_SECRET`: without it every webhook delivery is refused.
     webhook_secret: Option<String>,
     limiter: limit::Limiter,
@@ -52,7 +66,7 @@ impl AppState {
                 repository,
                 starting: tokio::sync::Mutex::new(()),
                 cancels: Mutex::new(HashMap::new()),
-                requests: AtomicU64::new(0),
+                http: metrics::HttpMetrics::default(),
                 webhook_secret,
                 limiter: limit::Limiter::new(limit::Rate::default()),
             }),
@@ -98,14 +112,6 @@ impl AppState {
             .cancels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn count_request(&self) {
-        self.inner.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn requests(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
     }
 }
 

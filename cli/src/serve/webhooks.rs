@@ -5,15 +5,18 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use murmur_engine::executor::{self, StartRequest};
 use murmur_parser::{EventFilter, Flight, Triggers};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::Sha256;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 
 /// Whether `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` under `secret`; the
 /// comparison takes the same time however many bytes match.
@@ -31,11 +34,51 @@ pub fn signature_matches(secret: &[u8], body: &[u8], signature: &str) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
+/// What a delivery did: the runs it started, or why it started none.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAnswer {
+    pub runs: Vec<StartedRun>,
+    /// A `ping` delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pong: Option<bool>,
+    /// An event kind no trigger maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    /// A delivery seen before (`X-GitHub-Delivery`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StartedRun {
+    pub flight: String,
+    pub run_id: String,
+}
+
+/// A GitHub delivery, signed with `MURMUR_GITHUB_WEBHOOK_SECRET` instead of a token.
+#[utoipa::path(
+    post, path = "/v1/webhooks/github", tag = "webhooks", security(()),
+    params(
+        ("X-Hub-Signature-256" = Option<String>, Header, description = "`sha256=HEX`, the HMAC of the body"),
+        ("X-GitHub-Event" = Option<String>, Header, description = "`issues`, `pull_request`, `push`, `ping`"),
+        ("X-GitHub-Delivery" = Option<String>, Header, description = "the delivery's id; a redelivery starts nothing"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "GitHub's payload"),
+    responses(
+        (status = 200, description = "nothing started", body = WebhookAnswer),
+        (status = 202, description = "runs started", body = WebhookAnswer),
+        (status = 400, description = "the payload is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "missing or wrong signature, or no secret configured", body = ErrorEnvelope),
+        (status = 413, description = "the body is too large", body = ErrorEnvelope),
+    )
+)]
 pub async fn github(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<WebhookAnswer>), ApiError> {
+    let body =
+        body.map_err(|rejection| ApiError::new(rejection.status(), "body", rejection.body_text()))?;
     let secret = state.inner.webhook_secret.as_deref().ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unsigned", "this server has no webhook secret (MURMUR_GITHUB_WEBHOOK_SECRET); every delivery is refused")
     })?;
@@ -54,10 +97,18 @@ pub async fn github(
     let payload: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the payload is not JSON: {e}")))?;
     if kind == "ping" {
-        return Ok((StatusCode::OK, Json(json!({"pong": true}))));
+        let pong = WebhookAnswer {
+            pong: Some(true),
+            ..WebhookAnswer::default()
+        };
+        return Ok((StatusCode::OK, Json(pong)));
     }
     let Some(event) = GitHubEvent::from(&kind, &payload) else {
-        return Ok((StatusCode::OK, Json(json!({"runs": [], "ignored": kind}))));
+        let ignored = WebhookAnswer {
+            ignored: Some(kind),
+            ..WebhookAnswer::default()
+        };
+        return Ok((StatusCode::OK, Json(ignored)));
     };
     let store = state.store();
     if let Some(delivery) = &delivery
@@ -66,13 +117,14 @@ pub async fn github(
             .await?
             .is_some()
     {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"runs": [], "duplicate": delivery})),
-        ));
+        let duplicate = WebhookAnswer {
+            duplicate: Some(delivery.clone()),
+            ..WebhookAnswer::default()
+        };
+        return Ok((StatusCode::OK, Json(duplicate)));
     }
     let mut started = Vec::new();
-    for (name, source, flight) in matching_flights(&state, &event) {
+    for (name, source, flight) in matching_flights(&state, &event).await {
         let start = StartRequest {
             flight_name: &name,
             flight_path: None,
@@ -84,7 +136,10 @@ pub async fn github(
         match state.executor().create(&start).await {
             Ok(run_id) => {
                 state.drive(run_id.clone());
-                started.push(json!({"flight": name, "run_id": run_id}));
+                started.push(StartedRun {
+                    flight: name,
+                    run_id,
+                });
             }
             Err(executor::Error::Prepare(error)) => {
                 eprintln!("murmur serve: webhook did not start flight {name}: {error}")
@@ -92,10 +147,7 @@ pub async fn github(
             Err(other) => return Err(ApiError::internal(other)),
         }
     }
-    if let (Some(delivery), Some(first)) = (
-        &delivery,
-        started.first().and_then(|r| r["run_id"].as_str()),
-    ) {
+    if let (Some(delivery), Some(first)) = (&delivery, started.first().map(|r| r.run_id.as_str())) {
         store
             .claim_idempotency_key(
                 &delivery_key(delivery),
@@ -109,7 +161,11 @@ pub async fn github(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(json!({ "runs": started }))))
+    let answer = WebhookAnswer {
+        runs: started,
+        ..WebhookAnswer::default()
+    };
+    Ok((status, Json(answer)))
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -213,9 +269,10 @@ impl GitHubEvent {
     }
 }
 
-/// The repository's valid flights whose `on:` admits the event.
-fn matching_flights(state: &AppState, event: &GitHubEvent) -> Vec<(String, String, Flight)> {
+/// The known valid flights (catalog and repository) whose `on:` admits the event.
+async fn matching_flights(state: &AppState, event: &GitHubEvent) -> Vec<(String, String, Flight)> {
     super::catalog::flights(state)
+        .await
         .into_iter()
         .filter(|known| {
             event

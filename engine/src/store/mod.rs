@@ -3,6 +3,8 @@
 //! current state in one transaction, guarded by the run's version.
 
 mod backend;
+mod catalog;
+mod counts;
 mod lookup;
 mod pulls;
 mod rows;
@@ -19,6 +21,7 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use catalog::{FlightGeneration, NewGeneration, Saved};
 pub use pulls::PullRequest;
 pub use rows::{AgentRow, EventRow, RunRow};
 pub use server::token_hash;
@@ -181,6 +184,11 @@ impl Store {
     /// Checkpoints written so far and the transactions they shared.
     pub fn write_stats(&self) -> WriteStats {
         self.writer.stats()
+    }
+
+    /// How long checkpoints took to commit, queueing for the writer included.
+    pub fn checkpoint_latency(&self) -> crate::histogram::Snapshot {
+        self.writer.latency()
     }
 
     fn fail(&self, error: sqlx::Error) -> Error {

@@ -92,3 +92,16 @@ pub enum ScheduleTicks {
     Tick,
     TakenAt,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum FlightGenerations {
+    Table,
+    Tenant,
+    Name,
+    Generation,
+    Markdown,
+    Digest,
+    Author,
+    CreatedAt,
+    DeletedAt,
+}

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use sea_query::{Expr, ExprTrait, Query};
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +14,7 @@ use super::schema::Runs;
 use super::statements::{agent_upserts, event_inserts};
 use super::{AgentUpdate, Commit, Error, classify};
 use crate::event::Event;
+use crate::histogram::{Histogram, Snapshot};
 use crate::state::RunStatus;
 
 /// At most this many checkpoints share a transaction, so one group's latency stays bounded.
@@ -52,6 +54,8 @@ struct Request {
 pub(super) struct Writer {
     requests: mpsc::UnboundedSender<Request>,
     stats: Arc<Counters>,
+    /// From a checkpoint handed to the writer until it is committed (or refused).
+    latency: Arc<Histogram>,
 }
 
 /// How many checkpoints were written, in how many transactions.
@@ -74,7 +78,11 @@ impl Writer {
         let (requests, queue) = mpsc::unbounded_channel();
         let stats = Arc::new(Counters::default());
         tokio::spawn(write_loop(backend, location, queue, stats.clone()));
-        Self { requests, stats }
+        Self {
+            requests,
+            stats,
+            latency: Arc::default(),
+        }
     }
 
     pub fn stats(&self) -> WriteStats {
@@ -84,13 +92,20 @@ impl Writer {
         }
     }
 
+    pub fn latency(&self) -> Snapshot {
+        self.latency.snapshot()
+    }
+
     pub async fn commit(&self, checkpoint: Checkpoint) -> Result<i64, Error> {
+        let started = Instant::now();
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::NotWritten("the store's writer has stopped".to_owned());
         self.requests
             .send(Request { checkpoint, reply })
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let written = answer.await.map_err(|_| stopped())?;
+        self.latency.observe(started.elapsed());
+        written
     }
 }
 

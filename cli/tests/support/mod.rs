@@ -1,0 +1,95 @@
+//! What the tests of `murmur serve` and of the CLI against it share: the binary, a server on
+//! a free port of 127.0.0.1, a repository with a flight and a token, one HTTP request.
+// Each test binary uses a part of this.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub fn murmur(repo: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_murmur"));
+    command.current_dir(repo).env_remove("MURMUR_DATABASE_URL");
+    command
+}
+
+/// Starts `murmur serve` on a free port and returns it with its address.
+pub fn serve(repo: &Path) -> (Child, String) {
+    serve_on(repo, "127.0.0.1:0")
+}
+
+/// Starts `murmur serve` listening on `bind`.
+pub fn serve_on(repo: &Path, bind: &str) -> (Child, String) {
+    let mut server = murmur(repo)
+        .args(["serve", "--bind", bind])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .expect("line");
+        if let Some(address) = line.split("listening on http://").nth(1) {
+            break address.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (server, address)
+}
+
+/// One HTTP/1.1 request; returns the status and the body (read until the server closes).
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn setup(flight: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
+    std::fs::create_dir(dir.path().join(".git")).expect("mkdir");
+    std::fs::write(dir.path().join(".murmur/flights/job.md"), flight).expect("flight");
+    let out = murmur(dir.path())
+        .args(["token", "create", "--name", "tests"])
+        .output()
+        .expect("token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (dir, token)
+}
