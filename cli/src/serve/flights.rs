@@ -17,6 +17,9 @@ use super::catalog::{self, Known, Origin};
 use super::error::{ApiError, ErrorEnvelope};
 use crate::views::{FlightSummary, FlightText, SavedFlight};
 
+/// A valid flight, as the document's example of a body.
+const EXAMPLE: &str = "---\nruntime: exec\n---\n# Example\n\n## hello\n> command: echo hello\n";
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationQuery {
@@ -27,7 +30,13 @@ pub struct GenerationQuery {
 #[utoipa::path(
     put, path = "/v1/flights/{name}", tag = "flights", operation_id = "save_flight",
     params(("name" = String, Path, description = "the flight's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")),
-    request_body(content((String = "text/markdown"), (String = "text/plain")), description = "the flight's Markdown"),
+    request_body(
+        content(
+            (String = "text/markdown", example = json!(EXAMPLE)),
+            (String = "text/plain", example = json!(EXAMPLE)),
+        ),
+        description = "the flight's Markdown",
+    ),
     responses(
         (status = 200, description = "a new generation of an existing flight", body = SavedFlight,
          links(
