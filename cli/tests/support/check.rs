@@ -3,8 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 use super::fixture::{Fixture, Snapshot};
-use super::session::{Session, event_slug, kind};
+use super::session::{Session, event_slug, kind, never, resume, start};
 
 /// Checks one session against the database before and after it, and returns the snapshot
 /// after it:
@@ -66,7 +68,7 @@ pub fn check_session(
 }
 
 /// The printed event with sequence number `index + 1` is the stored one, `logged`.
-fn check_printed(context: &str, index: usize, event: &serde_json::Value, logged: &str) {
+fn check_printed(context: &str, index: usize, event: &Value, logged: &str) {
     let seq = (index + 1) as u64;
     assert_eq!(event["seq"].as_u64(), Some(seq), "{context}\n{event}");
     let at = event["at"].as_str().expect("at");
@@ -90,4 +92,36 @@ fn check_printed(context: &str, index: usize, event: &serde_json::Value, logged:
         }
         _ => {}
     }
+}
+
+/// Where a session is killed: a name for messages and the condition on its printed events.
+pub type KillPoint = (&'static str, fn(&[Value]) -> bool);
+
+/// Kills the engine driving `flight` at each point in turn (the first one while starting
+/// the run, the others while resuming it), then resumes it to the end. Every session is
+/// checked with [`check_session`], and every point must be reached before the run ends.
+pub fn survive(fixture: &Fixture, flight: &str, kills: &[KillPoint]) -> (String, Snapshot) {
+    let (run, session) = start(fixture, flight, kills[0].1);
+    let mut state = check_session(fixture, &run, kills[0].0, &Snapshot::default(), &session);
+    let mut killed = usize::from(session.killed);
+    let mut last = session;
+    for (name, kill_when) in &kills[1..] {
+        if !last.killed {
+            break;
+        }
+        last = resume(fixture, &run, kill_when);
+        state = check_session(fixture, &run, name, &state, &last);
+        killed += usize::from(last.killed);
+    }
+    if last.killed {
+        last = resume(fixture, &run, never);
+        state = check_session(fixture, &run, "the last resume", &state, &last);
+    }
+    assert!(
+        killed == kills.len(),
+        "{flight}: killed {killed} of {} times, the run ended first",
+        kills.len()
+    );
+    assert!(last.status.success(), "{}", last.stderr);
+    (run, state)
 }

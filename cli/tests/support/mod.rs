@@ -5,6 +5,7 @@
 // Each test crate uses its own part of these helpers.
 #![allow(dead_code)]
 
+pub mod beacon;
 pub mod check;
 pub mod db;
 pub mod fixture;
