@@ -14,10 +14,11 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use serde_json::Value;
+use support::beacon::Beacon;
 use support::check::check_session;
 use support::db::Backend;
 use support::fixture::{Fixture, Snapshot};
-use support::session::{DEADLINE, Session, after, event_slug, kind, never, resume};
+use support::session::{DEADLINE, Session, after, event_slug, kind, last_is, never, resume};
 
 const AGENTS: usize = 20;
 
@@ -294,4 +295,67 @@ fn an_attempt_in_flight_is_interrupted_and_runs_again() {
     let slow_logs = String::from_utf8_lossy(&slow_logs.stdout);
     assert!(slow_logs.contains("started (attempt 2)"), "{slow_logs}");
     assert!(slow_logs.contains("| finished"), "{slow_logs}");
+}
+
+/// The repository's prepare hook, cut short by a kill, runs again before the retried attempt
+/// works; once it has completed in the worktree, a later attempt does not run it again.
+#[test]
+fn a_prepare_hook_cut_short_by_a_kill_runs_again() {
+    let beacon = Beacon::bind();
+    let fixture = Fixture::new(&Backend::Sqlite, "hook");
+    let (hooks, release) = (fixture.path("hooks.txt"), fixture.path("release"));
+    std::fs::create_dir_all(fixture.path(".murmur/hooks")).expect("mkdir");
+    let hook = format!(
+        "echo hook >> '{}'\n{}\nwhile [ ! -f '{}' ]; do sleep 0.05; done\ntouch prepared.txt\n",
+        hooks.display(),
+        beacon.signal(),
+        release.display()
+    );
+    std::fs::write(fixture.path(".murmur/hooks/prepare-workspace.sh"), hook).expect("hook");
+    murmur_testkit::git::git(fixture.repo(), &["add", ".murmur/hooks"]);
+    murmur_testkit::git::git(fixture.repo(), &["commit", "-qm", "hook"]);
+    let working = fixture.path("working");
+    let (ledger, working) = (fixture.ledger.display(), working.display());
+    fixture.write_flight(
+        "hook",
+        &format!(
+            "---\nruntime: exec\n---\n\n# Hook\n\n## work\n\n```sh\n\
+             echo \"$MURMUR_AGENT $MURMUR_ATTEMPT\" >> '{ledger}'\n\
+             if [ \"$MURMUR_ATTEMPT\" = 2 ]; then\n  echo waiting\n  \
+             while [ ! -f '{working}' ]; do sleep 0.05; done\nfi\n\
+             test -f prepared.txt && echo prepared\n```\n"
+        ),
+    );
+    let hooked = || std::fs::read_to_string(&hooks).unwrap_or_default();
+    let (run, session) = support::session::start(&fixture, "hook", |e| {
+        let started = last_is(e, "agent_started", "work");
+        if started {
+            beacon.wait("the prepare hook");
+        }
+        started
+    });
+    assert!(session.killed, "{}", session.stderr);
+    let state = check_session(&fixture, &run, "hook", &Snapshot::default(), &session);
+    std::fs::write(&release, "").expect("release the hook");
+    let waiting = |e: &[Value]| e.last().is_some_and(|e| e["event"]["line"] == "waiting");
+    let session = resume(&fixture, &run, waiting);
+    assert!(session.killed, "{}", session.stderr);
+    let state = check_session(&fixture, &run, "hook, resume 1", &state, &session);
+    assert_eq!(hooked(), "hook\nhook\n", "the hook ran again, to its end");
+    std::fs::write(fixture.path("working"), "").expect("let the agent finish its turn");
+    let session = resume(&fixture, &run, never);
+    assert!(session.status.success(), "{}", session.stderr);
+    let done = check_session(&fixture, &run, "hook, resume 2", &state, &session);
+    assert_eq!(
+        hooked(),
+        "hook\nhook\n",
+        "a completed hook does not run again"
+    );
+    assert_eq!(
+        done.ledger["work"],
+        [2, 3],
+        "the agent never worked unprepared"
+    );
+    assert_eq!(done.count("work", "| prepared"), 1);
+    assert_eq!(done.status, "completed");
 }

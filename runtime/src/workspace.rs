@@ -242,6 +242,27 @@ impl Worktree {
     pub async fn diff(&self) -> Result<String, Error> {
         Ok(git(&self.path, &["diff", &self.base_commit, "HEAD"]).await?)
     }
+
+    /// Whether the worktree was marked prepared (see [`Worktree::mark_prepared`]).
+    pub async fn is_prepared(&self) -> Result<bool, Error> {
+        let marker = prepared_ref(&self.branch);
+        Ok(succeeds(&self.path, &["rev-parse", "--verify", "--quiet", &marker]).await?)
+    }
+
+    /// Records that the repository's prepare hook completed here, so that a retried attempt
+    /// does not run it again, and runs it when it was cut short.
+    pub async fn mark_prepared(&self) -> Result<(), Error> {
+        git(
+            &self.path,
+            &["update-ref", &prepared_ref(&self.branch), "HEAD"],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn prepared_ref(branch: &str) -> String {
+    format!("refs/murmur/prepared/{branch}")
 }
 
 impl Repository {
