@@ -5,14 +5,20 @@
 //! Everything here waits on events (lines on a pipe, process exits, a fifo closing), never
 //! on sleeps. The same body runs on SQLite and, with `MURMUR_TEST_POSTGRES_URL`, PostgreSQL.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
+mod support;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Instant;
 
 use serde_json::Value;
+use support::beacon::Beacon;
+use support::check::check_session;
+use support::db::Backend;
+use support::fixture::{Fixture, Snapshot};
+use support::session::{DEADLINE, Session, after, event_slug, kind, last_is, never, resume};
 
 const AGENTS: usize = 20;
 
@@ -53,432 +59,16 @@ fn crash_flight(ledger: &Path) -> String {
     text
 }
 
-/// Where a fixture's database lives.
-enum Backend {
-    Sqlite,
-    /// The URL of an existing database to connect to for `CREATE DATABASE`.
-    Postgres(String),
+/// A repository holding the crash flight.
+fn crash_fixture(backend: &Backend, label: &str) -> Fixture {
+    let fixture = Fixture::new(backend, label);
+    fixture.write_flight("crash", &crash_flight(&fixture.ledger));
+    fixture
 }
 
-/// A database created for one fixture, dropped with it.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let dropped = psql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-        if !dropped.status.success() {
-            eprintln!(
-                "cannot drop the test database {}: {}",
-                self.name,
-                String::from_utf8_lossy(&dropped.stderr)
-            );
-        }
-    }
-}
-
-fn psql(url: &str, sql: &str) -> Output {
-    Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `psql` (is the PostgreSQL client installed?): {e}"))
-}
-
-/// `postgres://u:p@host:port/db?x` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_part = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    format!("{host_part}/{name}{query}")
-}
-
-/// A temporary git repository holding the crash flight, its ledger and its database.
-struct Fixture {
-    dir: tempfile::TempDir,
-    ledger: PathBuf,
-    db: String,
-    _pg: Option<PgDatabase>,
-}
-
-impl Fixture {
-    fn new(backend: &Backend, label: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let git = Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(dir.path())
-            .output()
-            .expect("git runs");
-        assert!(git.status.success(), "git init: {git:?}");
-        std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
-        let ledger = dir.path().join("ledger.txt");
-        std::fs::write(
-            dir.path().join(".murmur/flights/crash.md"),
-            crash_flight(&ledger),
-        )
-        .expect("write flight");
-        let (db, pg) = match backend {
-            Backend::Sqlite => (
-                dir.path().join(".murmur/murmur.db").display().to_string(),
-                None,
-            ),
-            Backend::Postgres(admin_url) => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                let name = format!("murmur_crash_{}_{label}_{nanos}", std::process::id());
-                let created = psql(admin_url, &format!("CREATE DATABASE {name}"));
-                assert!(
-                    created.status.success(),
-                    "CREATE DATABASE {name} failed: {}",
-                    String::from_utf8_lossy(&created.stderr)
-                );
-                let pg = PgDatabase {
-                    admin_url: admin_url.clone(),
-                    name: name.clone(),
-                };
-                (with_database(admin_url, &name), Some(pg))
-            }
-        };
-        Self {
-            dir,
-            ledger,
-            db,
-            _pg: pg,
-        }
-    }
-
-    fn repo(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_murmur"));
-        command
-            .args(args)
-            .args(["--db", &self.db])
-            .current_dir(self.repo())
-            .env("NO_COLOR", "1");
-        command
-    }
-
-    fn murmur(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("the binary runs")
-    }
-
-    fn show(&self, run: &str) -> Value {
-        let out = self.murmur(&["runs", "show", run, "--json"]);
-        assert!(out.status.success(), "runs show: {out:?}");
-        serde_json::from_slice(&out.stdout).expect("runs show --json is JSON")
-    }
-
-    /// `runs logs`: one human-readable line per stored event, in order.
-    fn logs(&self, run: &str) -> Vec<String> {
-        let out = self.murmur(&["runs", "logs", run]);
-        assert!(out.status.success(), "runs logs: {out:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Every `AGENT ATTEMPT` line of the ledger, by agent, in order.
-    fn ledger(&self) -> BTreeMap<String, Vec<u32>> {
-        let text = std::fs::read_to_string(&self.ledger).unwrap_or_default();
-        let mut ledger: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for line in text.lines() {
-            let (agent, attempt) = line
-                .split_once(' ')
-                .unwrap_or_else(|| panic!("malformed ledger line `{line}`"));
-            let attempt = attempt.parse().expect("attempt number");
-            ledger.entry(agent.to_owned()).or_default().push(attempt);
-        }
-        ledger
-    }
-
-    fn snapshot(&self, run: &str) -> Snapshot {
-        let show = self.show(run);
-        let agents = show["agents"]
-            .as_array()
-            .expect("agents")
-            .iter()
-            .map(|a| {
-                let slug = a["slug"].as_str().expect("slug").to_owned();
-                let state = a["state"].as_str().expect("state").to_owned();
-                let attempts = a["attempts"].as_u64().expect("attempts") as u32;
-                (slug, (state, attempts))
-            })
-            .collect();
-        Snapshot {
-            status: show["status"].as_str().expect("status").to_owned(),
-            agents,
-            ledger: self.ledger(),
-            logs: self.logs(run),
-        }
-    }
-}
-
-/// What the database and the ledger say at one moment between processes.
-#[derive(Default)]
-struct Snapshot {
-    status: String,
-    agents: BTreeMap<String, (String, u32)>,
-    ledger: BTreeMap<String, Vec<u32>>,
-    logs: Vec<String>,
-}
-
-impl Snapshot {
-    fn in_state(&self, state: &str) -> BTreeSet<&str> {
-        self.agents
-            .iter()
-            .filter(|(_, (s, _))| s == state)
-            .map(|(slug, _)| slug.as_str())
-            .collect()
-    }
-}
-
-/// One `murmur` process that drives the run, as seen from outside.
-struct Session {
-    /// The committed events it printed, parsed.
-    events: Vec<Value>,
-    status: ExitStatus,
-    killed: bool,
-    stderr: String,
-}
-
-/// The run id from `run <ID> of <name> (...)`.
-fn run_id_of(line: &str) -> String {
-    line.strip_prefix("run ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("expected `run ID of …` on stderr, got `{line}`"))
-        .to_owned()
-}
-
-fn drain(stderr: ChildStderr, already: String) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = already;
-        let _ = BufReader::new(stderr).read_to_string(&mut text);
-        text
-    })
-}
-
-/// How long one engine process may take. Normal sessions take well under a second; the bound
-/// only turns a hung engine into a failure instead of a hung test.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Kills the process `pid` unless stood down within [`DEADLINE`] (or when dropped without
-/// standing down: the test is panicking and must not leave the engine running).
-struct Watchdog {
-    done: mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<bool>,
-}
-
-impl Watchdog {
-    /// The process must not be reaped before [`Watchdog::stand_down`] returns, so its pid
-    /// cannot have been reused when the watchdog fires.
-    fn new(pid: u32) -> Self {
-        let (done, stand_down) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let outcome = stand_down.recv_timeout(DEADLINE);
-            if outcome.is_err() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-            outcome == Err(RecvTimeoutError::Timeout)
-        });
-        Self { done, thread }
-    }
-
-    /// Whether it had to kill the process.
-    fn stand_down(self) -> bool {
-        let _ = self.done.send(());
-        self.thread.join().expect("watchdog")
-    }
-}
-
-/// Reads the child's event lines and sends SIGKILL as soon as `kill_when` holds for the
-/// events read so far (checked before the first line too). Then reads what the process
-/// printed before it died, up to EOF.
-fn follow(
-    mut child: Child,
-    mut kill_when: impl FnMut(&[Value]) -> bool,
-    stderr: String,
-) -> Session {
-    let watchdog = Watchdog::new(child.id());
-    let stderr = drain(child.stderr.take().expect("stderr"), stderr);
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut events = Vec::new();
-    let mut killed = false;
-    let mut line = String::new();
-    loop {
-        if kill_when(&events) {
-            child.kill().expect("SIGKILL");
-            killed = true;
-            break;
-        }
-        line.clear();
-        if stdout.read_line(&mut line).expect("read stdout") == 0 {
-            break;
-        }
-        events.push(serde_json::from_str(&line).expect("an event line is JSON"));
-    }
-    // Lines printed before the kill landed; a torn last line was never fully printed.
-    let mut rest = String::new();
-    let _ = stdout.read_to_string(&mut rest);
-    for line in rest.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        events.push(serde_json::from_str(line).expect("an event line is JSON"));
-    }
-    let hung = watchdog.stand_down();
-    let status = child.wait().expect("wait");
-    let stderr = stderr.join().expect("stderr reader");
-    assert!(
-        !hung,
-        "the engine did not finish within {DEADLINE:?} and was killed; it printed {} events; \
-         stderr:\n{stderr}",
-        events.len()
-    );
-    Session {
-        events,
-        status,
-        killed,
-        stderr,
-    }
-}
-
-fn spawn(mut command: Command) -> Child {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts")
-}
-
-/// Kill after `k` event lines (0: as soon as the run exists).
-fn after(k: usize) -> impl FnMut(&[Value]) -> bool {
-    move |events| events.len() == k
-}
-
-fn never(_: &[Value]) -> bool {
-    false
-}
-
-/// `murmur flight run crash --json`, killed when `kill_when` holds. Returns the run id and
-/// the session.
+/// `murmur flight run crash --json`, killed when `kill_when` holds.
 fn start(fixture: &Fixture, kill_when: impl FnMut(&[Value]) -> bool) -> (String, Session) {
-    let mut child = spawn(fixture.command(&["flight", "run", "crash", "--json"]));
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut first = String::new();
-    stderr.read_line(&mut first).expect("read stderr");
-    let id = run_id_of(first.trim_end());
-    child.stderr = Some(stderr.into_inner());
-    (id, follow(child, kill_when, first))
-}
-
-fn resume(fixture: &Fixture, run: &str, kill_when: impl FnMut(&[Value]) -> bool) -> Session {
-    let child = spawn(fixture.command(&["runs", "resume", run, "--json"]));
-    follow(child, kill_when, String::new())
-}
-
-fn kind(event: &Value) -> &str {
-    event["event"]["type"].as_str().expect("event type")
-}
-
-fn event_slug(event: &Value) -> Option<&str> {
-    event["event"]["slug"].as_str()
-}
-
-/// Checks one session against the database before and after it, and returns the snapshot
-/// after it:
-/// - the events it printed are exactly the stored events that follow `before`, in order,
-///   with no gap (a printed event was committed; nothing committed was lost);
-/// - it first marked every attempt that was running at `before` as interrupted;
-/// - no agent completed at `before` ran again or changed its attempts.
-fn check_session(
-    fixture: &Fixture,
-    run: &str,
-    label: &str,
-    before: &Snapshot,
-    session: &Session,
-) -> Snapshot {
-    let after = fixture.snapshot(run);
-    let context = format!("{label}: stderr:\n{}", session.stderr);
-    let first = before.logs.len();
-    assert!(
-        after.logs.len() >= first + session.events.len(),
-        "{context}\nprinted {} events after {first}, but only {} are stored",
-        session.events.len(),
-        after.logs.len()
-    );
-    assert_eq!(
-        &after.logs[..first],
-        &before.logs[..],
-        "{context}\nthe stored log changed under the session"
-    );
-    for (offset, event) in session.events.iter().enumerate() {
-        let seq = (first + offset + 1) as u64;
-        assert_eq!(event["seq"].as_u64(), Some(seq), "{context}\n{event}");
-        let logged = &after.logs[first + offset];
-        let at = event["at"].as_str().expect("at");
-        let who = event_slug(event).unwrap_or("run");
-        assert!(
-            logged.starts_with(at.get(11..23).unwrap_or(at))
-                && logged.split_whitespace().nth(1) == Some(who),
-            "{context}\nevent {seq} printed as {event} but stored as `{logged}`"
-        );
-        match kind(event) {
-            "agent_started" => {
-                let attempt = event["event"]["attempt"].as_u64().expect("attempt");
-                assert!(logged.contains(&format!("attempt {attempt}")), "{logged}");
-            }
-            "agent_output" => {
-                let text = event["event"]["line"].as_str().expect("line");
-                assert!(logged.ends_with(text), "{logged}");
-            }
-            "agent_failed" | "run_failed" | "run_canceled" | "agent_canceled" => {
-                panic!("{context}\nunexpected event {event}")
-            }
-            _ => {}
-        }
-    }
-    // The first commit of a resumed process interrupts the attempts that were in flight.
-    let running = before.in_state("running");
-    if !running.is_empty() && after.logs.len() > first {
-        let interrupted: BTreeSet<&str> = after.logs[first..first + running.len()]
-            .iter()
-            .filter(|line| line.contains("was interrupted by an engine restart"))
-            .filter_map(|line| line.split_whitespace().nth(1))
-            .collect();
-        assert_eq!(
-            interrupted,
-            running,
-            "{context}\nthe running attempts were not interrupted first:\n{}",
-            after.logs[first..].join("\n")
-        );
-    }
-    for done in before.in_state("completed") {
-        assert_eq!(
-            after.agents[done], before.agents[done],
-            "{context}\n{done} was completed before the session, then changed"
-        );
-        assert_eq!(
-            after.ledger.get(done),
-            before.ledger.get(done),
-            "{context}\n{done} was completed before the session, then ran again"
-        );
-    }
-    after
+    support::session::start(fixture, "crash", kill_when)
 }
 
 /// The end state every run must reach, however often it was killed.
@@ -527,7 +117,7 @@ fn crash_and_resume_everywhere(backend: &Backend, name: &str) {
     let clock = Instant::now();
 
     // One uninterrupted run: how many checkpoints a full run has, and every agent once.
-    let full = Fixture::new(backend, "full");
+    let full = crash_fixture(backend, "full");
     let (run, session) = start(&full, never);
     assert!(
         session.status.success(),
@@ -545,7 +135,7 @@ fn crash_and_resume_everywhere(backend: &Backend, name: &str) {
 
     let points = kill_points(total);
     for (n, &k) in points.iter().enumerate() {
-        let fixture = Fixture::new(backend, &format!("k{k}"));
+        let fixture = crash_fixture(backend, &format!("k{k}"));
         let label = format!("{name}, killed after {k} of {total} events");
         let (run, session) = start(&fixture, after(k));
         assert!(session.killed, "{label}: {}", session.stderr);
@@ -580,19 +170,9 @@ fn sqlite_runs_survive_sigkill_at_every_checkpoint() {
 
 #[test]
 fn postgres_runs_survive_sigkill_at_every_checkpoint() {
-    let Ok(url) = std::env::var("MURMUR_TEST_POSTGRES_URL") else {
-        if std::env::var("MURMUR_SKIP_POSTGRES").as_deref() == Ok("1") {
-            eprintln!("MURMUR_SKIP_POSTGRES=1: skipping the PostgreSQL crash test");
-            return;
-        }
-        panic!(
-            "the PostgreSQL crash test needs a server: set MURMUR_TEST_POSTGRES_URL to a URL of \
-             a role that may CREATE DATABASE, e.g. \
-             MURMUR_TEST_POSTGRES_URL=postgres://murmur:murmur@127.0.0.1:5432/postgres \
-             (or set MURMUR_SKIP_POSTGRES=1 to skip this test)"
-        );
-    };
-    crash_and_resume_everywhere(&Backend::Postgres(url), "postgres");
+    if let Some(backend) = Backend::postgres() {
+        crash_and_resume_everywhere(&backend, "postgres");
+    }
 }
 
 /// Opens `fifo` for reading on a thread: reports once a writer has opened it, and again at
@@ -715,4 +295,67 @@ fn an_attempt_in_flight_is_interrupted_and_runs_again() {
     let slow_logs = String::from_utf8_lossy(&slow_logs.stdout);
     assert!(slow_logs.contains("started (attempt 2)"), "{slow_logs}");
     assert!(slow_logs.contains("| finished"), "{slow_logs}");
+}
+
+/// The repository's prepare hook, cut short by a kill, runs again before the retried attempt
+/// works; once it has completed in the worktree, a later attempt does not run it again.
+#[test]
+fn a_prepare_hook_cut_short_by_a_kill_runs_again() {
+    let beacon = Beacon::bind();
+    let fixture = Fixture::new(&Backend::Sqlite, "hook");
+    let (hooks, release) = (fixture.path("hooks.txt"), fixture.path("release"));
+    std::fs::create_dir_all(fixture.path(".murmur/hooks")).expect("mkdir");
+    let hook = format!(
+        "echo hook >> '{}'\n{}\nwhile [ ! -f '{}' ]; do sleep 0.05; done\ntouch prepared.txt\n",
+        hooks.display(),
+        beacon.signal(),
+        release.display()
+    );
+    std::fs::write(fixture.path(".murmur/hooks/prepare-workspace.sh"), hook).expect("hook");
+    murmur_testkit::git::git(fixture.repo(), &["add", ".murmur/hooks"]);
+    murmur_testkit::git::git(fixture.repo(), &["commit", "-qm", "hook"]);
+    let working = fixture.path("working");
+    let (ledger, working) = (fixture.ledger.display(), working.display());
+    fixture.write_flight(
+        "hook",
+        &format!(
+            "---\nruntime: exec\n---\n\n# Hook\n\n## work\n\n```sh\n\
+             echo \"$MURMUR_AGENT $MURMUR_ATTEMPT\" >> '{ledger}'\n\
+             if [ \"$MURMUR_ATTEMPT\" = 2 ]; then\n  echo waiting\n  \
+             while [ ! -f '{working}' ]; do sleep 0.05; done\nfi\n\
+             test -f prepared.txt && echo prepared\n```\n"
+        ),
+    );
+    let hooked = || std::fs::read_to_string(&hooks).unwrap_or_default();
+    let (run, session) = support::session::start(&fixture, "hook", |e| {
+        let started = last_is(e, "agent_started", "work");
+        if started {
+            beacon.wait("the prepare hook");
+        }
+        started
+    });
+    assert!(session.killed, "{}", session.stderr);
+    let state = check_session(&fixture, &run, "hook", &Snapshot::default(), &session);
+    std::fs::write(&release, "").expect("release the hook");
+    let waiting = |e: &[Value]| e.last().is_some_and(|e| e["event"]["line"] == "waiting");
+    let session = resume(&fixture, &run, waiting);
+    assert!(session.killed, "{}", session.stderr);
+    let state = check_session(&fixture, &run, "hook, resume 1", &state, &session);
+    assert_eq!(hooked(), "hook\nhook\n", "the hook ran again, to its end");
+    std::fs::write(fixture.path("working"), "").expect("let the agent finish its turn");
+    let session = resume(&fixture, &run, never);
+    assert!(session.status.success(), "{}", session.stderr);
+    let done = check_session(&fixture, &run, "hook, resume 2", &state, &session);
+    assert_eq!(
+        hooked(),
+        "hook\nhook\n",
+        "a completed hook does not run again"
+    );
+    assert_eq!(
+        done.ledger["work"],
+        [2, 3],
+        "the agent never worked unprepared"
+    );
+    assert_eq!(done.count("work", "| prepared"), 1);
+    assert_eq!(done.status, "completed");
 }

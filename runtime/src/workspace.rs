@@ -95,14 +95,15 @@ impl Repository {
 
     /// The agent's worktree at `path` on `branch`, created from the base branch with
     /// `upstream` branches merged in, in order. Idempotent: a retried attempt gets the
-    /// worktree its earlier attempt left, with its work.
+    /// worktree its earlier attempt left, with its work, and finishes one whose preparation
+    /// was cut short.
     pub async fn worktree(
         &self,
         path: &Path,
         branch: &str,
         upstream: &[String],
     ) -> Result<Worktree, Error> {
-        if let Some(existing) = self.existing(path, branch).await? {
+        if let Some(existing) = self.existing(path, branch, upstream).await? {
             return Ok(existing);
         }
         if self.has_ref(&format!("refs/heads/{branch}")).await? {
@@ -133,18 +134,7 @@ impl Repository {
             )
             .await?;
         }
-        for upstream_branch in upstream {
-            merge(path, upstream_branch).await?;
-        }
-        // The agent's own work starts here, after the merges; kept as a ref so that a retried
-        // attempt (or a restarted engine) counts from the same point.
-        let base_commit = git(path, &["rev-parse", "HEAD"]).await?;
-        git(path, &["update-ref", &start_ref(branch), &base_commit]).await?;
-        Ok(Worktree {
-            path: path.to_path_buf(),
-            branch: branch.to_owned(),
-            base_commit,
-        })
+        merge_upstream(path, branch, upstream).await
     }
 
     async fn has_ref(&self, name: &str) -> Result<bool, Error> {
@@ -180,7 +170,12 @@ impl Repository {
         Ok(())
     }
 
-    async fn existing(&self, path: &Path, branch: &str) -> Result<Option<Worktree>, Error> {
+    async fn existing(
+        &self,
+        path: &Path,
+        branch: &str,
+        upstream: &[String],
+    ) -> Result<Option<Worktree>, Error> {
         if !path.join(".git").exists() {
             return Ok(None);
         }
@@ -188,21 +183,38 @@ impl Repository {
         if current != branch {
             return Err(Error::BranchExists(branch.to_owned()));
         }
-        let base_commit = match git(
-            path,
-            &["rev-parse", "--verify", "--quiet", &start_ref(branch)],
-        )
-        .await
-        {
-            Ok(commit) => commit,
-            Err(_) => git(path, &["merge-base", "HEAD", &self.base]).await?,
-        };
-        Ok(Some(Worktree {
-            path: path.to_path_buf(),
-            branch: branch.to_owned(),
-            base_commit,
-        }))
+        let start = ["rev-parse", "--verify", "--quiet", &start_ref(branch)];
+        if let Ok(base_commit) = git(path, &start).await {
+            return Ok(Some(Worktree {
+                path: path.to_path_buf(),
+                branch: branch.to_owned(),
+                base_commit,
+            }));
+        }
+        // No start ref: the engine stopped (was killed) while it prepared this worktree, after
+        // `worktree add` and before the last merge. No agent has worked here; finish the merges
+        // (those done already are up to date), a merge cut short included.
+        if succeeds(path, &["rev-parse", "--verify", "--quiet", "MERGE_HEAD"]).await? {
+            git(path, &["merge", "--abort"]).await?;
+        }
+        merge_upstream(path, branch, upstream).await.map(Some)
     }
+}
+
+/// Merges the upstream branches into the new worktree in order, then records where the
+/// agent's own work starts: a ref, so that a retried attempt (or a restarted engine) counts
+/// its commits from the same point.
+async fn merge_upstream(path: &Path, branch: &str, upstream: &[String]) -> Result<Worktree, Error> {
+    for upstream_branch in upstream {
+        merge(path, upstream_branch).await?;
+    }
+    let base_commit = git(path, &["rev-parse", "HEAD"]).await?;
+    git(path, &["update-ref", &start_ref(branch), &base_commit]).await?;
+    Ok(Worktree {
+        path: path.to_path_buf(),
+        branch: branch.to_owned(),
+        base_commit,
+    })
 }
 
 /// Where an agent's branch started, after its upstream merges.
@@ -258,6 +270,27 @@ impl Worktree {
     pub async fn diff(&self) -> Result<String, Error> {
         Ok(git(&self.path, &["diff", &self.base_commit, "HEAD"]).await?)
     }
+
+    /// Whether the worktree was marked prepared (see [`Worktree::mark_prepared`]).
+    pub async fn is_prepared(&self) -> Result<bool, Error> {
+        let marker = prepared_ref(&self.branch);
+        Ok(succeeds(&self.path, &["rev-parse", "--verify", "--quiet", &marker]).await?)
+    }
+
+    /// Records that the repository's prepare hook completed here, so that a retried attempt
+    /// does not run it again, and runs it when it was cut short.
+    pub async fn mark_prepared(&self) -> Result<(), Error> {
+        git(
+            &self.path,
+            &["update-ref", &prepared_ref(&self.branch), "HEAD"],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn prepared_ref(branch: &str) -> String {
+    format!("refs/murmur/prepared/{branch}")
 }
 
 impl Repository {

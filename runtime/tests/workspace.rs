@@ -148,3 +148,50 @@ async fn bad_starting_points_are_clear_errors() {
         "{dirty}"
     );
 }
+
+/// An engine killed while it prepared a worktree leaves it added but not (fully) merged,
+/// with no start ref: the retried attempt finishes the merges before the agent works there.
+#[tokio::test]
+async fn a_worktree_whose_preparation_was_cut_short_is_finished() {
+    let repo = repository();
+    let work = tempfile::tempdir().expect("temp dir");
+    let repository = Repository::open(repo.path(), Some("main"))
+        .await
+        .expect("open");
+    let mut upstream = Vec::new();
+    for name in ["api", "ui"] {
+        let branch = format!("murmur/f/r1/{name}");
+        let tree = repository
+            .worktree(&work.path().join(name), &branch, &[])
+            .await
+            .expect("upstream");
+        commit_file(&tree.path, &format!("{name}.rs"), "work\n");
+        upstream.push(branch);
+    }
+    // What the killed engine left: the worktree added, the first upstream merged, no more.
+    let path = work.path().join("join");
+    let path_text = path.display().to_string();
+    git(
+        repo.path(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "murmur/f/r1/join",
+            &path_text,
+            "main",
+        ],
+    );
+    git(&path, &["merge", "--no-edit", "-q", &upstream[0]]);
+    let join = repository
+        .worktree(&path, "murmur/f/r1/join", &upstream)
+        .await
+        .expect("join");
+    assert!(join.path.join("api.rs").exists() && join.path.join("ui.rs").exists());
+    assert_eq!(
+        join.changes().await.expect("changes").commits,
+        0,
+        "the agent's own commits count from after the merges"
+    );
+}

@@ -1,12 +1,38 @@
-//! What the tests of `murmur serve` and of the CLI against it share: the binary, a server on
-//! a free port of 127.0.0.1, a repository with a flight and a token, one HTTP request.
-// Each test binary uses a part of this.
+//! What the CLI's tests share. Here: the binary, a `murmur serve` on a free port of 127.0.0.1,
+//! one HTTP request (the server tests and the CLI against a server). In the submodules: the
+//! crash tests' temporary repository and store, followed event by event, killed with SIGKILL,
+//! resumed, and checked against the store and the agents' own ledger.
+
+// Each test crate uses its own part of these helpers.
 #![allow(dead_code)]
+
+pub mod beacon;
+pub mod check;
+pub mod db;
+pub mod fixture;
+pub mod session;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+/// One `#[test]` per backend for each listed test body `fn NAME(&Backend)`: `sqlite::NAME`
+/// and `postgres::NAME` (see [`Backend::postgres`] for when that one is skipped).
+#[macro_export]
+macro_rules! every_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&$crate::support::db::Backend::Sqlite); })+
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                let Some(backend) = $crate::support::db::Backend::postgres() else { return };
+                super::$name(&backend);
+            })+
+        }
+    };
+}
 
 pub fn murmur(repo: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_murmur"));

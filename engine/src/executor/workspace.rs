@@ -70,9 +70,7 @@ pub async fn prepare(
         .worktree(&plan.worktree, &plan.branch, &plan.merge)
         .await
         .map_err(|e| e.to_string())?;
-    if fresh {
-        run_prepare_hook(&tree, env).await?;
-    }
+    run_prepare_hook(&tree, env).await?;
     Ok(Some(Prepared { repository, tree }))
 }
 
@@ -94,9 +92,12 @@ pub async fn deliver(
     push_or_open(plan, prepared, response, delivered).await
 }
 
-/// Runs the repository's prepare hook in a fresh worktree; a failure fails the start.
+/// Runs the repository's prepare hook in a worktree where it has not completed yet (a new
+/// one, or one where an engine kill or a failure cut it short); a failure fails the start.
 async fn run_prepare_hook(tree: &Worktree, env: &[(String, String)]) -> Result<(), String> {
-    if !tree.path.join(PREPARE_HOOK).is_file() {
+    if !tree.path.join(PREPARE_HOOK).is_file()
+        || tree.is_prepared().await.map_err(|e| e.to_string())?
+    {
         return Ok(());
     }
     let request = exec::ExecRequest {
@@ -108,7 +109,7 @@ async fn run_prepare_hook(tree: &Worktree, env: &[(String, String)]) -> Result<(
     let (lines, _) = mpsc::unbounded_channel();
     let (_keep, stop) = oneshot::channel();
     match tokio::time::timeout(PREPARE_BUDGET, exec::run(request, lines, stop)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => tree.mark_prepared().await.map_err(|e| e.to_string()),
         Ok(Err(error)) => Err(format!("{PREPARE_HOOK} failed: {error}")),
         Err(_) => Err(format!(
             "{PREPARE_HOOK} took longer than {} minutes",
