@@ -18,6 +18,8 @@ mod start;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_approve;
+#[cfg(test)]
 mod tests_cancel;
 #[cfg(test)]
 mod tests_catalog;

@@ -34,6 +34,7 @@ async fn the_document_is_public_and_names_every_route() {
             "/v1/openapi.json",
             "/v1/runs",
             "/v1/runs/{id}",
+            "/v1/runs/{id}/agents/{slug}/approve",
             "/v1/runs/{id}/cancel",
             "/v1/runs/{id}/events",
             "/v1/runs/{id}/retry",
