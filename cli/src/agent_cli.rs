@@ -51,6 +51,11 @@ pub enum AgentCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Start one agent on a prompt (a one-agent run), or with --flight a flight
+    ///
+    /// Exit status as for `murmur flight run`: 0 when it completed, 1 when it failed, 2 for
+    /// invalid input.
+    Spawn(SpawnArgs),
     /// Follow-ups for agents
     Queue {
         #[command(subcommand)]
@@ -75,6 +80,34 @@ pub enum QueueCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    /// The agent's slug (lowercase letters, digits and `-`)
+    #[arg(value_name = "SLUG", required_unless_present = "flight")]
+    pub slug: Option<String>,
+    /// What the agent should do; for `--runtime exec`, the command to run
+    #[arg(value_name = "PROMPT", trailing_var_arg = true)]
+    pub prompt: Vec<String>,
+    /// Start this flight instead (as `murmur flight run NAME`)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["slug", "prompt"])]
+    pub flight: Option<String>,
+    /// claude (default), codex or exec
+    #[arg(long)]
+    pub runtime: Option<String>,
+    #[arg(long)]
+    pub persona: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Run in the background and print the run id
+    #[arg(long)]
+    pub detach: bool,
+    /// Print one JSON object per event instead of the human view
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Args)]

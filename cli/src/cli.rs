@@ -133,7 +133,7 @@ pub enum RmCommand {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// The store: a SQLite file path or sqlite://PATH, or postgres://USER:PASS@HOST/DB
     /// (default: .murmur/murmur.db in the repository)

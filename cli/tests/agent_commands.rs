@@ -135,3 +135,27 @@ fn an_approval_from_the_command_line_lets_a_background_run_finish() {
         text(&again)
     );
 }
+
+#[test]
+fn spawn_starts_one_agent_that_the_agent_commands_know() {
+    let repo = repo(&[]);
+    let dir = repo.path();
+    let out = murmur(
+        dir,
+        &[
+            "spawn",
+            "greeter",
+            "--runtime",
+            "exec",
+            "echo",
+            "hello there",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status = json(&murmur(dir, &["status", "greeter", "--json"]));
+    assert_eq!(status["response"], "hello there");
+    assert_eq!(status["flight"], "greeter");
+    let bad = murmur(dir, &["spawn", "Not A Slug", "x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("is not a slug"), "{}", text(&bad));
+}

@@ -30,6 +30,7 @@ pub fn run(command: AgentCommand) -> anyhow::Result<Exit> {
             db,
         } => wait(&db, &agent, phase.as_deref(), timeout.as_deref()),
         AgentCommand::Kill { agent, db } => kill(&db, &agent),
+        AgentCommand::Spawn(args) => super::spawn::spawn(&args),
         AgentCommand::Queue {
             command:
                 QueueCommand::Add {

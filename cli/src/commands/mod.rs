@@ -10,6 +10,7 @@ pub mod pr;
 pub mod remote_runs;
 pub mod runs;
 pub mod server;
+mod spawn;
 mod stream;
 mod view;
 

@@ -90,12 +90,12 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
 }
 
 /// The flight a run starts from: its name, text and, for a file, where it is.
-struct Chosen {
-    name: String,
-    source: String,
-    flight: murmur_parser::Flight,
-    path: Option<PathBuf>,
-    repo: PathBuf,
+pub struct Chosen {
+    pub name: String,
+    pub source: String,
+    pub flight: murmur_parser::Flight,
+    pub path: Option<PathBuf>,
+    pub repo: PathBuf,
 }
 
 /// A name is looked up in the local catalog first, as the server does, then in the
@@ -128,20 +128,31 @@ fn choose(args: &RunArgs) -> anyhow::Result<Result<Chosen, Exit>> {
 }
 
 pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
-    let chosen = match choose(args)? {
-        Ok(chosen) => chosen,
-        Err(exit) => return Ok(exit),
-    };
-    let Chosen { name, repo, .. } = &chosen;
+    match choose(args)? {
+        Ok(chosen) => start_chosen(&chosen, &args.inputs, args.detach, args.json, &args.db),
+        Err(exit) => Ok(exit),
+    }
+}
+
+/// Records a run of the chosen flight, then drives it here (live view or line log) or, with
+/// `detach`, in a background process whose run id is printed.
+pub fn start_chosen(
+    chosen: &Chosen,
+    inputs: &[String],
+    detach_it: bool,
+    json: bool,
+    db: &DbArgs,
+) -> anyhow::Result<Exit> {
+    let Chosen { name, repo, .. } = chosen;
     block_on(async {
-        let executor = executor(&args.db, repo).await?;
+        let executor = executor(db, repo).await?;
         let path = chosen.path.as_ref().map(|p| p.display().to_string());
         let request = StartRequest {
             flight_name: name,
             flight_path: path.as_deref(),
             source: &chosen.source,
             flight: &chosen.flight,
-            inputs: &args.inputs,
+            inputs,
             event: None,
         };
         let id = match executor.create(&request).await {
@@ -152,8 +163,8 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
             }
             Err(error) => return Err(error.into()),
         };
-        if args.detach {
-            detach(&id, &database_url(&args.db, repo)?, repo)?;
+        if detach_it {
+            detach(&id, &database_url(db, repo)?, repo)?;
             emit_line(&id);
             return Ok(Exit::Success);
         }
@@ -161,7 +172,7 @@ pub fn start(args: &RunArgs) -> anyhow::Result<Exit> {
             "run {id} of {name} ({} agents)",
             executor::agent_count(&chosen.flight)
         );
-        follow::drive(&executor, &id, args.json).await
+        follow::drive(&executor, &id, json).await
     })
 }
 
