@@ -32,7 +32,15 @@ fn wide(agents: usize) -> String {
     text
 }
 
-async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, usize) {
+/// What one flight took: wall time, committed events, and CPU time of this process and of
+/// the agents it reaped (the machine is shared, so CPU time is the steadier figure).
+struct Timing {
+    seconds: f64,
+    cpu_seconds: f64,
+    events: usize,
+}
+
+async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> Timing {
     let store = Store::open(&dir.join("bench.db").display().to_string())
         .await
         .expect("store");
@@ -67,10 +75,31 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> (f64, us
         count
     });
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let status = executor.drive(&id, observer).await.expect("drive");
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_seconds() - cpu_before;
     assert_eq!(status, RunStatus::Completed);
-    (seconds, counting.await.unwrap_or(0))
+    Timing {
+        seconds,
+        cpu_seconds,
+        events: counting.await.unwrap_or(0),
+    }
+}
+
+/// User + system time of this process and its reaped children, from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which may contain spaces, start at its `)`.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime, stime, cutime, cstime are fields 14 to 17 of proc(5), in clock ticks.
+    let ticks: f64 = (11..15)
+        .filter_map(|i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
 }
 
 async fn fsync_floor(dir: &std::path::Path, commits: usize) -> f64 {
@@ -201,36 +230,46 @@ async fn main() {
         "bare SQLite commit (WAL, synchronous=FULL): {:.3} ms",
         floor * 1e3
     );
+    let cpu_before = cpu_seconds();
     let spawn = spawn_floor(dir.path(), 200).await;
     println!(
-        "bare `sh -c true` through the exec runtime: {:.3} ms",
-        spawn * 1e3
+        "bare `sh -c true` through the exec runtime: {:.3} ms ({:.2} ms CPU)",
+        spawn * 1e3,
+        (cpu_seconds() - cpu_before) / 200.0 * 1e3
     );
 
     let chain_dir = tempfile::tempdir().expect("temp dir");
-    let (seconds, events) = run_flight(chain_dir.path(), &chain(200), 2).await;
-    let per_agent = seconds / 200.0;
+    let chain = run_flight(chain_dir.path(), &chain(200), 2).await;
+    let per_agent = chain.seconds / 200.0;
     println!(
-        "200-agent chain: {seconds:.2} s, {:.3} ms per agent ({events} events); \
+        "200-agent chain: {:.2} s, {:.3} ms per agent ({:.2} ms CPU, {} events); \
          {:.2}x the commit + spawn floor, engine overhead beyond both {:.3} ms per agent",
+        chain.seconds,
         per_agent * 1e3,
+        chain.cpu_seconds / 200.0 * 1e3,
+        chain.events,
         per_agent / (floor + spawn),
         (per_agent - floor - spawn) * 1e3
     );
 
     let wide_dir = tempfile::tempdir().expect("temp dir");
-    let (seconds, events) = run_flight(wide_dir.path(), &wide(1000), 64).await;
+    let wide_run = run_flight(wide_dir.path(), &wide(1000), 64).await;
     println!(
-        "1,000-agent wide flight (64 slots): {seconds:.2} s, {:.0} agents/s ({events} events)",
-        1000.0 / seconds
+        "1,000-agent wide flight (64 slots): {:.2} s, {:.0} agents/s ({:.2} ms CPU per agent, {} events)",
+        wide_run.seconds,
+        1000.0 / wide_run.seconds,
+        wide_run.cpu_seconds,
+        wide_run.events
     );
 
     concurrent_runs(20, 50).await;
 
     let big_dir = tempfile::tempdir().expect("temp dir");
-    let (seconds, _) = run_flight(big_dir.path(), &wide(10_000), 64).await;
+    let big = run_flight(big_dir.path(), &wide(10_000), 64).await;
     println!(
-        "10,000-agent run: {seconds:.2} s, peak RSS of this process {:.0} MB",
+        "10,000-agent run: {:.2} s ({:.2} ms CPU per agent), peak RSS of this process {:.0} MB",
+        big.seconds,
+        big.cpu_seconds / 10.0,
         peak_rss_mb()
     );
 }

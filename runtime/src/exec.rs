@@ -3,12 +3,11 @@
 //! of stdout is the agent's response.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::process::{contained, kill_group};
+use crate::process::{self, Start, kill_group};
 use crate::{Line, Stream, Update};
 
 #[derive(Debug, Clone)]
@@ -53,14 +52,14 @@ pub async fn run(
     lines: mpsc::UnboundedSender<Update>,
     stop: oneshot::Receiver<()>,
 ) -> Result<Outcome, Error> {
-    let mut command = contained("sh", &["-c".as_ref(), request.script.as_ref()]);
-    command
-        .current_dir(&request.workdir)
-        .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|source| Error::Spawn {
+    let start = Start {
+        program: "sh",
+        args: &["-c".as_ref(), request.script.as_ref()],
+        workdir: &request.workdir,
+        env: &request.env,
+        stdin: true,
+    };
+    let mut child = process::start(&start).map_err(|source| Error::Spawn {
         dir: request.workdir.display().to_string(),
         source,
     })?;

@@ -4,6 +4,7 @@
 //! output lines as they happen through a channel, then an [`Outcome`]. Runtimes know nothing
 //! about runs, the store or the DAG.
 
+mod child;
 pub mod claude;
 pub mod codex;
 pub mod exec;
@@ -11,6 +12,7 @@ mod git;
 pub mod github;
 mod lines;
 mod process;
+mod spawn;
 pub mod workspace;
 
 pub use exec::{Error, ExecRequest, Outcome};

@@ -1,34 +1,174 @@
 //! Child processes that cannot outlive the engine or escape cancellation.
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use tokio::process::Command;
+pub use crate::child::Child;
+use crate::child::Pipes;
+use crate::spawn::{self, Image};
 
-/// A command for `program` that cannot outlive the engine: it runs in its own process group
-/// (so the whole tree can be signalled) and the kernel kills it if the engine dies, so after
-/// a `kill -9` of the engine a resumed run never races an orphan of the previous attempt.
+/// What to start, contained: see [`start`].
+pub struct Start<'a> {
+    /// A path, or a name looked up on PATH.
+    pub program: &'a str,
+    pub args: &'a [&'a OsStr],
+    pub workdir: &'a Path,
+    /// Set on top of the engine's own environment.
+    pub env: &'a [(String, String)],
+    /// A pipe for stdin; else the child reads `/dev/null`. Stdout and stderr are pipes.
+    pub stdin: bool,
+}
+
+/// Starts a process that cannot outlive the engine: it runs in its own process group (so
+/// the whole tree can be signalled) and the kernel kills it if the engine dies, so after a
+/// `kill -9` of the engine a resumed run never races an orphan of the previous attempt.
 ///
-/// The parent-death signal is set by util-linux's `setpriv`, which keeps the spawn on the
-/// fast `posix_spawn` path; a `pre_exec` hook would force a `fork` that copies the engine's
-/// page tables for every agent (a third of the time of a 1,000-agent run when measured).
-/// Without `setpriv`, the hook is the fallback.
-pub fn contained(program: &str, args: &[&OsStr]) -> Command {
-    let mut command = match setpriv() {
-        Some(setpriv) => {
-            let mut command = Command::new(setpriv);
-            command.args(["--pdeathsig", "KILL", "--", program]);
-            command
-        }
-        None => {
-            let mut command = Command::new(program);
-            die_with_parent(&mut command);
-            command
-        }
+/// Both are set in the child between clone and exec (see `spawn`): a `setpriv --pdeathsig`
+/// in front of each agent cost a second exec, and a `pre_exec` hook forces a `fork` that
+/// copies the engine's page tables (5 ms per agent at 10,000 agents when measured).
+pub fn start(request: &Start<'_>) -> io::Result<Child> {
+    let path = find_program(Path::new(request.program)).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("`{}` is not on PATH", request.program),
+        )
+    })?;
+    let (stdio, pipes) = pipes(request.stdin)?;
+    let image = Image {
+        path: c_string(path.as_os_str())?,
+        argv: std::iter::once(OsStr::new(request.program))
+            .chain(request.args.iter().copied())
+            .map(c_string)
+            .collect::<io::Result<_>>()?,
+        envp: environment(request.env)?,
+        cwd: c_string(request.workdir.as_os_str())?,
+        stdio: [
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+        ],
     };
-    command.args(args).process_group(0).kill_on_drop(true);
-    command
+    let pid = spawn::spawn(image)?;
+    // The child has its copies now; ours of its ends must close, or reads never see EOF.
+    drop(stdio);
+    Child::adopt(pid, pipes)
+}
+
+fn c_string(text: &OsStr) -> io::Result<CString> {
+    CString::new(text.as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a NUL byte in a program, argument, folder or variable",
+        )
+    })
+}
+
+/// The engine's environment with `overrides` on top, as `KEY=VALUE` strings.
+fn environment(overrides: &[(String, String)]) -> io::Result<Vec<CString>> {
+    let overridden = |key: &OsStr| {
+        overrides
+            .iter()
+            .any(|(k, _)| k.as_bytes() == key.as_bytes())
+    };
+    let inherited = std::env::vars_os()
+        .filter(|(key, _)| !overridden(key))
+        .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat());
+    let added = overrides
+        .iter()
+        .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat());
+    inherited
+        .chain(added)
+        .map(|entry| {
+            CString::new(entry).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a variable")
+            })
+        })
+        .collect()
+}
+
+/// The child's stdin, stdout and stderr, and the parent's ends of the pipes among them.
+fn pipes(stdin: bool) -> io::Result<([OwnedFd; 3], Pipes)> {
+    let (out_read, out_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    let (child_in, parent_in) = if stdin {
+        let (read, write) = pipe()?;
+        (read, Some(write))
+    } else {
+        (dev_null()?, None)
+    };
+    for parent_end in [Some(&out_read), Some(&err_read), parent_in.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        set_nonblocking(parent_end)?;
+    }
+    let pipes = Pipes {
+        stdin: parent_in,
+        stdout: out_read,
+        stderr: err_read,
+    };
+    Ok(([child_in, out_write, err_write], pipes))
+}
+
+/// A close-on-exec pipe whose ends are 3 or above: the child moves them onto 0, 1 and 2,
+/// which must not be overwritten on the way when the engine runs with those closed.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds: [RawFd; 2] = [-1, -1];
+    #[allow(unsafe_code)]
+    // SAFETY: pipe2(2) writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: both descriptors are new and ours alone.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((above_stdio(read)?, above_stdio(write)?))
+}
+
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: fcntl(2) duplicates a descriptor we own into a new one.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if moved == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the duplicate is new and ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
+/// One `/dev/null` for every child's stdin, opened once.
+fn dev_null() -> io::Result<OwnedFd> {
+    static NULL: OnceLock<io::Result<OwnedFd>> = OnceLock::new();
+    let opened = NULL.get_or_init(|| {
+        let file = std::fs::File::open("/dev/null")?;
+        above_stdio(file.into())
+    });
+    match opened {
+        Ok(fd) => fd.try_clone(),
+        Err(error) => Err(io::Error::new(error.kind(), error.to_string())),
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    #[allow(unsafe_code)]
+    // SAFETY: fcntl(2) reads and sets the flags of a descriptor we own.
+    let done = unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        flags != -1 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) != -1
+    };
+    if done {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Where `program` would be run from: itself when it is a path, else the first match on PATH.
@@ -40,32 +180,6 @@ pub fn find_program(program: &Path) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
-}
-
-fn setpriv() -> Option<&'static PathBuf> {
-    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            let path = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("setpriv"))
-                .find(|candidate| candidate.is_file())
-        })
-        .as_ref()
-}
-
-fn die_with_parent(command: &mut Command) {
-    #[allow(unsafe_code)]
-    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
-    // async-signal-safe; it touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
 }
 
 /// Sends SIGKILL to the child's whole process group.
@@ -159,7 +273,7 @@ pub enum StartError {
 /// A headless agent CLI, started contained in its working folder with piped stdout and
 /// stderr (and stdin when asked for).
 pub struct Cli {
-    pub child: tokio::process::Child,
+    pub child: Child,
     pid: Option<u32>,
 }
 
@@ -174,19 +288,15 @@ impl Cli {
         let resolved = find_program(binary)
             .ok_or_else(|| StartError::Missing(binary.display().to_string()))?;
         let resolved = resolved.display().to_string();
-        let arg_refs: Vec<&OsStr> = args.iter().map(|a| a.as_ref()).collect();
-        let mut command = contained(&resolved, &arg_refs);
-        command
-            .current_dir(workdir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(if stdin {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let child = command.spawn().map_err(|e| match e.kind() {
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        let request = Start {
+            program: &resolved,
+            args: &args,
+            workdir,
+            env,
+            stdin,
+        };
+        let child = start(&request).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StartError::Missing(resolved.clone()),
             _ => StartError::Spawn(e),
         })?;

@@ -54,6 +54,9 @@ pub struct Changes {
 impl Repository {
     /// The repository containing `dir`, branching from `base` (or the current branch).
     pub async fn open(dir: &Path, base: Option<&str>) -> Result<Self, Error> {
+        if git::surely_outside_a_repository(dir) {
+            return Err(Error::NotARepository(dir.display().to_string()));
+        }
         let root = git(dir, &["rev-parse", "--show-toplevel"])
             .await
             .map_err(|_| Error::NotARepository(dir.display().to_string()))?;
