@@ -1,18 +1,11 @@
 //! Murmur's agent commands with the real binary: `ls`, `status`, `wait`, `kill`, `queue add`,
 //! and `runs approve` deciding a gate of a run that a background process drives.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
-fn murmur(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_murmur"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("MURMUR_DATABASE_URL")
-        .output()
-        .expect("the binary runs")
-}
+use std::process::Output;
+
+use support::murmur_output as murmur;
 
 fn repo(flights: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");

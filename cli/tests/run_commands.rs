@@ -1,19 +1,13 @@
 //! `murmur flight run` and `murmur runs …` with bad input: each gets a clear error and the
 //! store stays consistent. Real binary, real SQLite files, no sleeps.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn murmur(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_murmur"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("MURMUR_DATABASE_URL")
-        .output()
-        .expect("the binary runs")
-}
+use support::murmur_output as murmur;
 
 fn repo(flights: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -6,12 +6,12 @@
 //! - end to end on SQLite with every instance running `true` through the real `exec` runtime,
 //!   next to 1,000 plain agents on the same pool, so the difference is what fan-out adds.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Instant;
 
-use murmur_engine::executor::{Executor, StartRequest};
 use murmur_engine::model::RunPolicy;
-use murmur_engine::{AgentState, Event, RunModel, RunStatus, Store, SystemClock};
+use murmur_engine::{AgentState, Event, RunModel, RunStatus};
 use murmur_parser::Dag;
 use tokio::sync::mpsc;
 
@@ -75,31 +75,8 @@ fn finish(running: Vec<(String, u32)>) -> Vec<Event> {
 }
 
 async fn end_to_end(dir: &std::path::Path, text: &str) -> f64 {
-    let store = Store::open(&dir.join("bench.db").display().to_string())
-        .await
-        .expect("store");
-    let executor = Executor {
-        store,
-        clock: Arc::new(SystemClock),
-        slots: POOL,
-        work_root: dir.join("work"),
-        repository: dir.to_path_buf(),
-        claude: Default::default(),
-        codex: Default::default(),
-        retry_backoff: std::time::Duration::ZERO,
-        github: Default::default(),
-        check_command: None,
-    };
-    let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
-    let request = StartRequest {
-        flight_name: "bench",
-        flight_path: None,
-        source: text,
-        flight: &flight,
-        inputs: &[],
-        event: None,
-    };
-    let id = executor.create(&request).await.expect("create");
+    let executor = support::executor(dir, POOL).await;
+    let id = support::create(&executor, text).await;
     let (observer, _events) = mpsc::unbounded_channel();
     let started = Instant::now();
     let status = executor.drive(&id, observer).await.expect("drive");

@@ -4,11 +4,11 @@
 //! a 200-agent chain, a 1,000-agent wide flight, and the peak memory of a 10,000-agent run.
 //! Agents run `true` through the real `exec` runtime, so a process spawn is part of each agent.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Instant;
 
-use murmur_engine::executor::{Executor, StartRequest};
-use murmur_engine::{RunStatus, Store, SystemClock};
+use murmur_engine::RunStatus;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::mpsc;
 
@@ -41,31 +41,8 @@ struct Timing {
 }
 
 async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> Timing {
-    let store = Store::open(&dir.join("bench.db").display().to_string())
-        .await
-        .expect("store");
-    let executor = Executor {
-        store,
-        clock: Arc::new(SystemClock),
-        slots,
-        work_root: dir.join("work"),
-        repository: dir.to_path_buf(),
-        claude: Default::default(),
-        codex: Default::default(),
-        retry_backoff: std::time::Duration::ZERO,
-        github: Default::default(),
-        check_command: None,
-    };
-    let flight = murmur_parser::parse(text, "bench").flight.expect("flight");
-    let request = StartRequest {
-        flight_name: "bench",
-        flight_path: None,
-        source: text,
-        flight: &flight,
-        inputs: &[],
-        event: None,
-    };
-    let id = executor.create(&request).await.expect("create");
+    let executor = support::executor(dir, slots).await;
+    let id = support::create(&executor, text).await;
     let (observer, mut events) = mpsc::unbounded_channel();
     let counting = tokio::spawn(async move {
         let mut count = 0;
@@ -152,34 +129,12 @@ async fn spawn_floor(dir: &std::path::Path, runs: usize) -> f64 {
 /// Several chains at once on one store: how many checkpoints each transaction carried.
 async fn concurrent_runs(runs: usize, agents: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("bench.db").display().to_string())
-        .await
-        .expect("store");
-    let executor = Executor {
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
-        slots: runs,
-        work_root: dir.path().join("work"),
-        repository: dir.path().to_path_buf(),
-        claude: Default::default(),
-        codex: Default::default(),
-        retry_backoff: std::time::Duration::ZERO,
-        github: Default::default(),
-        check_command: None,
-    };
+    let executor = support::executor(dir.path(), runs).await;
+    let store = executor.store.clone();
     let text = chain(agents);
-    let flight = murmur_parser::parse(&text, "bench").flight.expect("flight");
     let mut ids = Vec::new();
     for _ in 0..runs {
-        let request = StartRequest {
-            flight_name: "bench",
-            flight_path: None,
-            source: &text,
-            flight: &flight,
-            inputs: &[],
-            event: None,
-        };
-        ids.push(executor.create(&request).await.expect("create"));
+        ids.push(support::create(&executor, &text).await);
     }
     let before = store.write_stats();
     let started = Instant::now();

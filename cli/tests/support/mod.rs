@@ -15,7 +15,7 @@ pub mod session;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// One `#[test]` per backend for each listed test body `fn NAME(&Backend)`: `sqlite::NAME`
 /// and `postgres::NAME` (see [`Backend::postgres`] for when that one is skipped).
@@ -32,6 +32,15 @@ macro_rules! every_backend {
             })+
         }
     };
+}
+
+/// `murmur ARGS` in `repo`, run to its end, without colour.
+pub fn murmur_output(repo: &Path, args: &[&str]) -> Output {
+    murmur(repo)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
 }
 
 pub fn murmur(repo: &Path) -> Command {
