@@ -46,7 +46,7 @@ pub enum Command {
         #[command(subcommand)]
         command: RmCommand,
     },
-    /// Serve the HTTP API (runs, events, cancel, metrics) with the executor inside
+    /// Serve the HTTP API (runs, live events, the flight catalog, approvals, webhooks, cron, metrics) with the executor inside
     Serve(ServeArgs),
     /// API tokens for `murmur serve`
     Token {
