@@ -77,9 +77,8 @@ fn design_implement_polish_with_the_real_claude_cli() {
     );
     assert!(polish_first.contains("Polish the wording"));
 
-    let runs = project.json(&server, &["runs", "ls", "--json"]);
-    let run = runs[0]["id"].as_str().expect("run id").to_owned();
-    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    let run = project.latest_run(&server);
+    let show = project.show(&server, &run);
     let (implement, polish) = (agent(&show, "implement"), agent(&show, "polish"));
     let branch = format!("murmur/feature/{run}/implement");
     assert_eq!(implement["branch"], branch.as_str());
@@ -188,9 +187,8 @@ fn a_killed_engine_resumes_the_agents_session_instead_of_restarting_it() {
         first.wait_for_scripted(3, std::time::Duration::from_secs(60))
             && wait_until(|| project.transcripts_contain("Add greeting"))
     });
-    let runs = project.json(&first, &["runs", "ls", "--json"]);
-    let run = runs[0]["id"].as_str().expect("run id").to_owned();
-    let before = project.json(&first, &["runs", "show", &run, "--json"]);
+    let run = project.latest_run(&first);
+    let before = project.show(&first, &run);
     let session = agent(&before, "implement")["session_id"]
         .as_str()
         .expect("session checkpointed")
@@ -205,7 +203,7 @@ fn a_killed_engine_resumes_the_agents_session_instead_of_restarting_it() {
         .output()
         .expect("resumes");
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
-    let after = project.json(&second, &["runs", "show", &run, "--json"]);
+    let after = project.show(&second, &run);
     let implement = agent(&after, "implement");
     assert_eq!(implement["attempts"], 2, "the in-flight attempt ran again");
     assert_eq!(
@@ -277,7 +275,7 @@ fn a_session_killed_before_it_was_saved_starts_afresh_in_the_same_worktree() {
         "{}",
         text(&resumed)
     );
-    let show = project.json(&second, &["runs", "show", &run, "--json"]);
+    let show = project.show(&second, &run);
     assert_eq!(agent(&show, "implement")["attempts"], 2);
     assert_eq!(agent(&show, "implement")["commits"], 1);
 }
@@ -300,7 +298,7 @@ fn a_model_that_never_answers_trips_the_watchdog() {
         text(&out)
     );
     let run = project.latest_run(&server);
-    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    let show = project.show(&server, &run);
     assert_eq!(agent(&show, "design")["state"], "failed");
     assert_eq!(agent(&show, "implement")["state"], "skipped");
 }
@@ -370,7 +368,7 @@ fn an_overloaded_model_parks_the_agent_and_it_tries_again() {
         text(&out)
     );
     let run = project.latest_run(&server);
-    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    let show = project.show(&server, &run);
     assert_eq!(agent(&show, "design")["response"], "Plan: after the storm.");
     assert_eq!(
         agent(&show, "design")["attempts"],

@@ -70,7 +70,7 @@ fn requested_changes_go_back_to_the_author_until_the_reviewer_approves() {
     assert!(second_review.contains("+Bonjour"), "{second_review}");
 
     let run = project.latest_run(&server);
-    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    let show = project.show(&server, &run);
     let implement = agent(&show, "implement");
     assert_eq!(implement["state"], "completed");
     assert_eq!(implement["attempts"], 2);
@@ -111,7 +111,7 @@ fn a_planning_agent_lists_the_items_once_and_each_gets_an_agent() {
         );
     }
     let run = project.latest_run(&server);
-    let show = project.json(&server, &["runs", "show", &run, "--json"]);
+    let show = project.show(&server, &run);
     for slug in ["summarize-readme-md", "summarize-gitignore"] {
         assert_eq!(agent(&show, slug)["state"], "completed", "{show}");
     }

@@ -128,10 +128,7 @@ fn free_address() -> String {
 fn following_survives_a_server_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let go = dir.path().join("go");
-    let flight = format!(
-        "---\nruntime: exec\n---\n# Job\n\n## wait\n> command: until [ -e {} ]; do sleep 0.05; done; echo released\n",
-        go.display()
-    );
+    let flight = support::waiting_flight(&go);
     let (repo, token) = setup(&flight);
     let bind = free_address();
     let (first, address) = serve_on(repo.path(), &bind);

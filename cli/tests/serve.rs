@@ -79,13 +79,8 @@ fn runs_start_over_http_and_finish_on_the_event_stream() {
 #[test]
 fn a_restarted_server_finishes_the_run_it_was_killed_in() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // The agent waits for this file. A file, not a fifo: an attempt dying when the engine is
-    // killed could take a fifo's one wake-up with it, and the next attempt would wait forever.
     let go = dir.path().join("go");
-    let flight = format!(
-        "---\nruntime: exec\n---\n# Job\n\n## wait\n> command: until [ -e {} ]; do sleep 0.05; done; echo released\n",
-        go.display()
-    );
+    let flight = support::waiting_flight(&go);
     let (repo, token) = setup(&flight);
     let auth = format!("Bearer {token}");
     let (mut first, address) = serve(repo.path());

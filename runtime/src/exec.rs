@@ -213,37 +213,9 @@ mod tests {
             panic!("a line")
         };
         let grandchild: i32 = line.text.parse().unwrap();
-        let exited = exit_watch(grandchild);
+        let exited = murmur_testkit::process::ExitWatch::new(grandchild);
         stop.send(()).unwrap();
         assert!(matches!(task.await.unwrap(), Err(Error::Stopped)));
         assert!(exited.wait(), "grandchild {grandchild} outlived the stop");
-    }
-
-    /// A pidfd for a process that is not our child: readable once the process has exited.
-    struct ExitWatch(Option<i32>);
-
-    #[allow(unsafe_code)]
-    fn exit_watch(pid: i32) -> ExitWatch {
-        // SAFETY: pidfd_open(2) takes two integers and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        ExitWatch(i32::try_from(fd).ok().filter(|&fd| fd >= 0))
-    }
-
-    impl ExitWatch {
-        /// Blocks until the process exits (at most 10 s); true when it did.
-        #[allow(unsafe_code)]
-        fn wait(self) -> bool {
-            let Some(fd) = self.0 else { return true };
-            let mut poll = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: `poll` points at one valid pollfd for the duration of the call, and the
-            // fd is ours; it is closed right after.
-            let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
-            unsafe { libc::close(fd) };
-            ready == 1
-        }
     }
 }

@@ -209,7 +209,7 @@ impl Repository {
 /// its commits from the same point.
 async fn merge_upstream(path: &Path, branch: &str, upstream: &[String]) -> Result<Worktree, Error> {
     for upstream_branch in upstream {
-        merge(path, upstream_branch).await?;
+        merge(path, upstream_branch, &["--no-edit"]).await?;
     }
     let base_commit = git(path, &["rev-parse", "HEAD"]).await?;
     git(path, &["update-ref", &start_ref(branch), &base_commit]).await?;
@@ -225,31 +225,30 @@ fn start_ref(branch: &str) -> String {
     format!("refs/murmur/start/{branch}")
 }
 
-/// Merges `branch` into the worktree; on conflict, aborts and names the files.
-async fn merge(path: &Path, branch: &str) -> Result<(), Error> {
-    let args = [
+/// Merges `branch` into the checkout at `dir` (`how`: the merge's own flags); on a conflict,
+/// aborts and names the files, and any other failure is git's own error.
+async fn merge(dir: &Path, branch: &str, how: &[&str]) -> Result<(), Error> {
+    let mut args = vec![
         "-c",
         "user.name=murmur",
         "-c",
         "user.email=murmur@localhost",
         "merge",
-        "--no-edit",
         "--quiet",
-        branch,
     ];
-    if succeeds(path, &args).await? {
+    args.extend_from_slice(how);
+    args.push(branch);
+    let Err(failed) = git(dir, &args).await else {
         return Ok(());
+    };
+    let conflicted = git(dir, &["diff", "--name-only", "--diff-filter=U"]).await?;
+    if conflicted.is_empty() {
+        return Err(failed.into());
     }
-    let conflicted = git(path, &["diff", "--name-only", "--diff-filter=U"]).await?;
-    let files: Vec<String> = conflicted.lines().map(str::to_owned).collect();
-    git(path, &["merge", "--abort"]).await?;
-    if files.is_empty() {
-        // Not a conflict: let git say what went wrong.
-        git(path, &args).await?;
-    }
+    git(dir, &["merge", "--abort"]).await?;
     Err(Error::MergeConflict {
         branch: branch.to_owned(),
-        files,
+        files: conflicted.lines().map(str::to_owned).collect(),
     })
 }
 
@@ -337,7 +336,7 @@ impl Repository {
             .ok();
         if current.as_deref() == Some(self.base.as_str()) {
             self.ensure_clean().await?;
-            merge_with_message(&self.root, branch, message).await?;
+            merge(&self.root, branch, &["--no-ff", "-m", message]).await?;
             return Ok(git(&self.root, &["rev-parse", "HEAD"]).await?);
         }
         let path = scratch.display().to_string();
@@ -349,36 +348,12 @@ impl Repository {
             )
             .await?;
         }
-        let merged = merge_with_message(scratch, branch, message).await;
+        let merged = merge(scratch, branch, &["--no-ff", "-m", message]).await;
         let head = git(scratch, &["rev-parse", "HEAD"]).await;
         git(&self.root, &["worktree", "remove", "--force", &path]).await?;
         merged?;
         Ok(head?)
     }
-}
-
-async fn merge_with_message(dir: &Path, branch: &str, message: &str) -> Result<(), Error> {
-    let args = [
-        "-c",
-        "user.name=murmur",
-        "-c",
-        "user.email=murmur@localhost",
-        "merge",
-        "--no-ff",
-        "--quiet",
-        "-m",
-        message,
-        branch,
-    ];
-    if succeeds(dir, &args).await? {
-        return Ok(());
-    }
-    let conflicted = git(dir, &["diff", "--name-only", "--diff-filter=U"]).await?;
-    let _ = git(dir, &["merge", "--abort"]).await;
-    Err(Error::MergeConflict {
-        branch: branch.to_owned(),
-        files: conflicted.lines().map(str::to_owned).collect(),
-    })
 }
 
 impl Repository {

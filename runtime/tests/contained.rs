@@ -48,36 +48,8 @@ fn an_agent_dies_with_a_killed_engine() {
         // libtest prints `test engine_side ... ` without a newline first.
         .find_map(|line| line.split_once("AGENT ")?.1.trim().parse().ok())
         .expect("the agent's pid");
-    let exited = ExitWatch::new(agent);
+    let exited = murmur_testkit::process::ExitWatch::new(agent);
     engine.kill().expect("SIGKILL");
     engine.wait().expect("wait");
     assert!(exited.wait(), "agent {agent} outlived the killed engine");
-}
-
-/// A pidfd for a process that is not our child: readable once the process has exited.
-struct ExitWatch(Option<i32>);
-
-impl ExitWatch {
-    #[allow(unsafe_code)]
-    fn new(pid: i32) -> Self {
-        // SAFETY: pidfd_open(2) takes two integers and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        Self(i32::try_from(fd).ok().filter(|&fd| fd >= 0))
-    }
-
-    /// Blocks until the process exits (at most 10 s); true when it did.
-    #[allow(unsafe_code)]
-    fn wait(self) -> bool {
-        let Some(fd) = self.0 else { return true };
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `poll` points at one valid pollfd for the duration of the call, and the
-        // fd is ours; it is closed right after.
-        let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
-        unsafe { libc::close(fd) };
-        ready == 1
-    }
 }

@@ -138,7 +138,7 @@ pub(crate) fn error_body(kind: &str, message: &str) -> Value {
 }
 
 /// Splits `s` in two at a character boundary near the middle; empty halves are dropped.
-fn halves(s: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn halves(s: &str) -> impl Iterator<Item = &str> {
     let mut mid = s.len() / 2;
     while !s.is_char_boundary(mid) {
         mid += 1;
@@ -147,25 +147,27 @@ fn halves(s: &str) -> impl Iterator<Item = &str> {
     [a, b].into_iter().filter(|piece| !piece.is_empty())
 }
 
+/// A server-sent event stream as (event name, JSON data) pairs, for the wire tests.
+#[cfg(test)]
+pub(crate) fn events(stream: &str) -> Vec<(String, Value)> {
+    stream
+        .split("\n\n")
+        .filter(|chunk| !chunk.is_empty())
+        .map(|chunk| {
+            let (event, data) = chunk.split_once('\n').expect("event and data lines");
+            let name = event.strip_prefix("event: ").expect("event line");
+            let data = data.strip_prefix("data: ").expect("data line");
+            (
+                name.to_owned(),
+                serde_json::from_str(data).expect("data is JSON"),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn events(stream: &str) -> Vec<(String, Value)> {
-        stream
-            .split("\n\n")
-            .filter(|chunk| !chunk.is_empty())
-            .map(|chunk| {
-                let (event, data) = chunk.split_once('\n').expect("event and data lines");
-                let name = event.strip_prefix("event: ").expect("event line");
-                let data = data.strip_prefix("data: ").expect("data line");
-                (
-                    name.to_owned(),
-                    serde_json::from_str(data).expect("data is JSON"),
-                )
-            })
-            .collect()
-    }
 
     #[test]
     fn text_stream_has_the_api_event_order_and_reassembles() {

@@ -12,6 +12,7 @@ pub mod claude_cli;
 pub mod codex_cli;
 pub mod git;
 mod model_server;
+pub mod process;
 mod responses;
 mod turn;
 

@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::anthropic::{INPUT_TOKENS, OUTPUT_TOKENS};
+use crate::anthropic::{INPUT_TOKENS, OUTPUT_TOKENS, halves};
 
 /// What one model response holds: the scripted server only ever answers with one output item.
 #[derive(Debug, Clone, Copy)]
@@ -187,32 +187,10 @@ pub(crate) fn error_body(kind: &str, message: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "param": null, "code": kind}})
 }
 
-/// Splits `s` in two at a character boundary near the middle; empty halves are dropped.
-fn halves(s: &str) -> impl Iterator<Item = &str> {
-    let mut mid = s.len() / 2;
-    while !s.is_char_boundary(mid) {
-        mid += 1;
-    }
-    let (a, b) = s.split_at(mid);
-    [a, b].into_iter().filter(|piece| !piece.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn events(stream: &str) -> Vec<(String, Value)> {
-        stream
-            .split("\n\n")
-            .filter(|chunk| !chunk.is_empty())
-            .map(|chunk| {
-                let (event, data) = chunk.split_once('\n').expect("event and data lines");
-                let name = event.strip_prefix("event: ").expect("event line");
-                let data = data.strip_prefix("data: ").expect("data line");
-                (name.to_owned(), serde_json::from_str(data).expect("JSON"))
-            })
-            .collect()
-    }
+    use crate::anthropic::events;
 
     #[test]
     fn text_stream_has_the_api_event_order_and_reassembles() {

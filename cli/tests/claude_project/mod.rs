@@ -79,6 +79,11 @@ impl Project {
         let _ = std::fs::remove_dir_all(self.home.path().join(".claude/projects"));
     }
 
+    /// `murmur runs show RUN --json`.
+    pub fn show(&self, server: &ModelServer, run: &str) -> Value {
+        self.json(server, &["runs", "show", run, "--json"])
+    }
+
     /// The id of the newest run.
     pub fn latest_run(&self, server: &ModelServer) -> String {
         let runs = self.json(server, &["runs", "ls", "--json"]);

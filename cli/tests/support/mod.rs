@@ -34,6 +34,16 @@ macro_rules! every_backend {
     };
 }
 
+/// A one-agent `exec` flight whose agent waits until the file `go` exists, then answers
+/// `released`. A file, not a fifo: an attempt dying when the engine is killed could take a
+/// fifo's one wake-up with it, and the next attempt would wait forever.
+pub fn waiting_flight(go: &Path) -> String {
+    format!(
+        "---\nruntime: exec\n---\n# Job\n\n## wait\n> command: until [ -e {} ]; do sleep 0.05; done; echo released\n",
+        go.display()
+    )
+}
+
 /// `murmur ARGS` in `repo`, run to its end, without colour.
 pub fn murmur_output(repo: &Path, args: &[&str]) -> Output {
     murmur(repo)

@@ -220,19 +220,7 @@ impl Store {
         let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
         let insert = Query::insert()
             .into_table(Runs::Table)
-            .columns([
-                Runs::Id,
-                Runs::Tenant,
-                Runs::Flight,
-                Runs::FlightPath,
-                Runs::Source,
-                Runs::Digest,
-                Runs::Inputs,
-                Runs::Status,
-                Runs::Version,
-                Runs::CreatedAt,
-                Runs::Event,
-            ])
+            .columns(RUN_COLUMNS)
             .values_panic([
                 run.id.into(),
                 self.tenant.as_str().into(),
@@ -244,6 +232,7 @@ impl Store {
                 RunStatus::Queued.as_str().into(),
                 0i64.into(),
                 run.created_at.into(),
+                None::<String>.into(),
                 run.event.map(|event| event.to_string()).into(),
             ])
             .to_owned();

@@ -65,9 +65,14 @@ impl Driver<'_> {
         batch.at = at;
         for event in pending.events {
             // The run's own verdicts are decided again on the new state.
-            let verdict = matches!(event, Event::RunCompleted | Event::RunFailed { .. });
-            if !verdict && self.model.clone().apply(&event).is_ok() {
-                self.stage(batch, vec![event])?;
+            if matches!(event, Event::RunCompleted | Event::RunFailed { .. }) {
+                continue;
+            }
+            // An event the new state no longer allows (work for an agent killed meanwhile)
+            // is dropped: `apply` refuses before it changes anything.
+            match self.stage(batch, vec![event]) {
+                Ok(()) | Err(Error::Replay(_)) => {}
+                Err(other) => return Err(other),
             }
         }
         self.decide_into(batch)?;
