@@ -9,12 +9,15 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
-/// A running child. Dropping it before it was waited for kills it (SIGKILL), as tokio's
-/// `kill_on_drop` did.
+use crate::tree::Tree;
+
+/// A running child. Dropping it before it was waited for kills it and its tree (SIGKILL),
+/// as tokio's `kill_on_drop` did for the child alone.
 pub struct Child {
     pid: libc::pid_t,
     exit: AsyncFd<OwnedFd>,
     status: Option<ExitStatus>,
+    tree: Tree,
     pub stdin: Option<pipe::Sender>,
     pub stdout: Option<pipe::Receiver>,
     pub stderr: Option<pipe::Receiver>,
@@ -30,10 +33,11 @@ pub(crate) struct Pipes {
 impl Child {
     /// Takes over a started child; needs a tokio runtime (the pipes and the pidfd register
     /// with its reactor).
-    pub(crate) fn adopt(pid: libc::pid_t, pipes: Pipes) -> io::Result<Self> {
+    pub(crate) fn adopt(pid: libc::pid_t, pipes: Pipes, mut tree: Tree) -> io::Result<Self> {
         let exit = match pidfd_open(pid).and_then(watch_exit) {
             Ok(exit) => exit,
             Err(error) => {
+                tree.abort();
                 kill_and_reap(pid);
                 return Err(error);
             }
@@ -42,6 +46,7 @@ impl Child {
             pid,
             exit,
             status: None,
+            tree,
             stdin: None,
             stdout: None,
             stderr: None,
@@ -59,12 +64,14 @@ impl Child {
         u32::try_from(self.pid).ok()
     }
 
-    /// Waits for the child to exit and reaps it. Closes its stdin first, as tokio does, so
-    /// a child reading to the end of its input cannot wait for us forever.
+    /// Waits for the child to exit and reaps it, then ends what is left of its tree (what
+    /// it started and left running) and waits until that is gone. Closes its stdin first,
+    /// as tokio does, so a child reading to the end of its input cannot wait for us forever.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         self.stdin = None;
         loop {
             if let Some(status) = self.status {
+                self.tree.end().await;
                 return Ok(status);
             }
             let mut ready = self.exit.readable().await?;
@@ -74,10 +81,16 @@ impl Child {
             }
         }
     }
+
+    /// SIGKILL to the child and its whole tree; [`Child::wait`] then reaps them.
+    pub fn kill_tree(&self) {
+        self.tree.kill();
+    }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
+        self.tree.abort();
         if self.status.is_none() {
             kill_and_reap(self.pid);
         }
@@ -125,14 +138,14 @@ fn wait_for(pid: libc::pid_t, flags: libc::c_int) -> io::Result<Option<ExitStatu
 }
 
 /// Registers a pidfd with the reactor: it turns readable when the process exits.
-fn watch_exit(pidfd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+pub(crate) fn watch_exit(pidfd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     #[allow(unsafe_code)]
     // SAFETY: an `OwnedFd` stays open and keeps its descriptor until the `AsyncFd` drops it.
     let registered = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
     registered.map_err(|error| error.into_parts().1)
 }
 
-fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     #[allow(unsafe_code)]
     // SAFETY: pidfd_open(2) takes two integers and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

@@ -4,6 +4,7 @@
 //! output lines as they happen through a channel, then an [`Outcome`]. Runtimes know nothing
 //! about runs, the store or the DAG.
 
+mod cgroup;
 mod child;
 pub mod claude;
 pub mod codex;
@@ -12,11 +13,13 @@ mod git;
 pub mod github;
 mod lines;
 mod process;
+mod procfs;
 mod spawn;
+mod tree;
 pub mod workspace;
 
 pub use exec::{Error, ExecRequest, Outcome};
-pub use process::kill_marked;
+pub use process::{contained_by_cgroups, find_program, kill_marked};
 
 /// What a runtime reports while an agent works.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 pub use crate::child::Child;
 use crate::child::Pipes;
 use crate::spawn::{self, Image};
+use crate::tree::{self, Plan};
 
 /// What to start, contained: see [`start`].
 pub struct Start<'a> {
@@ -23,9 +24,10 @@ pub struct Start<'a> {
     pub stdin: bool,
 }
 
-/// Starts a process that cannot outlive the engine: it runs in its own process group (so
-/// the whole tree can be signalled) and the kernel kills it if the engine dies, so after a
-/// `kill -9` of the engine a resumed run never races an orphan of the previous attempt.
+/// Starts a process that cannot outlive the engine: the kernel kills it if the engine dies,
+/// and it leads a tree (see `tree`: its own process group, a cgroup where the machine
+/// allows, `MURMUR_TREE` in its environment) that ends as a whole when it is killed, when
+/// it exits, and on the next engine's [`kill_marked`] after a `kill -9` of this one.
 ///
 /// Both are set in the child between clone and exec (see `spawn`): a `setpriv --pdeathsig`
 /// in front of each agent cost a second exec, and a `pre_exec` hook forces a `fork` that
@@ -38,24 +40,34 @@ pub fn start(request: &Start<'_>) -> io::Result<Child> {
         )
     })?;
     let (stdio, pipes) = pipes(request.stdin)?;
+    tree::tidy_leftovers();
+    let plan = Plan::new();
     let image = Image {
         path: c_string(path.as_os_str())?,
         argv: std::iter::once(OsStr::new(request.program))
             .chain(request.args.iter().copied())
             .map(c_string)
             .collect::<io::Result<_>>()?,
-        envp: environment(request.env)?,
+        envp: environment(request.env, plan.mark())?,
         cwd: c_string(request.workdir.as_os_str())?,
         stdio: [
             stdio[0].as_raw_fd(),
             stdio[1].as_raw_fd(),
             stdio[2].as_raw_fd(),
         ],
+        cgroup: plan.procs().map(AsRawFd::as_raw_fd),
     };
-    let pid = spawn::spawn(image)?;
+    let spawned = match spawn::spawn(image) {
+        Ok(spawned) => spawned,
+        Err(error) => {
+            plan.abandon();
+            return Err(error);
+        }
+    };
     // The child has its copies now; ours of its ends must close, or reads never see EOF.
     drop(stdio);
-    Child::adopt(pid, pipes)
+    let tree = plan.started(spawned.pid, spawned.joined);
+    Child::adopt(spawned.pid, pipes, tree)
 }
 
 fn c_string(text: &OsStr) -> io::Result<CString> {
@@ -67,8 +79,14 @@ fn c_string(text: &OsStr) -> io::Result<CString> {
     })
 }
 
-/// The engine's environment with `overrides` on top, as `KEY=VALUE` strings.
-fn environment(overrides: &[(String, String)]) -> io::Result<Vec<CString>> {
+/// The engine's environment with `overrides` and then the tree's `mark` on top, as
+/// `KEY=VALUE` strings.
+fn environment(overrides: &[(String, String)], mark: (String, String)) -> io::Result<Vec<CString>> {
+    let overrides: Vec<&(String, String)> = overrides
+        .iter()
+        .filter(|(key, _)| *key != mark.0)
+        .chain(std::iter::once(&mark))
+        .collect();
     let overridden = |key: &OsStr| {
         overrides
             .iter()
@@ -182,59 +200,33 @@ pub fn find_program(program: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Sends SIGKILL to the child's whole process group.
+/// SIGKILL to the child's whole tree: its cgroup, or its process group and whatever
+/// carries its `MURMUR_TREE`.
 pub fn kill_group(pid: u32) {
-    let Ok(pid) = i32::try_from(pid) else { return };
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        tree::kill_group(pid);
     }
 }
 
-/// Kills every other process whose environment has `key=value`, and returns how many.
+/// Whether started processes get a cgroup of their own here (a writable cgroup2), which
+/// also holds the members of their tree that left its process group and cleared their
+/// environment.
+pub fn contained_by_cgroups() -> bool {
+    crate::cgroup::engine().is_some()
+}
+
+/// Kills every other process whose environment has `key=value`, and the whole trees they
+/// belong to; returns how many processes there were once all of them are gone.
 ///
-/// The parent-death signal reaches only the engine's direct children: a command an agent's
-/// shell started (a foreground `cat`, a tool of a coding agent) is re-parented and lives on
-/// after a `kill -9` of the engine. Agents' processes carry the run id in their environment,
-/// so a new engine can find and stop them before it starts their next attempt. Processes
-/// that replaced their environment, or belong to another user, are not found. Linux only:
-/// elsewhere there is no `/proc` and nothing is killed.
+/// The parent-death signal reaches only the engine's direct children: what an agent's
+/// shell started (a background job, a daemon that called `setsid` and forked twice) is
+/// re-parented and lives on after a `kill -9` of the engine, and cgroups do not die with
+/// their maker either. Agents' processes carry the run id in their environment, so a new
+/// engine can find and stop them before it starts their next attempt; through their tree
+/// (cgroup and `MURMUR_TREE`) it also finds what cleared or changed that environment.
+/// Processes of another user are not found. Linux only: elsewhere there is no `/proc`.
 pub fn kill_marked(key: &str, value: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mark = format!("{key}={value}");
-    let me = std::process::id();
-    let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if !environ.split(|&b| b == 0).any(|var| var == mark.as_bytes()) {
-            continue;
-        }
-        let Ok(pid) = i32::try_from(pid) else {
-            continue;
-        };
-        #[allow(unsafe_code)]
-        // SAFETY: kill(2) on one pid; no memory is shared.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-        killed += 1;
-    }
-    killed
+    tree::kill_marked(key, value)
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -274,7 +266,6 @@ pub enum StartError {
 /// stderr (and stdin when asked for).
 pub struct Cli {
     pub child: Child,
-    pid: Option<u32>,
 }
 
 impl Cli {
@@ -300,14 +291,11 @@ impl Cli {
             std::io::ErrorKind::NotFound => StartError::Missing(resolved.clone()),
             _ => StartError::Spawn(e),
         })?;
-        let pid = child.id();
-        Ok(Self { child, pid })
+        Ok(Self { child })
     }
 
     /// SIGKILL to the CLI and everything it started.
     pub fn kill_tree(&self) {
-        if let Some(pid) = self.pid {
-            kill_group(pid);
-        }
+        self.child.kill_tree();
     }
 }

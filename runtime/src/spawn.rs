@@ -1,6 +1,7 @@
 //! Starting a process the way `posix_spawn` does — `clone(CLONE_VM | CLONE_VFORK)`, so the
 //! cost does not grow with the engine's memory as `fork` does — plus what `posix_spawn`
-//! cannot do: the parent-death signal, set in the child between clone and exec.
+//! cannot do: the parent-death signal and the move into the tree's cgroup, both made in
+//! the child between clone and exec.
 //!
 //! Every clone happens on one long-lived thread. The kernel sends the parent-death signal
 //! when the *thread* that created the child ends, not the process: a child started from a
@@ -22,16 +23,25 @@ pub(crate) struct Image {
     pub cwd: CString,
     /// The child's stdin, stdout and stderr: descriptors of 3 or above, close-on-exec.
     pub stdio: [RawFd; 3],
+    /// The `cgroup.procs` (close-on-exec) of the cgroup the child moves into before exec.
+    pub cgroup: Option<RawFd>,
+}
+
+/// A started child.
+pub(crate) struct Spawned {
+    pub pid: libc::pid_t,
+    /// It moved into [`Image::cgroup`] before its exec (else it stayed in the engine's).
+    pub joined: bool,
 }
 
 struct Job {
     image: Image,
-    reply: mpsc::SyncSender<io::Result<libc::pid_t>>,
+    reply: mpsc::SyncSender<io::Result<Spawned>>,
 }
 
 /// Starts `image` and returns its pid once it has exec'd. Errors of the child before its
 /// exec (a missing folder, a missing program) are returned here, as `posix_spawn` would.
-pub(crate) fn spawn(image: Image) -> io::Result<libc::pid_t> {
+pub(crate) fn spawn(image: Image) -> io::Result<Spawned> {
     let (reply, answer) = mpsc::sync_channel(1);
     let stopped = || io::Error::other("the process spawner thread has stopped");
     spawner()
@@ -90,12 +100,16 @@ struct ChildArgs {
     envp: *const *const c_char,
     cwd: *const c_char,
     stdio: [RawFd; 3],
+    /// `cgroup.procs` to write `0` (this process) into, or -1.
+    cgroup_procs: RawFd,
     parent: libc::pid_t,
     errno: c_int,
+    /// Set by the child once it is in the cgroup.
+    joined: c_int,
 }
 
 #[allow(unsafe_code)]
-fn clone_exec(image: &Image, stack: &mut [u128], parent: libc::pid_t) -> io::Result<libc::pid_t> {
+fn clone_exec(image: &Image, stack: &mut [u128], parent: libc::pid_t) -> io::Result<Spawned> {
     let argv = null_terminated(&image.argv);
     let envp = null_terminated(&image.envp);
     let mut args = ChildArgs {
@@ -104,8 +118,10 @@ fn clone_exec(image: &Image, stack: &mut [u128], parent: libc::pid_t) -> io::Res
         envp: envp.as_ptr(),
         cwd: image.cwd.as_ptr(),
         stdio: image.stdio,
+        cgroup_procs: image.cgroup.unwrap_or(-1),
         parent,
         errno: 0,
+        joined: 0,
     };
     let top = stack.as_mut_ptr_range().end.cast::<c_void>();
     // SAFETY: all signals are blocked around the clone so that no handler of ours runs in
@@ -131,13 +147,21 @@ fn clone_exec(image: &Image, stack: &mut [u128], parent: libc::pid_t) -> io::Res
     if pid == -1 {
         return Err(clone_error);
     }
-    // SAFETY: the child wrote `errno` (or not) before this thread resumed.
-    let errno = unsafe { std::ptr::read_volatile(&raw const args.errno) };
+    // SAFETY: the child wrote `errno` and `joined` (or not) before this thread resumed.
+    let (errno, joined) = unsafe {
+        (
+            std::ptr::read_volatile(&raw const args.errno),
+            std::ptr::read_volatile(&raw const args.joined),
+        )
+    };
     if errno != 0 {
         let _ = crate::child::reap_blocking(pid);
         return Err(io::Error::from_raw_os_error(errno));
     }
-    Ok(pid)
+    Ok(Spawned {
+        pid,
+        joined: joined != 0,
+    })
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
@@ -167,6 +191,11 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         if libc::setpgid(0, 0) == -1 || libc::chdir(args.cwd) == -1 {
             fail(args);
+        }
+        // Before exec, so that nothing the child starts is outside. A refusal (a cgroup
+        // the engine may make but not move into) leaves the tree to its process group.
+        if args.cgroup_procs >= 0 && libc::write(args.cgroup_procs, b"0".as_ptr().cast(), 1) == 1 {
+            args.joined = 1;
         }
         for (target, &fd) in args.stdio.iter().enumerate() {
             if libc::dup2(fd, target as c_int) == -1 {
