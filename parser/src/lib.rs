@@ -16,6 +16,7 @@ pub mod graph;
 mod names;
 mod outline;
 pub mod reference;
+pub mod script;
 mod section;
 mod source;
 mod triggers;
