@@ -73,6 +73,16 @@ pub struct Pool {
     /// Accepted so that one configuration serves every placement; local slots need no warm-up.
     #[expect(dead_code, reason = "only cloud pools keep warm machines")]
     pub min_idle: Option<usize>,
+    /// Where the pool's machines run (`local`, `workers`, a placement's name); accepted as the
+    /// platform writes it, and run on this host's slots until placements exist here.
+    #[expect(dead_code, reason = "every pool runs on local slots for now")]
+    pub placement: Option<String>,
+    #[expect(dead_code, reason = "machine shapes are for cloud placements")]
+    pub environment: Option<String>,
+    #[expect(dead_code, reason = "local slots have no machine to sleep")]
+    pub sleep_after: Option<murmur_parser::Duration>,
+    #[expect(dead_code, reason = "local slots have no idle machine to destroy")]
+    pub idle_timeout: Option<murmur_parser::Duration>,
 }
 
 pub const FILE: &str = ".murmur/murmur.yaml";
@@ -141,6 +151,22 @@ impl Config {
         }
     }
 
+    /// The pools a flight may name: `local`, which always exists, and those of `pools:`.
+    pub fn pool_names(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> = self.pools.keys().cloned().collect();
+        names.insert("local".to_owned());
+        names
+    }
+
+    /// What preflight checks a flight of the repository at `repo` against.
+    pub fn facts(&self, repo: Option<&Path>) -> murmur_engine::preflight::Facts {
+        murmur_engine::preflight::Facts {
+            repository: repo.map(Path::to_path_buf),
+            pools: Some(self.pool_names()),
+            check_command: self.checks.command.is_some(),
+        }
+    }
+
     /// The local pool's cap: `pools.local.max_vms`, else the number of cores.
     pub fn local_slots(&self) -> usize {
         self.pools
@@ -162,6 +188,13 @@ mod tests {
         assert!(Config::load(dir.path()).unwrap().local_slots() >= 1);
         std::fs::write(dir.path().join(FILE), "pools:\n  local:\n    max_vms: 3\n").unwrap();
         assert_eq!(Config::load(dir.path()).unwrap().local_slots(), 3);
+        std::fs::write(
+            dir.path().join(FILE),
+            "pools:\n  local: { max_vms: 2 }\n  fleet: { placement: workers, max_vms: 8, min_idle: 1, sleep_after: 10m, idle_timeout: 2h }\n",
+        )
+        .unwrap();
+        let names = Config::load(dir.path()).unwrap().pool_names();
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["fleet", "local"]);
         std::fs::write(dir.path().join(FILE), "pool:\n  local: {}\n").unwrap();
         let error = format!("{:#}", Config::load(dir.path()).unwrap_err());
         assert!(error.contains("not a valid configuration"), "{error}");

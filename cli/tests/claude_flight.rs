@@ -304,7 +304,7 @@ fn a_model_that_never_answers_trips_the_watchdog() {
 }
 
 #[test]
-fn a_missing_cli_or_a_dirty_repository_fails_the_agent_clearly() {
+fn a_missing_cli_or_a_dirty_repository_is_refused_before_a_run_is_recorded() {
     let project = Project::new(&[("feature", FLIGHT)]);
     let server = ModelServer::start(vec![Turn::text("never used")]);
     let missing = project
@@ -312,9 +312,9 @@ fn a_missing_cli_or_a_dirty_repository_fails_the_agent_clearly() {
         .env("MURMUR_CLAUDE_BIN", "/nonexistent/claude")
         .output()
         .expect("runs");
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     assert!(
-        text(&missing).contains("the Claude Code CLI `/nonexistent/claude` was not found"),
+        text(&missing).contains("the Claude Code CLI `/nonexistent/claude` was not found (agent `design` runs on claude)"),
         "{}",
         text(&missing)
     );
@@ -327,11 +327,16 @@ fn a_missing_cli_or_a_dirty_repository_fails_the_agent_clearly() {
         .murmur(&server, &["flight", "run", "feature"])
         .output()
         .expect("runs");
-    assert_eq!(dirty.status.code(), Some(1));
+    assert_eq!(dirty.status.code(), Some(2), "{}", text(&dirty));
     assert!(
         text(&dirty).contains("uncommitted changes (README.md)"),
         "{}",
         text(&dirty)
+    );
+    assert_eq!(
+        project.json(&server, &["runs", "ls", "--json"]),
+        serde_json::json!([]),
+        "no run was recorded"
     );
     assert_eq!(
         server.scripted_requests().len(),

@@ -11,6 +11,7 @@ pub mod executor;
 pub mod histogram;
 pub mod model;
 pub mod persona;
+pub mod preflight;
 pub mod retry;
 pub mod run;
 pub mod schedule;

@@ -37,7 +37,7 @@ fn list(names: &[String]) -> String {
     }
 }
 
-const BUILTIN_NAMES: [&str; 5] = [
+pub const BUILTIN_NAMES: [&str; 5] = [
     "programmer",
     "architect",
     "reviewer",
@@ -47,7 +47,8 @@ const BUILTIN_NAMES: [&str; 5] = [
 const EDITING: &[&str] = &["Bash", "Edit", "Write", "Read", "Glob", "Grep"];
 const READING: &[&str] = &["Bash", "Read", "Glob", "Grep"];
 
-fn builtin(name: &str) -> Option<Persona> {
+/// The built-in persona `name`, whatever a repository defines.
+pub fn builtin(name: &str) -> Option<Persona> {
     let (prompt, tools) = match name {
         "programmer" => (
             "You are a careful software engineer working in a git repository. Make focused changes, \
@@ -158,7 +159,8 @@ fn split_frontmatter(text: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn defined(repository: &Path) -> Vec<String> {
+/// The personas a repository defines in `.murmur/personas/`, sorted.
+pub fn defined(repository: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(repository.join(".murmur/personas")) else {
         return Vec::new();
     };

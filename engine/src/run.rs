@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use murmur_parser::reference::{Reference, UpstreamField, render};
-use murmur_parser::{Agent, FanOut, Flight, Gate, Runtime};
+use murmur_parser::{Agent, Flight, Runtime};
 use sha2::{Digest, Sha256};
 
 use crate::persona::Persona;
@@ -17,18 +17,9 @@ pub enum PrepareError {
     MissingInput(String),
     #[error("`{0}` is not an input assignment: write NAME=VALUE")]
     Malformed(String),
-    #[error(
-        "agent `{0}` has a `ci` gate, but the workspace has no check command: set `checks.command` in .murmur/murmur.yaml (for example `cargo test`)"
-    )]
-    NoCheckCommand(String),
-    #[error(
-        "agent `{0}` fans out over a description, which a planning agent turns into a list, but it runs `exec`: give an inline list (`each: [a, b]`), a reference (`each: ${{{{ needs.plan.response }}}}`), or a claude/codex runtime"
-    )]
-    PlanningNeedsCodingAgent(String),
-    #[error("agent `{0}` has no command: give it a fenced ```sh block or a `command` directive")]
-    NoScript(String),
-    #[error("{0}")]
-    Persona(String),
+    /// What `flight validate` reports against this repository, found before a run is recorded.
+    #[error(transparent)]
+    Refused(#[from] crate::preflight::Refused),
 }
 
 fn known_list(known: &[String]) -> String {
@@ -79,27 +70,17 @@ pub fn runtime_of(flight: &Flight, agent: &Agent, persona: &Persona) -> Runtime 
         .unwrap_or(flight.frontmatter.runtime)
 }
 
-/// Refuses, before anything starts, the agents this build cannot run.
+/// Refuses, before anything is recorded, a run that preflight finds errors in: the checks
+/// `flight validate` reports against the repository (personas, what runtimes and gates
+/// need). Pools are the configuration's, checked by the caller that has it.
 pub fn check_runnable(
     flight: &Flight,
     agents: &[Agent],
     repository: &Path,
     has_check_command: bool,
 ) -> Result<(), PrepareError> {
-    for agent in agents {
-        let persona = persona_of(flight, agent, repository)
-            .map_err(|e| PrepareError::Persona(e.to_string()))?;
-        let runtime = runtime_of(flight, agent, &persona);
-        if runtime == Runtime::Exec && matches!(agent.fan_out(), Some(FanOut::Describe(_))) {
-            return Err(PrepareError::PlanningNeedsCodingAgent(agent.slug.clone()));
-        }
-        if !has_check_command && agent.gate.contains(&Gate::Ci) {
-            return Err(PrepareError::NoCheckCommand(agent.slug.clone()));
-        }
-        if runtime == Runtime::Exec && script_of(agent).is_none() {
-            return Err(PrepareError::NoScript(agent.slug.clone()));
-        }
-    }
+    let facts = crate::preflight::Facts::of_repository(repository, has_check_command);
+    crate::preflight::refuse(crate::preflight::findings(flight, agents, &facts))?;
     Ok(())
 }
 

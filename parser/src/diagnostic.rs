@@ -36,6 +36,15 @@ pub enum Code {
     EmptyPrompt,
     InvalidTrigger,
     InvalidCron,
+    // Checks against the repository (personas, pools, configuration) and the runtimes; the
+    // engine's preflight reports these, the parser never does.
+    UnknownPersona,
+    InvalidPersona,
+    UnknownPool,
+    MissingCommand,
+    MissingCheckCommand,
+    PlanningNeedsCodingAgent,
+    NoEffect,
 }
 
 impl Code {
@@ -60,6 +69,13 @@ impl Code {
             Code::EmptyPrompt => "empty-prompt",
             Code::InvalidTrigger => "invalid-trigger",
             Code::InvalidCron => "invalid-cron",
+            Code::UnknownPersona => "unknown-persona",
+            Code::InvalidPersona => "invalid-persona",
+            Code::UnknownPool => "unknown-pool",
+            Code::MissingCommand => "missing-command",
+            Code::MissingCheckCommand => "missing-check-command",
+            Code::PlanningNeedsCodingAgent => "planning-needs-coding-agent",
+            Code::NoEffect => "no-effect",
         }
     }
 }

@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use murmur_engine::Store;
-use murmur_parser::{Dag, Flight, Parsed, Source};
+use murmur_engine::preflight::{self, machine};
+use murmur_parser::{Dag, Diagnostic, Flight, Parsed, Source};
 use serde_json::{Value, json};
 
 use crate::Exit;
 use crate::cli::{DbArgs, GraphArgs, GraphFormat, LsArgs, ValidateArgs};
-use crate::commands::runs;
+use crate::commands::runs::{self, Chosen};
+use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
 use crate::report;
@@ -45,7 +47,9 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
     let mut objects = Vec::new();
     let colour = report::use_colour();
     for argument in &args.paths {
-        let loaded = locate::resolve_flight(argument).and_then(|path| load(&path));
+        let loaded = locate::resolve_flight(argument)
+            .and_then(|path| load(&path))
+            .and_then(with_repository_checks);
         let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -73,6 +77,75 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         emit_line(&serde_json::to_string_pretty(&value)?);
     }
     Ok(exit)
+}
+
+/// Adds what preflight finds against the flight's repository (its personas, its
+/// configuration) to the parser's diagnostics; a flight outside any repository is checked
+/// against the built-ins and the default configuration.
+fn with_repository_checks(mut loaded: Loaded) -> anyhow::Result<Loaded> {
+    let Some(flight) = &loaded.parsed.flight else {
+        return Ok(loaded);
+    };
+    let folder = loaded
+        .path
+        .canonicalize()
+        .unwrap_or_else(|_| loaded.path.clone());
+    let repo = folder.parent().and_then(locate::repository_root);
+    let config = match &repo {
+        Some(repo) => Config::load(repo)?,
+        None => Config::default(),
+    };
+    let found = preflight::check(flight, &loaded.source, &config.facts(repo.as_deref()));
+    let diagnostics = &mut loaded.parsed.diagnostics;
+    diagnostics.extend(found);
+    preflight::sort(diagnostics);
+    Ok(loaded)
+}
+
+/// What `flight run` checks before it records a run, in one pass: the flight against the
+/// repository (the diagnostics `flight validate` shows), then this machine (a clean tree,
+/// the agent CLIs, remotes). `Err` is the exit status, after saying what is wrong.
+pub fn preflight(chosen: &Chosen) -> anyhow::Result<Result<(), Exit>> {
+    let config = Config::load(&chosen.repo)?;
+    let facts = config.facts(Some(&chosen.repo));
+    let source = Source::new(&chosen.source);
+    let errors: Vec<Diagnostic> = preflight::check(&chosen.flight, &source, &facts)
+        .into_iter()
+        .filter(Diagnostic::is_error)
+        .collect();
+    if !errors.is_empty() {
+        let shown = match &chosen.path {
+            Some(path) => path.display().to_string(),
+            None => format!("flight `{}`", chosen.name),
+        };
+        eprint!(
+            "{}",
+            report::render(&shown, &source, &errors, report::use_colour())
+        );
+        eprintln!(
+            "{shown}: cannot run ({} error{}; `murmur flight validate` reports the same)",
+            errors.len(),
+            plural(errors.len())
+        );
+        return Ok(Err(Exit::Usage));
+    }
+    let (claude, codex) = (config.claude(), config.codex());
+    let host = machine::Host {
+        repository: &chosen.repo,
+        claude: &claude.binary,
+        codex: &codex.binary,
+        github_token: config.github().token.is_some(),
+    };
+    let refusals =
+        runs::block_on(async { Ok(machine::check(&chosen.flight, &facts, &host).await) })?;
+    if refusals.is_empty() {
+        return Ok(Ok(()));
+    }
+    for refusal in &refusals {
+        eprintln!("error: {refusal}");
+    }
+    eprintln!("nothing was started: fix the above and run the flight again");
+    Ok(Err(Exit::Usage))
 }
 
 fn validation_json(loaded: &Loaded) -> Value {

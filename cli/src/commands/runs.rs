@@ -143,6 +143,9 @@ pub fn start_chosen(
     json: bool,
     db: &DbArgs,
 ) -> anyhow::Result<Exit> {
+    if let Err(exit) = flight::preflight(chosen)? {
+        return Ok(exit);
+    }
     let Chosen { name, repo, .. } = chosen;
     block_on(async {
         let executor = executor(db, repo).await?;
