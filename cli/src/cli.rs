@@ -231,6 +231,12 @@ pub enum RunsCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Remove the worktrees (and with --branches the branches) of runs that finished long
+    /// ago, and say how much space that freed
+    ///
+    /// Completed runs are pruned; failed and canceled ones only with --include-retryable,
+    /// since `murmur runs retry` could still run them; queued and running runs never.
+    Prune(crate::commands::prune::PruneArgs),
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,7 @@ fn runs(command: RunsCommand) -> anyhow::Result<Exit> {
             None => local::cancel(&target.db, &run),
         },
         RunsCommand::Resume { run, json, db } => local::resume(&db, &run, json),
+        RunsCommand::Prune(args) => commands::prune::run(&args),
         RunsCommand::Retry { run, json, target } => match &target.server {
             Some(url) => remote::retry(url, &run, json),
             None => local::retry(&target.db, &run, json),

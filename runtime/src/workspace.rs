@@ -366,3 +366,83 @@ impl Repository {
             .filter(|url| !url.is_empty()))
     }
 }
+
+/// Housekeeping for `murmur runs prune`: finding and removing what finished runs left.
+impl Repository {
+    /// The repository at `root` with no base branch: removing worktrees and branches needs
+    /// none, and a checkout on a detached HEAD must still be prunable.
+    pub fn for_housekeeping(root: PathBuf) -> Self {
+        Self {
+            root,
+            base: String::new(),
+        }
+    }
+
+    /// The local branches whose names start with `prefix` (e.g. `murmur/FLIGHT/RUN/`).
+    pub async fn branches_under(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let listed = git(
+            &self.root,
+            &["for-each-ref", "--format=%(refname)", "refs/heads/murmur/"],
+        )
+        .await?;
+        // Filtered here, not by git's pattern: a flight name may hold glob characters.
+        Ok(listed
+            .lines()
+            .filter_map(|name| name.strip_prefix("refs/heads/"))
+            .filter(|branch| branch.starts_with(prefix))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Whether Murmur made `branch` (it records where every branch it makes started).
+    pub async fn is_agent_branch(&self, branch: &str) -> Result<bool, Error> {
+        self.has_ref(&start_ref(branch)).await
+    }
+
+    /// Whether the local branch exists.
+    pub async fn has_branch(&self, branch: &str) -> Result<bool, Error> {
+        self.has_ref(&format!("refs/heads/{branch}")).await
+    }
+
+    /// Every worktree's folder with the branch checked out there, the user's own checkout
+    /// included (a detached one has none and is left out).
+    pub async fn checked_out_branches(&self) -> Result<Vec<(PathBuf, String)>, Error> {
+        let listed = git(&self.root, &["worktree", "list", "--porcelain"]).await?;
+        let mut found = Vec::new();
+        let mut folder = None;
+        for line in listed.lines() {
+            if let Some(path) = line.strip_prefix("worktree ") {
+                folder = Some(PathBuf::from(path));
+            } else if let (Some(branch), Some(path)) =
+                (line.strip_prefix("branch refs/heads/"), &folder)
+            {
+                found.push((path.clone(), branch.to_owned()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes an agent's branch and Murmur's refs for it (where it started, whether it was
+    /// prepared). Refuses, returning false, a branch Murmur did not make: it is the user's.
+    pub async fn delete_agent_branch(&self, branch: &str) -> Result<bool, Error> {
+        if !self.is_agent_branch(branch).await? {
+            return Ok(false);
+        }
+        if self.has_branch(branch).await? {
+            git(&self.root, &["branch", "--quiet", "-D", branch]).await?;
+        }
+        for marker in [start_ref(branch), prepared_ref(branch)] {
+            if self.has_ref(&marker).await? {
+                git(&self.root, &["update-ref", "-d", &marker]).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Drops git's records of worktrees whose folders are gone, so their branches can be
+    /// checked out again.
+    pub async fn prune_worktrees(&self) -> Result<(), Error> {
+        git(&self.root, &["worktree", "prune"]).await?;
+        Ok(())
+    }
+}

@@ -7,6 +7,8 @@ pub mod flight;
 pub mod follow;
 mod live;
 pub mod pr;
+pub mod prune;
+mod prune_disk;
 pub mod remote_runs;
 pub mod runs;
 pub mod server;

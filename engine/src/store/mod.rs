@@ -5,6 +5,7 @@
 mod backend;
 mod catalog;
 mod counts;
+mod finished;
 mod lookup;
 mod pulls;
 mod rows;
