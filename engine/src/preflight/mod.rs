@@ -205,3 +205,6 @@ impl Findings {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
