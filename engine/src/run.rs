@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use murmur_parser::reference::{Reference, UpstreamField, render};
+use murmur_parser::script::{self, Bound};
 use murmur_parser::{Agent, Flight, Runtime};
 use sha2::{Digest, Sha256};
 
 use crate::persona::Persona;
+
+mod trigger;
+pub use trigger::start_commit;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrepareError {
@@ -84,16 +88,17 @@ pub fn check_runnable(
     Ok(())
 }
 
-/// One instance of a fan-out template: its own slug, the item filled in wherever the
-/// template says `{}` or `${{ item }}`; every other reference is resolved when it starts.
+/// One instance of a fan-out template: its own slug, and its `branch` with the item filled in.
+/// Its prompt and script keep `{}` and `${{ item }}` as references, resolved when it starts
+/// ([`Context::item`]): in a script the item must reach the shell as a variable, never as text.
 pub fn instance_of(template: &Agent, slug: &str, item: &str) -> Agent {
-    let fill = |text: &str| render(text, Some(item), |_| None);
     let mut instance = template.clone();
     instance.slug = slug.to_owned();
     instance.each = None;
-    instance.prompt = fill(&template.prompt);
-    instance.command = template.command.as_deref().map(fill);
-    instance.branch = template.branch.as_deref().map(fill);
+    instance.branch = template
+        .branch
+        .as_deref()
+        .map(|text| render(text, Some(item), |_| None));
     instance
 }
 
@@ -149,6 +154,8 @@ pub struct Context<'a> {
     pub upstream: &'a [UpstreamResult],
     /// The trigger's payload; `${{ event.PATH }}` reads from it.
     pub event: Option<&'a serde_json::Value>,
+    /// A fan-out instance's item: `${{ item }}` and `{}`.
+    pub item: Option<&'a str>,
 }
 
 impl Context<'_> {
@@ -167,25 +174,63 @@ impl Context<'_> {
             Reference::RunId => Some(self.run_id.to_owned()),
             Reference::FlightName => Some(self.flight_name.to_owned()),
             Reference::Event(path) => Some(event_field(self.event, path)),
-            Reference::Item => None,
+            Reference::Item => self.item.map(str::to_owned),
         }
     }
 
+    /// Values as plain text: for branch names and `each` lists, never for a shell.
     pub fn render(&self, text: &str) -> String {
-        render(text, None, |reference| self.resolve(reference))
+        render(text, self.item, |reference| self.resolve(reference))
     }
+
+    /// Values as text for a prompt, where text from the trigger payload (anyone who can open
+    /// an issue writes it) comes fenced and labelled as untrusted.
+    pub fn render_prompt(&self, text: &str) -> String {
+        render(text, self.item, |reference| match reference {
+            Reference::Event(path) => {
+                let value = event_value(self.event, path);
+                let text = event_field(self.event, path);
+                match value {
+                    Some(serde_json::Value::Number(_) | serde_json::Value::Bool(_)) | None => {
+                        Some(text)
+                    }
+                    Some(_) => Some(trigger::fenced(&event_name(path), &text)),
+                }
+            }
+            other => self.resolve(other),
+        })
+    }
+
+    /// An `exec` agent's script with every reference bound to a `MURMUR_REF_<n>` variable
+    /// (values reach the shell only as variables); `None` when the agent has no script.
+    pub fn script(&self, agent: &Agent) -> Option<Result<Bound, script::Error>> {
+        let text = script_of(agent)?;
+        Some(script::bind(&text, self.item.is_some(), |reference| {
+            self.resolve(reference)
+        }))
+    }
+}
+
+fn event_name(path: &[&str]) -> String {
+    std::iter::once("event")
+        .chain(path.iter().copied())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn event_value<'v>(
+    event: Option<&'v serde_json::Value>,
+    path: &[&str],
+) -> Option<&'v serde_json::Value> {
+    path.iter().try_fold(event?, |value, key| match value {
+        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        other => other.get(key),
+    })
 }
 
 /// A field of the trigger payload: text as it is, anything else as JSON, nothing when absent.
 fn event_field(event: Option<&serde_json::Value>, path: &[&str]) -> String {
-    let Some(event) = event else {
-        return String::new();
-    };
-    let found = path.iter().try_fold(event, |value, key| match value {
-        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        other => other.get(key),
-    });
-    match found {
+    match event_value(event, path) {
         Some(serde_json::Value::String(text)) => text.clone(),
         Some(serde_json::Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
@@ -196,10 +241,10 @@ fn event_field(event: Option<&serde_json::Value>, path: &[&str]) -> String {
 pub fn prompt_for(flight: &Flight, agent: &Agent, context: &Context<'_>) -> String {
     let mut prompt = String::new();
     if !flight.notes.is_empty() && !flight.is_zero_agent() {
-        prompt.push_str(&context.render(&flight.notes));
+        prompt.push_str(&context.render_prompt(&flight.notes));
         prompt.push_str("\n\n");
     }
-    prompt.push_str(&context.render(&agent.prompt));
+    prompt.push_str(&context.render_prompt(&agent.prompt));
     let direct: Vec<&UpstreamResult> = context
         .upstream
         .iter()
@@ -313,6 +358,7 @@ mod tests {
             inputs: &inputs,
             upstream: &upstream,
             event: Some(&event),
+            item: None,
         };
         assert_eq!(
             context.render(

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use murmur_parser::script::Bound;
 use murmur_parser::{Agent, Flight};
 use murmur_runtime::{Line, Update, exec};
 use tokio::sync::{mpsc, oneshot};
@@ -64,6 +65,8 @@ pub struct Launch<'a> {
     pub flight_name: &'a str,
     pub inputs: &'a BTreeMap<String, String>,
     pub event: Option<&'a serde_json::Value>,
+    /// A fan-out instance's item.
+    pub item: Option<&'a str>,
     pub upstream: Vec<UpstreamResult>,
     /// Gate feedback or a queued message: the attempt works on this in the agent's session.
     pub follow_up: Option<String>,
@@ -85,6 +88,7 @@ pub fn launch(
         flight_name: launch.flight_name,
         inputs: launch.inputs,
         upstream: &launch.upstream,
+        item: launch.item,
     };
     let prompt = match &launch.follow_up {
         Some(text) => text.clone(),
@@ -98,7 +102,14 @@ pub fn launch(
     let forwarding = tokio::spawn(forward(update_rx, messages.clone(), index, attempt));
     let (stop, stopped) = oneshot::channel();
     let plain = run_dir.join(&launch.agent.slug);
-    let script = context.render(&run::script_of(launch.agent).unwrap_or_default());
+    // Only an `exec` agent's script runs; a coding agent's shell blocks are prompt text.
+    let script = match launch.runtime {
+        RuntimePlan::Exec => context
+            .script(launch.agent)
+            .unwrap_or_else(|| Ok(Bound::default()))
+            .map_err(|error| format!("the script of agent `{}`: {error}", launch.agent.slug)),
+        _ => Ok(Bound::default()),
+    };
     let timeout = launch
         .agent
         .timeout
@@ -131,7 +142,8 @@ struct Attempt {
     runtime: RuntimePlan,
     /// Where an `exec` agent works when the folder is no git repository.
     plain: PathBuf,
-    script: String,
+    /// The script with its references bound to variables, or why it cannot run.
+    script: Result<Bound, String>,
     prompt: String,
     env: Vec<(String, String)>,
     /// The agent's `timeout`: the attempt is stopped (its whole process tree) when it is up.
@@ -144,6 +156,7 @@ impl Attempt {
         updates: mpsc::UnboundedSender<Update>,
         stopped: oneshot::Receiver<()>,
     ) -> Result<Finished, String> {
+        let script = self.script?;
         let prepared = workspace::prepare(&self.workspace, &self.env).await?;
         let workdir = match &prepared {
             Some(prepared) => prepared.tree.path.clone(),
@@ -156,11 +169,13 @@ impl Attempt {
         let (stopped, timed_out) = with_deadline(stopped, self.timeout);
         let outcome = match self.runtime {
             RuntimePlan::Exec => {
+                let mut env = self.env;
+                env.extend(script.env);
                 let request = exec::ExecRequest {
-                    script: self.script,
+                    script: script.script,
                     prompt: self.prompt,
                     workdir,
-                    env: self.env,
+                    env,
                 };
                 exec::run(request, updates, stopped)
                     .await

@@ -31,6 +31,10 @@ impl Driver<'_> {
             flight_name: &self.row.flight,
             inputs: &self.inputs,
             event: self.event.as_ref(),
+            item: match &self.model.agents()[index].kind {
+                AgentKind::Instance { item, .. } => Some(item),
+                _ => None,
+            },
             upstream: self.upstream_results(index),
             follow_up: self.model.agents()[index].follow_up.clone(),
             work_root: &self.executor.work_root,
@@ -67,6 +71,7 @@ impl Driver<'_> {
             flight_name: &self.row.flight,
             inputs: &self.inputs,
             upstream,
+            item: None,
         }
     }
 

@@ -158,6 +158,7 @@ impl Driver<'_> {
                     flight_name: &self.row.flight,
                     inputs: &self.inputs,
                     upstream: &[],
+                    item: None,
                 };
                 context.render(branch)
             }
