@@ -20,6 +20,7 @@ pub(crate) struct Engine {
     /// The cgroup the engine runs in (where its folder and those of other engines live).
     base: PathBuf,
     dir: PathBuf,
+    pid: u32,
 }
 
 /// The engine's folder, made on first use; `None` when there is no writable cgroup2 (or
@@ -43,7 +44,11 @@ fn make_engine() -> Option<Engine> {
         Err(error) if error.kind() == ErrorKind::AlreadyExists => {}
         Err(_) => return None,
     }
-    let engine = Engine { base, dir };
+    let engine = Engine {
+        base,
+        dir,
+        pid: me.pid,
+    };
     // The first engine after a crash ends what the dead one left running.
     engine.sweep_dead();
     #[allow(unsafe_code)]
@@ -54,10 +59,15 @@ fn make_engine() -> Option<Engine> {
     Some(engine)
 }
 
-/// An engine that exits leaves no folder behind (one killed leaves it to the next engine).
+/// An engine that exits ends its trees and leaves no folder behind; one killed by a signal
+/// leaves them to the next engine's sweep.
 extern "C" fn remove_at_exit() {
-    if let Some(Some(engine)) = ENGINE.get() {
-        remove(&engine.dir);
+    let Some(Some(engine)) = ENGINE.get() else {
+        return;
+    };
+    // Only the engine itself: never a forked copy of it that calls exit(3).
+    if engine.pid == std::process::id() {
+        end_all(&engine.dir);
     }
 }
 
@@ -137,7 +147,7 @@ impl Engine {
                 continue;
             };
             if !owner.is_alive() {
-                end_dead(&entry.path());
+                end_all(&entry.path());
             }
         }
     }
@@ -152,8 +162,8 @@ fn owner_of(name: &str) -> Option<procfs::Identity> {
     })
 }
 
-/// Kills every tree under a dead engine's folder, waits until they are gone, removes it.
-fn end_dead(dir: &Path) {
+/// Kills every tree under an engine's folder, waits until they are gone, removes it.
+fn end_all(dir: &Path) {
     kill(dir);
     procfs::wait_gone_blocking(&members(dir));
     remove(dir);
