@@ -17,6 +17,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print the line log (one line per event) instead of the live view, as when stdout is not
+    /// a terminal or TERM=dumb
+    #[arg(long, global = true)]
+    pub plain: bool,
 }
 
 #[derive(Debug, Subcommand)]

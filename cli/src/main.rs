@@ -9,6 +9,7 @@ mod output;
 mod remote;
 mod report;
 mod serve;
+mod terminal;
 mod views;
 
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ pub enum Exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    terminal::force_line_log(cli.plain);
     match run(cli) {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(error) => {

@@ -15,10 +15,14 @@ use crate::commands::live::LiveView;
 use crate::commands::runs::exit_for;
 use crate::commands::view;
 use crate::output::{emit, emit_line};
+use crate::terminal;
 
 /// Drives the run until it ends. The first Ctrl-C asks whether to cancel; a second one
 /// detaches (the run is interrupted here and `murmur runs resume` continues it).
 pub async fn drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<Exit> {
+    // The view reads the stored states before the driver commits anything, so the events it
+    // then receives are exactly the ones that follow them.
+    let live = live_view(executor, id, json).await?;
     let (observer, events) = mpsc::unbounded_channel::<Committed>();
     let (cancel, canceled) = oneshot::channel();
     let driving = {
@@ -26,7 +30,6 @@ pub async fn drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<
         let id = id.to_owned();
         tokio::spawn(async move { executor.drive_until(&id, observer, canceled).await })
     };
-    let live = live_view(executor, id, json).await?;
     let paused = Arc::new(AtomicBool::new(false));
     let printing = tokio::spawn(print_events(events, json, live, paused.clone()));
     let outcome = wait_or_interrupt(driving, cancel, &paused).await;
@@ -45,29 +48,36 @@ pub async fn drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<
     let _ = printing.await;
     if !json {
         let agents = executor.store.agents(id).await?;
-        eprint!("\n{}", view::agents_table(&crate::views::agents(&agents)));
+        print_summary(&view::agents_table(&crate::views::agents(&agents)));
         eprintln!("run {id}: {status}");
     }
     Ok(exit_for(status))
 }
 
 async fn live_view(executor: &Executor, id: &str, json: bool) -> anyhow::Result<Option<LiveView>> {
-    if json || !std::io::stdout().is_terminal() {
+    if !terminal::live_view_wanted(json) {
         return Ok(None);
     }
     let row = executor.store.run(id).await?;
-    let slugs: Vec<String> = executor
-        .store
-        .agents(id)
-        .await?
-        .into_iter()
-        .map(|a| a.slug)
-        .collect();
+    let agents = crate::views::agents(&executor.store.agents(id).await?);
+    let slugs: Vec<String> = agents.iter().map(|a| a.slug.clone()).collect();
     let short = id.get(..12).unwrap_or(id);
-    Ok(Some(LiveView::new(
-        format!("run {short} of {}", row.flight),
-        &slugs,
-    )))
+    let mut view = LiveView::new(format!("run {short} of {}", row.flight), &slugs);
+    view.restore(&row.status, &agents);
+    Ok(Some(view))
+}
+
+/// The agents' table after a run, on stderr: cut to the terminal's width there, since it is
+/// the last thing the live view's reader sees.
+pub fn print_summary(table: &str) {
+    if std::io::stderr().is_terminal() {
+        eprint!(
+            "\n{}",
+            terminal::fit_lines(table, terminal::stderr_size().columns)
+        );
+    } else {
+        eprint!("\n{table}");
+    }
 }
 
 /// The run's final status, or `None` when the user detached.
@@ -112,8 +122,8 @@ async fn wait_or_interrupt(
 }
 
 /// Prints committed events until the driver closes the channel: JSON lines, plain lines, or
-/// the live view redrawn on each event and every quarter second (not while a question is
-/// on screen).
+/// the live view redrawn once for every batch of events that arrived together and every
+/// quarter second (not while a question is on screen), at the terminal's size of the moment.
 pub async fn print_events(
     mut events: mpsc::UnboundedReceiver<Committed>,
     json: bool,
@@ -126,10 +136,9 @@ pub async fn print_events(
         tokio::select! {
             committed = events.recv() => {
                 let Some(committed) = committed else { break };
-                match live.as_mut() {
-                    Some(view) => view.record(&committed),
-                    None if json => emit_line(&view::committed_json(&committed)),
-                    None => emit_line(&view::committed_line(&committed)),
+                show(&committed, json, live.as_mut());
+                while let Ok(committed) = events.try_recv() {
+                    show(&committed, json, live.as_mut());
                 }
             }
             _ = redraw.tick(), if live.is_some() => {}
@@ -142,9 +151,17 @@ pub async fn print_events(
         if std::mem::take(&mut was_paused) {
             view.start_below();
         }
-        emit(&view.frame());
+        emit(&view.frame(terminal::size()));
     }
     if let Some(view) = live.as_mut() {
-        emit(&view.frame());
+        emit(&view.frame(terminal::size()));
+    }
+}
+
+fn show(committed: &Committed, json: bool, live: Option<&mut LiveView>) {
+    match live {
+        Some(view) => view.record(committed),
+        None if json => emit_line(&view::committed_json(committed)),
+        None => emit_line(&view::committed_line(committed)),
     }
 }

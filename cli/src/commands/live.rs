@@ -1,12 +1,18 @@
 //! The live view of a run on a terminal: one line per agent with its state, elapsed time and
-//! last output line, redrawn in place as events are committed.
+//! last output line, redrawn in place as events are committed. Everything an agent wrote is
+//! sanitised before it is kept; the layout (`frame`) fits the frame to the terminal's size,
+//! read again for every frame.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use murmur_engine::Event;
 use murmur_engine::event::GateKind;
 use murmur_engine::executor::Committed;
+use murmur_engine::{AgentState, Event, RunStatus};
+
+use crate::commands::frame;
+use crate::terminal::{self, Size};
+use crate::views::AgentView;
 
 pub struct LiveView {
     title: String,
@@ -14,8 +20,8 @@ pub struct LiveView {
     index: HashMap<String, usize>,
     run_state: &'static str,
     started: Instant,
-    drawn_lines: usize,
-    width: usize,
+    /// The display width of each line of the frame on screen, to move back over it.
+    drawn: Vec<usize>,
 }
 
 struct Row {
@@ -26,21 +32,57 @@ struct Row {
     last_line: String,
 }
 
+/// How much of an agent's line is kept: more than any terminal shows, far less than the
+/// megabyte an agent may print on one line.
+const NOTE_COLUMNS: usize = 512;
+
+/// Agent-provided text as it may be shown: sanitised, one line, bounded.
+fn note(text: &str) -> String {
+    let head = match text.char_indices().nth(NOTE_COLUMNS * 2) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    };
+    terminal::clip(&terminal::sanitize(head), NOTE_COLUMNS).into_owned()
+}
+
 impl LiveView {
     pub fn new(title: String, slugs: &[String]) -> Self {
         let mut view = Self {
-            title,
+            title: terminal::sanitize(&title).into_owned(),
             agents: Vec::new(),
             index: HashMap::new(),
             run_state: "queued",
             started: Instant::now(),
-            drawn_lines: 0,
-            width: terminal_width(),
+            drawn: Vec::new(),
         };
         for slug in slugs {
             view.row(slug);
         }
         view
+    }
+
+    /// Starts from what the store says (a resumed run, a run followed while in progress), so
+    /// that the first frame shows finished agents as finished and the run as it stands.
+    pub fn restore(&mut self, run_status: &str, agents: &[AgentView]) {
+        self.run_state = match RunStatus::parse(run_status) {
+            Some(status) => status.as_str(),
+            // What a server shows for a run nobody drives at the moment.
+            None if run_status == "interrupted" => "interrupted",
+            None => self.run_state,
+        };
+        let now = Instant::now();
+        for agent in agents {
+            let state = AgentState::parse(&agent.state);
+            let row = self.row(&agent.slug);
+            row.state = state.map_or("pending", AgentState::as_str);
+            row.since = ago(agent.started_at.as_deref()).and_then(|d| now.checked_sub(d));
+            row.finished = ago(agent.finished_at.as_deref()).and_then(|d| now.checked_sub(d));
+            let said = match state {
+                Some(AgentState::Failed) => agent.error.as_deref(),
+                _ => agent.response.as_deref().map(last_line),
+            };
+            row.last_line = said.map(note).unwrap_or_default();
+        }
     }
 
     /// The agent's row; fan-out instances get theirs when they first show up.
@@ -60,7 +102,11 @@ impl LiveView {
     }
 
     pub fn record(&mut self, committed: &Committed) {
-        let now = Instant::now();
+        // When it was committed, not when it arrived: a replayed log (a followed run) keeps
+        // its agents' real durations.
+        let now = ago(Some(&committed.at))
+            .and_then(|ago| Instant::now().checked_sub(ago))
+            .unwrap_or_else(Instant::now);
         let event = &committed.event;
         let Some(slug) = event.slug() else {
             self.run_state = match event {
@@ -81,21 +127,21 @@ impl LiveView {
                 row.finished = None;
             }
             Event::AgentOutput { line, .. } if !line.trim().is_empty() => {
-                row.last_line = line.clone()
+                row.last_line = note(line)
             }
             Event::AgentSucceeded { .. } => finish(row, "completed", now),
             Event::AgentFailed { error, .. } => {
                 finish(row, "failed", now);
-                row.last_line = error.clone();
+                row.last_line = note(error);
             }
             Event::AgentInterrupted { .. } => row.state = "queued",
             Event::AgentRetrying { error, .. } => {
                 row.state = "queued";
-                row.last_line = format!("retrying after: {error}");
+                row.last_line = note(&format!("retrying after: {error}"));
             }
             Event::AgentSkipped { because, .. } => {
                 row.state = "skipped";
-                row.last_line = because.clone();
+                row.last_line = note(because);
             }
             Event::AgentCanceled { .. } => finish(row, "canceled", now),
             Event::AgentRetried { .. } => row.state = "pending",
@@ -119,61 +165,73 @@ impl LiveView {
 
     /// Draws the next frame below whatever is on screen now (after a question was asked).
     pub fn start_below(&mut self) {
-        self.drawn_lines = 0;
+        self.drawn.clear();
     }
 
-    /// The frame to print: cursor back over the previous frame, then the new one.
-    pub fn frame(&mut self) -> String {
-        let mut out = String::new();
-        if self.drawn_lines > 0 {
-            out.push_str(&format!("\x1b[{}A", self.drawn_lines));
+    /// The frame to print for a terminal of `size`: the cursor back to the top of the
+    /// previous frame, each line cleared and written over, then what is left below cleared.
+    /// Never a clear from the top-left corner: a terminal may take that for clearing the
+    /// screen and keep the old frame in its scrollback (tmux does, with `scroll-on-clear`).
+    pub fn frame(&mut self, size: Size) -> String {
+        let mut out = String::from("\r");
+        let up = rows_taken(&self.drawn, size.columns);
+        if up > 0 {
+            out.push_str(&format!("\x1b[{up}A"));
         }
-        out.push_str("\x1b[J");
-        let elapsed = self.started.elapsed().as_secs_f64();
-        out.push_str(&format!(
-            "{} — {} {}\n",
+        let header = format!(
+            "{} — {} {}",
             self.title,
             self.run_state,
-            seconds(elapsed)
-        ));
-        let shown = self.shown_rows();
-        let slug_width = shown.iter().map(|r| r.slug.len()).max().unwrap_or(0);
-        for row in &shown {
-            let time = match (row.since, row.finished) {
-                (Some(since), Some(end)) => seconds(end.duration_since(since).as_secs_f64()),
-                (Some(since), None) => seconds(since.elapsed().as_secs_f64()),
-                _ => String::new(),
-            };
-            let line = format!(
-                "  {:<slug_width$}  {:<14} {:>7}  {}",
-                row.slug, row.state, time, row.last_line
-            );
-            out.push_str(&clip(&line, self.width));
+            seconds(self.started.elapsed())
+        );
+        let rows: Vec<frame::Row> = self.agents.iter().map(Row::shown).collect();
+        let lines = frame::lines(&header, &rows, size);
+        self.drawn = lines.iter().map(|line| terminal::width(line)).collect();
+        for line in lines {
+            // Cleared before it is written: clearing after a line as wide as the terminal
+            // would erase its last character.
+            out.push_str("\x1b[K");
+            out.push_str(&line);
             out.push('\n');
         }
-        let hidden = self.agents.len() - shown.len();
-        if hidden > 0 {
-            out.push_str(&format!("  … and {hidden} more agents (murmur ls)\n"));
-        }
-        self.drawn_lines = shown.len() + 1 + usize::from(hidden > 0);
+        out.push_str("\x1b[J");
         out
-    }
-
-    /// Every row while they fit; beyond that (a wide fan-out) the unfinished ones first.
-    fn shown_rows(&self) -> Vec<&Row> {
-        if self.agents.len() <= MAX_ROWS {
-            return self.agents.iter().collect();
-        }
-        let (mut shown, finished): (Vec<&Row>, Vec<&Row>) =
-            self.agents.iter().partition(|row| row.finished.is_none());
-        shown.extend(finished);
-        shown.truncate(MAX_ROWS);
-        shown
     }
 }
 
-/// More rows than this would scroll the view off a terminal.
-const MAX_ROWS: usize = 40;
+impl Row {
+    fn shown(&self) -> frame::Row<'_> {
+        let time = match (self.since, self.finished) {
+            (Some(since), Some(end)) => seconds(end.saturating_duration_since(since)),
+            (Some(since), None) => seconds(since.elapsed()),
+            _ => String::new(),
+        };
+        frame::Row {
+            slug: &self.slug,
+            state: self.state,
+            time,
+            note: &self.last_line,
+        }
+    }
+}
+
+/// Screen rows the lines of a frame take now. The same as their number unless the terminal
+/// got narrower since, and reflowed a line that was as wide as it then was.
+fn rows_taken(widths: &[usize], columns: usize) -> usize {
+    widths
+        .iter()
+        .map(|&width| match columns {
+            0 => 1,
+            columns => width.div_ceil(columns).max(1),
+        })
+        .sum()
+}
+
+/// How long ago a stored time was; `None` when there is none or it does not read.
+fn ago(at: Option<&str>) -> Option<Duration> {
+    let at = chrono::DateTime::parse_from_rfc3339(at?).ok()?;
+    (chrono::Utc::now() - at.to_utc()).to_std().ok()
+}
 
 fn gate_waiting(gate: GateKind) -> String {
     match gate {
@@ -187,25 +245,15 @@ fn finish(row: &mut Row, state: &'static str, now: Instant) {
     row.finished = Some(now);
 }
 
-fn seconds(value: f64) -> String {
-    format!("{value:.1}s")
+fn seconds(value: Duration) -> String {
+    format!("{:.1}s", value.as_secs_f64())
 }
 
-fn clip(line: &str, width: usize) -> String {
-    if line.chars().count() <= width {
-        return line.to_owned();
-    }
-    let mut clipped: String = line.chars().take(width.saturating_sub(1)).collect();
-    clipped.push('…');
-    clipped
-}
-
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|&w: &usize| w >= 40)
-        .unwrap_or(100)
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("")
 }
 
 #[cfg(test)]
@@ -220,6 +268,20 @@ mod tests {
         }
     }
 
+    const WIDE: Size = Size {
+        columns: 100,
+        rows: 50,
+    };
+
+    fn output(slug: &str, line: &str) -> Committed {
+        committed(Event::AgentOutput {
+            slug: slug.into(),
+            attempt: 1,
+            stream: murmur_engine::Stream::Stdout,
+            line: line.into(),
+        })
+    }
+
     #[test]
     fn rows_follow_the_events_and_redraw_in_place() {
         let mut view = LiveView::new("run x".into(), &["plan".into(), "build".into()]);
@@ -228,13 +290,9 @@ mod tests {
             slug: "plan".into(),
             attempt: 1,
         }));
-        view.record(&committed(Event::AgentOutput {
-            slug: "plan".into(),
-            attempt: 1,
-            stream: murmur_engine::Stream::Stdout,
-            line: "thinking".into(),
-        }));
-        let first = view.frame();
+        view.record(&output("plan", "thinking"));
+        let first = view.frame(WIDE);
+        assert!(first.starts_with("\r\x1b[Krun x"), "{first:?}");
         assert!(first.contains("run x — running"), "{first}");
         assert!(first.contains("plan   running"), "{first}");
         assert!(first.contains("thinking"), "{first}");
@@ -244,12 +302,83 @@ mod tests {
             attempt: 1,
             error: "exit 1".into(),
         }));
-        let second = view.frame();
-        assert!(second.starts_with("\x1b[3A\x1b[J"), "{second:?}");
+        let second = view.frame(WIDE);
+        assert!(second.starts_with("\r\x1b[3A\x1b[K"), "{second:?}");
+        assert!(second.ends_with("\n\x1b[J"), "{second:?}");
         assert!(
             second.contains("plan   failed") && second.contains("exit 1"),
             "{second}"
         );
+    }
+
+    #[test]
+    fn agent_text_is_escaped_and_cut_to_the_width() {
+        let mut view = LiveView::new("run \x1b[31mx".into(), &["noisy".into()]);
+        view.record(&output("noisy", "\x1b[2J\x1b[Hgone\r"));
+        let frame = view.frame(WIDE);
+        assert!(frame.contains("\\x1b[2J\\x1b[Hgone"), "{frame}");
+        assert!(frame.contains("run \\x1b[31mx"), "{frame}");
+        // The view's own control sequences come first; nothing the agent wrote is one.
+        let body = frame.replace("\x1b[K", "").replace("\x1b[J", "");
+        assert!(!body[1..].contains(['\x1b', '\r']), "{body:?}");
+        view.record(&output("noisy", &"漢".repeat(300)));
+        let narrow = Size {
+            columns: 50,
+            rows: 12,
+        };
+        let frame = view.frame(narrow).replace("\x1b[K", "");
+        for line in frame.lines().skip(1) {
+            assert!(terminal::width(line) <= 50, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_narrower_terminal_moves_back_over_the_reflowed_lines() {
+        let mut view = LiveView::new("run z".into(), &["a".into()]);
+        view.record(&output("a", &"x".repeat(300)));
+        view.frame(WIDE);
+        let narrow = Size {
+            columns: 50,
+            rows: 12,
+        };
+        // The row was 100 columns wide: reflowed to 50 it takes two rows, the header one.
+        assert!(view.frame(narrow).starts_with("\r\x1b[3A\x1b[K"));
+        assert!(view.frame(narrow).starts_with("\r\x1b[2A\x1b[K"));
+    }
+
+    #[test]
+    fn a_resumed_view_starts_from_the_stored_states() {
+        let mut view = LiveView::new("run r".into(), &["first".into(), "second".into()]);
+        let agent = |slug: &str, state: &str, response: Option<&str>| AgentView {
+            slug: slug.into(),
+            state: state.into(),
+            attempts: 1,
+            branch: None,
+            commits: 0,
+            diff_stat: None,
+            response: response.map(str::to_owned),
+            error: None,
+            prs: Vec::new(),
+            cost_usd: None,
+            turns: None,
+            session_id: None,
+            started_at: Some("2026-01-01T00:00:00.000Z".into()),
+            finished_at: Some("2026-01-01T00:00:02.500Z".into()),
+        };
+        view.restore(
+            "running",
+            &[
+                agent("first", "completed", Some("done\n\x1b[2Jall good\n")),
+                agent("second", "queued", None),
+            ],
+        );
+        let frame = view.frame(WIDE);
+        assert!(frame.contains("run r — running"), "{frame}");
+        assert!(
+            frame.contains("first   completed         2.5s  \\x1b[2Jall good"),
+            "{frame}"
+        );
+        assert!(frame.contains("second  queued"), "{frame}");
     }
 
     #[test]
@@ -265,10 +394,10 @@ mod tests {
                 slug: format!("docs-{item}"),
             }));
         }
-        let frame = view.frame();
+        let frame = view.frame(WIDE);
         assert!(frame.contains("docs      fanned-out"), "{frame}");
         assert!(frame.contains("docs-m0"), "{frame}");
-        assert!(frame.contains("… and 61 more agents"), "{frame}");
-        assert_eq!(frame.lines().count(), 42);
+        assert!(frame.contains("… 54 more: 54 queued"), "{frame}");
+        assert_eq!(frame.matches('\n').count(), 49);
     }
 }

@@ -5,6 +5,7 @@ pub mod approve;
 pub mod catalog;
 pub mod flight;
 pub mod follow;
+mod frame;
 mod live;
 pub mod pr;
 pub mod prune;

@@ -2,7 +2,6 @@
 //! with the same live view, line log and tables as local runs.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -73,10 +72,12 @@ fn inputs(pairs: &[String]) -> Option<BTreeMap<String, Value>> {
 /// stops following and leaves the run to the server.
 fn follow_run(remote: &Remote, id: &str, json: bool) -> anyhow::Result<Exit> {
     let run = run(remote, id)?;
-    let live = (!json && std::io::stdout().is_terminal()).then(|| {
+    let live = crate::terminal::live_view_wanted(json).then(|| {
         let slugs: Vec<String> = run.agents.iter().map(|a| a.slug.clone()).collect();
         let short = id.get(..12).unwrap_or(id);
-        LiveView::new(format!("run {short} of {}", run.summary.flight), &slugs)
+        let mut view = LiveView::new(format!("run {short} of {}", run.summary.flight), &slugs);
+        view.restore(&run.summary.status, &run.agents);
+        view
     });
     let (events, outcome) = stream::spawn(remote.clone(), id.to_owned());
     let detached = block_on(async {
@@ -99,7 +100,7 @@ fn follow_run(remote: &Remote, id: &str, json: bool) -> anyhow::Result<Exit> {
     }
     let run = self::run(remote, id)?;
     if !json {
-        eprint!("\n{}", view::agents_table(&run.agents));
+        follow::print_summary(&view::agents_table(&run.agents));
         eprintln!("run {id}: {}", run.summary.status);
     }
     let status = RunStatus::parse(&run.summary.status).unwrap_or(RunStatus::Failed);

@@ -1,9 +1,13 @@
 //! How runs and their events look on a terminal: one line per event, and summary tables.
+//! What agents wrote (output, responses, errors, feedback) is untrusted: every line printed
+//! here goes through `terminal::sanitize`, so one event is one line and no escape sequence
+//! reaches the terminal.
 
 use murmur_engine::Event;
 use murmur_engine::executor::Committed;
 use murmur_engine::store::EventRow;
 
+use crate::terminal::{self, sanitize};
 use crate::views::{AgentView, RunDetail, RunSummary};
 
 /// One line for an event: time, agent, what happened.
@@ -78,7 +82,13 @@ pub fn event_line(at: &str, event: &Event) -> String {
         Event::FollowUpQueued { text, .. } => format!("follow-up queued: {}", first_line(text)),
         Event::RunReopened => "reopened: an agent has a follow-up".to_owned(),
     };
-    format!("{time}  {who:<16} {what}")
+    // A server's events are as untrusted as an agent's text: the slug is escaped too.
+    format!(
+        "{}  {:<16} {}",
+        sanitize(time),
+        sanitize(who),
+        sanitize(&what)
+    )
 }
 
 pub fn committed_line(committed: &Committed) -> String {
@@ -94,7 +104,7 @@ pub fn committed_json(committed: &Committed) -> String {
 pub fn stored_line(row: &EventRow) -> String {
     match serde_json::from_str::<Event>(&row.data) {
         Ok(event) => event_line(&row.at, &event),
-        Err(_) => format!("{}  {}", row.at, row.data),
+        Err(_) => format!("{}  {}", sanitize(&row.at), sanitize(&row.data)),
     }
 }
 
@@ -102,11 +112,14 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
+/// One line of an agent's text for a table: sanitised, at most `width` columns.
 fn clip(line: &str, width: usize) -> String {
-    match line.char_indices().nth(width) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line.to_owned(),
-    }
+    // Only the start can be shown; a huge line is not escaped whole to find that out.
+    let head = match line.char_indices().nth(width * 4) {
+        Some((cut, _)) => &line[..cut],
+        None => line,
+    };
+    terminal::clip(&sanitize(head), width).into_owned()
 }
 
 fn last_line(text: &str) -> &str {
@@ -137,7 +150,10 @@ pub fn agents_table(agents: &[AgentView]) -> String {
             .unwrap_or_default();
         out.push_str(&format!(
             "{:<width$}  {:<14} {:>8}  {}\n",
-            agent.slug, agent.state, agent.attempts, result
+            sanitize(&agent.slug),
+            sanitize(&agent.state),
+            agent.attempts,
+            result
         ));
     }
     out
@@ -151,7 +167,10 @@ pub fn runs_table(runs: &[RunSummary]) -> String {
     for r in runs {
         out.push_str(&format!(
             "{:<32}  {:<20} {:<10} {}\n",
-            r.id, r.flight, r.status, r.created_at
+            sanitize(&r.id),
+            sanitize(&r.flight),
+            sanitize(&r.status),
+            sanitize(&r.created_at)
         ));
     }
     out
@@ -162,14 +181,17 @@ pub fn run_text(run: &RunDetail) -> String {
     let summary = &run.summary;
     let mut out = format!(
         "run      {}\nflight   {}\nstatus   {}\ncreated  {}\n",
-        summary.id, summary.flight, summary.status, summary.created_at
+        sanitize(&summary.id),
+        sanitize(&summary.flight),
+        sanitize(&summary.status),
+        sanitize(&summary.created_at)
     );
     if let Some(finished) = &summary.finished_at {
-        out.push_str(&format!("finished {finished}\n"));
+        out.push_str(&format!("finished {}\n", sanitize(finished)));
     }
     out.push_str(&format!(
         "digest   {}\n\n{}",
-        run.digest,
+        sanitize(&run.digest),
         agents_table(&run.agents)
     ));
     out

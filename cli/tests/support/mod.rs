@@ -11,6 +11,7 @@ pub mod check;
 pub mod db;
 pub mod fixture;
 pub mod session;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
