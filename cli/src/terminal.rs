@@ -4,7 +4,8 @@
 //!
 //! One rule for every place that prints such text: a control character is *shown*, escaped,
 //! never passed through and never silently dropped (so `\033[2J` prints as `\x1b[2J`). The
-//! only exceptions: a tab becomes one space, and the `\r` of a CRLF line ending is dropped.
+//! only exceptions: a tab becomes one space, the `\r` of a CRLF line break is dropped, and so
+//! are line breaks at the very end.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -17,7 +18,8 @@ use unicode_width::UnicodeWidthChar;
 /// such), C1 controls and the Unicode controls that reorder or break lines as `\u{NNNN}`.
 /// The escape character's sequence (`[2J`, `]0;title`) is printable already and stays as text.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
-    let text = text.strip_suffix('\r').unwrap_or(text);
+    // Line breaks at the end say nothing on one line (an error's last `\n`, a CRLF ending).
+    let text = text.trim_end_matches(['\r', '\n']);
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -39,6 +41,15 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// As [`sanitize`] for text shown as a block (a response, a pull request's body): its line
+/// breaks stay line breaks, every line is sanitised.
+pub fn sanitize_block(text: &str) -> String {
+    text.split('\n')
+        .map(sanitize)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn needs_escape(c: char) -> bool {
@@ -191,7 +202,16 @@ mod tests {
         assert_eq!(sanitize("nul\0del\x7f"), "nul\\x00del\\x7f");
         assert_eq!(sanitize("two\nlines"), "two\\nlines");
         assert_eq!(sanitize("crlf\r\nnext\r"), "crlf\\nnext");
+        assert_eq!(sanitize("error\n\n"), "error");
         assert_eq!(sanitize("rtl \u{202e}txt.exe"), "rtl \\u{202e}txt.exe");
+    }
+
+    #[test]
+    fn a_block_keeps_its_lines() {
+        assert_eq!(
+            sanitize_block("one\r\n\x1b[2Jtwo\n\tthree"),
+            "one\n\\x1b[2Jtwo\n three"
+        );
     }
 
     #[test]

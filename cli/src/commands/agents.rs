@@ -154,10 +154,10 @@ fn status(db: &DbArgs, name: &AgentName, json: bool) -> anyhow::Result<Exit> {
             ("error", agent.error.clone().unwrap_or_else(|| "-".into())),
         ];
         for (key, value) in lines {
-            emit_line(&format!("{key:<9}{value}"));
+            emit_line(&format!("{key:<9}{}", crate::terminal::sanitize(&value)));
         }
         if let Some(response) = &agent.response {
-            emit_line(&format!("\n{response}"));
+            emit_line(&format!("\n{}", crate::terminal::sanitize_block(response)));
         }
         Ok(Exit::Success)
     })

@@ -10,6 +10,7 @@ use crate::Exit;
 use crate::cli::DbArgs;
 use crate::commands::runs::{block_on, open_store, repository_for};
 use crate::output::{emit, emit_line};
+use crate::terminal::{sanitize, sanitize_block};
 
 pub fn list(db: &DbArgs, json: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
@@ -26,7 +27,10 @@ pub fn list(db: &DbArgs, json: bool) -> anyhow::Result<Exit> {
         for pr in &prs {
             out.push_str(&format!(
                 "{:<32}  {:<7} {:<40} {}\n",
-                pr.id, pr.state, pr.branch, pr.title
+                pr.id,
+                pr.state,
+                pr.branch,
+                sanitize(&pr.title)
             ));
         }
         emit(&out);
@@ -43,7 +47,13 @@ pub fn show(db: &DbArgs, id: &str, json: bool) -> anyhow::Result<Exit> {
         } else {
             emit(&format!(
                 "{}  [{}]\n{} -> {}  (run {}, agent {})\n\n{}\n",
-                pr.title, pr.state, pr.branch, pr.base, pr.run_id, pr.slug, pr.body
+                sanitize(&pr.title),
+                pr.state,
+                pr.branch,
+                pr.base,
+                pr.run_id,
+                pr.slug,
+                sanitize_block(&pr.body)
             ));
         }
         Ok(Exit::Success)

@@ -196,3 +196,49 @@ pub fn run_text(run: &RunDetail) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: &str = "2026-01-01T10:00:00.000Z";
+
+    #[test]
+    fn an_event_is_one_line_with_what_the_agent_wrote_escaped() {
+        let output = Event::AgentOutput {
+            slug: "noisy".into(),
+            attempt: 1,
+            stream: murmur_engine::Stream::Stdout,
+            line: "\x1b]0;title\x07\x1b[2J50%\r".into(),
+        };
+        assert_eq!(
+            event_line(AT, &output),
+            "10:00:00.000  noisy            | \\x1b]0;title\\x07\\x1b[2J50%"
+        );
+        let failed = Event::AgentFailed {
+            slug: "noisy".into(),
+            attempt: 1,
+            error: "exit 1\nstderr: \x1b[31mboom\r\n".into(),
+        };
+        assert_eq!(
+            event_line(AT, &failed),
+            "10:00:00.000  noisy            failed: exit 1\\nstderr: \\x1b[31mboom"
+        );
+    }
+
+    #[test]
+    fn a_stored_event_that_does_not_decode_is_escaped_too() {
+        let row = EventRow {
+            run_id: "r".into(),
+            seq: 1,
+            at: AT.into(),
+            kind: "mystery".into(),
+            slug: None,
+            data: "{\"x\": \"\u{9b}2J\"}".into(),
+        };
+        assert_eq!(
+            stored_line(&row),
+            format!("{AT}  {{\"x\": \"\\u{{9b}}2J\"}}")
+        );
+    }
+}
