@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::{cgroup, procfs};
@@ -29,7 +29,9 @@ impl Plan {
     pub(crate) fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let number = NEXT.fetch_add(1, Ordering::Relaxed);
-        let cgroup = cgroup::engine().and_then(|engine| engine.create(&number.to_string()).ok());
+        let cgroup = cgroup::engine()
+            .filter(|_| !REFUSED.load(Ordering::Relaxed))
+            .and_then(|engine| engine.create(&number.to_string()).ok());
         Self {
             name: format!("{}-{number}", engine_name()),
             cgroup,
@@ -51,6 +53,8 @@ impl Plan {
         let cgroup = match self.cgroup {
             Some((dir, _)) if joined => Some(dir),
             Some((dir, _)) => {
+                // May make but not join (delegation rules): no use trying again.
+                REFUSED.store(true, Ordering::Relaxed);
                 cgroup::remove(&dir);
                 None
             }
@@ -77,6 +81,9 @@ impl Plan {
         }
     }
 }
+
+/// A child could not join the cgroup made for it: trees go without from then on.
+static REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// This engine as tree names carry it: `<pid>-<start time>`, unique on this machine.
 fn engine_name() -> &'static str {
@@ -162,7 +169,12 @@ impl Tree {
 
 impl Drop for Tree {
     fn drop(&mut self) {
-        if let Ok(mut live) = live().lock() {
+        if let Ok(mut live) = live().lock()
+            && live
+                .get(&self.killer.group)
+                .is_some_and(|k| k.name == self.killer.name)
+        {
+            // Not a later child's entry, should its pid have been reused meanwhile.
             live.remove(&self.killer.group);
         }
         self.abort();
