@@ -21,6 +21,14 @@ pub enum Error {
     Dirty(String),
     #[error("merging `{branch}` conflicts in: {}; resolve by hand or change the flight so these agents touch different files", files.join(", "))]
     MergeConflict { branch: String, files: Vec<String> },
+    #[error(
+        "commit {commit} is not in the repository at {root}, and fetching it from `origin` did not bring it ({reason}); fetch it there (`git fetch origin {commit}`) and retry the run"
+    )]
+    MissingCommit {
+        commit: String,
+        root: String,
+        reason: String,
+    },
     #[error(transparent)]
     Git(#[from] git::Error),
 }
@@ -106,6 +114,18 @@ impl Repository {
         branch: &str,
         upstream: &[String],
     ) -> Result<Worktree, Error> {
+        self.worktree_from(path, branch, upstream, None).await
+    }
+
+    /// [`Repository::worktree`], a fresh branch starting at `start` (a commit) instead of the
+    /// base branch: a run started by a push works on the pushed commit.
+    pub async fn worktree_from(
+        &self,
+        path: &Path,
+        branch: &str,
+        upstream: &[String],
+        start: Option<&str>,
+    ) -> Result<Worktree, Error> {
         if let Some(existing) = self.existing(path, branch, upstream).await? {
             return Ok(existing);
         }
@@ -132,12 +152,40 @@ impl Repository {
             git(
                 &self.root,
                 &[
-                    "worktree", "add", "--quiet", "-b", branch, &path_text, &self.base,
+                    "worktree",
+                    "add",
+                    "--quiet",
+                    "-b",
+                    branch,
+                    &path_text,
+                    start.unwrap_or(&self.base),
                 ],
             )
             .await?;
         }
         merge_upstream(path, branch, upstream).await
+    }
+
+    /// Makes sure `commit` (a full object name) is here, fetching it from `origin` when not.
+    pub async fn ensure_commit(&self, commit: &str) -> Result<(), Error> {
+        let object = format!("{commit}^{{commit}}");
+        if self.has_ref(&object).await? {
+            return Ok(());
+        }
+        let missing = |reason: String| Error::MissingCommit {
+            commit: commit.to_owned(),
+            root: self.root.display().to_string(),
+            reason,
+        };
+        if !self.has_remote("origin").await? {
+            return Err(missing("the repository has no remote `origin`".to_owned()));
+        }
+        let fetched = git(&self.root, &["fetch", "--quiet", "origin", commit]).await;
+        match (fetched, self.has_ref(&object).await?) {
+            (_, true) => Ok(()),
+            (Err(error), false) => Err(missing(error.to_string())),
+            (Ok(_), false) => Err(missing("origin does not have it".to_owned())),
+        }
     }
 
     async fn has_ref(&self, name: &str) -> Result<bool, Error> {

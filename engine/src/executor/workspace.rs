@@ -22,6 +22,8 @@ const PREPARE_HOOK: &str = ".murmur/hooks/prepare-workspace.sh";
 pub struct WorkspacePlan {
     pub repository: PathBuf,
     pub base: Option<String>,
+    /// The commit a fresh worktree starts at instead of the base branch (a push's `after`).
+    pub start: Option<String>,
     pub worktree: PathBuf,
     pub branch: String,
     /// Upstream branches with commits, merged into a fresh worktree in `needs` order.
@@ -65,9 +67,16 @@ pub async fn prepare(
     let fresh = !plan.worktree.join(".git").exists();
     if fresh {
         repository.ensure_clean().await.map_err(|e| e.to_string())?;
+        if let Some(commit) = &plan.start {
+            repository
+                .ensure_commit(commit)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
     }
+    let start = plan.start.as_deref();
     let tree = repository
-        .worktree(&plan.worktree, &plan.branch, &plan.merge)
+        .worktree_from(&plan.worktree, &plan.branch, &plan.merge, start)
         .await
         .map_err(|e| e.to_string())?;
     run_prepare_hook(&tree, env).await?;

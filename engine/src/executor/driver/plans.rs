@@ -86,6 +86,7 @@ impl Driver<'_> {
         let workspace = WorkspacePlan {
             repository: self.executor.repository.clone(),
             base: None,
+            start: run::start_commit(self.event.as_ref()),
             worktree: self.worktree_of(index),
             branch,
             merge,
