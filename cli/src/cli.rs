@@ -312,6 +312,9 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed on stderr)
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub bind: String,
+    /// How log lines on stderr are written: `human` or `json` (one object per line)
+    #[arg(long, value_enum, env = "MURMUR_LOG_FORMAT", default_value = "human")]
+    pub log_format: crate::logging::LogFormat,
     #[command(flatten)]
     pub db: DbArgs,
 }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod locate;
+mod logging;
 mod output;
 mod remote;
 mod report;
@@ -34,6 +35,7 @@ pub enum Exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(&cli);
     terminal::force_line_log(cli.plain);
     match run(cli) {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -1,15 +1,18 @@
 //! Schedules (`on.schedule`): every owed tick of every flight starts one run, exactly once,
-//! also across restarts. A tick missed while the server was down runs once on start.
+//! also across restarts and across servers sharing the store (the tick is claimed in the
+//! transaction that creates its run). A tick missed while the server was down runs once on start.
 
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use murmur_engine::executor::StartRequest;
 use murmur_engine::schedule::{owed, schedule_key};
+use murmur_engine::store::claims::{Claim, Claimed};
 use serde_json::json;
 
 use super::AppState;
 use super::catalog;
+use super::supervisor::Trigger;
 
 /// How often schedules are looked at; ticks are whole minutes, so this is plenty.
 const CHECK_EVERY: Duration = Duration::from_secs(15);
@@ -38,7 +41,7 @@ pub async fn fire_due(state: &AppState, started: DateTime<Utc>) -> Vec<String> {
                 }
                 Ok(None) => started,
                 Err(error) => {
-                    eprintln!("murmur serve: cannot read the ticks of {key}: {error}");
+                    tracing::warn!(schedule = %key, %error, "cannot read the schedule's ticks");
                     continue;
                 }
             };
@@ -46,14 +49,6 @@ pub async fn fire_due(state: &AppState, started: DateTime<Utc>) -> Vec<String> {
                 continue;
             };
             let tick = tick.to_rfc3339_opts(SecondsFormat::Millis, true);
-            match state.store().claim_tick(&key, &tick, &clock.stamp()).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(error) => {
-                    eprintln!("murmur serve: cannot take tick {tick} of {key}: {error}");
-                    continue;
-                }
-            }
             let event = json!({"schedule": {"cron": schedule.cron, "timezone": schedule.timezone, "tick": tick}});
             let start = StartRequest {
                 flight_name: &known.name,
@@ -63,17 +58,48 @@ pub async fn fire_due(state: &AppState, started: DateTime<Utc>) -> Vec<String> {
                 inputs: &[],
                 event: Some(&event),
             };
-            match state.executor().create(&start).await {
-                Ok(run_id) => {
-                    state.drive(run_id.clone());
-                    runs.push(run_id);
-                }
-                Err(error) => eprintln!(
-                    "murmur serve: tick {tick} of {} did not start: {error}",
-                    known.name
-                ),
+            if let Some(run_id) = start_tick(state, &key, &tick, &start).await {
+                runs.push(run_id);
             }
         }
     }
     runs
+}
+
+/// Claims `tick` of schedule `key` with its run, in one transaction: whichever server commits
+/// first starts the run, the others find the tick taken. Returns the run this call started.
+async fn start_tick(
+    state: &AppState,
+    key: &str,
+    tick: &str,
+    start: &StartRequest<'_>,
+) -> Option<String> {
+    let flight = start.flight_name;
+    let run = match state.executor().prepare(start) {
+        Ok(run) => run,
+        Err(error) => {
+            // The tick is taken without a run, so it is not owed (and reported) again; only
+            // the server that took it reports it.
+            let at = state.executor().clock.stamp();
+            if let Ok(true) = state.store().claim_tick(key, tick, &at).await {
+                tracing::warn!(schedule = key, tick, %error, "the tick of {flight} did not start");
+            }
+            return None;
+        }
+    };
+    let claim = Claim::Tick {
+        schedule: key,
+        tick,
+    };
+    match state
+        .start_runs(Some(claim), std::slice::from_ref(&run), Trigger::Schedule)
+        .await
+    {
+        Ok(Claimed::Won) => Some(run.id),
+        Ok(Claimed::Lost(_) | Claimed::Pending) => None,
+        Err(error) => {
+            tracing::warn!(schedule = key, tick, %error, "cannot take the tick of {flight}");
+            None
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `murmur serve`: the HTTP API with the executor running inside it. Runs started over HTTP
-//! execute in this process; on start, every interrupted run in the store is resumed.
+//! execute in this process, driven by its supervisor; runs nobody drives are taken over.
 
+mod access_log;
 mod api;
 mod approve;
 mod auth;
@@ -11,10 +12,12 @@ mod error;
 mod events;
 mod flights;
 mod limit;
+mod listen;
 mod metrics;
 mod openapi;
 mod runs;
 mod start;
+mod supervisor;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -24,18 +27,19 @@ mod tests_cancel;
 #[cfg(test)]
 mod tests_catalog;
 #[cfg(test)]
+mod tests_claims;
+#[cfg(test)]
 mod tests_metrics;
 #[cfg(test)]
 mod tests_openapi;
 mod webhooks;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
-use murmur_engine::executor::Executor;
-use tokio::sync::{mpsc, oneshot};
+use murmur_engine::executor::{self, Executor, PreparedRun};
+use murmur_engine::store::claims::{Claim, Claimed};
 
 pub use api::router;
 
@@ -50,10 +54,8 @@ pub struct AppState {
 struct Inner {
     executor: Executor,
     repository: PathBuf,
-    /// Starts are serialised so that one Idempotency-Key can never create two runs.
-    starting: tokio::sync::Mutex<()>,
-    /// Cancel handles of the runs this process drives.
-    cancels: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    /// Owns driving: every run this process drives is handed to it.
+    supervisor: supervisor::Supervisor,
     http: metrics::HttpMetrics,
     /// `MURMUR_GITHUB_WEBHOOK_SECRET`: without it every webhook delivery is refused.
     webhook_secret: Option<String>,
@@ -64,10 +66,9 @@ impl AppState {
     pub fn new(executor: Executor, repository: PathBuf, webhook_secret: Option<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                supervisor: supervisor::Supervisor::start(executor.clone()),
                 executor,
                 repository,
-                starting: tokio::sync::Mutex::new(()),
-                cancels: Mutex::new(HashMap::new()),
                 http: metrics::HttpMetrics::default(),
                 webhook_secret,
                 limiter: limit::Limiter::new(limit::Rate::default()),
@@ -83,37 +84,49 @@ impl AppState {
         &self.inner.executor.store
     }
 
-    /// Drives the run in the background until it ends.
-    pub fn drive(&self, run_id: String) {
-        let (cancel, canceled) = oneshot::channel();
-        self.cancels().insert(run_id.clone(), cancel);
-        let state = self.clone();
-        tokio::spawn(async move {
-            let (observer, _) = mpsc::unbounded_channel();
-            if let Err(error) = state
-                .executor()
-                .drive_until(&run_id, observer, canceled)
-                .await
-            {
-                eprintln!("murmur serve: run {run_id} stopped: {error}");
+    /// Hands a committed run to the supervisor, which drives it until it ends.
+    pub fn hand_off(&self, handoff: supervisor::Handoff) {
+        self.inner.supervisor.drive(handoff);
+    }
+
+    /// Records new runs under their claim (all or nothing) and, when the claim is won (or
+    /// there is none), hands every run to the supervisor.
+    async fn start_runs(
+        &self,
+        claim: Option<Claim<'_>>,
+        runs: &[PreparedRun],
+        trigger: supervisor::Trigger,
+    ) -> Result<Claimed, executor::Error> {
+        let claimed = self.executor().create_claimed(claim, runs).await?;
+        if claimed == Claimed::Won {
+            for run in runs {
+                self.hand_off(supervisor::Handoff {
+                    run_id: run.id.clone(),
+                    flight: Some(run.flight.clone()),
+                    trigger,
+                });
             }
-            state.cancels().remove(&run_id);
+        }
+        Ok(claimed)
+    }
+
+    /// Drives a run found without a driver, or asked to run again.
+    pub fn drive(&self, run_id: String) {
+        self.hand_off(supervisor::Handoff {
+            run_id,
+            flight: None,
+            trigger: supervisor::Trigger::Resume,
         });
     }
 
     /// Asks the driver of `run_id` to cancel; false when this process does not drive it.
     fn cancel_driven(&self, run_id: &str) -> bool {
-        match self.cancels().remove(run_id) {
-            Some(cancel) => cancel.send(()).is_ok(),
-            None => false,
-        }
+        self.inner.supervisor.cancel(run_id)
     }
 
-    fn cancels(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<()>>> {
-        self.inner
-            .cancels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Whether this server drives runs: its supervisor runs.
+    fn drives_runs(&self) -> bool {
+        self.inner.supervisor.drives_runs()
     }
 }
 
@@ -124,7 +137,6 @@ pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyho
         .filter(|s| !s.is_empty());
     let state = AppState::new(executor, repository, secret);
     for run in state.store().unfinished_runs().await? {
-        eprintln!("murmur serve: resuming run {} of {}", run.id, run.flight);
         state.drive(run.id);
     }
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
@@ -132,12 +144,11 @@ pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyho
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr().context("no local address")?;
-    eprintln!("murmur serve: listening on http://{address}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("the server stopped")?;
+    // Tests and scripts find the address in this line: keep it last on the line.
+    tracing::info!("listening on http://{address}");
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    listen::serve_until(listener, router(state), ctrl_c).await;
     Ok(Exit::Success)
 }

@@ -16,13 +16,13 @@ use super::{api, approve, events, flights, metrics, runs, start, webhooks};
     info(
         title = "Murmur",
         description = "Runs DAGs of AI coding agents described as Markdown flights. Every route but \
-                       /healthz, /v1/openapi.json and the GitHub webhook needs `Authorization: Bearer TOKEN`."
+                       /healthz, /readyz, /v1/openapi.json and the GitHub webhook needs `Authorization: Bearer TOKEN`."
     ),
     paths(
         flights::list, flights::show, flights::save, flights::delete,
         start::start_run, runs::list_runs, runs::show_run, runs::cancel_run, runs::retry_run,
         approve::approve_agent,
-        events::events, webhooks::github, api::healthz, metrics::metrics, document,
+        events::events, webhooks::github, api::healthz, api::readyz, metrics::metrics, document,
     ),
     security(("bearer" = [])),
     modifiers(&Guarded),

@@ -1,5 +1,6 @@
 //! `POST /v1/flights/{name}/runs`: a run created, claimed by its `Idempotency-Key`, and driven
-//! in this process. Starts are serialised so one key can never create two runs.
+//! in this process. The key is claimed in the transaction that creates the run, so concurrent
+//! requests with one key (on any server of the store) start one run and all answer with it.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use murmur_engine::executor::{self, StartRequest};
+use murmur_engine::executor::{self, PreparedRun, StartRequest};
+use murmur_engine::store::claims::{self, Claim, Claimed, ClaimedRun};
 use murmur_engine::{RunStatus, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::body::json_body;
 use super::error::{ApiError, ErrorEnvelope};
+use super::supervisor::Trigger;
 use super::{AppState, catalog};
 
 /// `POST /v1/flights/{name}/runs`: the run's inputs (an empty body means none).
@@ -62,7 +65,7 @@ fn input_pairs(inputs: &BTreeMap<String, Value>) -> Vec<String> {
     post, path = "/v1/flights/{name}/runs", tag = "runs",
     params(
         ("name" = String, Path, description = "the flight's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"),
-        ("Idempotency-Key" = Option<String>, Header, description = "a retried request with the same key gets the same run"),
+        ("Idempotency-Key" = Option<String>, Header, description = "a retried or concurrent request with the same key gets the same run"),
     ),
     request_body(content = Option<StartBody>, content_type = "application/json"),
     responses(
@@ -75,7 +78,7 @@ fn input_pairs(inputs: &BTreeMap<String, Value>) -> Vec<String> {
          )),
         (status = 400, description = "invalid body, unknown or missing inputs, or an invalid flight (with diagnostics)", body = ErrorEnvelope),
         (status = 404, description = "no such flight", body = ErrorEnvelope),
-        (status = 409, description = "the Idempotency-Key started a run of another flight", body = ErrorEnvelope),
+        (status = 409, description = "the Idempotency-Key started a run of another flight (`idempotency_key_reused`), or a concurrent request with it is still creating its run (`in_progress`: retry shortly)", body = ErrorEnvelope),
         (status = 415, description = "the body is not `application/json`", body = ErrorEnvelope),
     )
 )]
@@ -89,20 +92,18 @@ pub async fn start_run(
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(claims::idempotency_key);
     let unknown = || ApiError::not_found(format!("no flight `{name}`"));
     if !crate::locate::valid_flight_name(&name) {
         return Err(unknown());
     }
     let store = state.store();
-    if let Some(run) = existing(store, key.as_deref(), &name).await? {
-        return Ok(accepted(run));
+    if let Some(key) = &key
+        && let Some(runs) = store.claimed_runs(key).await?
+    {
+        return claimed_answer(store, &runs, &name).await;
     }
     let known = catalog::find(&state, &name).await?.ok_or_else(unknown)?;
-    let _starting = state.inner.starting.lock().await;
-    if let Some(run) = existing(store, key.as_deref(), &name).await? {
-        return Ok(accepted(run));
-    }
     let inputs = input_pairs(&request.inputs);
     let path = match &known.origin {
         catalog::Origin::Repository(path) => Some(path.display().to_string()),
@@ -116,43 +117,70 @@ pub async fn start_run(
         inputs: &inputs,
         event: None,
     };
-    let run_id = match state.executor().create(&start).await {
-        Ok(id) => id,
-        Err(executor::Error::Prepare(error)) => return Err(ApiError::invalid(error.to_string())),
-        Err(executor::Error::Store(error)) => return Err(error.into()),
-        Err(other) => return Err(ApiError::internal(other)),
-    };
-    if let Some(key) = &key {
-        store
-            .claim_idempotency_key(key, &run_id, &state.executor().clock.stamp())
-            .await?;
+    let prepared = state.executor().prepare(&start).map_err(start_error)?;
+    // The commit and the hand-off run on a task of their own: a client that goes away drops
+    // this future, and must not cut a committed run off from its driver.
+    let run_id = prepared.id.clone();
+    let committing = tokio::spawn(commit(state.clone(), key, prepared));
+    match committing.await.map_err(ApiError::internal)?? {
+        Claimed::Won => Ok(accepted((run_id, RunStatus::Running.as_str().to_owned()))),
+        Claimed::Lost(runs) => claimed_answer(store, &runs, &name).await,
+        Claimed::Pending => Err(in_progress()),
     }
-    state.drive(run_id.clone());
-    Ok(accepted((run_id, RunStatus::Running.as_str().to_owned())))
 }
 
-/// The run `key` already started; a key that started a run of another flight is a conflict.
-async fn existing(
+/// Records the run under its key and, when this request won the key, hands the run over.
+async fn commit(
+    state: AppState,
+    key: Option<String>,
+    run: PreparedRun,
+) -> Result<Claimed, ApiError> {
+    let claim = key.as_deref().map(Claim::Key);
+    state
+        .start_runs(claim, std::slice::from_ref(&run), Trigger::Http)
+        .await
+        .map_err(start_error)
+}
+
+fn start_error(error: executor::Error) -> ApiError {
+    match error {
+        executor::Error::Prepare(error) => ApiError::invalid(error.to_string()),
+        executor::Error::Store(error) => error.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+/// The answer to a request whose key was claimed first: the claim's run, or a conflict
+/// when the key started a run of another flight.
+async fn claimed_answer(
     store: &Store,
-    key: Option<&str>,
+    runs: &[ClaimedRun],
     flight: &str,
-) -> Result<Option<(String, String)>, ApiError> {
-    let Some(key) = key else { return Ok(None) };
-    let Some(run_id) = store.idempotent_run(key).await? else {
-        return Ok(None);
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let Some(first) = runs.first() else {
+        return Err(ApiError::internal("an Idempotency-Key claim names no run"));
     };
-    let run = store.run(&run_id).await?;
-    if run.flight != flight {
+    if first.flight != flight {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "idempotency_key_reused",
             format!(
-                "this Idempotency-Key started run {run_id} of flight `{}`; use a new key",
-                run.flight
+                "this Idempotency-Key started run {} of flight `{}`; use a new key",
+                first.run_id, first.flight
             ),
         ));
     }
-    Ok(Some((run_id, run.status)))
+    let run = store.run(&first.run_id).await?;
+    Ok(accepted((run.id, run.status)))
+}
+
+/// Stripe's answer to a concurrent request whose key's first request is still at work.
+fn in_progress() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "in_progress",
+        "another request with this Idempotency-Key is still creating its run; retry shortly",
+    )
 }
 
 fn accepted((run_id, status): (String, String)) -> (StatusCode, Json<Accepted>) {

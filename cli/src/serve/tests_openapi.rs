@@ -28,6 +28,7 @@ async fn the_document_is_public_and_names_every_route() {
         [
             "/healthz",
             "/metrics",
+            "/readyz",
             "/v1/flights",
             "/v1/flights/{name}",
             "/v1/flights/{name}/runs",

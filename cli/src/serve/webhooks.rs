@@ -9,6 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use murmur_engine::executor::{self, StartRequest};
+use murmur_engine::store::claims::{Claim, Claimed, ClaimedRun, delivery_key};
 use murmur_parser::{EventFilter, Flight, Triggers};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ErrorEnvelope};
+use super::supervisor;
 
 /// Whether `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` under `secret`; the
 /// comparison takes the same time however many bytes match.
@@ -47,6 +49,9 @@ pub struct WebhookAnswer {
     /// A delivery seen before (`X-GitHub-Delivery`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<String>,
+    /// With `duplicate`: the runs the first delivery of this id started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_runs: Vec<StartedRun>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -69,6 +74,7 @@ pub struct StartedRun {
         (status = 202, description = "runs started", body = WebhookAnswer),
         (status = 400, description = "the payload is not JSON", body = ErrorEnvelope),
         (status = 401, description = "missing or wrong signature, or no secret configured", body = ErrorEnvelope),
+        (status = 409, description = "a concurrent delivery with this id is still starting its runs (`in_progress`: retry shortly)", body = ErrorEnvelope),
         (status = 413, description = "the body is too large", body = ErrorEnvelope),
     )
 )]
@@ -110,20 +116,15 @@ pub async fn github(
         };
         return Ok((StatusCode::OK, Json(ignored)));
     };
-    let store = state.store();
-    if let Some(delivery) = &delivery
-        && store
-            .idempotent_run(&delivery_key(delivery))
-            .await?
-            .is_some()
+    // The delivery is claimed in the transaction that creates its runs: concurrent deliveries
+    // of one id (on any server of the store) start one set of runs.
+    let claim = delivery.as_deref().map(delivery_key);
+    if let Some(key) = &claim
+        && let Some(earlier) = state.store().claimed_runs(key).await?
     {
-        let duplicate = WebhookAnswer {
-            duplicate: Some(delivery.clone()),
-            ..WebhookAnswer::default()
-        };
-        return Ok((StatusCode::OK, Json(duplicate)));
+        return Ok(duplicate(delivery, earlier));
     }
-    let mut started = Vec::new();
+    let mut prepared = Vec::new();
     for (name, source, flight) in matching_flights(&state, &event).await {
         let start = StartRequest {
             flight_name: &name,
@@ -133,28 +134,41 @@ pub async fn github(
             inputs: &[],
             event: Some(&payload),
         };
-        match state.executor().create(&start).await {
-            Ok(run_id) => {
-                state.drive(run_id.clone());
-                started.push(StartedRun {
-                    flight: name,
-                    run_id,
-                });
+        match state.executor().prepare(&start) {
+            Ok(run) => prepared.push(run),
+            Err(error) => {
+                tracing::warn!(flight = %name, %error, "a webhook delivery did not start the flight")
             }
-            Err(executor::Error::Prepare(error)) => {
-                eprintln!("murmur serve: webhook did not start flight {name}: {error}")
-            }
-            Err(other) => return Err(ApiError::internal(other)),
         }
     }
-    if let (Some(delivery), Some(first)) = (&delivery, started.first().map(|r| r.run_id.as_str())) {
-        store
-            .claim_idempotency_key(
-                &delivery_key(delivery),
-                first,
-                &state.executor().clock.stamp(),
-            )
-            .await?;
+    let claim = claim.filter(|_| !prepared.is_empty());
+    let started: Vec<StartedRun> = prepared
+        .iter()
+        .map(|run| StartedRun {
+            flight: run.flight.clone(),
+            run_id: run.id.clone(),
+        })
+        .collect();
+    // On a task of its own, so a client that goes away cannot cut committed runs off from
+    // their driver.
+    let committing = tokio::spawn(async move {
+        let claim = claim.as_deref().map(Claim::Key);
+        state
+            .start_runs(claim, &prepared, supervisor::Trigger::Webhook)
+            .await
+    });
+    match committing.await.map_err(ApiError::internal)? {
+        Ok(Claimed::Won) => {}
+        Ok(Claimed::Lost(earlier)) => return Ok(duplicate(delivery, earlier)),
+        Ok(Claimed::Pending) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "in_progress",
+                "another delivery with this X-GitHub-Delivery is still starting its runs; retry shortly",
+            ));
+        }
+        Err(executor::Error::Store(error)) => return Err(error.into()),
+        Err(other) => return Err(ApiError::internal(other)),
     }
     let status = if started.is_empty() {
         StatusCode::OK
@@ -172,8 +186,24 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn delivery_key(delivery: &str) -> String {
-    format!("github-delivery:{delivery}")
+/// The answer to a delivery seen before: the runs its first delivery started.
+fn duplicate(
+    delivery: Option<String>,
+    earlier: Vec<ClaimedRun>,
+) -> (StatusCode, Json<WebhookAnswer>) {
+    let earlier_runs = earlier
+        .into_iter()
+        .map(|run| StartedRun {
+            flight: run.flight,
+            run_id: run.run_id,
+        })
+        .collect();
+    let answer = WebhookAnswer {
+        duplicate: delivery,
+        earlier_runs,
+        ..WebhookAnswer::default()
+    };
+    (StatusCode::OK, Json(answer))
 }
 
 /// The trigger a GitHub event stands for, with what the filters compare.

@@ -2,6 +2,7 @@
 //! then starts or stops agents. Effects are keyed by (run, agent, attempt), so a resumed run
 //! starts a new attempt for work that was in flight and never repeats a finished agent.
 
+mod claimed;
 mod claude;
 mod codex;
 mod driver;
@@ -22,6 +23,7 @@ use crate::run::{self, PrepareError};
 use crate::state::RunStatus;
 use crate::store::{self, NewRun, Store};
 use driver::Driver;
+pub use claimed::PreparedRun;
 pub use driver::Verdict;
 
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@
 
 mod backend;
 mod catalog;
+pub mod claims;
 mod counts;
-mod finished;
 mod lookup;
 mod pulls;
 mod rows;

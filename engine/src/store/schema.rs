@@ -76,21 +76,13 @@ pub enum ApiTokens {
 }
 
 #[derive(Iden, Clone, Copy)]
-pub enum IdempotencyKeys {
-    Table,
-    Tenant,
-    Key,
-    RunId,
-    CreatedAt,
-}
-
-#[derive(Iden, Clone, Copy)]
 pub enum ScheduleTicks {
     Table,
     Tenant,
     Schedule,
     Tick,
     TakenAt,
+    RunId,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -1,4 +1,6 @@
-//! Schedule ticks taken: claiming a tick twice fails, so each fires once across restarts.
+//! Schedule ticks taken: claiming a tick twice fails, so each fires once across restarts and
+//! across servers sharing the store. A tick is normally claimed with its run (see
+//! `Store::create_runs` with `Claim::Tick`), and then names that run.
 
 use sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 
@@ -10,33 +12,46 @@ struct TickRow {
     tick: String,
 }
 
-impl Store {
-    /// Takes `tick` of `schedule`; false when it was already taken.
-    pub async fn claim_tick(&self, schedule: &str, tick: &str, at: &str) -> Result<bool, Error> {
-        let insert = Query::insert()
-            .into_table(ScheduleTicks::Table)
-            .columns([
+/// The insert that takes a tick; it touches no row when the tick was already taken.
+pub(super) fn tick_insert(
+    tenant: &str,
+    schedule: &str,
+    tick: &str,
+    at: &str,
+    run_id: Option<&str>,
+) -> sea_query::InsertStatement {
+    Query::insert()
+        .into_table(ScheduleTicks::Table)
+        .columns([
+            ScheduleTicks::Tenant,
+            ScheduleTicks::Schedule,
+            ScheduleTicks::Tick,
+            ScheduleTicks::TakenAt,
+            ScheduleTicks::RunId,
+        ])
+        .values_panic([
+            tenant.into(),
+            schedule.into(),
+            tick.into(),
+            at.into(),
+            run_id.map(str::to_owned).into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([
                 ScheduleTicks::Tenant,
                 ScheduleTicks::Schedule,
                 ScheduleTicks::Tick,
-                ScheduleTicks::TakenAt,
             ])
-            .values_panic([
-                self.tenant.as_str().into(),
-                schedule.into(),
-                tick.into(),
-                at.into(),
-            ])
-            .on_conflict(
-                OnConflict::columns([
-                    ScheduleTicks::Tenant,
-                    ScheduleTicks::Schedule,
-                    ScheduleTicks::Tick,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .to_owned();
+            .do_nothing()
+            .to_owned(),
+        )
+        .to_owned()
+}
+
+impl Store {
+    /// Takes `tick` of `schedule` without a run; false when it was already taken.
+    pub async fn claim_tick(&self, schedule: &str, tick: &str, at: &str) -> Result<bool, Error> {
+        let insert = tick_insert(self.tenant.as_str(), schedule, tick, at, None);
         Ok(self.execute(&insert).await? == 1)
     }
 
