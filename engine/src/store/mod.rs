@@ -6,6 +6,7 @@ mod backend;
 mod catalog;
 pub mod claims;
 mod counts;
+mod finished;
 mod lookup;
 mod pulls;
 mod rows;
