@@ -209,9 +209,12 @@ fn duplicate(
 /// The trigger a GitHub event stands for, with what the filters compare.
 struct GitHubEvent {
     trigger: Trigger,
+    /// `owner/name`, and the host it lives on (from the payload's `html_url`).
     repo: String,
+    host: String,
     labels: Vec<String>,
-    branch: Option<String>,
+    /// A pull request's base branch, or the ref a push updated (`refs/heads/…`, `refs/tags/…`).
+    git_ref: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -223,12 +226,15 @@ enum Trigger {
 }
 
 impl GitHubEvent {
+    /// `None` for an event no trigger maps, and for a push that deleted a branch or tag (it
+    /// has no commit to work on: spec §6).
     fn from(kind: &str, payload: &Value) -> Option<Self> {
         let action = payload["action"].as_str().unwrap_or_default();
         let trigger = match (kind, action) {
             ("issues", "opened") => Trigger::IssueOpened,
             ("pull_request", "opened") => Trigger::PrOpened,
             ("pull_request", "labeled") => Trigger::PrLabeled,
+            ("push", _) if is_deletion(payload) => return None,
             ("push", _) => Trigger::Push,
             _ => return None,
         };
@@ -250,25 +256,30 @@ impl GitHubEvent {
             Trigger::PrOpened => names(&payload["pull_request"]["labels"]),
             Trigger::Push => Vec::new(),
         };
-        let branch = match trigger {
-            Trigger::Push => payload["ref"]
-                .as_str()
-                .and_then(|r| r.strip_prefix("refs/heads/"))
-                .map(str::to_owned),
+        let git_ref = match trigger {
+            Trigger::Push => payload["ref"].as_str().map(str::to_owned),
             Trigger::PrOpened | Trigger::PrLabeled => payload["pull_request"]["base"]["ref"]
                 .as_str()
                 .map(str::to_owned),
             Trigger::IssueOpened => None,
         };
-        let repo = payload["repository"]["full_name"]
+        let repository = &payload["repository"];
+        let repo = repository["full_name"]
             .as_str()
             .unwrap_or_default()
+            .to_owned();
+        let host = repository["html_url"]
+            .as_str()
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, rest)| rest.split('/').next())
+            .unwrap_or("github.com")
             .to_owned();
         Some(Self {
             trigger,
             repo,
+            host,
             labels,
-            branch,
+            git_ref,
         })
     }
 
@@ -283,20 +294,25 @@ impl GitHubEvent {
 
     /// Every list in the filter that is not empty must admit the event.
     fn admitted_by(&self, filter: &EventFilter) -> bool {
-        let repo_ok = filter.repos.is_empty()
-            || filter
-                .repos
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(&self.repo));
+        let repo_ok = filter.admits_repo(&self.repo, &self.host);
         let labels_ok =
             filter.labels.is_empty() || filter.labels.iter().any(|l| self.labels.contains(l));
-        let branch_ok = filter.branches.is_empty()
-            || self
-                .branch
-                .as_ref()
-                .is_some_and(|b| filter.branches.contains(b));
-        repo_ok && labels_ok && branch_ok
+        let ref_ok = match self.trigger {
+            Trigger::Push => self
+                .git_ref
+                .as_deref()
+                .is_some_and(|git_ref| filter.admits_push(git_ref)),
+            _ => filter.admits_branch(self.git_ref.as_deref()),
+        };
+        repo_ok && labels_ok && ref_ok
     }
+}
+
+/// A push that deleted its ref: `deleted: true`, or `after` all zeros.
+fn is_deletion(payload: &Value) -> bool {
+    let after = payload["after"].as_str().unwrap_or_default();
+    payload["deleted"].as_bool() == Some(true)
+        || (!after.is_empty() && after.bytes().all(|b| b == b'0'))
 }
 
 /// The known valid flights (catalog and repository) whose `on:` admits the event.
