@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::db::Backend;
@@ -81,6 +82,15 @@ fn size(dir: &Path) -> u64 {
     total
 }
 
+/// Returns once `ready` holds; fails the test if it does not within 60 s.
+fn until(ready: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn totals(report: &Value) -> (u64, u64, u64, u64) {
     let t = &report["totals"];
     let n = |key: &str| {
@@ -121,6 +131,9 @@ fn finished_runs_lose_worktrees_then_branches_but_nothing_else(backend: &Backend
         "60s",
     ]);
     assert_eq!(wait.status.code(), Some(0), "{}", text(&wait));
+    // The agent is `running` once that is recorded; its worktree is made right after.
+    let worktree = work(&fixture, &running).join("wait/.git");
+    until(|| worktree.is_file(), "the running agent's worktree");
     // A branch of the user's where a run's branches live: never Murmur's to delete.
     let mine = format!("murmur/ok/{}/mine", done[0]);
     murmur_testkit::git::git(repo, &["branch", &mine]);
@@ -286,4 +299,40 @@ fn bad_ages_are_refused_and_a_repository_without_runs_has_nothing_to_prune() {
         !empty.path().join(".murmur").exists(),
         "pruning never creates a store"
     );
+}
+
+const FIXED: &str = "---\nruntime: exec\non_idle: terminate\n---\n# Fixed\n\n## a\n> branch: team/fixed\n> command: echo one\n";
+const FIXED_THEN_FAIL: &str = "---\nruntime: exec\non_idle: terminate\n---\n# Fixed then fail\n\n## a\n> branch: team/fixed\n> command: echo two\n\n## b\n> needs: a\n> command: exit 1\n";
+
+#[test]
+fn a_branch_another_kept_run_works_on_stays() {
+    let fixture = Fixture::with_history(&Backend::Sqlite, "prune-shared-branch");
+    let repo = fixture.repo();
+    fixture.write_flight("fixed", FIXED);
+    fixture.write_flight("fixedbad", FIXED_THEN_FAIL);
+    let first = run_to_end(&fixture, "fixed", 0);
+    let second = run_to_end(&fixture, "fixedbad", 1);
+    let has_fixed = || {
+        murmur_testkit::git::git(repo, &["branch", "--list", "team/fixed"]).contains("team/fixed")
+    };
+    assert!(has_fixed());
+    let kept = prune(&fixture, &["--older-than", "0", "--branches"]);
+    assert_eq!(ids(&kept), BTreeSet::from([first.clone()]), "{kept}");
+    assert_eq!(
+        kept["runs"][0]["kept_branches"][0]["branch"], "team/fixed",
+        "{kept}"
+    );
+    assert_eq!(
+        kept["runs"][0]["kept_branches"][0]["reason"], "another run works on it too",
+        "{kept}"
+    );
+    assert!(has_fixed(), "the failed run still needs it");
+    let both = prune(
+        &fixture,
+        &["--older-than", "0", "--branches", "--include-retryable"],
+    );
+    assert_eq!(ids(&both), BTreeSet::from([first, second]), "{both}");
+    assert_eq!(both["runs"][0]["branches"][0], "team/fixed", "{both}");
+    assert!(!has_fixed(), "no kept run needs it any more: {both}");
+    assert_eq!(branches(repo), BTreeSet::new(), "{both}");
 }
