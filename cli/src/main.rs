@@ -31,6 +31,8 @@ pub enum Exit {
     Failure = 1,
     /// Could not do it: bad usage, unreadable input, unreachable store.
     Usage = 2,
+    /// Following a run that nobody drives: it would never end (`runs logs --follow`).
+    NotDriven = 3,
 }
 
 fn main() -> ExitCode {

@@ -26,6 +26,9 @@ pub enum RunStatusName {
     Completed,
     Failed,
     Canceled,
+    /// Unfinished, and nobody drives it: its driver died or let it go; any server (or
+    /// `murmur runs resume`) takes it over.
+    Interrupted,
 }
 
 /// A run with its inputs, digest and agents.
@@ -62,11 +65,16 @@ pub struct AgentView {
     pub finished_at: Option<String>,
 }
 
+/// Now, in the store's timestamp form: leases are judged against it.
+fn now_stamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub fn run_summary(run: &RunRow) -> RunSummary {
     RunSummary {
         id: run.id.clone(),
         flight: run.flight.clone(),
-        status: run.status.clone(),
+        status: run.shown_status(&now_stamp()).to_owned(),
         created_at: run.created_at.clone(),
         finished_at: run.finished_at.clone(),
     }

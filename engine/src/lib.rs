@@ -9,6 +9,7 @@ pub mod clock;
 pub mod event;
 pub mod executor;
 pub mod histogram;
+pub mod lease;
 pub mod model;
 pub mod persona;
 pub mod preflight;

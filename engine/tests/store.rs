@@ -67,6 +67,8 @@ async fn commits_append_events_and_update_state(db: &TestDb) {
             agents: &[started("a")],
             status: RunStatus::Running,
             finished_at: None,
+            fence: None,
+            machines: None,
         })
         .await
         .expect("commit");
@@ -109,6 +111,8 @@ async fn a_stale_version_is_a_conflict(db: &TestDb) {
         agents: &[],
         status: RunStatus::Running,
         finished_at: None,
+        fence: None,
+        machines: None,
     };
     store.commit(&commit(0)).await.expect("first commit");
     let error = store
@@ -163,6 +167,8 @@ async fn unfinished_runs_are_the_ones_to_resume(db: &TestDb) {
             agents: &[],
             status: RunStatus::Canceled,
             finished_at: Some("2026-01-01T00:00:02.000Z"),
+            fence: None,
+            machines: None,
         })
         .await
         .expect("commit");
@@ -214,6 +220,8 @@ async fn a_checkpoint_of_any_size_fits_in_one_commit(db: &TestDb) {
             agents: &updates,
             status: RunStatus::Running,
             finished_at: None,
+            fence: None,
+            machines: None,
         })
         .await
         .expect("one commit of 12,000 events");
@@ -243,6 +251,8 @@ async fn concurrent_checkpoints_share_transactions_and_conflicts_stay_isolated(d
             agents: &[],
             status: RunStatus::Running,
             finished_at: None,
+            fence: None,
+            machines: None,
         })
         .await
         .expect("run-00 moves to version 1");
@@ -260,6 +270,8 @@ async fn concurrent_checkpoints_share_transactions_and_conflicts_stay_isolated(d
                 agents: &[started("a")],
                 status: RunStatus::Running,
                 finished_at: None,
+                fence: None,
+                machines: None,
             };
             store.commit(&commit).await
         })
@@ -439,6 +451,8 @@ async fn runs_and_agents_are_counted_by_status_and_state(db: &TestDb) {
             agents: &[started("a")],
             status: RunStatus::Running,
             finished_at: None,
+            fence: None,
+            machines: None,
         })
         .await
         .expect("commit");

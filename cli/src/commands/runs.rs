@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use murmur_engine::executor::{self, Executor, StartRequest};
-use murmur_engine::{RunStatus, Store, SystemClock};
+use murmur_engine::lease::Owner;
+use murmur_engine::{Clock, RunStatus, Store, SystemClock};
 
 use crate::Exit;
 use crate::cli::{DbArgs, RunArgs};
@@ -86,7 +87,40 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         check_command: config.checks.command.clone(),
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
+        leases: executor::Leases::new(Owner::this_process(&process_kind()), lease_ttl()?),
     })
+}
+
+/// How this process names itself as a run's driver: `murmur serve`, `murmur runs resume`, …
+fn process_kind() -> String {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .take_while(|arg| !arg.starts_with('-'))
+        .take(2)
+        .collect();
+    let kind = match words.as_slice() {
+        [group, action, ..] if ["flight", "runs", "queue"].contains(&group.as_str()) => {
+            format!("{group} {action}")
+        }
+        [command, ..] => command.clone(),
+        [] => String::new(),
+    };
+    format!("murmur {kind}").trim_end().to_owned()
+}
+
+/// How long a run's lease lasts unless renewed (`MURMUR_LEASE_TTL`, e.g. `15s`): a dead
+/// driver's runs are taken over after this.
+fn lease_ttl() -> anyhow::Result<std::time::Duration> {
+    match std::env::var("MURMUR_LEASE_TTL") {
+        Ok(text) => {
+            let ttl: murmur_parser::Duration = text
+                .parse()
+                .with_context(|| format!("MURMUR_LEASE_TTL=`{text}`"))?;
+            anyhow::ensure!(ttl.as_secs() > 0, "MURMUR_LEASE_TTL must be at least 1s");
+            Ok(ttl.as_std())
+        }
+        Err(_) => Ok(executor::DEFAULT_TTL),
+    }
 }
 
 /// The flight a run starts from: its name, text and, for a file, where it is.
@@ -219,6 +253,16 @@ pub fn resume(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
             eprintln!("run {} already ended: {status}", row.id);
             return Ok(exit_for(status));
         }
+        let lease = executor.store.lease(&row.id).await?;
+        if lease.is_held(&executor.clock.stamp()) {
+            let driven = executor::Error::Driven {
+                run: row.id.clone(),
+                holder: lease.holder_text(),
+                since: lease.acquired_at.unwrap_or_default(),
+            };
+            eprintln!("error: {driven}");
+            return Ok(Exit::Usage);
+        }
         warn_if_flight_changed(&row);
         follow::drive(&executor, &row.id, json).await
     })
@@ -307,6 +351,22 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
     })
 }
 
+/// When `runs logs --follow` stops: 0 for a completed run, 1 for a failed or canceled one
+/// (like `gh run watch --exit-status`), 3 for a run nobody drives (it would never end).
+fn follow_exit(run: &murmur_engine::store::RunRow, now: &str) -> Option<Exit> {
+    match RunStatus::parse(run.shown_status(now)) {
+        Some(status) if status.is_terminal() => Some(exit_for(status)),
+        Some(_) => None,
+        None => {
+            eprintln!(
+                "run {id} is interrupted: no process drives it; `murmur runs resume {id}` continues it",
+                id = run.id
+            );
+            Some(Exit::NotDriven)
+        }
+    }
+}
+
 pub fn logs(db: &DbArgs, run: &str, slug: Option<&str>, follow: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
@@ -321,10 +381,13 @@ pub fn logs(db: &DbArgs, run: &str, slug: Option<&str>, follow: bool) -> anyhow:
                     emit_line(&view::stored_line(&event));
                 }
             }
-            let ended = RunStatus::parse(&store.run(&row.id).await?.status)
-                .is_none_or(RunStatus::is_terminal);
-            if !follow || ended {
+            if !follow {
                 return Ok(Exit::Success);
+            }
+            let now = SystemClock.stamp();
+            let current = store.run(&row.id).await?;
+            if let Some(exit) = follow_exit(&current, &now) {
+                return Ok(exit);
             }
             poll.tick().await;
         }

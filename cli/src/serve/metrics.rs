@@ -117,6 +117,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         "Transactions those checkpoints shared (group commit).",
         writes.transactions,
     );
+    lease_metrics(&mut text, state.executor().leases.counts());
     header_lines(
         &mut text,
         "murmur_checkpoint_duration_seconds",
@@ -151,6 +152,41 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         )],
         text,
     ))
+}
+
+/// What this server did with run leases: held now, taken (and taken over), renewed, lost.
+fn lease_metrics(text: &mut String, counts: murmur_engine::executor::LeaseCounts) {
+    header_lines(
+        text,
+        "murmur_leases_held",
+        "Run leases this server holds.",
+        "gauge",
+    );
+    let _ = writeln!(text, "murmur_leases_held {}", counts.held);
+    counter(
+        text,
+        "murmur_leases_taken_total",
+        "Run leases taken by this server.",
+        counts.taken,
+    );
+    counter(
+        text,
+        "murmur_lease_takeovers_total",
+        "Runs taken over from a driver whose lease expired or who is proven gone.",
+        counts.taken_over,
+    );
+    counter(
+        text,
+        "murmur_lease_renewals_total",
+        "Rounds of renewing every lease this server holds.",
+        counts.renewals,
+    );
+    counter(
+        text,
+        "murmur_leases_lost_total",
+        "Run leases lost to another process.",
+        counts.lost,
+    );
 }
 
 fn header_lines(text: &mut String, name: &str, help: &str, kind: &str) {

@@ -10,6 +10,7 @@ mod catalog;
 mod cron;
 mod error;
 mod events;
+mod failover;
 mod flights;
 mod limit;
 mod listen;
@@ -32,6 +33,8 @@ mod tests_claims;
 mod tests_metrics;
 #[cfg(test)]
 mod tests_openapi;
+#[cfg(test)]
+mod tests_triggers;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -119,6 +122,11 @@ impl AppState {
         });
     }
 
+    /// Whether this process drives the run (or is about to).
+    fn drives(&self, run_id: &str) -> bool {
+        self.inner.supervisor.drives(run_id)
+    }
+
     /// Asks the driver of `run_id` to cancel; false when this process does not drive it.
     fn cancel_driven(&self, run_id: &str) -> bool {
         self.inner.supervisor.cancel(run_id)
@@ -136,9 +144,7 @@ pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyho
         .ok()
         .filter(|s| !s.is_empty());
     let state = AppState::new(executor, repository, secret);
-    for run in state.store().unfinished_runs().await? {
-        state.drive(run.id);
-    }
+    tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
     let listener = tokio::net::TcpListener::bind(bind)
         .await

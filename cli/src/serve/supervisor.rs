@@ -130,6 +130,11 @@ impl Supervisor {
         }
     }
 
+    /// Whether this process drives `run_id` (or is about to).
+    pub fn drives(&self, run_id: &str) -> bool {
+        self.shared.driven().contains_key(run_id)
+    }
+
     /// Asks the driver of `run_id` to cancel; false when this process does not drive it.
     pub fn cancel(&self, run_id: &str) -> bool {
         self.shared
@@ -202,6 +207,11 @@ async fn drive_run(executor: Executor, mut job: Job, shared: Arc<Shared>) {
                     // A cancel during the wait is sent as soon as the next drive starts.
                     _ = job.canceled.changed() => {}
                 }
+            }
+            // Another server took it first: it drives the run, nothing is lost.
+            Err(error @ executor::Error::Driven { .. }) => {
+                tracing::debug!(run = %run_id, %error, "run driven elsewhere");
+                break;
             }
             Err(error) => {
                 tracing::warn!(

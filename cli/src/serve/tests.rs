@@ -57,6 +57,10 @@ async fn fixture_with(clock: Arc<dyn Clock>) -> (Fixture, AppState) {
         retry_backoff: std::time::Duration::ZERO,
         github: Default::default(),
         check_command: None,
+        leases: murmur_engine::executor::Leases::new(
+            murmur_engine::lease::Owner::this_process("test"),
+            murmur_engine::executor::DEFAULT_TTL,
+        ),
     };
     std::fs::write(dir.path().join(".murmur/flights/nightly.md"), NIGHTLY).expect("flight");
     let state = AppState::new(executor, dir.path().to_path_buf(), Some(SECRET.to_owned()));

@@ -23,6 +23,10 @@ pub async fn executor(dir: &Path, slots: usize) -> Executor {
         retry_backoff: std::time::Duration::ZERO,
         github: Default::default(),
         check_command: None,
+        leases: murmur_engine::executor::Leases::new(
+            murmur_engine::lease::Owner::this_process("bench"),
+            murmur_engine::executor::DEFAULT_TTL,
+        ),
     }
 }
 

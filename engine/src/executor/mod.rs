@@ -8,6 +8,7 @@ mod codex;
 mod driver;
 mod gates;
 mod launch;
+mod leases;
 mod workspace;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use crate::store::{self, NewRun, Store};
 use driver::Driver;
 pub use claimed::PreparedRun;
 pub use driver::Verdict;
+pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -64,11 +66,35 @@ pub enum Error {
         slug: String,
         state: crate::state::AgentState,
     },
+    #[error(
+        "run {run} is driven by {holder}{}; it goes on there (`murmur runs logs {run} --follow` shows it)",
+        since_text(.since)
+    )]
+    Driven {
+        run: String,
+        holder: String,
+        since: String,
+    },
+    #[error(
+        "run {0} was taken over by another process while this one could not renew its lease; this process stopped its agents"
+    )]
+    LeaseLost(String),
+    /// Another process ended the run (a cancel) while this one drove it.
+    #[error("run {run} was {status} by another process")]
+    EndedElsewhere { run: String, status: RunStatus },
     #[error("cannot prepare the working folder {path}: {source}")]
     Workdir {
         path: String,
         source: std::io::Error,
     },
+}
+
+fn since_text(since: &str) -> String {
+    if since.is_empty() {
+        String::new()
+    } else {
+        format!(" since {since}")
+    }
 }
 
 /// A committed event, as observers (the live view, `runs logs`) see it.
@@ -106,6 +132,8 @@ pub struct Executor {
     pub github: GitHubSettings,
     /// The workspace's check command, which the `ci` gate runs on an agent's branch.
     pub check_command: Option<String>,
+    /// The run leases this process holds: only the holder of a run's lease drives it.
+    pub leases: Leases,
 }
 
 /// Where pull requests for GitHub remotes are opened.
@@ -205,8 +233,20 @@ impl Executor {
         observer: mpsc::UnboundedSender<Committed>,
         cancel: oneshot::Receiver<()>,
     ) -> Result<RunStatus, Error> {
-        let mut driver = Driver::load(self, run_id, observer).await?;
-        driver.run(cancel).await
+        let run_id = self.store.run(run_id).await?.id;
+        let lease = self.leases.acquire(&self.store, &self.clock, &run_id).await?;
+        let mut driver = match Driver::load(self, &run_id, observer).await {
+            Ok(driver) => driver,
+            Err(error) => {
+                self.leases.release(&self.store, &run_id, &lease).await;
+                return Err(error);
+            }
+        };
+        let ended = driver.drive_with(lease, cancel).await;
+        if let Some(lease) = driver.take_lease() {
+            self.leases.release(&self.store, &run_id, &lease).await;
+        }
+        ended
     }
 
     /// Prepares a failed or canceled run to run again: failed, skipped and canceled agents

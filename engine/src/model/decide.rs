@@ -74,7 +74,19 @@ impl RunModel {
                 });
             }
         }
-        events.extend(self.checking.iter().filter_map(|&i| self.gate_step(i)));
+        for &index in &self.checking {
+            let Some(step) = self.gate_step(index) else {
+                continue;
+            };
+            // A check the engine runs (a `ci` command, a reviewer) holds a machine too.
+            if needs_machine(&step) {
+                if free == 0 {
+                    continue;
+                }
+                free -= 1;
+            }
+            events.push(step);
+        }
         events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
         events.extend(self.inboxes.iter().filter_map(|&i| self.take_follow_ups(i)));
         if events.is_empty() && self.terminal == self.agents.len() {
@@ -160,4 +172,9 @@ impl RunModel {
             })
             .collect()
     }
+}
+
+/// Whether the event starts work that runs on a machine of the pool.
+fn needs_machine(event: &Event) -> bool {
+    matches!(event, Event::GateOpened { gate, .. } if *gate != GateKind::Approve)
 }

@@ -181,6 +181,28 @@ impl RunModel {
         self.running
     }
 
+    /// Whether agent `index` holds a machine now: its attempt runs, or a check the engine
+    /// runs on its work (`ci`, `review`) is open.
+    pub fn holds_machine(&self, index: usize) -> bool {
+        let agent = &self.agents[index];
+        self.holds_slot(index)
+            || (self.checking.contains(&index)
+                && agent.gates.open
+                && self.current_gate(index).is_some_and(|gate| gate != GateKind::Approve))
+    }
+
+    /// Machines this run holds: running attempts and open checks.
+    pub fn machines_in_use(&self) -> usize {
+        let checks = self
+            .checking
+            .iter()
+            .filter(|&&index| {
+                self.agents[index].state != AgentState::Running && self.holds_machine(index)
+            })
+            .count();
+        self.running + checks
+    }
+
     /// Every agent `index` waits for, directly or further up, in no particular order.
     pub fn ancestors(&self, index: usize) -> Vec<usize> {
         let mut seen = vec![false; self.agents.len()];

@@ -69,6 +69,30 @@ impl Tx {
         })
     }
 
+    /// Rows of a query inside the transaction.
+    pub async fn fetch_all<T>(&mut self, statement: &impl SqlxBinder) -> sqlx::Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        match self {
+            Tx::Sqlite(tx) => {
+                let (sql, values) = statement.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_as_with(AssertSqlSafe(sql), values)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+            Tx::Postgres(tx) => {
+                let (sql, values) = statement.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_as_with(AssertSqlSafe(sql), values)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+        }
+    }
+
     /// Runs a fixed statement (savepoints); never built from input.
     pub async fn raw(&mut self, sql: &'static str) -> sqlx::Result<()> {
         match self {

@@ -7,7 +7,9 @@ mod catalog;
 pub mod claims;
 mod counts;
 mod finished;
+mod lease;
 mod lookup;
+mod machines;
 mod pulls;
 mod rows;
 mod schema;
@@ -24,6 +26,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use catalog::{FlightGeneration, NewGeneration, Saved};
+pub use lease::Acquired;
+pub use machines::MachineUse;
 pub use pulls::PullRequest;
 pub use rows::{AgentRow, EventRow, RunRow};
 pub use server::token_hash;
@@ -33,7 +37,7 @@ use crate::event::{Delivered, Event};
 use crate::state::{AgentState, RunStatus};
 use backend::Backend;
 use schema::{Agents, Events, Runs};
-use statements::{AGENT_COLUMNS, RUN_COLUMNS, agent_upserts};
+use statements::{AGENT_COLUMNS, RUN_COLUMNS, RUN_READ_COLUMNS, agent_upserts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -58,6 +62,12 @@ pub enum Error {
         "run {run} was changed by someone else (expected version {expected}); is another murmur driving it?"
     )]
     Conflict { run: String, expected: i64 },
+    #[error(
+        "run {run} is now driven by another process (it took the run's lease over); this process stopped driving it"
+    )]
+    Fenced { run: String },
+    #[error("pool `{pool}` has no machine free for this run ({available} free)")]
+    PoolFull { pool: String, available: usize },
     #[error("no run matches `{0}`; `murmur runs ls` lists them")]
     NoRun(String),
     #[error("`{0}` matches several runs; give more of the id")]
@@ -139,6 +149,12 @@ pub struct Commit<'a> {
     pub agents: &'a [AgentUpdate],
     pub status: RunStatus,
     pub finished_at: Option<&'a str>,
+    /// The lease epoch of the driver making this commit: the commit is refused with
+    /// [`Error::Fenced`] once another process has taken the lease over. `None` for acts
+    /// recorded by a process that does not drive the run (a cancel, an approval).
+    pub fence: Option<i64>,
+    /// Which agents of the run hold a machine after this commit (a driver's commits only).
+    pub machines: Option<&'a MachineUse>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,13 +271,15 @@ impl Store {
     /// [`Error::Conflict`] when the run's version is no longer `expected_version`.
     /// Checkpoints that arrive together (from concurrent runs) share one transaction.
     pub async fn commit(&self, commit: &Commit<'_>) -> Result<i64, Error> {
-        self.writer.commit(writer::Checkpoint::from(commit)).await
+        let mut checkpoint = writer::Checkpoint::from(commit);
+        checkpoint.tenant.clone_from(&self.tenant);
+        self.writer.commit(checkpoint).await
     }
 
     /// A run by id or unique id prefix.
     pub async fn run(&self, id: &str) -> Result<RunRow, Error> {
         let select = Query::select()
-            .columns(RUN_COLUMNS)
+            .columns(RUN_READ_COLUMNS)
             .from(Runs::Table)
             .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
             .and_where(Expr::col(Runs::Id).like(format!("{}%", escape_like(id))))
@@ -285,7 +303,7 @@ impl Store {
     /// Runs, newest first.
     pub async fn runs(&self, limit: u64) -> Result<Vec<RunRow>, Error> {
         let select = Query::select()
-            .columns(RUN_COLUMNS)
+            .columns(RUN_READ_COLUMNS)
             .from(Runs::Table)
             .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
             .order_by(Runs::CreatedAt, Order::Desc)
@@ -301,7 +319,7 @@ impl Store {
     /// Runs that are neither finished nor queued: what a restarted engine must pick up.
     pub async fn unfinished_runs(&self) -> Result<Vec<RunRow>, Error> {
         let select = Query::select()
-            .columns(RUN_COLUMNS)
+            .columns(RUN_READ_COLUMNS)
             .from(Runs::Table)
             .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
             .and_where(

@@ -19,6 +19,43 @@ pub struct RunRow {
     /// The trigger's payload as JSON text, when a webhook started the run.
     #[serde(skip)]
     pub event: Option<String>,
+    /// The driver's lease (read only where the status is shown; see [`Self::shown_status`]).
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub lease_owner: Option<String>,
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub lease_holder: Option<String>,
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub lease_epoch: i64,
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub lease_expires_at: Option<String>,
+}
+
+impl RunRow {
+    /// The status people see at `now`: an unfinished run whose driver is gone (or let it
+    /// go) is `interrupted` until a process takes it over.
+    pub fn shown_status(&self, now: &str) -> &str {
+        let unfinished = crate::state::RunStatus::parse(&self.status)
+            .is_some_and(|status| !status.is_terminal());
+        let lease = crate::lease::Lease {
+            owner: self.lease_owner.clone(),
+            holder: self
+                .lease_holder
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
+            epoch: self.lease_epoch,
+            acquired_at: None,
+            expires_at: self.lease_expires_at.clone(),
+        };
+        if unfinished && lease.is_abandoned(now) {
+            "interrupted"
+        } else {
+            &self.status
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]

@@ -17,6 +17,11 @@ pub enum Runs {
     CreatedAt,
     FinishedAt,
     Event,
+    LeaseOwner,
+    LeaseHolder,
+    LeaseEpoch,
+    LeaseAcquiredAt,
+    LeaseExpiresAt,
 }
 
 #[derive(Iden, Clone, Copy)]
@@ -96,4 +101,25 @@ pub enum FlightGenerations {
     Author,
     CreatedAt,
     DeletedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Pools {
+    Table,
+    Tenant,
+    Name,
+    Version,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum PoolClaims {
+    Table,
+    Tenant,
+    Pool,
+    RunId,
+    Agent,
+    Attempt,
+    Owner,
+    Holder,
+    ExpiresAt,
 }

@@ -20,6 +20,26 @@ pub(super) const RUN_COLUMNS: [Runs; 12] = [
     Runs::Event,
 ];
 
+/// What a read of runs selects: the columns a run is recorded with, plus its lease.
+pub(super) const RUN_READ_COLUMNS: [Runs; 16] = [
+    Runs::Id,
+    Runs::Tenant,
+    Runs::Flight,
+    Runs::FlightPath,
+    Runs::Source,
+    Runs::Digest,
+    Runs::Inputs,
+    Runs::Status,
+    Runs::Version,
+    Runs::CreatedAt,
+    Runs::FinishedAt,
+    Runs::Event,
+    Runs::LeaseOwner,
+    Runs::LeaseHolder,
+    Runs::LeaseEpoch,
+    Runs::LeaseExpiresAt,
+];
+
 /// Rows per multi-row statement: 6 columns × 500 rows stays far below SQLite's limit of
 /// 32,766 bound variables (and PostgreSQL's 65,535), however large a checkpoint gets.
 const ROWS_PER_STATEMENT: usize = 500;

@@ -29,6 +29,10 @@ pub(super) struct Checkpoint {
     pub agents: Vec<AgentUpdate>,
     pub status: RunStatus,
     pub finished_at: Option<String>,
+    pub fence: Option<i64>,
+    pub machines: Option<super::MachineUse>,
+    /// The run's tenant (set by the store): machine rows carry it.
+    pub tenant: String,
 }
 
 impl From<&Commit<'_>> for Checkpoint {
@@ -41,6 +45,9 @@ impl From<&Commit<'_>> for Checkpoint {
             agents: commit.agents.to_vec(),
             status: commit.status,
             finished_at: commit.finished_at.map(str::to_owned),
+            fence: commit.fence,
+            machines: commit.machines.cloned(),
+            tenant: String::new(),
         }
     }
 }
@@ -167,30 +174,48 @@ async fn write_group(
     let mut results = Vec::with_capacity(group.len());
     for request in group {
         tx.raw("SAVEPOINT checkpoint").await?;
-        match write_one(&mut tx, &request.checkpoint).await? {
-            Some(version) => {
+        let checkpoint = &request.checkpoint;
+        let refused = match write_one(&mut tx, checkpoint).await? {
+            Written::Version(version) => {
                 tx.raw("RELEASE SAVEPOINT checkpoint").await?;
                 results.push(Ok(version));
+                continue;
             }
-            None => {
-                tx.raw("ROLLBACK TO SAVEPOINT checkpoint").await?;
-                tx.raw("RELEASE SAVEPOINT checkpoint").await?;
-                let checkpoint = &request.checkpoint;
-                results.push(Err(Error::Conflict {
-                    run: checkpoint.run_id.clone(),
-                    expected: checkpoint.expected_version,
-                }));
-            }
-        }
+            Written::Refused => None,
+            Written::PoolFull { available } => Some(Error::PoolFull {
+                pool: checkpoint
+                    .machines
+                    .as_ref()
+                    .map(|m| m.pool.clone())
+                    .unwrap_or_default(),
+                available,
+            }),
+        };
+        tx.raw("ROLLBACK TO SAVEPOINT checkpoint").await?;
+        tx.raw("RELEASE SAVEPOINT checkpoint").await?;
+        results.push(Err(match refused {
+            Some(full) => full,
+            None => refusal(&mut tx, checkpoint).await?,
+        }));
     }
     tx.commit().await?;
     Ok(results)
 }
 
-/// Writes one checkpoint; `None` when the run is no longer at the expected version.
-async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Option<i64>> {
+/// What writing one checkpoint came to (inside its savepoint).
+enum Written {
+    Version(i64),
+    /// The run is no longer at the expected version, or the lease moved on.
+    Refused,
+    /// Its new machine holders do not fit in the pool.
+    PoolFull { available: usize },
+}
+
+/// Writes one checkpoint: the run's new version and status, its events, its agents, and the
+/// machines its agents hold.
+async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Written> {
     let new_version = checkpoint.expected_version + checkpoint.events.len() as i64;
-    let bump = Query::update()
+    let mut bump = Query::update()
         .table(Runs::Table)
         .value(Runs::Version, new_version)
         .value(Runs::Status, checkpoint.status.as_str())
@@ -198,8 +223,11 @@ async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Option<
         .and_where(Expr::col(Runs::Id).eq(checkpoint.run_id.as_str()))
         .and_where(Expr::col(Runs::Version).eq(checkpoint.expected_version))
         .to_owned();
+    if let Some(epoch) = checkpoint.fence {
+        bump.and_where(Expr::col(Runs::LeaseEpoch).eq(epoch));
+    }
     if tx.execute(&bump).await? != 1 {
-        return Ok(None);
+        return Ok(Written::Refused);
     }
     let inserts = event_inserts(checkpoint).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     for insert in inserts {
@@ -208,5 +236,35 @@ async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Option<
     for upsert in agent_upserts(&checkpoint.run_id, &checkpoint.agents) {
         tx.execute(&upsert).await?;
     }
-    Ok(Some(new_version))
+    if let Some(machines) = &checkpoint.machines {
+        let (tenant, run, at) = (&checkpoint.tenant, &checkpoint.run_id, &checkpoint.at);
+        if let Err(full) = super::machines::apply(tx, tenant, run, at, machines).await? {
+            return Ok(Written::PoolFull {
+                available: full.available,
+            });
+        }
+    }
+    Ok(Written::Version(new_version))
+}
+
+/// Why a checkpoint was refused: its driver's lease was taken over (fenced), or the run moved
+/// on (another process committed first).
+async fn refusal(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Error> {
+    if let Some(fence) = checkpoint.fence {
+        let select = Query::select()
+            .column(Runs::LeaseEpoch)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Id).eq(checkpoint.run_id.as_str()))
+            .to_owned();
+        let epochs: Vec<(i64,)> = tx.fetch_all(&select).await?;
+        if epochs.first().is_some_and(|(epoch,)| *epoch != fence) {
+            return Ok(Error::Fenced {
+                run: checkpoint.run_id.clone(),
+            });
+        }
+    }
+    Ok(Error::Conflict {
+        run: checkpoint.run_id.clone(),
+        expected: checkpoint.expected_version,
+    })
 }

@@ -24,6 +24,10 @@ pub async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         retry_backoff: std::time::Duration::ZERO,
         github: Default::default(),
         check_command: None,
+        leases: murmur_engine::executor::Leases::new(
+            murmur_engine::lease::Owner::this_process("test"),
+            murmur_engine::executor::DEFAULT_TTL,
+        ),
     }
 }
 
@@ -75,6 +79,8 @@ pub async fn crashed_after(executor: &Executor, id: &str, events: &[Event]) {
         agents: &[],
         status: RunStatus::Running,
         finished_at: None,
+        fence: None,
+        machines: None,
     };
     executor.store.commit(&commit).await.expect("commit");
 }

@@ -20,6 +20,18 @@ pub(super) struct Batch {
     completed: Vec<usize>,
 }
 
+impl Batch {
+    /// The agents whose state the batch changes.
+    pub fn touched(&self) -> &[usize] {
+        &self.touched
+    }
+
+    /// Work the batch starts on machines: attempts, and checks the engine runs.
+    pub fn new_work(&self) -> usize {
+        self.started.len() + self.checks.len()
+    }
+}
+
 impl Driver<'_> {
     pub(super) fn batch(&self) -> Batch {
         Batch {
@@ -35,7 +47,7 @@ impl Driver<'_> {
     /// Lets the model decide until it has nothing more to say for now.
     pub(super) fn decide_into(&mut self, batch: &mut Batch) -> Result<(), Error> {
         loop {
-            let free = self.executor.slots.saturating_sub(self.model.running());
+            let free = self.free_machines(batch);
             let decided = self.model.decide(free, &self.executor.clock.stamp());
             if decided.is_empty() {
                 return Ok(());
@@ -91,7 +103,19 @@ impl Driver<'_> {
                 // take it in and commit this batch again on top of it.
                 Err(conflict @ store::Error::Conflict { .. }) => {
                     if !self.take_in_outside(&mut batch).await? {
-                        return Err(conflict.into());
+                        // A driver ends with the run's new status; a process recording an
+                        // act catches up and tries again (`Executor::record_on`).
+                        return Err(match self.fence() {
+                            Some(_) => self.ended_elsewhere().await,
+                            None => conflict.into(),
+                        });
+                    }
+                }
+                // Other processes hold the machines this batch would start work on.
+                Err(store::Error::PoolFull { available, .. }) => {
+                    self.fit_to_pool(&mut batch, available).await?;
+                    if batch.events.is_empty() {
+                        return self.perform(batch);
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -115,10 +139,24 @@ impl Driver<'_> {
         self.perform(batch)
     }
 
+    /// Another process committed what this driver cannot take in (a cancel of the run): the
+    /// run's stored status says how it ended.
+    async fn ended_elsewhere(&self) -> Error {
+        let run = self.row.id.clone();
+        match self.executor.store.run(&run).await {
+            Ok(row) => match RunStatus::parse(&row.status) {
+                Some(status) => Error::EndedElsewhere { run, status },
+                None => store::Error::Corrupt(format!("run status `{}`", row.status)).into(),
+            },
+            Err(error) => error.into(),
+        }
+    }
+
     async fn commit(&self, batch: &Batch) -> Result<i64, store::Error> {
         let updates: Vec<AgentUpdate> = batch.touched.iter().map(|&i| self.update_of(i)).collect();
         let status = self.model.status();
         let finished_at = status.is_terminal().then(|| batch.at.clone());
+        let machines = self.machine_use(batch);
         let commit = Commit {
             run_id: &self.row.id,
             expected_version: self.version,
@@ -127,6 +165,8 @@ impl Driver<'_> {
             agents: &updates,
             status,
             finished_at: finished_at.as_deref(),
+            fence: self.fence(),
+            machines: machines.as_ref(),
         };
         self.executor.store.commit(&commit).await
     }

@@ -8,7 +8,7 @@ use murmur_parser::{Agent, Dag, Flight};
 use tokio::sync::{mpsc, oneshot};
 
 use super::launch::Message;
-use super::{Committed, Error, Executor};
+use super::{Committed, Error, Executor, RunLease};
 use crate::model::{RunModel, RunPolicy};
 use crate::run;
 use crate::state::RunStatus;
@@ -16,6 +16,7 @@ use crate::store::RunRow;
 
 mod checkpoint;
 mod effects;
+mod machines;
 mod messages;
 mod outside;
 mod plans;
@@ -40,6 +41,12 @@ pub struct Driver<'e> {
     observer: mpsc::UnboundedSender<Committed>,
     sender: mpsc::UnboundedSender<Message>,
     receiver: mpsc::UnboundedReceiver<Message>,
+    /// Held while this driver drives the run; `None` for a process that only records an
+    /// act on it (a cancel, an approval), whose commits are not fenced.
+    lease: Option<RunLease>,
+    /// Machines free for this run across processes, once the pool was found full; `None`
+    /// while nothing else competes for the pool.
+    machine_budget: Option<usize>,
 }
 
 /// How long a run that ends waits for the agents it stopped to be gone.
@@ -52,6 +59,8 @@ enum Wake {
     Watch,
     /// A retry delay is over.
     Timer,
+    /// Another process took the run over: stop everything, commit nothing.
+    LeaseLost,
 }
 
 impl<'e> Driver<'e> {
@@ -107,6 +116,8 @@ impl<'e> Driver<'e> {
             observer,
             sender,
             receiver,
+            lease: None,
+            machine_budget: None,
         };
         driver.sync_instances();
         for index in agents_len..driver.agents.len() {
@@ -116,22 +127,57 @@ impl<'e> Driver<'e> {
         Ok(driver)
     }
 
-    /// Drives the run until it ends or another process takes over; agents it stopped are
-    /// gone (their process trees killed and reaped) when it returns.
-    pub async fn run(&mut self, cancel: oneshot::Receiver<()>) -> Result<RunStatus, Error> {
-        let ended = self.drive_loop(cancel).await;
+    /// Drives the run under `lease` until it ends or another process takes over; agents it
+    /// stopped are gone (their process trees killed and reaped) when it returns.
+    pub async fn drive_with(
+        &mut self,
+        lease: RunLease,
+        cancel: oneshot::Receiver<()>,
+    ) -> Result<RunStatus, Error> {
+        // The previous holder is gone, or it was this process, whose drive of the run ended
+        // without letting the lease go (the lease is no longer in this process's registry).
+        let previous = &lease.previous;
+        let left_behind = previous.owner.as_deref() == Some(&self.executor.leases.owner().id)
+            || previous.holder.as_ref().is_none_or(|holder| holder.is_gone_here());
+        self.lease = Some(lease);
+        let ended = match self.drive_loop(cancel, left_behind).await {
+            Err(Error::EndedElsewhere { status, .. }) => Ok(status),
+            other => other,
+        };
+        if ended.is_err() {
+            // Fenced, lost or failing: whoever drives the run next starts new attempts.
+            self.stop_all();
+        }
         self.wait_until_stopped().await;
         ended
     }
 
-    async fn drive_loop(&mut self, mut cancel: oneshot::Receiver<()>) -> Result<RunStatus, Error> {
+    /// The lease, unless it was lost: the caller releases it.
+    pub fn take_lease(&mut self) -> Option<RunLease> {
+        self.lease.take().filter(|lease| !lease.is_lost())
+    }
+
+    /// The epoch the driver's commits carry.
+    pub(super) fn fence(&self) -> Option<i64> {
+        self.lease.as_ref().map(|lease| lease.epoch)
+    }
+
+    async fn drive_loop(
+        &mut self,
+        mut cancel: oneshot::Receiver<()>,
+        left_behind: bool,
+    ) -> Result<RunStatus, Error> {
         if self.model.status().is_terminal() {
             return Ok(self.model.status());
         }
-        // This process now drives the run: anything still running under its id was left
-        // behind by an engine that died, and must not race the attempts that replace it.
-        // Before the interruptions are committed, so that a crash in between is covered too.
-        murmur_runtime::kill_marked("MURMUR_RUN_ID", &self.row.id);
+        // This process now drives the run. When the previous driver is proven gone, anything
+        // still running under the run's id was left behind by it and must not race the
+        // attempts that replace it: killed before the interruptions are committed, so that a
+        // crash in between is covered too. A previous driver that still lives (paused past
+        // its lease) stops its own agents when it notices the lease is lost.
+        if left_behind {
+            murmur_runtime::kill_marked("MURMUR_RUN_ID", &self.row.id);
+        }
         let mut watch = tokio::time::interval(Duration::from_millis(500));
         if self.model.status() == RunStatus::Queued
             && let Some(ended) = self.wait_for_turn(&mut cancel, &mut watch).await?
@@ -170,12 +216,18 @@ impl<'e> Driver<'e> {
                     self.stage(&mut batch, events)?;
                 }
                 Wake::Watch => {
+                    self.look_at_pool().await?;
                     if let Some(status) = self.changed_elsewhere().await? {
                         self.stop_all();
+                        // Still going, and not by this driver's hand: another process drives it.
+                        if !status.is_terminal() && self.lease.is_some() {
+                            return Err(Error::LeaseLost(self.row.id.clone()));
+                        }
                         return Ok(status);
                     }
                 }
                 Wake::Timer => {}
+                Wake::LeaseLost => return Err(Error::LeaseLost(self.row.id.clone())),
             }
         }
     }
@@ -204,6 +256,7 @@ impl<'e> Driver<'e> {
                 return Ok(None);
             }
             tokio::select! {
+                () = lease_lost(self.lease.as_mut()) => return Err(Error::LeaseLost(self.row.id.clone())),
                 _ = watch.tick() => {
                     if let Some(status) = self.changed_elsewhere().await? {
                         return Ok(Some(status));
@@ -252,6 +305,8 @@ impl<'e> Driver<'e> {
     ) -> Wake {
         let retry_in = self.model.next_retry_at().map(|_| self.until_next_retry());
         tokio::select! {
+            biased;
+            () = lease_lost(self.lease.as_mut()) => Wake::LeaseLost,
             message = self.receiver.recv() => {
                 let mut messages: Vec<Message> = message.into_iter().collect();
                 while let Ok(more) = self.receiver.try_recv() {
@@ -309,5 +364,13 @@ impl<'e> Driver<'e> {
                 () = &mut deadline => return,
             }
         }
+    }
+}
+
+/// Resolves when the driver's lease is lost; never for a driver without one.
+async fn lease_lost(lease: Option<&mut RunLease>) {
+    match lease {
+        Some(lease) => lease.lost().await,
+        None => std::future::pending().await,
     }
 }

@@ -50,6 +50,16 @@ impl Driver<'_> {
             return Ok(false);
         }
         let version = outside.last().map_or(self.version, |(seq, _, _)| *seq);
+        self.model = self.rebuilt_model().await?;
+        self.version = version;
+        self.publish(outside);
+        self.restage(batch, |_| true).await?;
+        Ok(true)
+    }
+
+    /// The model as the committed log leaves it (what this driver staged but did not commit
+    /// is not in it).
+    pub(super) async fn rebuilt_model(&self) -> Result<RunModel, Error> {
         let flight_agents = &self.agents[..self.flight_agents];
         let dag =
             Dag::build(flight_agents).map_err(|_| Error::StoredFlight(self.row.id.clone()))?;
@@ -57,13 +67,20 @@ impl Driver<'_> {
         for stored in self.executor.store.events(&self.row.id, 0).await? {
             model.apply(&decode(&self.row.id, stored.seq, &stored.data)?)?;
         }
-        self.model = model;
-        self.version = version;
-        self.publish(outside);
+        Ok(model)
+    }
+
+    /// After the model was rebuilt: stages the batch's events again (those `keep` accepts and
+    /// the new state still allows), then lets the model decide again.
+    pub(super) async fn restage(
+        &mut self,
+        batch: &mut Batch,
+        keep: impl Fn(&Event) -> bool,
+    ) -> Result<(), Error> {
         let at = batch.at.clone();
         let pending = std::mem::replace(batch, self.batch());
         batch.at = at;
-        for event in pending.events {
+        for event in pending.events.into_iter().filter(|event| keep(event)) {
             // The run's own verdicts are decided again on the new state.
             if matches!(event, Event::RunCompleted | Event::RunFailed { .. }) {
                 continue;
@@ -75,8 +92,7 @@ impl Driver<'_> {
                 Err(other) => return Err(other),
             }
         }
-        self.decide_into(batch)?;
-        Ok(true)
+        self.decide_into(batch)
     }
 
     /// For a process that records one act on a run (an approval, a follow-up, a kill): takes

@@ -1,0 +1,86 @@
+//! The machines a run's agents hold, counted across every process that shares the store.
+//! Each checkpoint says which of the agents it touched hold a machine afterwards; the store
+//! refuses it when the pool has no room for the new ones (`store::Error::PoolFull`). Then the
+//! driver decides again within what is free, and waits for machines to come free.
+
+use super::Driver;
+use super::checkpoint::Batch;
+use crate::event::{Event, GateKind};
+use crate::executor::Error;
+use crate::store::MachineUse;
+
+/// The pool every agent runs on until pools are chosen per agent.
+pub(super) const LOCAL_POOL: &str = "local";
+
+impl Driver<'_> {
+    /// Machines this run may start new work on now: the pool's size less what this run
+    /// holds, and no more than what was free across processes when it last looked.
+    pub(super) fn free_machines(&self, batch: &Batch) -> usize {
+        let local = self
+            .executor
+            .slots
+            .saturating_sub(self.model.machines_in_use());
+        match self.machine_budget {
+            Some(budget) => local.min(budget.saturating_sub(batch.new_work())),
+            None => local,
+        }
+    }
+
+    /// Which touched agents hold a machine after the batch. `None` for a process that only
+    /// records an act: its commits change no machine.
+    pub(super) fn machine_use(&self, batch: &Batch) -> Option<MachineUse> {
+        self.lease.as_ref()?;
+        let (mut hold, mut free) = (Vec::new(), Vec::new());
+        for &index in batch.touched() {
+            let agent = &self.model.agents()[index];
+            if self.model.holds_machine(index) {
+                hold.push((agent.slug.clone(), agent.attempt));
+            } else {
+                free.push(agent.slug.clone());
+            }
+        }
+        let leases = &self.executor.leases;
+        Some(MachineUse {
+            pool: LOCAL_POOL.to_owned(),
+            capacity: self.executor.slots,
+            owner: leases.owner().id.clone(),
+            holder: leases.owner().holder.clone(),
+            expires_at: leases.expires_at(self.executor.clock.as_ref()),
+            hold,
+            free,
+        })
+    }
+
+    /// The pool had fewer machines free than the batch started work on: the batch is staged
+    /// again on the committed state without its starts, and the model decides within
+    /// `available`.
+    pub(super) async fn fit_to_pool(&mut self, batch: &mut Batch, available: usize) -> Result<(), Error> {
+        tracing::debug!(run = %self.row.id, available, "the pool is full: deciding again within what is free");
+        self.machine_budget = Some(available);
+        self.model = self.rebuilt_model().await?;
+        self.sync_instances();
+        self.restage(batch, |event| !starts_work(event)).await
+    }
+
+    /// While this run waits for machines other processes hold: how many are free now.
+    pub(super) async fn look_at_pool(&mut self) -> Result<(), Error> {
+        if self.machine_budget.is_none() {
+            return Ok(());
+        }
+        let now = self.executor.clock.stamp();
+        let in_use = self.executor.store.machines_in_use(LOCAL_POOL, &now).await?;
+        let mine = self.model.machines_in_use();
+        // Once only this run holds machines, nothing else competes: decide freely again.
+        self.machine_budget = (in_use > mine).then(|| self.executor.slots.saturating_sub(in_use));
+        Ok(())
+    }
+}
+
+/// Whether the event starts work on a machine (an attempt, a check the engine runs).
+fn starts_work(event: &Event) -> bool {
+    match event {
+        Event::AgentStarted { .. } => true,
+        Event::GateOpened { gate, .. } => *gate != GateKind::Approve,
+        _ => false,
+    }
+}

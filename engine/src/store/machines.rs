@@ -1,0 +1,205 @@
+//! Machines in use, counted across every process that shares the store. A driver's checkpoint
+//! says which of its run's agents hold a machine after it ([`MachineUse`]); the writer frees
+//! the others' rows and inserts the new holders' rows in the checkpoint's own transaction,
+//! after locking the pool's row, and only while the pool has room. So `max_vms` holds however
+//! many servers start work at once, and it costs no extra commit.
+
+use std::collections::HashSet;
+
+use sea_query::{Expr, ExprTrait, OnConflict, Query};
+
+use super::backend::Tx;
+use super::schema::{PoolClaims, Pools};
+use super::{Error, Store};
+use crate::lease::Holder;
+
+/// What one checkpoint changes about its run's machines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineUse {
+    pub pool: String,
+    /// The pool's `max_vms`.
+    pub capacity: usize,
+    /// The driver's lease owner: its rows are renewed with its leases.
+    pub owner: String,
+    pub holder: Holder,
+    /// Until when the new rows count unless renewed (the lease's expiry).
+    pub expires_at: String,
+    /// Agents (slug, attempt) that hold a machine after the checkpoint.
+    pub hold: Vec<(String, u32)>,
+    /// Agents that hold none after it.
+    pub free: Vec<String>,
+}
+
+/// Why machines could not be claimed.
+pub(super) struct PoolFull {
+    pub available: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    run_id: String,
+    agent: String,
+    holder: String,
+    expires_at: String,
+}
+
+impl ClaimRow {
+    /// Counts at `now`: not expired, and its holder not proven gone.
+    fn is_live(&self, now: &str) -> bool {
+        let gone = serde_json::from_str::<Holder>(&self.holder).is_ok_and(|h| h.is_gone_here());
+        self.expires_at.as_str() > now && !gone
+    }
+}
+
+/// Applies `machines` for `run_id` inside the checkpoint's transaction.
+pub(super) async fn apply(
+    tx: &mut Tx,
+    tenant: &str,
+    run_id: &str,
+    at: &str,
+    machines: &MachineUse,
+) -> sqlx::Result<Result<(), PoolFull>> {
+    if !machines.free.is_empty() {
+        let release = Query::delete()
+            .from_table(PoolClaims::Table)
+            .and_where(Expr::col(PoolClaims::RunId).eq(run_id))
+            .and_where(Expr::col(PoolClaims::Agent).is_in(machines.free.iter().map(String::as_str)))
+            .to_owned();
+        tx.execute(&release).await?;
+    }
+    if machines.hold.is_empty() {
+        return Ok(Ok(()));
+    }
+    let select = Query::select()
+        .column(PoolClaims::Agent)
+        .from(PoolClaims::Table)
+        .and_where(Expr::col(PoolClaims::RunId).eq(run_id))
+        .to_owned();
+    let held: HashSet<String> = tx
+        .fetch_all::<(String,)>(&select)
+        .await?
+        .into_iter()
+        .map(|(agent,)| agent)
+        .collect();
+    let missing: Vec<&(String, u32)> = machines
+        .hold
+        .iter()
+        .filter(|(slug, _)| !held.contains(slug))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Ok(()));
+    }
+    lock_pool(tx, tenant, &machines.pool).await?;
+    let live = live_claims(tx, tenant, &machines.pool, at).await?;
+    if live + missing.len() > machines.capacity {
+        return Ok(Err(PoolFull {
+            available: machines.capacity.saturating_sub(live),
+        }));
+    }
+    let holder = serde_json::to_string(&machines.holder).unwrap_or_default();
+    let mut insert = Query::insert()
+        .into_table(PoolClaims::Table)
+        .columns([
+            PoolClaims::Tenant,
+            PoolClaims::Pool,
+            PoolClaims::RunId,
+            PoolClaims::Agent,
+            PoolClaims::Attempt,
+            PoolClaims::Owner,
+            PoolClaims::Holder,
+            PoolClaims::ExpiresAt,
+        ])
+        .to_owned();
+    for (slug, attempt) in missing {
+        insert.values_panic([
+            tenant.into(),
+            machines.pool.as_str().into(),
+            run_id.into(),
+            slug.as_str().into(),
+            i64::from(*attempt).into(),
+            machines.owner.as_str().into(),
+            holder.as_str().into(),
+            machines.expires_at.as_str().into(),
+        ]);
+    }
+    tx.execute(&insert).await?;
+    Ok(Ok(()))
+}
+
+/// Serialises claims on one pool: the row lock (PostgreSQL) or the write lock (SQLite) is
+/// held until the transaction ends, so two processes never count the same free machine.
+async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
+    let create = Query::insert()
+        .into_table(Pools::Table)
+        .columns([Pools::Tenant, Pools::Name, Pools::Version])
+        .values_panic([tenant.into(), pool.into(), 0i64.into()])
+        .on_conflict(OnConflict::columns([Pools::Tenant, Pools::Name]).do_nothing().to_owned())
+        .to_owned();
+    tx.execute(&create).await?;
+    let lock = Query::update()
+        .table(Pools::Table)
+        .value(Pools::Version, Expr::col(Pools::Version).add(1))
+        .and_where(Expr::col(Pools::Tenant).eq(tenant))
+        .and_where(Expr::col(Pools::Name).eq(pool))
+        .to_owned();
+    tx.execute(&lock).await.map(drop)
+}
+
+/// How many machines of the pool are in use at `now`; rows of dead holders are removed.
+async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::Result<usize> {
+    let select = Query::select()
+        .columns([
+            PoolClaims::RunId,
+            PoolClaims::Agent,
+            PoolClaims::Holder,
+            PoolClaims::ExpiresAt,
+        ])
+        .from(PoolClaims::Table)
+        .and_where(Expr::col(PoolClaims::Tenant).eq(tenant))
+        .and_where(Expr::col(PoolClaims::Pool).eq(pool))
+        .to_owned();
+    let rows: Vec<ClaimRow> = tx.fetch_all(&select).await?;
+    let mut live = 0;
+    for row in rows {
+        if row.is_live(now) {
+            live += 1;
+            continue;
+        }
+        let forget = Query::delete()
+            .from_table(PoolClaims::Table)
+            .and_where(Expr::col(PoolClaims::RunId).eq(row.run_id.as_str()))
+            .and_where(Expr::col(PoolClaims::Agent).eq(row.agent.as_str()))
+            .to_owned();
+        tx.execute(&forget).await?;
+    }
+    Ok(live)
+}
+
+impl Store {
+    /// Machines of `pool` in use at `now`, across every process sharing the store.
+    pub async fn machines_in_use(&self, pool: &str, now: &str) -> Result<usize, Error> {
+        let select = Query::select()
+            .columns([
+                PoolClaims::RunId,
+                PoolClaims::Agent,
+                PoolClaims::Holder,
+                PoolClaims::ExpiresAt,
+            ])
+            .from(PoolClaims::Table)
+            .and_where(Expr::col(PoolClaims::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(PoolClaims::Pool).eq(pool))
+            .to_owned();
+        let rows: Vec<ClaimRow> = self.fetch(&select).await?;
+        Ok(rows.iter().filter(|row| row.is_live(now)).count())
+    }
+
+    /// Extends the machine rows `owner_id` holds, with its leases.
+    pub(super) async fn renew_machines(&self, owner_id: &str, expires_at: &str) -> Result<(), Error> {
+        let renew = Query::update()
+            .table(PoolClaims::Table)
+            .value(PoolClaims::ExpiresAt, expires_at)
+            .and_where(Expr::col(PoolClaims::Owner).eq(owner_id))
+            .to_owned();
+        self.execute(&renew).await.map(drop)
+    }
+}

@@ -1,0 +1,230 @@
+//! Run leases on every backend: one driver per run, take-over after expiry (by an injected
+//! clock, never a sleep), and fencing: a driver whose lease was taken over commits nothing.
+
+mod backends;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backends::TestDb;
+use murmur_engine::clock::ManualClock;
+use murmur_engine::executor::{Error, Executor, Leases};
+use murmur_engine::lease::Owner;
+use murmur_engine::store::{Acquired, Commit};
+use murmur_engine::{Clock, Event, RunStatus, store};
+use support::{drive_in_background, executor, start, until};
+
+every_backend!(
+    a_live_lease_refuses_a_second_driver,
+    an_expired_lease_is_taken_over_and_the_old_driver_stops,
+    a_commit_under_a_taken_over_lease_is_fenced,
+    the_pool_cap_holds_across_processes,
+);
+
+/// An agent that says it is waiting, then waits for a file to appear.
+fn waiting_flight(go: &std::path::Path) -> String {
+    format!(
+        "---\nruntime: exec\n---\n# Wait\n\n## hold\n\n```sh\necho waiting\nwhile [ ! -e '{}' ]; do sleep 0.02; done\necho done\n```\n",
+        go.display()
+    )
+}
+
+fn start_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc)
+}
+
+/// An executor on the same store as `base`, owned by `kind`, on `clock`, whose leases last
+/// ten seconds and are renewed only by hand.
+fn driver_named(base: &Executor, kind: &str, clock: &Arc<ManualClock>) -> Executor {
+    let mut other = base.clone();
+    other.clock = clock.clone();
+    other.leases = Leases::with_renewal(
+        Owner::this_process(kind),
+        Duration::from_secs(10),
+        Duration::from_secs(3600),
+    );
+    other
+}
+
+fn is_waiting(event: &Event) -> bool {
+    matches!(event, Event::AgentOutput { line, .. } if line == "waiting")
+}
+
+async fn a_live_lease_refuses_a_second_driver(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let base = executor(db, work.path()).await;
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let first = driver_named(&base, "murmur first", &clock);
+    let second = driver_named(&base, "murmur second", &clock);
+    let go = work.path().join("go");
+    let id = start(&first, &waiting_flight(&go)).await;
+    let (driving, mut events) = drive_in_background(&first, &id);
+    until(&mut events, is_waiting).await;
+
+    let (observer, _) = tokio::sync::mpsc::unbounded_channel();
+    let refused = second.drive(&id, observer).await.expect_err("refused");
+    let Error::Driven { holder, .. } = &refused else {
+        panic!("expected Driven, got {refused:?}");
+    };
+    assert!(holder.starts_with("murmur first (pid "), "{holder}");
+    assert!(refused.to_string().contains("is driven by murmur first"), "{refused}");
+
+    std::fs::write(&go, "").expect("go");
+    assert_eq!(driving.await.expect("join").expect("drive"), RunStatus::Completed);
+    let lease = base.store.lease(&id).await.expect("lease");
+    assert_eq!((lease.owner, lease.epoch), (None, 1), "released once the run ended");
+}
+
+async fn an_expired_lease_is_taken_over_and_the_old_driver_stops(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let base = executor(db, work.path()).await;
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let old = driver_named(&base, "murmur old", &clock);
+    let new = driver_named(&base, "murmur new", &clock);
+    let go = work.path().join("go");
+    let id = start(&old, &waiting_flight(&go)).await;
+    let (old_driving, mut old_events) = drive_in_background(&old, &id);
+    until(&mut old_events, is_waiting).await;
+
+    // The old driver stops renewing (as if paused); its lease runs out.
+    clock.advance(chrono::Duration::seconds(11));
+    let row = base.store.run(&id).await.expect("run");
+    assert_eq!(row.shown_status(&clock.stamp()), "interrupted");
+    let (new_driving, mut new_events) = drive_in_background(&new, &id);
+    until(&mut new_events, is_waiting).await;
+    assert_eq!(base.store.lease(&id).await.expect("lease").epoch, 2);
+
+    // Back from its pause, the old driver learns it lost the run and stops its attempt.
+    old.leases.renew_now(&old.store, old.clock.as_ref()).await;
+    let ended = old_driving.await.expect("join");
+    assert!(
+        matches!(ended, Err(Error::LeaseLost(_)) | Ok(RunStatus::Running)),
+        "the old driver stops driving: {ended:?}"
+    );
+    std::fs::write(&go, "").expect("go");
+    assert_eq!(new_driving.await.expect("join").expect("drive"), RunStatus::Completed);
+    let events = base.store.events(&id, 0).await.expect("events");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.contains(&"agent_interrupted"), "{kinds:?}");
+    let agents = base.store.agents(&id).await.expect("agents");
+    assert_eq!((agents[0].state.as_str(), agents[0].attempts), ("completed", 2));
+}
+
+async fn a_commit_under_a_taken_over_lease_is_fenced(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let base = executor(db, work.path()).await;
+    let id = start(&base, &waiting_flight(&work.path().join("go"))).await;
+    let (a, b) = (Owner::this_process("a"), Owner::this_process("b"));
+    let store = &base.store;
+    let take = |owner: &Owner, now: u32, until: u32| {
+        let (owner, id) = (owner.clone(), id.clone());
+        async move {
+            store
+                .acquire_lease(&id, &owner, &at(now), &at(until))
+                .await
+                .expect("acquire")
+        }
+    };
+    assert!(matches!(take(&a, 0, 10).await, Acquired::Taken { epoch: 1, .. }));
+    assert!(matches!(take(&b, 5, 15).await, Acquired::Held(_)), "live");
+    let Acquired::Taken { epoch: 2, previous } = take(&b, 11, 21).await else {
+        panic!("expired: b takes over with epoch 2");
+    };
+    assert_eq!(previous.owner.as_deref(), Some(a.id.as_str()));
+
+    let commit = |version, fence| Commit {
+        run_id: &id,
+        expected_version: version,
+        at: "2026-06-01T12:00:12.000Z",
+        events: &[Event::RunStarted],
+        agents: &[],
+        status: RunStatus::Running,
+        finished_at: None,
+        fence: Some(fence),
+        machines: None,
+    };
+    let fenced = base.store.commit(&commit(0, 1)).await;
+    assert!(matches!(fenced, Err(store::Error::Fenced { .. })), "{fenced:?}");
+    assert_eq!(base.store.commit(&commit(0, 2)).await.expect("b commits"), 1);
+    let stale = base.store.commit(&commit(0, 2)).await;
+    assert!(matches!(stale, Err(store::Error::Conflict { .. })), "{stale:?}");
+
+    // A renewal tells each owner what it still holds.
+    let held_by_a = base.store.renew_leases(&a.id, &at(30)).await.expect("renew");
+    assert!(held_by_a.is_empty());
+    let held_by_b = base.store.renew_leases(&b.id, &at(30)).await.expect("renew");
+    assert_eq!(held_by_b.get(&id), Some(&2));
+    base.store.release_lease(&id, &a.id, 1).await.expect("no-op");
+    assert_eq!(base.store.lease(&id).await.expect("lease").owner.as_deref(), Some(b.id.as_str()));
+    base.store.release_lease(&id, &b.id, 2).await.expect("release");
+    let without = base.store.runs_without_driver(&at(31)).await.expect("scan");
+    assert_eq!(without, [id.clone()]);
+    let row = base.store.run(&id).await.expect("run");
+    assert_eq!(row.shown_status(&at(31)), "interrupted");
+}
+
+/// A moment on the test's timeline, `seconds` after noon.
+fn at(seconds: u32) -> String {
+    format!("2026-06-01T12:00:{seconds:02}.000Z")
+}
+
+/// Agents that note their start and end in a shared ledger, holding their machine a while.
+fn ledger_flight(ledger: &std::path::Path) -> String {
+    let note = |what: &str| format!("echo {what} >> '{}'", ledger.display());
+    let agent = |slug: &str| {
+        format!(
+            "## {slug}\n\n```sh\n{}\nsleep 0.2\n{}\n```\n\n",
+            note("start"),
+            note("end")
+        )
+    };
+    format!(
+        "---\nruntime: exec\n---\n# Ledger\n\n{}{}",
+        agent("one"),
+        agent("two")
+    )
+}
+
+/// The most lines `start` without their `end` at any point of the ledger.
+fn peak_concurrency(ledger: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(ledger).expect("ledger");
+    let (mut now, mut peak) = (0usize, 0usize);
+    for line in text.lines() {
+        if line == "start" {
+            now += 1;
+            peak = peak.max(now);
+        } else {
+            now = now.saturating_sub(1);
+        }
+    }
+    peak
+}
+
+async fn the_pool_cap_holds_across_processes(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let base = executor(db, work.path()).await;
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let ledger = work.path().join("ledger");
+    let text = ledger_flight(&ledger);
+    // Two "processes" (lease owners) on one store, each allowed the whole pool of 2.
+    let drivers = [
+        driver_named(&base, "murmur a", &clock),
+        driver_named(&base, "murmur b", &clock),
+    ];
+    let mut runs = Vec::new();
+    for round in 0..3 {
+        let driver = &drivers[round % 2];
+        let id = start(driver, &text).await;
+        runs.push(drive_in_background(driver, &id).0);
+    }
+    for run in runs {
+        assert_eq!(run.await.expect("join").expect("drive"), RunStatus::Completed);
+    }
+    let peak = peak_concurrency(&ledger);
+    assert!(peak <= 2, "at most max_vms = 2 agents at once across owners, saw {peak}");
+    let now = clock.stamp();
+    assert_eq!(base.store.machines_in_use("local", &now).await.expect("count"), 0);
+}
