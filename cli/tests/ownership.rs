@@ -102,7 +102,10 @@ impl Driving {
     fn wait(mut self) -> (i32, String) {
         self.lines.for_each(drop);
         let status = self.child.wait().expect("wait");
-        (status.code().unwrap_or(-1), self.stderr.join().expect("stderr"))
+        (
+            status.code().unwrap_or(-1),
+            self.stderr.join().expect("stderr"),
+        )
     }
 }
 
@@ -111,13 +114,19 @@ impl Driving {
 fn eventually(what: &str, mut holds: impl FnMut() -> bool) {
     let start = Instant::now();
     while !holds() {
-        assert!(start.elapsed() < DEADLINE, "{what} did not happen within {DEADLINE:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what} did not happen within {DEADLINE:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn status_of(fixture: &Fixture, run: &str) -> String {
-    fixture.show(run)["status"].as_str().unwrap_or_default().to_owned()
+    fixture.show(run)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn a_live_run_refuses_resume_and_a_cancel_from_elsewhere_ends_it(backend: &support::db::Backend) {
@@ -131,7 +140,10 @@ fn a_live_run_refuses_resume_and_a_cancel_from_elsewhere_ends_it(backend: &suppo
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("run {run} is driven by murmur flight run (pid {} on ", driving.child.id())),
+        stderr.contains(&format!(
+            "run {run} is driven by murmur flight run (pid {} on ",
+            driving.child.id()
+        )),
         "{stderr}"
     );
     assert_eq!(status_of(&fixture, &run), "running");
@@ -144,9 +156,7 @@ fn a_live_run_refuses_resume_and_a_cancel_from_elsewhere_ends_it(backend: &suppo
     assert_eq!(status_of(&fixture, &run), "canceled");
 }
 
-fn a_killed_driver_leaves_an_interrupted_run_that_resume_continues(
-    backend: &support::db::Backend,
-) {
+fn a_killed_driver_leaves_an_interrupted_run_that_resume_continues(backend: &support::db::Backend) {
     let fixture = Fixture::new(backend, "own_killed");
     fixture.write_flight("job", &ledger_flight(&fixture));
     let mut driving = Driving::launch(fixture.command(&["flight", "run", "job", "--json"]));
@@ -191,7 +201,10 @@ fn a_driver_paused_past_its_lease_loses_the_run_and_commits_nothing(
     paused.signal("-CONT");
     let (code, stderr) = paused.wait();
     assert_ne!(code, 0, "the paused driver gives the run up: {stderr}");
-    assert!(stderr.contains("taken over") || stderr.contains("driven by another"), "{stderr}");
+    assert!(
+        stderr.contains("taken over") || stderr.contains("driven by another"),
+        "{stderr}"
+    );
     assert_eq!(
         fixture.logs(&run).len(),
         seq_at_takeover,
@@ -203,6 +216,12 @@ fn a_driver_paused_past_its_lease_loses_the_run_and_commits_nothing(
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(status_of(&fixture, &run), "completed");
     let ledger = std::fs::read_to_string(&fixture.ledger).expect("ledger");
-    let ends = ledger.lines().filter(|line| line.starts_with("end ")).count();
-    assert_eq!(ends, 1, "only the new driver's attempt ran to its end:\n{ledger}");
+    let ends = ledger
+        .lines()
+        .filter(|line| line.starts_with("end "))
+        .count();
+    assert_eq!(
+        ends, 1,
+        "only the new driver's attempt ran to its end:\n{ledger}"
+    );
 }

@@ -153,7 +153,10 @@ mod tests {
             ..lease.clone()
         };
         assert!(released.is_abandoned("2026-01-01T00:00:00.000Z"));
-        let never = Lease { epoch: 0, ..released };
+        let never = Lease {
+            epoch: 0,
+            ..released
+        };
         assert!(!never.is_abandoned("2026-01-01T00:00:00.000Z"));
     }
 }

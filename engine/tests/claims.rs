@@ -86,7 +86,11 @@ async fn one_winner(db: &TestDb, outcomes: &[(String, Claimed)]) -> String {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(runs, std::slice::from_ref(&winner), "the losers' runs were not kept");
+    assert_eq!(
+        runs,
+        std::slice::from_ref(&winner),
+        "the losers' runs were not kept"
+    );
     winner
 }
 

@@ -70,12 +70,22 @@ async fn a_live_lease_refuses_a_second_driver(db: &TestDb) {
         panic!("expected Driven, got {refused:?}");
     };
     assert!(holder.starts_with("murmur first (pid "), "{holder}");
-    assert!(refused.to_string().contains("is driven by murmur first"), "{refused}");
+    assert!(
+        refused.to_string().contains("is driven by murmur first"),
+        "{refused}"
+    );
 
     std::fs::write(&go, "").expect("go");
-    assert_eq!(driving.await.expect("join").expect("drive"), RunStatus::Completed);
+    assert_eq!(
+        driving.await.expect("join").expect("drive"),
+        RunStatus::Completed
+    );
     let lease = base.store.lease(&id).await.expect("lease");
-    assert_eq!((lease.owner, lease.epoch), (None, 1), "released once the run ended");
+    assert_eq!(
+        (lease.owner, lease.epoch),
+        (None, 1),
+        "released once the run ended"
+    );
 }
 
 async fn an_expired_lease_is_taken_over_and_the_old_driver_stops(db: &TestDb) {
@@ -105,12 +115,18 @@ async fn an_expired_lease_is_taken_over_and_the_old_driver_stops(db: &TestDb) {
         "the old driver stops driving: {ended:?}"
     );
     std::fs::write(&go, "").expect("go");
-    assert_eq!(new_driving.await.expect("join").expect("drive"), RunStatus::Completed);
+    assert_eq!(
+        new_driving.await.expect("join").expect("drive"),
+        RunStatus::Completed
+    );
     let events = base.store.events(&id, 0).await.expect("events");
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert!(kinds.contains(&"agent_interrupted"), "{kinds:?}");
     let agents = base.store.agents(&id).await.expect("agents");
-    assert_eq!((agents[0].state.as_str(), agents[0].attempts), ("completed", 2));
+    assert_eq!(
+        (agents[0].state.as_str(), agents[0].attempts),
+        ("completed", 2)
+    );
 }
 
 async fn a_commit_under_a_taken_over_lease_is_fenced(db: &TestDb) {
@@ -128,7 +144,10 @@ async fn a_commit_under_a_taken_over_lease_is_fenced(db: &TestDb) {
                 .expect("acquire")
         }
     };
-    assert!(matches!(take(&a, 0, 10).await, Acquired::Taken { epoch: 1, .. }));
+    assert!(matches!(
+        take(&a, 0, 10).await,
+        Acquired::Taken { epoch: 1, .. }
+    ));
     assert!(matches!(take(&b, 5, 15).await, Acquired::Held(_)), "live");
     let Acquired::Taken { epoch: 2, previous } = take(&b, 11, 21).await else {
         panic!("expired: b takes over with epoch 2");
@@ -147,19 +166,45 @@ async fn a_commit_under_a_taken_over_lease_is_fenced(db: &TestDb) {
         machines: None,
     };
     let fenced = base.store.commit(&commit(0, 1)).await;
-    assert!(matches!(fenced, Err(store::Error::Fenced { .. })), "{fenced:?}");
-    assert_eq!(base.store.commit(&commit(0, 2)).await.expect("b commits"), 1);
+    assert!(
+        matches!(fenced, Err(store::Error::Fenced { .. })),
+        "{fenced:?}"
+    );
+    assert_eq!(
+        base.store.commit(&commit(0, 2)).await.expect("b commits"),
+        1
+    );
     let stale = base.store.commit(&commit(0, 2)).await;
-    assert!(matches!(stale, Err(store::Error::Conflict { .. })), "{stale:?}");
+    assert!(
+        matches!(stale, Err(store::Error::Conflict { .. })),
+        "{stale:?}"
+    );
 
     // A renewal tells each owner what it still holds.
-    let held_by_a = base.store.renew_leases(&a.id, &at(30)).await.expect("renew");
+    let held_by_a = base
+        .store
+        .renew_leases(&a.id, &at(30))
+        .await
+        .expect("renew");
     assert!(held_by_a.is_empty());
-    let held_by_b = base.store.renew_leases(&b.id, &at(30)).await.expect("renew");
+    let held_by_b = base
+        .store
+        .renew_leases(&b.id, &at(30))
+        .await
+        .expect("renew");
     assert_eq!(held_by_b.get(&id), Some(&2));
-    base.store.release_lease(&id, &a.id, 1).await.expect("no-op");
-    assert_eq!(base.store.lease(&id).await.expect("lease").owner.as_deref(), Some(b.id.as_str()));
-    base.store.release_lease(&id, &b.id, 2).await.expect("release");
+    base.store
+        .release_lease(&id, &a.id, 1)
+        .await
+        .expect("no-op");
+    assert_eq!(
+        base.store.lease(&id).await.expect("lease").owner.as_deref(),
+        Some(b.id.as_str())
+    );
+    base.store
+        .release_lease(&id, &b.id, 2)
+        .await
+        .expect("release");
     let without = base.store.runs_without_driver(&at(31)).await.expect("scan");
     assert_eq!(without, [id.clone()]);
     let row = base.store.run(&id).await.expect("run");
@@ -221,10 +266,22 @@ async fn the_pool_cap_holds_across_processes(db: &TestDb) {
         runs.push(drive_in_background(driver, &id).0);
     }
     for run in runs {
-        assert_eq!(run.await.expect("join").expect("drive"), RunStatus::Completed);
+        assert_eq!(
+            run.await.expect("join").expect("drive"),
+            RunStatus::Completed
+        );
     }
     let peak = peak_concurrency(&ledger);
-    assert!(peak <= 2, "at most max_vms = 2 agents at once across owners, saw {peak}");
+    assert!(
+        peak <= 2,
+        "at most max_vms = 2 agents at once across owners, saw {peak}"
+    );
     let now = clock.stamp();
-    assert_eq!(base.store.machines_in_use("local", &now).await.expect("count"), 0);
+    assert_eq!(
+        base.store
+            .machines_in_use("local", &now)
+            .await
+            .expect("count"),
+        0
+    );
 }

@@ -79,7 +79,11 @@ impl Drop for RunLease {
         if let Some(inner) = self.leases.upgrade() {
             let leases = Leases { inner };
             let mut held = leases.held();
-            if held.runs.get(&self.run_id).is_some_and(|(epoch, _)| *epoch == self.epoch) {
+            if held
+                .runs
+                .get(&self.run_id)
+                .is_some_and(|(epoch, _)| *epoch == self.epoch)
+            {
                 held.runs.remove(&self.run_id);
             }
         }
@@ -138,7 +142,10 @@ impl Leases {
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.inner.held.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn expiry(&self, clock: &dyn Clock) -> (String, String) {
@@ -241,7 +248,8 @@ impl Leases {
                 });
             }
             Err(error) => {
-                let ttl = chrono::Duration::from_std(self.inner.ttl).unwrap_or(chrono::Duration::MAX);
+                let ttl =
+                    chrono::Duration::from_std(self.inner.ttl).unwrap_or(chrono::Duration::MAX);
                 let stale = held.renewed_at.is_none_or(|at| clock.now() - at >= ttl);
                 tracing::warn!(%error, stale, "cannot renew run leases");
                 if stale {

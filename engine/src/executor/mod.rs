@@ -23,8 +23,8 @@ use crate::model::TransitionError;
 use crate::run::{self, PrepareError};
 use crate::state::RunStatus;
 use crate::store::{self, NewRun, Store};
-use driver::Driver;
 pub use claimed::PreparedRun;
+use driver::Driver;
 pub use driver::Verdict;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 
@@ -234,7 +234,10 @@ impl Executor {
         cancel: oneshot::Receiver<()>,
     ) -> Result<RunStatus, Error> {
         let run_id = self.store.run(run_id).await?.id;
-        let lease = self.leases.acquire(&self.store, &self.clock, &run_id).await?;
+        let lease = self
+            .leases
+            .acquire(&self.store, &self.clock, &run_id)
+            .await?;
         let mut driver = match Driver::load(self, &run_id, observer).await {
             Ok(driver) => driver,
             Err(error) => {

@@ -188,7 +188,9 @@ impl RunModel {
         self.holds_slot(index)
             || (self.checking.contains(&index)
                 && agent.gates.open
-                && self.current_gate(index).is_some_and(|gate| gate != GateKind::Approve))
+                && self
+                    .current_gate(index)
+                    .is_some_and(|gate| gate != GateKind::Approve))
     }
 
     /// Machines this run holds: running attempts and open checks.

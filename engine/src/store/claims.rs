@@ -223,7 +223,7 @@ impl Store {
     }
 
     /// The statements that record a new run; the same rows as [`Store::create_run`] writes.
-    fn run_inserts(&self, run: &NewRun<'_>) -> Vec<sea_query::InsertStatement> {
+    pub(super) fn run_inserts(&self, run: &NewRun<'_>) -> Vec<sea_query::InsertStatement> {
         let insert = Query::insert()
             .into_table(Runs::Table)
             .columns(RUN_COLUMNS)

@@ -74,7 +74,10 @@ impl Store {
                 .and_where(Expr::col(Runs::Id).is_in(chunk.iter().map(String::as_str)))
                 .to_owned();
             let rows: Vec<LeaseColumns> = self.fetch(&select).await?;
-            found.extend(rows.into_iter().map(|row| (row.id.clone(), Lease::from(row))));
+            found.extend(
+                rows.into_iter()
+                    .map(|row| (row.id.clone(), Lease::from(row))),
+            );
         }
         Ok(found)
     }
@@ -146,7 +149,12 @@ impl Store {
 
     /// Lets the lease go (the run ended, or this process stops driving it). A lease taken
     /// over meanwhile is left alone.
-    pub async fn release_lease(&self, run_id: &str, owner_id: &str, epoch: i64) -> Result<(), Error> {
+    pub async fn release_lease(
+        &self,
+        run_id: &str,
+        owner_id: &str,
+        epoch: i64,
+    ) -> Result<(), Error> {
         let release = Query::update()
             .table(Runs::Table)
             .value(Runs::LeaseOwner, None::<String>)

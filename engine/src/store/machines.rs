@@ -133,7 +133,11 @@ async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
         .into_table(Pools::Table)
         .columns([Pools::Tenant, Pools::Name, Pools::Version])
         .values_panic([tenant.into(), pool.into(), 0i64.into()])
-        .on_conflict(OnConflict::columns([Pools::Tenant, Pools::Name]).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::columns([Pools::Tenant, Pools::Name])
+                .do_nothing()
+                .to_owned(),
+        )
         .to_owned();
     tx.execute(&create).await?;
     let lock = Query::update()
@@ -145,9 +149,9 @@ async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
     tx.execute(&lock).await.map(drop)
 }
 
-/// How many machines of the pool are in use at `now`; rows of dead holders are removed.
-async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::Result<usize> {
-    let select = Query::select()
+/// Every machine row of a pool.
+fn claims_of(tenant: &str, pool: &str) -> sea_query::SelectStatement {
+    Query::select()
         .columns([
             PoolClaims::RunId,
             PoolClaims::Agent,
@@ -157,8 +161,12 @@ async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::
         .from(PoolClaims::Table)
         .and_where(Expr::col(PoolClaims::Tenant).eq(tenant))
         .and_where(Expr::col(PoolClaims::Pool).eq(pool))
-        .to_owned();
-    let rows: Vec<ClaimRow> = tx.fetch_all(&select).await?;
+        .to_owned()
+}
+
+/// How many machines of the pool are in use at `now`; rows of dead holders are removed.
+async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::Result<usize> {
+    let rows: Vec<ClaimRow> = tx.fetch_all(&claims_of(tenant, pool)).await?;
     let mut live = 0;
     for row in rows {
         if row.is_live(now) {
@@ -178,23 +186,16 @@ async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::
 impl Store {
     /// Machines of `pool` in use at `now`, across every process sharing the store.
     pub async fn machines_in_use(&self, pool: &str, now: &str) -> Result<usize, Error> {
-        let select = Query::select()
-            .columns([
-                PoolClaims::RunId,
-                PoolClaims::Agent,
-                PoolClaims::Holder,
-                PoolClaims::ExpiresAt,
-            ])
-            .from(PoolClaims::Table)
-            .and_where(Expr::col(PoolClaims::Tenant).eq(self.tenant.as_str()))
-            .and_where(Expr::col(PoolClaims::Pool).eq(pool))
-            .to_owned();
-        let rows: Vec<ClaimRow> = self.fetch(&select).await?;
+        let rows: Vec<ClaimRow> = self.fetch(&claims_of(&self.tenant, pool)).await?;
         Ok(rows.iter().filter(|row| row.is_live(now)).count())
     }
 
     /// Extends the machine rows `owner_id` holds, with its leases.
-    pub(super) async fn renew_machines(&self, owner_id: &str, expires_at: &str) -> Result<(), Error> {
+    pub(super) async fn renew_machines(
+        &self,
+        owner_id: &str,
+        expires_at: &str,
+    ) -> Result<(), Error> {
         let renew = Query::update()
             .table(PoolClaims::Table)
             .value(PoolClaims::ExpiresAt, expires_at)

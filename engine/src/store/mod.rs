@@ -37,7 +37,7 @@ use crate::event::{Delivered, Event};
 use crate::state::{AgentState, RunStatus};
 use backend::Backend;
 use schema::{Agents, Events, Runs};
-use statements::{AGENT_COLUMNS, RUN_COLUMNS, RUN_READ_COLUMNS, agent_upserts};
+use statements::{AGENT_COLUMNS, RUN_COLUMNS, RUN_LEASE_COLUMNS};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -236,33 +236,8 @@ impl Store {
 
     pub async fn create_run(&self, run: &NewRun<'_>) -> Result<(), Error> {
         let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
-        let insert = Query::insert()
-            .into_table(Runs::Table)
-            .columns(RUN_COLUMNS)
-            .values_panic([
-                run.id.into(),
-                self.tenant.as_str().into(),
-                run.flight.into(),
-                run.flight_path.map(str::to_owned).into(),
-                run.source.into(),
-                run.digest.into(),
-                run.inputs.to_string().into(),
-                RunStatus::Queued.as_str().into(),
-                0i64.into(),
-                run.created_at.into(),
-                None::<String>.into(),
-                run.event.map(|event| event.to_string()).into(),
-            ])
-            .to_owned();
-        tx.execute(&insert).await.map_err(|e| self.fail(e))?;
-        let pending: Vec<AgentUpdate> = run
-            .agents
-            .iter()
-            .enumerate()
-            .map(|(position, slug)| AgentUpdate::pending(slug, position))
-            .collect();
-        for upsert in agent_upserts(run.id, &pending) {
-            tx.execute(&upsert).await.map_err(|e| self.fail(e))?;
+        for insert in self.run_inserts(run) {
+            tx.execute(&insert).await.map_err(|e| self.fail(e))?;
         }
         tx.commit().await.map_err(|e| self.fail(e))
     }
@@ -279,7 +254,8 @@ impl Store {
     /// A run by id or unique id prefix.
     pub async fn run(&self, id: &str) -> Result<RunRow, Error> {
         let select = Query::select()
-            .columns(RUN_READ_COLUMNS)
+            .columns(RUN_COLUMNS)
+            .columns(RUN_LEASE_COLUMNS)
             .from(Runs::Table)
             .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
             .and_where(Expr::col(Runs::Id).like(format!("{}%", escape_like(id))))
@@ -303,7 +279,8 @@ impl Store {
     /// Runs, newest first.
     pub async fn runs(&self, limit: u64) -> Result<Vec<RunRow>, Error> {
         let select = Query::select()
-            .columns(RUN_READ_COLUMNS)
+            .columns(RUN_COLUMNS)
+            .columns(RUN_LEASE_COLUMNS)
             .from(Runs::Table)
             .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
             .order_by(Runs::CreatedAt, Order::Desc)
@@ -319,7 +296,8 @@ impl Store {
     /// Runs that are neither finished nor queued: what a restarted engine must pick up.
     pub async fn unfinished_runs(&self) -> Result<Vec<RunRow>, Error> {
         let select = Query::select()
-            .columns(RUN_READ_COLUMNS)
+            .columns(RUN_COLUMNS)
+            .columns(RUN_LEASE_COLUMNS)
             .from(Runs::Table)
             .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
             .and_where(

@@ -20,20 +20,8 @@ pub(super) const RUN_COLUMNS: [Runs; 12] = [
     Runs::Event,
 ];
 
-/// What a read of runs selects: the columns a run is recorded with, plus its lease.
-pub(super) const RUN_READ_COLUMNS: [Runs; 16] = [
-    Runs::Id,
-    Runs::Tenant,
-    Runs::Flight,
-    Runs::FlightPath,
-    Runs::Source,
-    Runs::Digest,
-    Runs::Inputs,
-    Runs::Status,
-    Runs::Version,
-    Runs::CreatedAt,
-    Runs::FinishedAt,
-    Runs::Event,
+/// What reads of runs select besides [`RUN_COLUMNS`]: the lease, for the status shown.
+pub(super) const RUN_LEASE_COLUMNS: [Runs; 4] = [
     Runs::LeaseOwner,
     Runs::LeaseHolder,
     Runs::LeaseEpoch,

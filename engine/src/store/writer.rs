@@ -208,7 +208,9 @@ enum Written {
     /// The run is no longer at the expected version, or the lease moved on.
     Refused,
     /// Its new machine holders do not fit in the pool.
-    PoolFull { available: usize },
+    PoolFull {
+        available: usize,
+    },
 }
 
 /// Writes one checkpoint: the run's new version and status, its events, its agents, and the

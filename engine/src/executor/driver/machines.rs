@@ -54,7 +54,11 @@ impl Driver<'_> {
     /// The pool had fewer machines free than the batch started work on: the batch is staged
     /// again on the committed state without its starts, and the model decides within
     /// `available`.
-    pub(super) async fn fit_to_pool(&mut self, batch: &mut Batch, available: usize) -> Result<(), Error> {
+    pub(super) async fn fit_to_pool(
+        &mut self,
+        batch: &mut Batch,
+        available: usize,
+    ) -> Result<(), Error> {
         tracing::debug!(run = %self.row.id, available, "the pool is full: deciding again within what is free");
         self.machine_budget = Some(available);
         self.model = self.rebuilt_model().await?;
@@ -68,7 +72,11 @@ impl Driver<'_> {
             return Ok(());
         }
         let now = self.executor.clock.stamp();
-        let in_use = self.executor.store.machines_in_use(LOCAL_POOL, &now).await?;
+        let in_use = self
+            .executor
+            .store
+            .machines_in_use(LOCAL_POOL, &now)
+            .await?;
         let mine = self.model.machines_in_use();
         // Once only this run holds machines, nothing else competes: decide freely again.
         self.machine_budget = (in_use > mine).then(|| self.executor.slots.saturating_sub(in_use));

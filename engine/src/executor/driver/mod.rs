@@ -138,7 +138,10 @@ impl<'e> Driver<'e> {
         // without letting the lease go (the lease is no longer in this process's registry).
         let previous = &lease.previous;
         let left_behind = previous.owner.as_deref() == Some(&self.executor.leases.owner().id)
-            || previous.holder.as_ref().is_none_or(|holder| holder.is_gone_here());
+            || previous
+                .holder
+                .as_ref()
+                .is_none_or(|holder| holder.is_gone_here());
         self.lease = Some(lease);
         let ended = match self.drive_loop(cancel, left_behind).await {
             Err(Error::EndedElsewhere { status, .. }) => Ok(status),

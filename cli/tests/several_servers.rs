@@ -1,0 +1,228 @@
+//! Several `murmur serve` processes on one store: they split the runs, one of them is killed
+//! with SIGKILL mid-way and another starts later, and still every run completes, no agent that
+//! completed runs again, no agent runs in two places at once, and the pool's `max_vms` holds
+//! across the servers. The agents' own ledger says what ran where; the figures are printed.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::db::Backend;
+use support::fixture::Fixture;
+use support::http;
+
+const RUNS: usize = 60;
+const MAX_VMS: usize = 4;
+const DEADLINE: Duration = Duration::from_secs(240);
+
+/// Five agents (a diamond and a tail) that note `start|end SLUG RUN PID SERVER` in the
+/// ledger (the agent's parent is the server that runs it).
+fn flight(ledger: &std::path::Path) -> String {
+    let agent = |slug: &str, needs: &str| {
+        let note = |what: &str| {
+            format!(
+                "echo \"{what} {slug} $MURMUR_RUN_ID $$ $PPID\" >> {}",
+                ledger.display()
+            )
+        };
+        format!(
+            "## {slug}\n{needs}> command: {}; sleep 0.1; {}\n\n",
+            note("start"),
+            note("end")
+        )
+    };
+    format!(
+        "---\nruntime: exec\non:\n  http: {{}}\n---\n# Five\n\n{}{}{}{}{}",
+        agent("plan", ""),
+        agent("left", "> needs: plan\n"),
+        agent("right", "> needs: plan\n"),
+        agent("join", "> needs: left, right\n"),
+        agent("ship", "> needs: join\n"),
+    )
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+fn start_server(fixture: &Fixture) -> Server {
+    let mut child = fixture
+        .command(&["serve", "--bind", "127.0.0.1:0"])
+        .env("MURMUR_LEASE_TTL", "2s")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("serve says where it listens")
+            .expect("line");
+        if let Some(address) = line.split("listening on http://").nth(1) {
+            break address.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Server { child, address }
+}
+
+fn completed_runs(fixture: &Fixture) -> BTreeSet<String> {
+    let out = fixture.murmur(&["runs", "ls", "--json", "--limit", "1000"]);
+    assert!(out.status.success(), "{out:?}");
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    runs.iter()
+        .filter(|run| run["status"] == "completed")
+        .filter_map(|run| run["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// One ledger line: what happened, to which agent of which run, in which process.
+struct Entry {
+    start: bool,
+    agent: (String, String),
+    pid: String,
+    server: String,
+}
+
+fn ledger(path: &std::path::Path) -> Vec<Entry> {
+    std::fs::read_to_string(path)
+        .expect("ledger")
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (what, slug, run) = (words.next()?, words.next()?, words.next()?);
+            let (pid, server) = (words.next()?, words.next()?);
+            Some(Entry {
+                start: what == "start",
+                agent: (run.to_owned(), slug.to_owned()),
+                pid: pid.to_owned(),
+                server: server.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The agents' pids that the killed server ran.
+fn killed_pids<'a>(entries: &'a [Entry], server: &str) -> BTreeSet<&'a str> {
+    entries
+        .iter()
+        .filter(|entry| entry.server == server)
+        .map(|entry| entry.pid.as_str())
+        .collect()
+}
+
+#[test]
+fn three_servers_on_postgres_survive_a_kill_and_share_the_pool() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let fixture = Fixture::new(&backend, "several_servers");
+    fixture.write_config(&format!("pools:\n  local: {{ max_vms: {MAX_VMS} }}\n"));
+    fixture.write_flight("five", &flight(&fixture.ledger));
+    let token = fixture.murmur(&["token", "create", "--name", "load"]);
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    let auth = format!("Bearer {token}");
+    let mut servers: Vec<Server> = (0..3).map(|_| start_server(&fixture)).collect();
+
+    let started = Instant::now();
+    for index in 0..RUNS {
+        let server = &servers[index % servers.len()];
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let (status, body) = http(
+            &server.address,
+            "POST",
+            "/v1/flights/five/runs",
+            &headers,
+            "{}",
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    // Kill one server while its runs are in flight; a fourth joins later.
+    while completed_runs(&fixture).len() < RUNS / 4 {
+        assert!(started.elapsed() < DEADLINE, "runs do not complete");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut killed = servers.remove(0);
+    let killed_pid = killed.child.id().to_string();
+    killed.child.kill().expect("SIGKILL");
+    killed.child.wait().expect("reaped");
+    let killed_at = Instant::now();
+    // Every line after this one was written after the kill: its agents died with it.
+    let kill_line = ledger(&fixture.ledger).len();
+    let done_at_kill = completed_runs(&fixture).len();
+    servers.push(start_server(&fixture));
+    while completed_runs(&fixture).len() < RUNS {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "only {} of {RUNS} runs completed",
+            completed_runs(&fixture).len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = killed_at.elapsed();
+    for mut server in servers {
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+    }
+
+    let entries = ledger(&fixture.ledger);
+    let mut ends: BTreeMap<&(String, String), usize> = BTreeMap::new();
+    let mut open: BTreeMap<&(String, String), BTreeSet<&str>> = BTreeMap::new();
+    let (mut running, mut peak, mut restarted) = (0usize, 0usize, 0usize);
+    let mut started_agents = BTreeSet::new();
+    for (line, entry) in entries.iter().enumerate() {
+        if line == kill_line {
+            for pids in open.values_mut() {
+                pids.retain(|pid| !killed_pids(&entries, &killed_pid).contains(pid));
+            }
+        }
+        let pids = open.entry(&entry.agent).or_default();
+        if entry.start {
+            assert!(
+                !ends.contains_key(&entry.agent),
+                "{:?} ran again after it completed",
+                entry.agent
+            );
+            // An attempt whose server was killed never wrote its end: it is gone, not open.
+            pids.clear();
+            pids.insert(&entry.pid);
+            if !started_agents.insert(&entry.agent) {
+                restarted += 1;
+            }
+        } else {
+            assert!(
+                pids.remove(entry.pid.as_str()),
+                "{:?} ended twice",
+                entry.agent
+            );
+            *ends.entry(&entry.agent).or_default() += 1;
+        }
+        running = open.values().map(BTreeSet::len).sum();
+        peak = peak.max(running);
+    }
+    assert_eq!(running, 0);
+    assert_eq!(ends.len(), RUNS * 5, "every agent of every run completed");
+    assert!(ends.values().all(|&n| n == 1), "each agent completed once");
+    assert!(
+        peak <= MAX_VMS,
+        "at most {MAX_VMS} agents at once across servers, saw {peak}"
+    );
+    eprintln!(
+        "several servers: {RUNS} runs, {} agents, {done_at_kill} runs done when one server was killed, \
+         {restarted} attempts restarted elsewhere, every run completed {:.1} s after the kill, \
+         peak {peak} agents at once (max_vms {MAX_VMS}), {:.1} s in all",
+        RUNS * 5,
+        finished.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
