@@ -206,7 +206,7 @@ async fn a_commit_under_a_taken_over_lease_is_fenced(db: &TestDb) {
         .await
         .expect("release");
     let without = base.store.runs_without_driver(&at(31)).await.expect("scan");
-    assert_eq!(without, [id.clone()]);
+    assert_eq!(without, std::slice::from_ref(&id));
     let row = base.store.run(&id).await.expect("run");
     assert_eq!(row.shown_status(&at(31)), "interrupted");
 }
