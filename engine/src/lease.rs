@@ -2,6 +2,8 @@
 //! [`Holder`] identity people read in messages (`murmur serve (pid 41 on vm-3) since …`) and
 //! that another process on the same host checks before it kills anything the owner left.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 
 /// A process that may hold run leases. One per process (or per engine in tests).
@@ -40,10 +42,10 @@ impl Holder {
         let pid = std::process::id();
         Self {
             kind: kind.to_owned(),
-            host: host_name(),
+            host: host_name().to_owned(),
             pid,
-            started: process_start(pid).unwrap_or(0),
-            boot: boot_id(),
+            started: this_process_start(),
+            boot: boot_id().to_owned(),
         }
     }
 
@@ -57,6 +59,9 @@ impl Holder {
         if self.boot != boot_id() {
             return true;
         }
+        if self.pid == std::process::id() {
+            return self.started != this_process_start();
+        }
         process_start(self.pid) != Some(self.started)
     }
 
@@ -66,16 +71,28 @@ impl Holder {
     }
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
+/// Read once: the checks run for every machine row a checkpoint counts.
+fn host_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned())
+    })
 }
 
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|id| id.trim().to_owned())
-        .unwrap_or_default()
+fn boot_id() -> &'static str {
+    static BOOT: OnceLock<String> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default()
+    })
+}
+
+fn this_process_start() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| process_start(std::process::id()).unwrap_or(0))
 }
 
 /// Field 22 of `/proc/PID/stat`, counted after the command name (which may hold spaces and

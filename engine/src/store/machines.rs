@@ -1,10 +1,9 @@
 //! Machines in use, counted across every process that shares the store. A driver's checkpoint
-//! says which of its run's agents hold a machine after it ([`MachineUse`]); the writer frees
-//! the others' rows and inserts the new holders' rows in the checkpoint's own transaction,
-//! after locking the pool's row, and only while the pool has room. So `max_vms` holds however
-//! many servers start work at once, and it costs no extra commit.
-
-use std::collections::HashSet;
+//! says which of its run's agents start or stop holding a machine ([`MachineUse`]); the writer
+//! deletes the rows of those that stopped and inserts rows for those that started, in the
+//! checkpoint's own transaction, after locking the pool (the row lock on PostgreSQL; on SQLite
+//! the transaction already holds the write lock), and only while the pool has room. So
+//! `max_vms` holds however many servers start work at once, and it costs no extra commit.
 
 use sea_query::{Expr, ExprTrait, OnConflict, Query};
 
@@ -24,9 +23,9 @@ pub struct MachineUse {
     pub holder: Holder,
     /// Until when the new rows count unless renewed (the lease's expiry).
     pub expires_at: String,
-    /// Agents (slug, attempt) that hold a machine after the checkpoint.
+    /// Agents (slug, attempt) that start holding a machine with the checkpoint.
     pub hold: Vec<(String, u32)>,
-    /// Agents that hold none after it.
+    /// Agents that stop holding theirs.
     pub free: Vec<String>,
 }
 
@@ -70,28 +69,11 @@ pub(super) async fn apply(
     if machines.hold.is_empty() {
         return Ok(Ok(()));
     }
-    let select = Query::select()
-        .column(PoolClaims::Agent)
-        .from(PoolClaims::Table)
-        .and_where(Expr::col(PoolClaims::RunId).eq(run_id))
-        .to_owned();
-    let held: HashSet<String> = tx
-        .fetch_all::<(String,)>(&select)
-        .await?
-        .into_iter()
-        .map(|(agent,)| agent)
-        .collect();
-    let missing: Vec<&(String, u32)> = machines
-        .hold
-        .iter()
-        .filter(|(slug, _)| !held.contains(slug))
-        .collect();
-    if missing.is_empty() {
-        return Ok(Ok(()));
-    }
     lock_pool(tx, tenant, &machines.pool).await?;
     let live = live_claims(tx, tenant, &machines.pool, at).await?;
-    if live + missing.len() > machines.capacity {
+    // A row of an earlier attempt of the same agent (left by a driver that died) may still
+    // count; counting it too errs on the side of the cap.
+    if live + machines.hold.len() > machines.capacity {
         return Ok(Err(PoolFull {
             available: machines.capacity.saturating_sub(live),
         }));
@@ -110,7 +92,7 @@ pub(super) async fn apply(
             PoolClaims::ExpiresAt,
         ])
         .to_owned();
-    for (slug, attempt) in missing {
+    for (slug, attempt) in &machines.hold {
         insert.values_panic([
             tenant.into(),
             machines.pool.as_str().into(),
@@ -122,6 +104,21 @@ pub(super) async fn apply(
             machines.expires_at.as_str().into(),
         ]);
     }
+    insert.on_conflict(
+        OnConflict::columns([
+            PoolClaims::Tenant,
+            PoolClaims::Pool,
+            PoolClaims::RunId,
+            PoolClaims::Agent,
+        ])
+        .update_columns([
+            PoolClaims::Attempt,
+            PoolClaims::Owner,
+            PoolClaims::Holder,
+            PoolClaims::ExpiresAt,
+        ])
+        .to_owned(),
+    );
     tx.execute(&insert).await?;
     Ok(Ok(()))
 }
@@ -129,6 +126,9 @@ pub(super) async fn apply(
 /// Serialises claims on one pool: the row lock (PostgreSQL) or the write lock (SQLite) is
 /// held until the transaction ends, so two processes never count the same free machine.
 async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
+    if matches!(tx, Tx::Sqlite(_)) {
+        return Ok(());
+    }
     let create = Query::insert()
         .into_table(Pools::Table)
         .columns([Pools::Tenant, Pools::Name, Pools::Version])

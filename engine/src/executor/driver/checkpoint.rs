@@ -97,6 +97,9 @@ impl Driver<'_> {
                 Ok(version) => {
                     let first = self.version + 1;
                     self.version = version;
+                    if self.lease.is_some() {
+                        self.note_machines(&batch);
+                    }
                     break first;
                 }
                 // Another process recorded an approval, a follow-up or a kill meanwhile:

@@ -26,18 +26,24 @@ impl Driver<'_> {
         }
     }
 
-    /// Which touched agents hold a machine after the batch. `None` for a process that only
-    /// records an act: its commits change no machine.
+    /// Which touched agents start or stop holding a machine with the batch. `None` when
+    /// nothing changes, and for a process that only records an act.
     pub(super) fn machine_use(&self, batch: &Batch) -> Option<MachineUse> {
         self.lease.as_ref()?;
         let (mut hold, mut free) = (Vec::new(), Vec::new());
         for &index in batch.touched() {
             let agent = &self.model.agents()[index];
-            if self.model.holds_machine(index) {
-                hold.push((agent.slug.clone(), agent.attempt));
-            } else {
-                free.push(agent.slug.clone());
+            match (
+                self.holding.contains(&index),
+                self.model.holds_machine(index),
+            ) {
+                (false, true) => hold.push((agent.slug.clone(), agent.attempt)),
+                (true, false) => free.push(agent.slug.clone()),
+                _ => {}
             }
+        }
+        if hold.is_empty() && free.is_empty() {
+            return None;
         }
         let leases = &self.executor.leases;
         Some(MachineUse {
@@ -64,6 +70,17 @@ impl Driver<'_> {
         self.model = self.rebuilt_model().await?;
         self.sync_instances();
         self.restage(batch, |event| !starts_work(event)).await
+    }
+
+    /// After a commit: the agents that hold a machine now, as the store has them.
+    pub(super) fn note_machines(&mut self, batch: &Batch) {
+        for &index in batch.touched() {
+            if self.model.holds_machine(index) {
+                self.holding.insert(index);
+            } else {
+                self.holding.remove(&index);
+            }
+        }
     }
 
     /// While this run waits for machines other processes hold: how many are free now.

@@ -47,6 +47,8 @@ pub struct Driver<'e> {
     /// Machines free for this run across processes, once the pool was found full; `None`
     /// while nothing else competes for the pool.
     machine_budget: Option<usize>,
+    /// Agents whose machine rows this driver has committed.
+    holding: HashSet<usize>,
 }
 
 /// How long a run that ends waits for the agents it stopped to be gone.
@@ -118,6 +120,7 @@ impl<'e> Driver<'e> {
             receiver,
             lease: None,
             machine_budget: None,
+            holding: HashSet::new(),
         };
         driver.sync_instances();
         for index in agents_len..driver.agents.len() {
