@@ -96,7 +96,7 @@ pub async fn flights(state: &AppState) -> Vec<Known> {
             .filter_map(|s| from_catalog(s).ok())
             .collect(),
         Err(error) => {
-            eprintln!("murmur serve: cannot read the flight catalog: {error}");
+            tracing::error!(%error, "cannot read the flight catalog");
             Vec::new()
         }
     };

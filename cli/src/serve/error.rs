@@ -106,7 +106,7 @@ impl ApiError {
 
     /// A failure of ours: logged in full on the server, reported without internals.
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        eprintln!("murmur serve: internal error: {error}");
+        tracing::error!(%error, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

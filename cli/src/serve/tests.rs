@@ -39,29 +39,7 @@ async fn fixture_with(clock: Arc<dyn Clock>) -> (Fixture, AppState) {
         "# Broken\n\n## a\n> needs: zzz\n\nA.\n",
     )
     .expect("flight");
-    let store = Store::open(&dir.path().join(".murmur/murmur.db").display().to_string())
-        .await
-        .expect("store");
-    store
-        .add_token("tests", TOKEN, &SystemClock.stamp())
-        .await
-        .expect("token");
-    let executor = Executor {
-        store,
-        clock,
-        slots: 2,
-        work_root: dir.path().join(".murmur/work"),
-        repository: dir.path().to_path_buf(),
-        claude: ClaudeSettings::default(),
-        codex: Default::default(),
-        retry_backoff: std::time::Duration::ZERO,
-        github: Default::default(),
-        check_command: None,
-        leases: murmur_engine::executor::Leases::new(
-            murmur_engine::lease::Owner::this_process("test"),
-            murmur_engine::executor::DEFAULT_TTL,
-        ),
-    };
+    let executor = test_executor(dir.path(), clock).await;
     std::fs::write(dir.path().join(".murmur/flights/nightly.md"), NIGHTLY).expect("flight");
     let state = AppState::new(executor, dir.path().to_path_buf(), Some(SECRET.to_owned()));
     (
@@ -453,4 +431,35 @@ async fn a_token_over_its_rate_gets_429() {
     }
     let body = limited.expect("the burst runs out within 400 requests");
     assert_eq!(body["error"]["code"], "rate_limited");
+}
+
+/// An executor on a fresh SQLite store in `dir` (with the tests' token), as the server's
+/// tests and the trigger tests use it.
+pub(super) async fn test_executor(
+    dir: &std::path::Path,
+    clock: Arc<dyn murmur_engine::Clock>,
+) -> Executor {
+    let store = Store::open(&dir.join(".murmur/murmur.db").display().to_string())
+        .await
+        .expect("store");
+    store
+        .add_token("tests", TOKEN, &SystemClock.stamp())
+        .await
+        .expect("token");
+    Executor {
+        store,
+        clock,
+        slots: 2,
+        work_root: dir.join(".murmur/work"),
+        repository: dir.to_path_buf(),
+        claude: ClaudeSettings::default(),
+        codex: Default::default(),
+        retry_backoff: std::time::Duration::ZERO,
+        github: Default::default(),
+        check_command: None,
+        leases: murmur_engine::executor::Leases::new(
+            murmur_engine::lease::Owner::this_process("test"),
+            murmur_engine::executor::DEFAULT_TTL,
+        ),
+    }
 }

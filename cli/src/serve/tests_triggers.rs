@@ -8,8 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use murmur_engine::executor::{ClaudeSettings, Executor};
-use murmur_engine::{Clock, Store, SystemClock};
+use murmur_engine::SystemClock;
 use murmur_testkit::git::git;
 use serde_json::{Value, json};
 
@@ -17,7 +16,6 @@ use super::tests::{authed, call, live_events};
 use super::{AppState, router};
 
 const SECRET: &str = "trigger-secret";
-const TOKEN: &str = "mur_test_token";
 
 const TRIAGE: &str = "---\nruntime: exec\non:\n  issue_opened: { repos: [\"https://github.com/Acme/API.git\"] }\n---\n# Triage\n\n## label\n> command: printf 'title: %s\\n' \"${{ event.issue.title }}\"; printf 'single: %s\\n' '${{ event.issue.title }}'\n";
 
@@ -60,29 +58,7 @@ async fn fixture() -> Fixture {
     ] {
         std::fs::write(flights.join(format!("{name}.md")), text).expect("flight");
     }
-    let store = Store::open(&dir.join(".murmur/murmur.db").display().to_string())
-        .await
-        .expect("store");
-    store
-        .add_token("tests", TOKEN, &SystemClock.stamp())
-        .await
-        .expect("token");
-    let executor = Executor {
-        store,
-        clock: Arc::new(SystemClock),
-        slots: 2,
-        work_root: dir.join(".murmur/work"),
-        repository: dir.to_path_buf(),
-        claude: ClaudeSettings::default(),
-        codex: Default::default(),
-        retry_backoff: std::time::Duration::ZERO,
-        github: Default::default(),
-        check_command: None,
-        leases: murmur_engine::executor::Leases::new(
-            murmur_engine::lease::Owner::this_process("test"),
-            murmur_engine::executor::DEFAULT_TTL,
-        ),
-    };
+    let executor = super::tests::test_executor(dir, Arc::new(SystemClock)).await;
     let state = AppState::new(executor, dir.to_path_buf(), Some(SECRET.to_owned()));
     Fixture {
         repo,
