@@ -91,6 +91,17 @@ impl Driving {
         panic!("the process ended before `{wanted}` of attempt {attempt}");
     }
 
+    /// Reads events until the run's own event of `wanted` kind.
+    fn run_event(&mut self, wanted: &str) -> Value {
+        for line in self.lines.by_ref() {
+            let event: Value = serde_json::from_str(&line.expect("line")).expect("JSON");
+            if kind(&event) == wanted {
+                return event;
+            }
+        }
+        panic!("the process ended before `{wanted}`");
+    }
+
     fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
@@ -150,6 +161,12 @@ fn a_live_run_refuses_resume_and_a_cancel_from_elsewhere_ends_it(backend: &suppo
 
     let canceled = fixture.murmur(&["runs", "cancel", &run]);
     assert!(canceled.status.success(), "{canceled:?}");
+    let by = driving.run_event("run_canceled")["event"]["by"].clone();
+    assert!(
+        by.as_str()
+            .is_some_and(|by| by.starts_with("murmur runs cancel (pid ")),
+        "the foreground run is told who canceled it: {by}"
+    );
     let (code, stderr) = driving.wait();
     assert_eq!(code, 1, "a canceled run exits 1: {stderr}");
     assert!(!stderr.contains("changed by someone else"), "{stderr}");

@@ -117,7 +117,11 @@ pub enum Event {
     RunFailed {
         reason: String,
     },
-    RunCanceled,
+    RunCanceled {
+        /// Who canceled it, when another process did (`murmur runs cancel (pid 7 on vm)`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
     /// `runs retry`: a failed or canceled run runs again, keeping what succeeded.
     RunRetried,
     /// A completed run runs again because one of its agents was sent a follow-up.
@@ -219,7 +223,7 @@ impl Event {
             Event::RunReopened => "run_reopened",
             Event::RunCompleted => "run_completed",
             Event::RunFailed { .. } => "run_failed",
-            Event::RunCanceled => "run_canceled",
+            Event::RunCanceled { .. } => "run_canceled",
             Event::RunRetried => "run_retried",
         }
     }
@@ -247,7 +251,7 @@ impl Event {
             Event::RunStarted
             | Event::RunCompleted
             | Event::RunFailed { .. }
-            | Event::RunCanceled
+            | Event::RunCanceled { .. }
             | Event::RunRetried
             | Event::RunReopened => None,
         }
@@ -295,7 +299,7 @@ mod tests {
             Event::AgentCanceled { slug: "a".into() },
             Event::RunCompleted,
             Event::RunFailed { reason: "x".into() },
-            Event::RunCanceled,
+            Event::RunCanceled { by: None },
         ];
         for event in events {
             let json = serde_json::to_value(&event).expect("serialises");

@@ -163,7 +163,7 @@ async fn unfinished_runs_are_the_ones_to_resume(db: &TestDb) {
             run_id: "done",
             expected_version: 0,
             at: "2026-01-01T00:00:02.000Z",
-            events: &[Event::RunCanceled],
+            events: &[Event::RunCanceled { by: None }],
             agents: &[],
             status: RunStatus::Canceled,
             finished_at: Some("2026-01-01T00:00:02.000Z"),

@@ -113,7 +113,7 @@ impl LiveView {
                 Event::RunStarted | Event::RunRetried | Event::RunReopened => "running",
                 Event::RunCompleted => "completed",
                 Event::RunFailed { .. } => "failed",
-                Event::RunCanceled => "canceled",
+                Event::RunCanceled { .. } => "canceled",
                 _ => self.run_state,
             };
             return;

@@ -51,7 +51,8 @@ pub fn event_line(at: &str, event: &Event) -> String {
         Event::AgentCanceled { .. } => "canceled".to_owned(),
         Event::RunCompleted => "completed".to_owned(),
         Event::RunFailed { reason } => format!("failed: {reason}"),
-        Event::RunCanceled => "canceled".to_owned(),
+        Event::RunCanceled { by: None } => "canceled".to_owned(),
+        Event::RunCanceled { by: Some(by) } => format!("canceled by {by}"),
         Event::AgentRetried { .. } => "will run again (runs retry)".to_owned(),
         Event::RunRetried => "retried: failed, skipped and canceled agents run again".to_owned(),
         Event::AgentExpanded { items, .. } => {

@@ -156,7 +156,7 @@ impl RunModel {
                 slug: agent.slug.clone(),
             })
             .collect();
-        events.push(Event::RunCanceled);
+        events.push(Event::RunCanceled { by: None });
         events
     }
 

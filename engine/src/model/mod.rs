@@ -232,7 +232,9 @@ impl RunModel {
             (RunStatus::Queued, Event::RunStarted) => RunStatus::Running,
             (RunStatus::Running, Event::RunCompleted) => RunStatus::Completed,
             (RunStatus::Running, Event::RunFailed { .. }) => RunStatus::Failed,
-            (RunStatus::Queued | RunStatus::Running, Event::RunCanceled) => RunStatus::Canceled,
+            (RunStatus::Queued | RunStatus::Running, Event::RunCanceled { .. }) => {
+                RunStatus::Canceled
+            }
             (RunStatus::Failed | RunStatus::Canceled, Event::RunRetried) => RunStatus::Running,
             (RunStatus::Completed, Event::RunReopened) => RunStatus::Running,
             (status, event) => {

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::launch::Message;
 use super::{Committed, Error, Executor, RunLease};
+use crate::event::Event;
 use crate::model::{RunModel, RunPolicy};
 use crate::run;
 use crate::state::RunStatus;
@@ -295,10 +296,19 @@ impl<'e> Driver<'e> {
         Ok(ahead < limit)
     }
 
-    /// Cancels now, without driving: for a run no process is driving.
+    /// Cancels now, without driving: for a run no process is driving (or from another
+    /// process than its driver, which is then told who canceled it).
     pub async fn cancel_now(&mut self) -> Result<RunStatus, Error> {
         let mut batch = self.batch();
-        let events = self.model.cancel();
+        let mut events = self.model.cancel();
+        if self.lease.is_none() {
+            let me = self.executor.leases.owner().holder.describe();
+            for event in &mut events {
+                if let Event::RunCanceled { by } = event {
+                    *by = Some(me.clone());
+                }
+            }
+        }
         self.stage(&mut batch, events)?;
         self.checkpoint(batch).await?;
         Ok(self.model.status())

@@ -31,6 +31,8 @@ impl Driver<'_> {
         if !outside.iter().all(|(_, _, event)| taken_in(event)) {
             let status = RunStatus::parse(&row.status)
                 .ok_or_else(|| store::Error::Corrupt(format!("run status `{}`", row.status)))?;
+            // Observers see what ended the run here (a cancel, and who made it).
+            self.publish(outside);
             return Ok(Some(status));
         }
         for (_, _, event) in &outside {
@@ -47,6 +49,7 @@ impl Driver<'_> {
     pub(super) async fn take_in_outside(&mut self, batch: &mut Batch) -> Result<bool, Error> {
         let outside = self.outside_events().await?;
         if !outside.iter().all(|(_, _, event)| taken_in(event)) {
+            self.publish(outside);
             return Ok(false);
         }
         let version = outside.last().map_or(self.version, |(seq, _, _)| *seq);
