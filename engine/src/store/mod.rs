@@ -8,6 +8,7 @@ pub mod claims;
 mod counts;
 mod finished;
 mod lease;
+pub mod listing;
 mod lookup;
 mod machines;
 mod pulls;
