@@ -1,5 +1,6 @@
 //! Run leases on every backend: one driver per run, take-over after expiry (by an injected
 //! clock, never a sleep), and fencing: a driver whose lease was taken over commits nothing.
+//! Also what builds on leases: the pool's cap across owners, and commits told to watchers.
 
 mod backends;
 mod support;
@@ -20,6 +21,7 @@ every_backend!(
     an_expired_lease_is_taken_over_and_the_old_driver_stops,
     a_commit_under_a_taken_over_lease_is_fenced,
     the_pool_cap_holds_across_processes,
+    commits_are_told_to_the_runs_watchers,
 );
 
 /// An agent that says it is waiting, then waits for a file to appear.
@@ -283,5 +285,58 @@ async fn the_pool_cap_holds_across_processes(db: &TestDb) {
             .await
             .expect("count"),
         0
+    );
+}
+
+async fn commits_are_told_to_the_runs_watchers(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let base = executor(db, work.path()).await;
+    let id = start(&base, &waiting_flight(&work.path().join("go"))).await;
+    let other = murmur_engine::Store::open(&db.url)
+        .await
+        .expect("a second store");
+    let mut here = base.store.watch_run(&id);
+    let mut elsewhere = other.watch_run(&id);
+    // The listener of the second store connects in the background: wait until it hears.
+    let commit = |version: i64| Commit {
+        run_id: &id,
+        expected_version: version,
+        at: "2026-06-01T12:00:00.000Z",
+        events: &[Event::RunStarted],
+        agents: &[],
+        status: RunStatus::Running,
+        finished_at: None,
+        fence: None,
+        machines: None,
+    };
+    base.store.commit(&commit(0)).await.expect("commit");
+    tokio::time::timeout(Duration::from_secs(10), here.changed())
+        .await
+        .expect("told in this process")
+        .expect("watch");
+    assert_eq!(*here.borrow(), 1);
+    if !other.tells_other_processes() {
+        return; // SQLite: other processes' watchers look again by themselves.
+    }
+    let mut version = 1;
+    let told = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            // Commits made before the listener was up are not told; keep committing.
+            if base.store.commit(&commit(version)).await.is_ok() {
+                version += 1;
+            }
+            if tokio::time::timeout(Duration::from_millis(200), elsewhere.changed())
+                .await
+                .is_ok()
+            {
+                return *elsewhere.borrow();
+            }
+        }
+    })
+    .await
+    .expect("told through PostgreSQL's NOTIFY");
+    assert!(
+        told >= 1,
+        "the other store never committed: {told} came through NOTIFY"
     );
 }

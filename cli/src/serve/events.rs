@@ -22,8 +22,10 @@ use super::AppState;
 use super::error::{ApiError, ErrorEnvelope};
 use super::runs::exact_run;
 
-/// How often a live stream looks for new events in the store.
-const POLL: Duration = Duration::from_millis(200);
+/// How often a live stream looks for new events it was not told about (other processes'
+/// commits on SQLite); commits of this process, and on PostgreSQL of every process, wake it
+/// at once.
+const LOOK_AGAIN: Duration = Duration::from_millis(500);
 
 /// One entry of a run's event log.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -90,7 +92,8 @@ fn live(
     run_id: String,
     after: i64,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    futures::stream::unfold(after, move |mut seen| {
+    let commits = state.store().watch_run(&run_id);
+    futures::stream::unfold((after, commits), move |(mut seen, mut commits)| {
         let state = state.clone();
         let run_id = run_id.clone();
         async move {
@@ -117,12 +120,15 @@ fn live(
                                 ))
                         })
                         .collect();
-                    return Some((futures::stream::iter(batch), seen));
+                    return Some((futures::stream::iter(batch), (seen, commits)));
                 }
                 if ended {
                     return None;
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::select! {
+                    Ok(()) = commits.changed() => {}
+                    () = tokio::time::sleep(LOOK_AGAIN) => {}
+                }
             }
         }
     })

@@ -93,6 +93,19 @@ impl Tx {
         }
     }
 
+    /// `NOTIFY channel, payload` on PostgreSQL (delivered when the transaction commits).
+    pub async fn notify(&mut self, channel: &str, payload: &str) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(_) => Ok(()),
+            Tx::Postgres(tx) => sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+        }
+    }
+
     /// Runs a fixed statement (savepoints); never built from input.
     pub async fn raw(&mut self, sql: &'static str) -> sqlx::Result<()> {
         match self {

@@ -11,6 +11,7 @@ mod lease;
 pub mod listing;
 mod lookup;
 mod machines;
+mod notify;
 mod pulls;
 mod rows;
 mod schema;
@@ -164,6 +165,7 @@ pub struct Store {
     writer: writer::Writer,
     location: String,
     tenant: String,
+    notifier: std::sync::Arc<notify::Notifier>,
 }
 
 impl Store {
@@ -182,11 +184,13 @@ impl Store {
                 }
                 (open_sqlite(path).await?, path.to_owned())
             };
+        let notifier = notify::Notifier::new();
         let store = Self {
-            writer: writer::Writer::start(backend.clone(), location.clone()),
+            writer: writer::Writer::start(backend.clone(), location.clone(), notifier.clone()),
             backend,
             location,
             tenant: "local".to_owned(),
+            notifier,
         };
         store.migrate().await?;
         Ok(store)
@@ -198,6 +202,21 @@ impl Store {
             Backend::Postgres(pool) => MIGRATOR.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// A watch of the run's latest committed version: it changes with every commit of this
+    /// process, and on PostgreSQL of every process sharing the store. On SQLite, other
+    /// processes' commits are not told: watchers also look again now and then.
+    pub fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<i64> {
+        if let Backend::Postgres(pool) = &self.backend {
+            self.notifier.listen(pool);
+        }
+        self.notifier.watch(run_id)
+    }
+
+    /// Whether commits of other processes are told to [`Self::watch_run`]'s watchers.
+    pub fn tells_other_processes(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Checkpoints written so far and the transactions they shared.

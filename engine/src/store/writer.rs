@@ -10,6 +10,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use tokio::sync::{mpsc, oneshot};
 
 use super::backend::{Backend, Tx};
+use super::notify::Notifier;
 use super::schema::Runs;
 use super::statements::{agent_upserts, event_inserts};
 use super::{AgentUpdate, Commit, Error, classify};
@@ -81,10 +82,16 @@ pub struct WriteStats {
 
 impl Writer {
     /// Starts the writer task; it ends when the last handle to the store is dropped.
-    pub fn start(backend: Backend, location: String) -> Self {
+    pub fn start(backend: Backend, location: String, notifier: Arc<Notifier>) -> Self {
         let (requests, queue) = mpsc::unbounded_channel();
         let stats = Arc::new(Counters::default());
-        tokio::spawn(write_loop(backend, location, queue, stats.clone()));
+        tokio::spawn(write_loop(
+            backend,
+            location,
+            queue,
+            stats.clone(),
+            notifier,
+        ));
         Self {
             requests,
             stats,
@@ -121,6 +128,7 @@ async fn write_loop(
     location: String,
     mut queue: mpsc::UnboundedReceiver<Request>,
     stats: Arc<Counters>,
+    notifier: Arc<Notifier>,
 ) {
     while let Some(first) = queue.recv().await {
         let mut group = vec![first];
@@ -129,8 +137,13 @@ async fn write_loop(
         {
             group.push(next);
         }
-        match write_group(&backend, &group).await {
+        match write_group(&backend, &group, &notifier.instance).await {
             Ok(results) => {
+                for (request, result) in group.iter().zip(&results) {
+                    if let Ok(version) = result {
+                        notifier.committed(&request.checkpoint.run_id, *version);
+                    }
+                }
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
                 stats
                     .checkpoints
@@ -169,6 +182,7 @@ fn same_kind(location: &str, message: &str) -> Error {
 async fn write_group(
     backend: &Backend,
     group: &[Request],
+    instance: &str,
 ) -> sqlx::Result<Vec<Result<i64, Error>>> {
     let mut tx = backend.begin().await?;
     let mut results = Vec::with_capacity(group.len());
@@ -197,6 +211,20 @@ async fn write_group(
             Some(full) => full,
             None => refusal(&mut tx, checkpoint).await?,
         }));
+    }
+    if matches!(tx, Tx::Postgres(_)) {
+        let written: Vec<(&str, i64)> = group
+            .iter()
+            .zip(&results)
+            .filter_map(|(request, result)| {
+                let version = *result.as_ref().ok()?;
+                Some((request.checkpoint.run_id.as_str(), version))
+            })
+            .collect();
+        // Delivered to the other processes' listeners when (and only if) this commits.
+        for payload in super::notify::payloads(instance, &written) {
+            tx.notify(super::notify::CHANNEL, &payload).await?;
+        }
     }
     tx.commit().await?;
     Ok(results)

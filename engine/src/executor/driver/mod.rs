@@ -185,7 +185,8 @@ impl<'e> Driver<'e> {
         if left_behind {
             murmur_runtime::kill_marked("MURMUR_RUN_ID", &self.row.id);
         }
-        let mut watch = tokio::time::interval(Duration::from_millis(500));
+        let mut watch = tokio::time::interval(self.look_again_every());
+        let mut commits = self.executor.store.watch_run(&self.row.id);
         if self.model.status() == RunStatus::Queued
             && let Some(ended) = self.wait_for_turn(&mut cancel, &mut watch).await?
         {
@@ -205,7 +206,7 @@ impl<'e> Driver<'e> {
             if self.model.status().is_terminal() {
                 return Ok(self.model.status());
             }
-            let wake = self.wake(&mut cancel, &mut watch).await;
+            let wake = self.wake(&mut cancel, &mut watch, &mut commits).await;
             // Stamped now: the events below happen at this moment, not when the wait began.
             batch = self.batch();
             match wake {
@@ -318,7 +319,12 @@ impl<'e> Driver<'e> {
         &mut self,
         cancel: &mut oneshot::Receiver<()>,
         watch: &mut tokio::time::Interval,
+        commits: &mut tokio::sync::watch::Receiver<i64>,
     ) -> Wake {
+        // This driver's own commits are already in: only a newer one is someone else's.
+        if *commits.borrow_and_update() > self.version {
+            return Wake::Watch;
+        }
         let retry_in = self.model.next_retry_at().map(|_| self.until_next_retry());
         tokio::select! {
             biased;
@@ -332,7 +338,18 @@ impl<'e> Driver<'e> {
             }
             Ok(()) = &mut *cancel => Wake::Cancel,
             _ = watch.tick() => Wake::Watch,
+            Ok(()) = commits.changed() => Wake::Watch,
             () = tokio::time::sleep(retry_in.unwrap_or_default()), if retry_in.is_some() => Wake::Timer,
+        }
+    }
+
+    /// How often the driver looks at the store for what it is not told: other processes'
+    /// commits on SQLite, other runs freeing machines or leaving `max_concurrent` room.
+    fn look_again_every(&self) -> Duration {
+        if self.executor.store.tells_other_processes() {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(500)
         }
     }
 

@@ -1,0 +1,173 @@
+//! Commits, told as they happen: a driver or an event stream waits on its run's watch instead
+//! of polling. Within a process the writer tells the run's watchers after each group commit;
+//! across processes on PostgreSQL each group's transaction sends one `NOTIFY`, which every
+//! other store's listener passes on to its own watchers. On SQLite, other processes' commits
+//! are found by the watchers' slow poll.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+/// The PostgreSQL channel commits are announced on.
+pub(super) const CHANNEL: &str = "murmur_commits";
+
+/// Most of a NOTIFY payload (PostgreSQL's limit is 8,000 bytes).
+const PAYLOAD_LIMIT: usize = 7_000;
+
+/// Watchers of runs in this process, by run id.
+#[derive(Default, Debug)]
+pub(super) struct Notifier {
+    /// Tells this process's own notifications apart from other processes'.
+    pub instance: String,
+    runs: Mutex<HashMap<String, watch::Sender<i64>>>,
+    listening: Mutex<bool>,
+}
+
+impl Notifier {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            ..Self::default()
+        })
+    }
+
+    /// A watch of the run's latest committed version.
+    pub fn watch(&self, run_id: &str) -> watch::Receiver<i64> {
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        runs.retain(|_, sender| sender.receiver_count() > 0);
+        runs.entry(run_id.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Tells the run's watchers that `version` is committed.
+    pub fn committed(&self, run_id: &str, version: i64) {
+        let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = runs.get(run_id) {
+            sender.send_if_modified(|seen| {
+                let newer = version > *seen;
+                if newer {
+                    *seen = version;
+                }
+                newer
+            });
+        }
+    }
+
+    /// Starts listening for other processes' commits (once per store).
+    pub fn listen(self: &Arc<Self>, pool: &PgPool) {
+        let mut listening = self
+            .listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !std::mem::replace(&mut *listening, true) {
+            tokio::spawn(listen(Arc::downgrade(self), pool.clone()));
+        }
+    }
+}
+
+/// The payloads announcing `commits` (run id, version): `INSTANCE|run:version,run:version`.
+pub(super) fn payloads(instance: &str, commits: &[(&str, i64)]) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut current = format!("{instance}|");
+    for (run, version) in commits {
+        let item = format!("{run}:{version}");
+        if current.len() + item.len() + 1 > PAYLOAD_LIMIT && !current.ends_with('|') {
+            payloads.push(std::mem::replace(&mut current, format!("{instance}|")));
+        }
+        if !current.ends_with('|') {
+            current.push(',');
+        }
+        current.push_str(&item);
+    }
+    if !current.ends_with('|') {
+        payloads.push(current);
+    }
+    payloads
+}
+
+/// Passes other processes' notifications on, until the store is gone; reconnects after a
+/// lost connection (watchers poll meanwhile).
+async fn listen(notifier: Weak<Notifier>, pool: PgPool) {
+    while notifier.strong_count() > 0 {
+        match listener(&pool).await {
+            Some(mut listener) => loop {
+                tokio::select! {
+                    received = listener.recv() => match received {
+                        Ok(notification) => {
+                            let Some(notifier) = notifier.upgrade() else { return };
+                            tell(&notifier, notification.payload());
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "commit notifications interrupted");
+                            break;
+                        }
+                    },
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {
+                        if notifier.strong_count() == 0 {
+                            return;
+                        }
+                    }
+                }
+            },
+            None => tracing::debug!("cannot listen for commit notifications; watchers poll"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn listener(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(CHANNEL).await.ok()?;
+    Some(listener)
+}
+
+fn tell(notifier: &Notifier, payload: &str) {
+    let Some((instance, commits)) = payload.split_once('|') else {
+        return;
+    };
+    if instance == notifier.instance {
+        return;
+    }
+    for commit in commits.split(',') {
+        if let Some((run, version)) = commit.rsplit_once(':')
+            && let Ok(version) = version.parse()
+        {
+            notifier.committed(run, version);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_stay_under_the_limit_and_round_trip() {
+        let runs: Vec<String> = (0..400).map(|i| format!("{i:032}")).collect();
+        let commits: Vec<(&str, i64)> = runs.iter().map(|r| (r.as_str(), 7)).collect();
+        let payloads = payloads("me", &commits);
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() <= PAYLOAD_LIMIT));
+        let notifier = Notifier::new();
+        let mut watches: Vec<_> = runs.iter().map(|r| notifier.watch(r)).collect();
+        for payload in &payloads {
+            tell(&notifier, &payload.replacen("me|", "other|", 1));
+        }
+        assert!(
+            watches
+                .iter_mut()
+                .all(|w| w.has_changed().unwrap_or(false) && *w.borrow() == 7)
+        );
+        tell(&notifier, &format!("{}|{}:9", notifier.instance, runs[0]));
+        assert_eq!(
+            *watches[0].borrow_and_update(),
+            7,
+            "its own notifications are skipped"
+        );
+    }
+}
