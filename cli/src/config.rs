@@ -20,7 +20,32 @@ pub struct Config {
     pub github: GitHub,
     #[serde(default)]
     pub checks: Checks,
+    #[serde(default)]
+    pub server: Server,
 }
+
+/// `murmur serve`'s settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Requests per API token; 50 per second with bursts of 200 unless set.
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests a token gets back per second; 0 turns the limit off.
+    pub per_second: u32,
+    /// Requests a token may make at once; four seconds' worth unless set.
+    pub burst: Option<u32>,
+}
+
+/// The rate limit when `server.rate_limit` is not set.
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_second: 50,
+    burst: Some(200),
+};
 
 /// The workspace's checks: what the `ci` gate runs on an agent's branch.
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +192,20 @@ impl Config {
         }
     }
 
+    /// `server.rate_limit` as `(per_second, burst)`; `per_second` 0 means no limit.
+    pub fn rate_limit(&self) -> anyhow::Result<(u32, u32)> {
+        let limit = self.server.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT);
+        let burst = limit
+            .burst
+            .unwrap_or_else(|| limit.per_second.saturating_mul(4));
+        if limit.per_second > 0 && burst == 0 {
+            anyhow::bail!(
+                "{FILE}: server.rate_limit.burst must be at least 1 (or set per_second: 0 to turn the limit off)"
+            );
+        }
+        Ok((limit.per_second, burst))
+    }
+
     /// The local pool's cap: `pools.local.max_vms`, else the number of cores.
     pub fn local_slots(&self) -> usize {
         self.pools
@@ -198,5 +237,29 @@ mod tests {
         std::fs::write(dir.path().join(FILE), "pool:\n  local: {}\n").unwrap();
         let error = format!("{:#}", Config::load(dir.path()).unwrap_err());
         assert!(error.contains("not a valid configuration"), "{error}");
+    }
+
+    #[test]
+    fn the_rate_limit_has_a_default_a_derived_burst_and_an_off_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".murmur")).unwrap();
+        let limit = |yaml: &str| {
+            std::fs::write(dir.path().join(FILE), yaml).unwrap();
+            Config::load(dir.path()).and_then(|config| config.rate_limit())
+        };
+        assert_eq!(limit("").unwrap(), (50, 200));
+        let set = "server:\n  rate_limit: { per_second: 5, burst: 7 }\n";
+        assert_eq!(limit(set).unwrap(), (5, 7));
+        let derived = "server: { rate_limit: { per_second: 3 } }\n";
+        assert_eq!(limit(derived).unwrap(), (3, 12));
+        let off = "server: { rate_limit: { per_second: 0 } }\n";
+        assert_eq!(limit(off).unwrap(), (0, 0));
+        let empty = "server: { rate_limit: { per_second: 2, burst: 0 } }\n";
+        let error = format!("{:#}", limit(empty).unwrap_err());
+        assert!(error.contains("burst must be at least 1"), "{error}");
+        let typo = "server: { rate_limit: { per_sec: 2 } }\n";
+        assert!(limit(typo).is_err());
+        let negative = "server: { rate_limit: { per_second: -1 } }\n";
+        assert!(limit(negative).is_err());
     }
 }

@@ -66,7 +66,7 @@ pub struct AgentView {
 }
 
 /// Now, in the store's timestamp form: leases are judged against it.
-fn now_stamp() -> String {
+pub fn now_stamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

@@ -1,9 +1,9 @@
 //! Bearer tokens: every route but `/healthz` (and the GitHub webhook) needs one.
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
@@ -29,15 +29,18 @@ pub async fn require_token(
         return Err(ApiError::unauthorized());
     };
     if let Err(wait) = state.inner.limiter.take(&name, std::time::Instant::now()) {
-        let message = format!(
-            "too many requests for token `{name}`; retry in {:.1}s",
-            wait.as_secs_f64()
-        );
-        return Err(ApiError::new(
+        let seconds = super::limit::retry_after_seconds(wait);
+        let message = format!("too many requests for token `{name}`; retry in {seconds}s");
+        let mut refused = ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             message,
-        ));
+        )
+        .into_response();
+        refused
+            .headers_mut()
+            .insert(RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        return Ok(refused);
     }
     request.extensions_mut().insert(Caller(name));
     Ok(next.run(request).await)

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Requests a token may make in a burst, and how many it gets back per second.
+/// Requests a token may make in a burst, and how many it gets back per second; a
+/// `per_second` of 0 turns limiting off (`server.rate_limit` in `.murmur/murmur.yaml`).
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
     pub burst: f64,
@@ -14,11 +15,27 @@ pub struct Rate {
 
 impl Default for Rate {
     fn default() -> Self {
+        let (per_second, burst) = (
+            crate::config::DEFAULT_RATE_LIMIT.per_second,
+            crate::config::DEFAULT_RATE_LIMIT.burst.unwrap_or(1),
+        );
+        Self::new(per_second, burst)
+    }
+}
+
+impl Rate {
+    pub fn new(per_second: u32, burst: u32) -> Self {
         Self {
-            burst: 200.0,
-            per_second: 50.0,
+            burst: f64::from(burst),
+            per_second: f64::from(per_second),
         }
     }
+}
+
+/// What a 429 puts in `Retry-After`: whole seconds, rounded up, at least one.
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    whole.max(1)
 }
 
 pub struct Limiter {
@@ -36,6 +53,9 @@ impl Limiter {
 
     /// Takes one request from `who`'s bucket at `now`; `Err(wait)` when it is empty.
     pub fn take(&self, who: &str, now: Instant) -> Result<(), Duration> {
+        if self.rate.per_second <= 0.0 {
+            return Ok(());
+        }
         let mut buckets = self
             .buckets
             .lock()
@@ -83,5 +103,16 @@ mod tests {
                 .is_ok(),
             "refilled at 2 per second"
         );
+    }
+
+    #[test]
+    fn zero_per_second_is_no_limit_and_retry_after_rounds_up() {
+        let off = Limiter::new(Rate::new(0, 0));
+        let now = Instant::now();
+        assert!((0..10_000).all(|_| off.take("a", now).is_ok()));
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(2001)), 3);
+        assert_eq!(retry_after_seconds(Duration::from_secs(2)), 2);
     }
 }

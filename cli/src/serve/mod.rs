@@ -30,6 +30,8 @@ mod tests_catalog;
 #[cfg(test)]
 mod tests_claims;
 #[cfg(test)]
+mod tests_listing;
+#[cfg(test)]
 mod tests_metrics;
 #[cfg(test)]
 mod tests_openapi;
@@ -66,7 +68,19 @@ struct Inner {
 }
 
 impl AppState {
+    /// A server with the default rate limit, as tests build them.
+    #[cfg(test)]
     pub fn new(executor: Executor, repository: PathBuf, webhook_secret: Option<String>) -> Self {
+        Self::with_rate(executor, repository, webhook_secret, limit::Rate::default())
+    }
+
+    /// A server whose tokens are limited to `rate`.
+    pub fn with_rate(
+        executor: Executor,
+        repository: PathBuf,
+        webhook_secret: Option<String>,
+        rate: limit::Rate,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 supervisor: supervisor::Supervisor::start(executor.clone()),
@@ -74,7 +88,7 @@ impl AppState {
                 repository,
                 http: metrics::HttpMetrics::default(),
                 webhook_secret,
-                limiter: limit::Limiter::new(limit::Rate::default()),
+                limiter: limit::Limiter::new(rate),
             }),
         }
     }
@@ -143,7 +157,9 @@ pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyho
     let secret = std::env::var("MURMUR_GITHUB_WEBHOOK_SECRET")
         .ok()
         .filter(|s| !s.is_empty());
-    let state = AppState::new(executor, repository, secret);
+    let (per_second, burst) = crate::config::Config::load(&repository)?.rate_limit()?;
+    let rate = limit::Rate::new(per_second, burst);
+    let state = AppState::with_rate(executor, repository, secret, rate);
     tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
     let listener = tokio::net::TcpListener::bind(bind)

@@ -3,9 +3,11 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::header::LINK;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use murmur_engine::executor;
+use murmur_engine::store::listing::{ListError, RunQuery};
 use murmur_engine::{RunStatus, Store};
 use serde::Deserialize;
 
@@ -19,40 +21,88 @@ use crate::views::{self, RunDetail, RunStatusName, RunSummary};
 pub struct RunFilter {
     flight: Option<String>,
     status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u64>,
 }
 
-/// Runs, newest first (the latest 1000), optionally of one flight or in one status.
+/// The header that carries the cursor of the next page (also given as a `Link` header).
+pub const NEXT_CURSOR: &str = "x-next-cursor";
+
+/// Runs, newest first, a page at a time, optionally of one flight or in one status. The body
+/// stays a bare array; the next page's cursor comes in `X-Next-Cursor` and `Link: rel="next"`
+/// headers, absent on the last page.
 #[utoipa::path(
     get, path = "/v1/runs", tag = "runs",
     params(
         ("flight" = Option<String>, Query, description = "only runs of this flight"),
-        ("status" = Option<RunStatusName>, Query, description = "only runs in this status"),
+        ("status" = Option<RunStatusName>, Query, description = "only runs in this (shown) status"),
+        ("cursor" = Option<String>, Query, description = "the `X-Next-Cursor` of the previous page, asked with the same flight and status"),
+        ("limit" = Option<u64>, Query, description = "runs per page: 1 to 1000, 50 unless given"),
     ),
     responses(
-        (status = 200, description = "the runs", body = Vec<RunSummary>),
-        (status = 400, description = "an unknown status or query parameter", body = ErrorEnvelope),
+        (status = 200, description = "one page of runs", body = Vec<RunSummary>, headers(
+            ("X-Next-Cursor" = String, description = "the cursor of the next page; absent on the last page"),
+            ("Link" = String, description = "`<URL of the next page>; rel=\"next\"`; absent on the last page"),
+        )),
+        (status = 400, description = "an unknown status or query parameter, a bad limit or cursor", body = ErrorEnvelope),
     )
 )]
 pub async fn list_runs(
     State(state): State<AppState>,
     filter: Result<Query<RunFilter>, QueryRejection>,
-) -> Result<Json<Vec<RunSummary>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(filter) = filter.map_err(|e| ApiError::invalid(e.body_text()))?;
-    if let Some(status) = &filter.status
-        && RunStatus::parse(status).is_none()
+    let query = RunQuery {
+        flight: filter.flight,
+        status: filter.status,
+        cursor: filter.cursor,
+        limit: filter.limit,
+    };
+    let page = match state.store().list_runs(&query, &views::now_stamp()).await {
+        Ok(page) => page,
+        Err(ListError::Store(error)) => return Err(error.into()),
+        Err(refused) => return Err(ApiError::invalid(refused.to_string())),
+    };
+    let listed: Vec<RunSummary> = page.runs.iter().map(views::run_summary).collect();
+    let mut response = Json(listed).into_response();
+    if let Some(next) = page.next
+        && let (Ok(cursor), Ok(link)) = (
+            HeaderValue::from_str(&next),
+            HeaderValue::from_str(&next_link(&query, &next)),
+        )
     {
-        return Err(ApiError::invalid(format!(
-            "unknown status `{status}`: use queued, running, completed, failed or canceled"
-        )));
+        response.headers_mut().insert(NEXT_CURSOR, cursor);
+        response.headers_mut().insert(LINK, link);
     }
-    let runs = state.store().runs(1000).await?;
-    let listed: Vec<RunSummary> = runs
-        .iter()
-        .filter(|run| filter.flight.as_ref().is_none_or(|f| &run.flight == f))
-        .filter(|run| filter.status.as_ref().is_none_or(|s| &run.status == s))
-        .map(views::run_summary)
-        .collect();
-    Ok(Json(listed))
+    Ok(response)
+}
+
+/// `</v1/runs?…&cursor=C>; rel="next"`, with the filters of this page.
+fn next_link(query: &RunQuery, cursor: &str) -> String {
+    let mut params = Vec::new();
+    if let Some(flight) = &query.flight {
+        params.push(format!("flight={}", escape(flight)));
+    }
+    if let Some(status) = &query.status {
+        params.push(format!("status={}", escape(status)));
+    }
+    if let Some(limit) = query.limit {
+        params.push(format!("limit={limit}"));
+    }
+    params.push(format!("cursor={}", escape(cursor)));
+    format!("</v1/runs?{}>; rel=\"next\"", params.join("&"))
+}
+
+/// Percent-encodes all but the unreserved characters of RFC 3986.
+fn escape(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// A run with each agent's state, attempts, branch, pull requests and cost.
