@@ -167,15 +167,31 @@ pub struct RunArgs {
     pub db: DbArgs,
 }
 
+/// Which runs `murmur runs ls` shows.
+#[derive(Debug, Clone, Args)]
+pub struct RunsPage {
+    /// Only runs of this flight
+    #[arg(long)]
+    pub flight: Option<String>,
+    /// Only runs in this status
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(murmur_engine::store::listing::STATUSES))]
+    pub status: Option<String>,
+    /// How many runs to show (1 to 1000)
+    #[arg(long, default_value_t = murmur_engine::store::listing::DEFAULT_LIMIT)]
+    pub limit: u64,
+    /// Continue after the previous page: the cursor `runs ls` printed on stderr
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// List runs, newest first
+    /// List runs, newest first, a page at a time
     Ls {
         #[arg(long)]
         json: bool,
-        /// How many runs to show
-        #[arg(long, default_value_t = 50)]
-        limit: u64,
+        #[command(flatten)]
+        page: RunsPage,
         #[command(flatten)]
         target: Target,
     },

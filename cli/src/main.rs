@@ -96,13 +96,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
 fn runs(command: RunsCommand) -> anyhow::Result<Exit> {
     use commands::{remote_runs as remote, runs as local};
     match command {
-        RunsCommand::Ls {
-            json,
-            limit,
-            target,
-        } => match &target.server {
-            Some(url) => remote::list(url, limit, json),
-            None => local::list(&target.db, limit, json),
+        RunsCommand::Ls { json, page, target } => match &target.server {
+            Some(url) => remote::list(url, &page, json),
+            None => local::list(&target.db, &page, json),
         },
         RunsCommand::Show { run, json, target } => match &target.server {
             Some(url) => remote::show(url, &run, json),

@@ -72,6 +72,23 @@ impl Remote {
         self.answer(path, response)
     }
 
+    /// GET a page of a listing as JSON, with the cursor of the next page (`X-Next-Cursor`).
+    pub fn get_page(&self, path: &str) -> anyhow::Result<(Value, Option<String>)> {
+        let response = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", self.auth())
+            .header("Accept", "application/json")
+            .call();
+        let next = response
+            .as_ref()
+            .ok()
+            .and_then(|answer| answer.headers().get("x-next-cursor"))
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Ok((self.answer(path, response)?, next))
+    }
+
     /// POST `body` as JSON (or nothing) to `path`.
     pub fn post(&self, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let request = self
@@ -145,6 +162,18 @@ impl Remote {
     fn unreachable(&self, error: ureq::Error) -> anyhow::Error {
         anyhow::anyhow!("cannot reach the server at {}: {error}", self.base)
     }
+}
+
+/// Percent-encodes all but the unreserved characters of RFC 3986, for a query parameter.
+pub fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// Prints a refusal (with a refused flight's diagnostics) and hands it back; other errors

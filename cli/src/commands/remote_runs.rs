@@ -11,7 +11,7 @@ use murmur_engine::executor::Committed;
 use serde_json::{Value, json};
 
 use crate::Exit;
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, RunsPage};
 use crate::commands::live::LiveView;
 use crate::commands::runs::{block_on, exit_for};
 use crate::commands::{follow, stream, view};
@@ -112,19 +112,25 @@ fn run(remote: &Remote, id: &str) -> anyhow::Result<RunDetail> {
     serde_json::from_value(answer).context("unexpected answer from the server")
 }
 
-pub fn list(url: &str, limit: u64, json: bool) -> anyhow::Result<Exit> {
-    let answer = Remote::new(url)?.get("/v1/runs");
-    let mut runs: Vec<RunSummary> = match answer {
-        Ok(answer) => serde_json::from_value(answer).context("unexpected answer")?,
+pub fn list(url: &str, page: &RunsPage, json: bool) -> anyhow::Result<Exit> {
+    let mut params = vec![format!("limit={}", page.limit)];
+    let filters = [
+        ("flight", &page.flight),
+        ("status", &page.status),
+        ("cursor", &page.cursor),
+    ];
+    for (name, value) in filters {
+        if let Some(value) = value {
+            params.push(format!("{name}={}", remote::query_escape(value)));
+        }
+    }
+    let path = format!("/v1/runs?{}", params.join("&"));
+    let (answer, next) = match Remote::new(url)?.get_page(&path) {
+        Ok(page) => page,
         Err(error) => return refused(error),
     };
-    runs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    if json {
-        emit_line(&serde_json::to_string_pretty(&runs)?);
-    } else {
-        emit(&view::runs_table(&runs));
-    }
-    Ok(Exit::Success)
+    let runs: Vec<RunSummary> = serde_json::from_value(answer).context("unexpected answer")?;
+    crate::commands::runs::print_page(&runs, next.as_deref(), json)
 }
 
 pub fn show(url: &str, id: &str, json: bool) -> anyhow::Result<Exit> {

@@ -7,15 +7,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use murmur_engine::executor::{self, Executor, StartRequest};
 use murmur_engine::lease::Owner;
+use murmur_engine::store::listing::{ListError, RunQuery};
 use murmur_engine::{Clock, RunStatus, Store, SystemClock};
 
 use crate::Exit;
-use crate::cli::{DbArgs, RunArgs};
+use crate::cli::{DbArgs, RunArgs, RunsPage};
 use crate::commands::{catalog, flight, follow, view};
 use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
-use crate::views;
+use crate::views::{self, RunSummary};
 
 pub fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
@@ -318,20 +319,40 @@ pub fn cancel(db: &DbArgs, run: &str) -> anyhow::Result<Exit> {
     })
 }
 
-pub fn list(db: &DbArgs, limit: u64, json: bool) -> anyhow::Result<Exit> {
+pub fn list(db: &DbArgs, page: &RunsPage, json: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
         let store = open_store(db, &repo).await?;
-        let runs = store.runs(limit).await?;
-        if json {
-            let rows: Vec<_> = runs.iter().map(views::run_summary).collect();
-            emit_line(&serde_json::to_string_pretty(&rows)?);
-            return Ok(Exit::Success);
-        }
-        let rows: Vec<_> = runs.iter().map(views::run_summary).collect();
-        emit(&view::runs_table(&rows));
-        Ok(Exit::Success)
+        let query = RunQuery {
+            flight: page.flight.clone(),
+            status: page.status.clone(),
+            cursor: page.cursor.clone(),
+            limit: Some(page.limit),
+        };
+        let listed = match store.list_runs(&query, &views::now_stamp()).await {
+            Ok(listed) => listed,
+            Err(ListError::Store(error)) => return Err(error.into()),
+            Err(refused) => {
+                eprintln!("error: {refused}");
+                return Ok(Exit::Usage);
+            }
+        };
+        let rows: Vec<_> = listed.runs.iter().map(views::run_summary).collect();
+        print_page(&rows, listed.next.as_deref(), json)
     })
+}
+
+/// A page of runs on stdout (a table, or a JSON array), and on stderr how to see the next.
+pub fn print_page(rows: &[RunSummary], next: Option<&str>, json: bool) -> anyhow::Result<Exit> {
+    if json {
+        emit_line(&serde_json::to_string_pretty(rows)?);
+    } else {
+        emit(&view::runs_table(rows));
+    }
+    if let Some(next) = next {
+        eprintln!("more runs: add --cursor {next} (with the same --flight and --status)");
+    }
+    Ok(Exit::Success)
 }
 
 pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {

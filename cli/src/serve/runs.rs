@@ -81,28 +81,16 @@ pub async fn list_runs(
 fn next_link(query: &RunQuery, cursor: &str) -> String {
     let mut params = Vec::new();
     if let Some(flight) = &query.flight {
-        params.push(format!("flight={}", escape(flight)));
+        params.push(format!("flight={}", crate::remote::query_escape(flight)));
     }
     if let Some(status) = &query.status {
-        params.push(format!("status={}", escape(status)));
+        params.push(format!("status={}", crate::remote::query_escape(status)));
     }
     if let Some(limit) = query.limit {
         params.push(format!("limit={limit}"));
     }
-    params.push(format!("cursor={}", escape(cursor)));
+    params.push(format!("cursor={}", crate::remote::query_escape(cursor)));
     format!("</v1/runs?{}>; rel=\"next\"", params.join("&"))
-}
-
-/// Percent-encodes all but the unreserved characters of RFC 3986.
-fn escape(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// A run with each agent's state, attempts, branch, pull requests and cost.
