@@ -136,16 +136,29 @@ fn runs_ls_filters_by_flight_and_status_and_pages_with_a_cursor() {
 
 #[test]
 fn serve_refuses_a_rate_limit_without_burst() {
+    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join(".murmur")).expect("mkdir");
     std::fs::create_dir(dir.path().join(".git")).expect("mkdir");
     let config = "server:\n  rate_limit: { per_second: 5, burst: 0 }\n";
     std::fs::write(dir.path().join(".murmur/murmur.yaml"), config).expect("write");
-    let serve = murmur(dir.path(), &["serve", "--bind", "127.0.0.1:0"]);
-    assert_ne!(serve.status.code(), Some(0));
-    assert!(
-        stderr(&serve).contains("burst must be at least 1"),
-        "{}",
-        stderr(&serve)
-    );
+    let mut serve = support::murmur(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    // Read until the server exits (its stderr closes) or says it listens: never wait forever.
+    let mut said = String::new();
+    for line in BufReader::new(serve.stderr.take().expect("stderr")).lines() {
+        let line = line.expect("line");
+        if line.contains("listening on") {
+            serve.kill().expect("stop the server");
+            panic!("serve started with burst 0: {said}{line}");
+        }
+        said.push_str(&line);
+        said.push('\n');
+    }
+    assert_ne!(serve.wait().expect("exit").code(), Some(0));
+    assert!(said.contains("burst must be at least 1"), "{said}");
 }
