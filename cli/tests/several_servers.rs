@@ -192,22 +192,42 @@ fn three_servers_on_postgres_survive_a_kill_and_share_the_pool() {
         let by_killed = killed_agents.contains(entry.pid.as_str());
         if entry.start {
             // Only work the killed server finished without committing it is done again.
-            assert_ne!(ended.get(&entry.agent), Some(&true), "{:?} ran again after it completed", entry.agent);
-            assert!(pids.is_empty(), "{:?} runs in two places at once", entry.agent);
+            assert_ne!(
+                ended.get(&entry.agent),
+                Some(&true),
+                "{:?} ran again after it completed",
+                entry.agent
+            );
+            assert!(
+                pids.is_empty(),
+                "{:?} runs in two places at once",
+                entry.agent
+            );
             if ended.contains_key(&entry.agent) {
                 restarted += 1;
             }
             pids.insert(&entry.pid);
         } else {
-            assert!(pids.remove(entry.pid.as_str()), "{:?} ended twice", entry.agent);
+            assert!(
+                pids.remove(entry.pid.as_str()),
+                "{:?} ended twice",
+                entry.agent
+            );
             let for_good = ended.entry(&entry.agent).or_insert(false);
             *for_good = *for_good || !by_killed;
         }
         peak = peak.max(open.values().map(BTreeSet::len).sum());
     }
-    assert_eq!(ended.len(), RUNS * 5, "every agent of every run ran to its end");
+    assert_eq!(
+        ended.len(),
+        RUNS * 5,
+        "every agent of every run ran to its end"
+    );
     assert!(open.values().all(BTreeSet::is_empty));
-    assert!(peak <= MAX_VMS, "at most {MAX_VMS} agents at once across servers, saw {peak}");
+    assert!(
+        peak <= MAX_VMS,
+        "at most {MAX_VMS} agents at once across servers, saw {peak}"
+    );
     eprintln!(
         "several servers: {RUNS} runs, {} agents, {done_at_kill} runs done when one server was killed, \
          {restarted} finished-but-uncommitted attempts done again elsewhere, every run completed {:.1} s after the kill, \

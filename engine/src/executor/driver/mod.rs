@@ -84,8 +84,12 @@ impl<'e> Driver<'e> {
         let dag = Dag::build(&agents).map_err(|_| Error::StoredFlight(row.id.clone()))?;
         let mut model = RunModel::new(&agents, &dag, RunPolicy::of(&flight.frontmatter));
         let agents_len = agents.len();
+        // The log may have moved on since the row was read: the model and the version the
+        // next commit expects are both those of the events replayed.
+        let mut version = row.version;
         for stored in store.events(&row.id, 0).await? {
             model.apply(&outside::decode(&row.id, stored.seq, &stored.data)?)?;
+            version = stored.seq;
         }
         let mut stored_times: HashMap<String, (Option<String>, Option<String>)> = store
             .agents(&row.id)
@@ -105,7 +109,7 @@ impl<'e> Driver<'e> {
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut driver = Self {
             executor,
-            version: row.version,
+            version,
             row,
             flight,
             agents,
