@@ -22,6 +22,7 @@ every_backend!(
     a_commit_under_a_taken_over_lease_is_fenced,
     the_pool_cap_holds_across_processes,
     commits_are_told_to_the_runs_watchers,
+    a_full_pool_goes_to_the_oldest_waiting_run,
 );
 
 /// An agent that says it is waiting, then waits for a file to appear.
@@ -338,5 +339,66 @@ async fn commits_are_told_to_the_runs_watchers(db: &TestDb) {
     assert!(
         told >= 1,
         "the other store never committed: {told} came through NOTIFY"
+    );
+}
+
+async fn a_full_pool_goes_to_the_oldest_waiting_run(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut base = executor(db, work.path()).await;
+    base.slots = 1;
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let (x, y) = (
+        driver_named(&base, "murmur x", &clock),
+        driver_named(&base, "murmur y", &clock),
+    );
+    let ledger = work.path().join("ledger");
+    let noting = |name: &str| {
+        format!(
+            "---\nruntime: exec\n---\n# {name}\n\n## note\n\n```sh\necho {name} >> '{}'\n```\n",
+            ledger.display()
+        )
+    };
+    let go = work.path().join("go");
+    let holder = start(&x, &waiting_flight(&go)).await;
+    let (holding, mut held) = drive_in_background(&x, &holder);
+    until(&mut held, is_waiting).await;
+    // Runs are ordered by creation: `older` before `younger`, driven by different owners.
+    let older = start(&y, &noting("older")).await;
+    clock.advance(chrono::Duration::milliseconds(1));
+    let younger = start(&x, &noting("younger")).await;
+    let (older_driving, _) = drive_in_background(&y, &older);
+    let (younger_driving, _) = drive_in_background(&x, &younger);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting = base.store.runs_waiting_for("local").await.expect("waiters");
+        let runs: Vec<&str> = waiting.iter().map(|(run, _)| run.as_str()).collect();
+        if runs == [older.as_str(), younger.as_str()] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both wait for the one machine: {runs:?}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::write(&go, "").expect("go");
+    for run in [holding, older_driving, younger_driving] {
+        assert_eq!(
+            run.await.expect("join").expect("drive"),
+            RunStatus::Completed
+        );
+    }
+    let order = std::fs::read_to_string(&ledger).expect("ledger");
+    assert_eq!(
+        order, "older\nyounger\n",
+        "the older waiting run got the machine first"
+    );
+    assert!(
+        base.store
+            .runs_waiting_for("local")
+            .await
+            .expect("waiters")
+            .is_empty()
     );
 }

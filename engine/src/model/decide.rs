@@ -95,6 +95,21 @@ impl RunModel {
         events
     }
 
+    /// How many agents would start now, were machines free.
+    pub fn startable(&self, now: &str) -> usize {
+        if self.status != RunStatus::Running || self.first_failure.is_some() {
+            return 0;
+        }
+        self.ready
+            .iter()
+            .filter(|&&(_, index)| self.known_items(index).is_none())
+            .filter(|&&(_, index)| {
+                let agent = &self.agents[index];
+                !agent.not_before.as_deref().is_some_and(|at| at > now)
+            })
+            .count()
+    }
+
     /// After a failure nothing new starts: everything not yet started is skipped, gates that
     /// are being checked finish (one waiting for a person is canceled), and the run fails once
     /// nothing is at work any more.

@@ -135,6 +135,7 @@ impl Store {
             .to_owned();
         self.execute(&renew).await?;
         self.renew_machines(owner_id, expires_at).await?;
+        self.renew_waiters(owner_id, expires_at).await?;
         let select = Query::select()
             .columns(LEASE_COLUMNS)
             .from(Runs::Table)

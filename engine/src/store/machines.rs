@@ -23,6 +23,10 @@ pub struct MachineUse {
     pub holder: Holder,
     /// Until when the new rows count unless renewed (the lease's expiry).
     pub expires_at: String,
+    /// When the run was created: older waiting runs go first.
+    pub run_created_at: String,
+    /// The run waited for machines and wants none any more: it stops waiting.
+    pub done_waiting: bool,
     /// Agents (slug, attempt) that start holding a machine with the checkpoint.
     pub hold: Vec<(String, u32)>,
     /// Agents that stop holding theirs.
@@ -31,6 +35,7 @@ pub struct MachineUse {
 
 /// Why machines could not be claimed.
 pub(super) struct PoolFull {
+    /// Machines this run may take now.
     pub available: usize,
 }
 
@@ -58,6 +63,9 @@ pub(super) async fn apply(
     at: &str,
     machines: &MachineUse,
 ) -> sqlx::Result<Result<(), PoolFull>> {
+    if machines.done_waiting {
+        super::waiters::stop_waiting(tx, run_id).await?;
+    }
     if !machines.free.is_empty() {
         let release = Query::delete()
             .from_table(PoolClaims::Table)
@@ -71,12 +79,12 @@ pub(super) async fn apply(
     }
     lock_pool(tx, tenant, &machines.pool).await?;
     let live = live_claims(tx, tenant, &machines.pool, at).await?;
+    let ahead = super::waiters::wanted_before(tx, tenant, run_id, at, machines).await?;
     // A row of an earlier attempt of the same agent (left by a driver that died) may still
     // count; counting it too errs on the side of the cap.
-    if live + machines.hold.len() > machines.capacity {
-        return Ok(Err(PoolFull {
-            available: machines.capacity.saturating_sub(live),
-        }));
+    let available = machines.capacity.saturating_sub(live + ahead);
+    if machines.hold.len() > available {
+        return Ok(Err(PoolFull { available }));
     }
     let holder = serde_json::to_string(&machines.holder).unwrap_or_default();
     let mut insert = Query::insert()

@@ -18,6 +18,7 @@ mod schema;
 mod server;
 mod statements;
 mod ticks;
+mod waiters;
 mod writer;
 
 use std::str::FromStr;

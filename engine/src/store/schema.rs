@@ -123,3 +123,16 @@ pub enum PoolClaims {
     Holder,
     ExpiresAt,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum PoolWaiters {
+    Table,
+    Tenant,
+    Pool,
+    RunId,
+    RunCreatedAt,
+    Wants,
+    Owner,
+    Holder,
+    ExpiresAt,
+}

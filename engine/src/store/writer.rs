@@ -207,6 +207,11 @@ async fn write_group(
         };
         tx.raw("ROLLBACK TO SAVEPOINT checkpoint").await?;
         tx.raw("RELEASE SAVEPOINT checkpoint").await?;
+        if let (Some(Error::PoolFull { .. }), Some(machines)) = (&refused, &checkpoint.machines) {
+            // Kept though the checkpoint is not: from now on younger runs let this one go first.
+            let (tenant, run) = (&checkpoint.tenant, &checkpoint.run_id);
+            super::waiters::wait(&mut tx, tenant, run, machines, machines.hold.len()).await?;
+        }
         results.push(Err(match refused {
             Some(full) => full,
             None => refusal(&mut tx, checkpoint).await?,
@@ -265,6 +270,9 @@ async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Written
     }
     for upsert in agent_upserts(&checkpoint.run_id, &checkpoint.agents) {
         tx.execute(&upsert).await?;
+    }
+    if checkpoint.status.is_terminal() {
+        super::waiters::stop_waiting(tx, &checkpoint.run_id).await?;
     }
     if let Some(machines) = &checkpoint.machines {
         let (tenant, run, at) = (&checkpoint.tenant, &checkpoint.run_id, &checkpoint.at);

@@ -42,7 +42,9 @@ impl Driver<'_> {
                 _ => {}
             }
         }
-        if hold.is_empty() && free.is_empty() {
+        // A run that waited for machines and wants none now lets younger runs go.
+        let done_waiting = self.waiting && self.model.startable(&self.executor.clock.stamp()) == 0;
+        if hold.is_empty() && free.is_empty() && !done_waiting {
             return None;
         }
         let leases = &self.executor.leases;
@@ -52,6 +54,8 @@ impl Driver<'_> {
             owner: leases.owner().id.clone(),
             holder: leases.owner().holder.clone(),
             expires_at: leases.expires_at(self.executor.clock.as_ref()),
+            run_created_at: self.row.created_at.clone(),
+            done_waiting,
             hold,
             free,
         })
@@ -67,6 +71,8 @@ impl Driver<'_> {
     ) -> Result<(), Error> {
         tracing::debug!(run = %self.row.id, available, "the pool is full: deciding again within what is free");
         self.machine_budget = Some(available);
+        // The store recorded the wait with the refusal: younger runs now let this one go first.
+        self.waiting = true;
         self.model = self.rebuilt_model().await?;
         self.sync_instances();
         self.restage(batch, |event| !starts_work(event)).await
@@ -74,6 +80,10 @@ impl Driver<'_> {
 
     /// After a commit: the agents that hold a machine now, as the store has them.
     pub(super) fn note_machines(&mut self, batch: &Batch) {
+        // As `machine_use` decided for the commit: the model has not moved since.
+        if self.waiting && self.model.startable(&self.executor.clock.stamp()) == 0 {
+            self.waiting = false;
+        }
         for &index in batch.touched() {
             if self.model.holds_machine(index) {
                 self.holding.insert(index);

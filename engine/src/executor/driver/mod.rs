@@ -50,6 +50,8 @@ pub struct Driver<'e> {
     machine_budget: Option<usize>,
     /// Agents whose machine rows this driver has committed.
     holding: HashSet<usize>,
+    /// Whether the store records this run as waiting for machines.
+    waiting: bool,
 }
 
 /// How long a run that ends waits for the agents it stopped to be gone.
@@ -126,6 +128,7 @@ impl<'e> Driver<'e> {
             lease: None,
             machine_budget: None,
             holding: HashSet::new(),
+            waiting: false,
         };
         driver.sync_instances();
         for index in agents_len..driver.agents.len() {

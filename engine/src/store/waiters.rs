@@ -1,0 +1,140 @@
+//! Runs waiting for machines of a full pool. A run refused for want of machines records how
+//! many it wants; from then on no younger run takes a machine while it waits, whichever server
+//! drives either. So machines go to the oldest waiting run first, and no run starves.
+
+use sea_query::{Expr, ExprTrait, OnConflict, Query};
+
+use super::backend::Tx;
+use super::machines::MachineUse;
+use super::schema::PoolWaiters;
+use super::{Error, Store};
+use crate::lease::Holder;
+
+#[derive(sqlx::FromRow)]
+struct WaiterRow {
+    run_id: String,
+    run_created_at: String,
+    wants: i64,
+    holder: String,
+    expires_at: String,
+}
+
+/// Machines that runs older than `run_id` wait for (live waiters only).
+pub(super) async fn wanted_before(
+    tx: &mut Tx,
+    tenant: &str,
+    run_id: &str,
+    at: &str,
+    machines: &MachineUse,
+) -> sqlx::Result<usize> {
+    let select = Query::select()
+        .columns([
+            PoolWaiters::RunId,
+            PoolWaiters::RunCreatedAt,
+            PoolWaiters::Wants,
+            PoolWaiters::Holder,
+            PoolWaiters::ExpiresAt,
+        ])
+        .from(PoolWaiters::Table)
+        .and_where(Expr::col(PoolWaiters::Tenant).eq(tenant))
+        .and_where(Expr::col(PoolWaiters::Pool).eq(machines.pool.as_str()))
+        .to_owned();
+    let rows: Vec<WaiterRow> = tx.fetch_all(&select).await?;
+    let me = (machines.run_created_at.as_str(), run_id);
+    Ok(rows
+        .iter()
+        .filter(|row| (row.run_created_at.as_str(), row.run_id.as_str()) < me)
+        .filter(|row| row.expires_at.as_str() > at)
+        .filter(|row| {
+            !serde_json::from_str::<Holder>(&row.holder).is_ok_and(|holder| holder.is_gone_here())
+        })
+        .map(|row| usize::try_from(row.wants).unwrap_or(0))
+        .sum())
+}
+
+/// Records that the run waits for `wants` machines.
+pub(super) async fn wait(
+    tx: &mut Tx,
+    tenant: &str,
+    run_id: &str,
+    machines: &MachineUse,
+    wants: usize,
+) -> sqlx::Result<()> {
+    let holder = serde_json::to_string(&machines.holder).unwrap_or_default();
+    let upsert = Query::insert()
+        .into_table(PoolWaiters::Table)
+        .columns([
+            PoolWaiters::Tenant,
+            PoolWaiters::Pool,
+            PoolWaiters::RunId,
+            PoolWaiters::RunCreatedAt,
+            PoolWaiters::Wants,
+            PoolWaiters::Owner,
+            PoolWaiters::Holder,
+            PoolWaiters::ExpiresAt,
+        ])
+        .values_panic([
+            tenant.into(),
+            machines.pool.as_str().into(),
+            run_id.into(),
+            machines.run_created_at.as_str().into(),
+            (wants as i64).into(),
+            machines.owner.as_str().into(),
+            holder.into(),
+            machines.expires_at.as_str().into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([PoolWaiters::Tenant, PoolWaiters::Pool, PoolWaiters::RunId])
+                .update_columns([
+                    PoolWaiters::Wants,
+                    PoolWaiters::Owner,
+                    PoolWaiters::Holder,
+                    PoolWaiters::ExpiresAt,
+                ])
+                .to_owned(),
+        )
+        .to_owned();
+    tx.execute(&upsert).await.map(drop)
+}
+
+/// The run no longer waits: it got its machines, or it ended.
+pub(super) async fn stop_waiting(tx: &mut Tx, run_id: &str) -> sqlx::Result<()> {
+    let delete = Query::delete()
+        .from_table(PoolWaiters::Table)
+        .and_where(Expr::col(PoolWaiters::RunId).eq(run_id))
+        .to_owned();
+    tx.execute(&delete).await.map(drop)
+}
+
+impl Store {
+    /// Runs waiting for machines of `pool`, oldest first, with how many each wants.
+    pub async fn runs_waiting_for(&self, pool: &str) -> Result<Vec<(String, usize)>, Error> {
+        let select = Query::select()
+            .columns([PoolWaiters::RunId, PoolWaiters::Wants])
+            .from(PoolWaiters::Table)
+            .and_where(Expr::col(PoolWaiters::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(PoolWaiters::Pool).eq(pool))
+            .order_by(PoolWaiters::RunCreatedAt, sea_query::Order::Asc)
+            .order_by(PoolWaiters::RunId, sea_query::Order::Asc)
+            .to_owned();
+        let rows: Vec<(String, i64)> = self.fetch(&select).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(run, wants)| (run, usize::try_from(wants).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Extends the waits `owner_id` records, with its leases.
+    pub(super) async fn renew_waiters(
+        &self,
+        owner_id: &str,
+        expires_at: &str,
+    ) -> Result<(), Error> {
+        let renew = Query::update()
+            .table(PoolWaiters::Table)
+            .value(PoolWaiters::ExpiresAt, expires_at)
+            .and_where(Expr::col(PoolWaiters::Owner).eq(owner_id))
+            .to_owned();
+        self.execute(&renew).await.map(drop)
+    }
+}
