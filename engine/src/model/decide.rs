@@ -105,7 +105,7 @@ impl RunModel {
             .filter(|&&(_, index)| self.known_items(index).is_none())
             .filter(|&&(_, index)| {
                 let agent = &self.agents[index];
-                !agent.not_before.as_deref().is_some_and(|at| at > now)
+                agent.not_before.as_deref().is_none_or(|at| at <= now)
             })
             .count()
     }
