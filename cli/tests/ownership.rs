@@ -7,11 +7,10 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::fixture::Fixture;
-use support::session::{DEADLINE, kind};
+use support::session::kind;
 
 every_backend!(
     a_live_run_refuses_resume_and_a_cancel_from_elsewhere_ends_it,
@@ -120,19 +119,6 @@ impl Driving {
     }
 }
 
-/// Polls the store through the CLI until `holds` (a condition on another process, which
-/// has no event to wait on), failing after [`DEADLINE`].
-fn eventually(what: &str, mut holds: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !holds() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what} did not happen within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn status_of(fixture: &Fixture, run: &str) -> String {
     fixture.show(run)["status"]
         .as_str()
@@ -207,9 +193,11 @@ fn a_driver_paused_past_its_lease_loses_the_run_and_commits_nothing(
     paused.until("agent_started", 1);
     let run = paused.run.clone();
     paused.signal("-STOP");
-    eventually("the paused driver's lease expiring", || {
-        status_of(&fixture, &run) == "interrupted"
-    });
+    // `runs logs --follow` follows the run while its lease is held, and stops with 3 once
+    // nobody drives it: here, when the paused driver's lease has expired.
+    let follow = fixture.murmur(&["runs", "logs", &run, "--follow"]);
+    assert_eq!(follow.status.code(), Some(3), "{follow:?}");
+    assert_eq!(status_of(&fixture, &run), "interrupted");
 
     let mut taking_over =
         Driving::resume(fixture.command(&["runs", "resume", &run, "--json"]), &run);

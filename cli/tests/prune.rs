@@ -6,7 +6,6 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::db::Backend;
@@ -82,15 +81,6 @@ fn size(dir: &Path) -> u64 {
     total
 }
 
-/// Returns once `ready` holds; fails the test if it does not within 60 s.
-fn until(ready: impl Fn() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn totals(report: &Value) -> (u64, u64, u64, u64) {
     let t = &report["totals"];
     let n = |key: &str| {
@@ -116,24 +106,24 @@ fn finished_runs_lose_worktrees_then_branches_but_nothing_else(backend: &Backend
     fixture.write_flight("ok", OK);
     fixture.write_flight("bad", BAD);
     let go = fixture.path("go");
-    fixture.write_flight("slow", &support::waiting_flight(&go));
+    // The agent reports once it runs: its worktree is made before it starts.
+    let beacon = support::beacon::Beacon::bind();
+    fixture.write_flight(
+        "slow",
+        &format!(
+            "---\nruntime: exec\n---\n# Job\n\n## wait\n> command: {}; until [ -e {} ]; do sleep 0.05; done; echo released\n",
+            beacon.signal(),
+            go.display()
+        ),
+    );
     let done: Vec<String> = (0..3).map(|_| run_to_end(&fixture, "ok", 0)).collect();
     let failed = run_to_end(&fixture, "bad", 1);
     let started = fixture.murmur(&["flight", "run", "slow", "--detach"]);
     assert_eq!(started.status.code(), Some(0), "{}", text(&started));
     let running = String::from_utf8_lossy(&started.stdout).trim().to_owned();
-    let wait = fixture.murmur(&[
-        "wait",
-        &format!("{running}/wait"),
-        "--phase",
-        "running",
-        "--timeout",
-        "60s",
-    ]);
-    assert_eq!(wait.status.code(), Some(0), "{}", text(&wait));
-    // The agent is `running` once that is recorded; its worktree is made right after.
+    beacon.wait("the slow agent");
     let worktree = work(&fixture, &running).join("wait/.git");
-    until(|| worktree.is_file(), "the running agent's worktree");
+    assert!(worktree.is_file(), "the running agent's worktree");
     // A branch of the user's where a run's branches live: never Murmur's to delete.
     let mine = format!("murmur/ok/{}/mine", done[0]);
     murmur_testkit::git::git(repo, &["branch", &mine]);

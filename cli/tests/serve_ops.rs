@@ -99,35 +99,29 @@ fn auth(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-/// Polls `GET /v1/runs` until `count` runs exist (the API is the only way to see them).
-fn wait_for_runs(address: &str, token: &str, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let (status, body) = http(
-            address,
-            "GET",
-            "/v1/runs",
-            &[("Authorization", &auth(token))],
-            "",
-        );
-        assert_eq!(status, 200, "{body}");
-        let runs: Vec<Value> = serde_json::from_str(&body).expect("json");
-        if runs.len() >= count {
-            return runs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {count} runs: {body}",
-            runs.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The server's runs (newest first).
+fn list_runs(address: &str, token: &str) -> Vec<Value> {
+    let (status, body) = http(
+        address,
+        "GET",
+        "/v1/runs",
+        &[("Authorization", &auth(token))],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("json")
 }
 
 #[test]
 fn a_client_that_hangs_up_right_after_sending_still_gets_its_run() {
     const CLIENTS: usize = 16;
-    let (repo, token) = setup(QUICK_FLIGHT);
+    // Every run's last agent reports to the test, so it waits for that instead of looking.
+    let beacon = support::beacon::Beacon::bind();
+    let flight = format!(
+        "{QUICK_FLIGHT}\n## told\n> needs: two\n> command: {}\n",
+        beacon.signal()
+    );
+    let (repo, token) = setup(&flight);
     let server = Server::start(repo.path(), &[]);
     for n in 0..CLIENTS {
         let body = "{\"inputs\": {}}";
@@ -142,7 +136,10 @@ fn a_client_that_hangs_up_right_after_sending_still_gets_its_run() {
         // Gone before any answer: the server sees the connection close mid-request.
         drop(stream);
     }
-    let runs = wait_for_runs(&server.address, &token, CLIENTS);
+    for _ in 0..CLIENTS {
+        beacon.wait("a run of a client that hung up");
+    }
+    let runs = list_runs(&server.address, &token);
     assert_eq!(runs.len(), CLIENTS, "one run per client");
     for run in &runs {
         let id = run["id"].as_str().expect("id");

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use support::beacon::Beacon;
 use support::db::Backend;
 use support::fixture::Fixture;
 use support::http;
@@ -19,9 +20,9 @@ const MAX_VMS: usize = 4;
 const DEADLINE: Duration = Duration::from_secs(240);
 
 /// Five agents (a diamond and a tail) that note `start|end SLUG RUN PID SERVER` in the
-/// ledger (the agent's parent is the server that runs it).
-fn flight(ledger: &std::path::Path) -> String {
-    let agent = |slug: &str, needs: &str| {
+/// ledger (the agent's parent is the server that runs it); the last one also runs `told`.
+fn flight(ledger: &std::path::Path, told: &str) -> String {
+    let agent = |slug: &str, needs: &str, then: &str| {
         let note = |what: &str| {
             format!(
                 "echo \"{what} {slug} $MURMUR_RUN_ID $$ $PPID\" >> {}",
@@ -29,18 +30,18 @@ fn flight(ledger: &std::path::Path) -> String {
             )
         };
         format!(
-            "## {slug}\n{needs}> command: {}; sleep 0.1; {}\n\n",
+            "## {slug}\n{needs}> command: {}; sleep 0.1; {}{then}\n\n",
             note("start"),
             note("end")
         )
     };
     format!(
         "---\nruntime: exec\non:\n  http: {{}}\n---\n# Five\n\n{}{}{}{}{}",
-        agent("plan", ""),
-        agent("left", "> needs: plan\n"),
-        agent("right", "> needs: plan\n"),
-        agent("join", "> needs: left, right\n"),
-        agent("ship", "> needs: join\n"),
+        agent("plan", "", ""),
+        agent("left", "> needs: plan\n", ""),
+        agent("right", "> needs: plan\n", ""),
+        agent("join", "> needs: left, right\n", ""),
+        agent("ship", "> needs: join\n", &format!("; {told}")),
     )
 }
 
@@ -82,6 +83,37 @@ fn completed_runs(fixture: &Fixture) -> BTreeSet<String> {
         .filter(|run| run["status"] == "completed")
         .filter_map(|run| run["id"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// Kills the servers if the runs have not completed within [`DEADLINE`], so that a hung run
+/// fails the test instead of hanging it (the event streams end with their servers).
+struct Watchdog {
+    disarm: std::sync::mpsc::Sender<()>,
+    fired: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn arm(pids: Vec<u32>) -> Self {
+        let (disarm, disarmed) = std::sync::mpsc::channel::<()>();
+        let fired = std::thread::spawn(move || {
+            let timed_out = disarmed.recv_timeout(DEADLINE).is_err();
+            if timed_out {
+                for pid in pids {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+            }
+            timed_out
+        });
+        Self { disarm, fired }
+    }
+
+    /// Whether it had to kill the servers.
+    fn disarm(self) -> bool {
+        let _ = self.disarm.send(());
+        self.fired.join().expect("watchdog")
+    }
 }
 
 /// One ledger line: what happened, to which agent of which run, in which process.
@@ -153,7 +185,8 @@ every_backend!(three_servers_survive_a_kill_and_share_the_pool);
 fn three_servers_survive_a_kill_and_share_the_pool(backend: &Backend) {
     let fixture = Fixture::new(backend, "several_servers");
     fixture.write_config(&format!("pools:\n  local: {{ max_vms: {MAX_VMS} }}\n"));
-    fixture.write_flight("five", &flight(&fixture.ledger));
+    let shipped = Beacon::bind();
+    fixture.write_flight("five", &flight(&fixture.ledger, &shipped.signal()));
     let token = fixture.murmur(&["token", "create", "--name", "load"]);
     assert!(token.status.success(), "{token:?}");
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
@@ -161,6 +194,7 @@ fn three_servers_survive_a_kill_and_share_the_pool(backend: &Backend) {
     let mut servers: Vec<Server> = (0..3).map(|_| start_server(&fixture)).collect();
 
     let started = Instant::now();
+    let mut runs = Vec::new();
     for index in 0..RUNS {
         let server = &servers[index % servers.len()];
         let headers = [
@@ -175,11 +209,13 @@ fn three_servers_survive_a_kill_and_share_the_pool(backend: &Backend) {
             "{}",
         );
         assert_eq!(status, 202, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        runs.push(answer["run_id"].as_str().expect("run id").to_owned());
     }
-    // Kill one server while its runs are in flight; a fourth joins later.
-    while completed_runs(&fixture).len() < RUNS / 4 {
-        assert!(started.elapsed() < DEADLINE, "runs do not complete");
-        std::thread::sleep(Duration::from_millis(100));
+    // Kill one server while its runs are in flight (a quarter of the runs shipped); a fourth
+    // joins later.
+    for _ in 0..RUNS / 4 {
+        shipped.wait("a run's last agent");
     }
     let mut killed = servers.remove(0);
     let killed_pid = killed.child.id().to_string();
@@ -190,16 +226,25 @@ fn three_servers_survive_a_kill_and_share_the_pool(backend: &Backend) {
     let kill_line = ledger(&fixture.ledger).len();
     let done_at_kill = completed_runs(&fixture).len();
     servers.push(start_server(&fixture));
-    while completed_runs(&fixture).len() < RUNS {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "only {} of {RUNS} runs completed",
-            completed_runs(&fixture).len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let pids: Vec<u32> = servers.iter().map(|server| server.child.id()).collect();
+    let watchdog = Watchdog::arm(pids);
+    for run in &runs {
+        // A run's event stream ends once the run has ended, whichever server drives it.
+        let events = [
+            ("Authorization", auth.as_str()),
+            ("Accept", "text/event-stream"),
+        ];
+        let path = format!("/v1/runs/{run}/events");
+        let (status, stream) = http(&servers[0].address, "GET", &path, &events, "");
+        assert_eq!(status, 200, "{stream}");
+        assert!(stream.contains("event: run_completed"), "{run}: {stream}");
     }
+    assert!(
+        !watchdog.disarm(),
+        "the runs did not complete within {DEADLINE:?}"
+    );
+    assert_eq!(completed_runs(&fixture).len(), RUNS, "every run completed");
     let finished = killed_at.elapsed();
-    let runs = completed_runs(&fixture);
     for run in &runs {
         completed_once(&servers[0].address, &auth, run);
     }
