@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,11 +50,7 @@ impl HttpMetrics {
 /// Times every request; routes are named by their pattern (`/v1/runs/{id}`), so the number of
 /// series stays bounded whatever ids are asked for.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+    let route = super::access_log::route_of(&request);
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();

@@ -157,7 +157,7 @@ impl Store {
         Ok((position.created_at, position.id))
     }
 
-    fn page_select(
+    pub(super) fn page_select(
         &self,
         query: &RunQuery,
         status: Option<&str>,

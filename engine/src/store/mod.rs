@@ -299,15 +299,7 @@ impl Store {
 
     /// Runs, newest first.
     pub async fn runs(&self, limit: u64) -> Result<Vec<RunRow>, Error> {
-        let select = Query::select()
-            .columns(RUN_COLUMNS)
-            .columns(RUN_LEASE_COLUMNS)
-            .from(Runs::Table)
-            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
-            .order_by(Runs::CreatedAt, Order::Desc)
-            .order_by(Runs::Id, Order::Desc)
-            .limit(limit)
-            .to_owned();
+        let select = self.page_select(&listing::RunQuery::default(), None, None, limit);
         self.backend
             .fetch_all(&select)
             .await
