@@ -7,6 +7,7 @@
 mod cgroup;
 mod child;
 pub mod claude;
+pub mod cli_agent;
 pub mod codex;
 pub mod exec;
 mod git;

@@ -1,11 +1,11 @@
 //! A `claude` turn: the CLI in the agent's worktree, resuming its session when there is one,
-//! parked and tried again while the model is overloaded.
+//! parked and tried again while the model is overloaded (the runtime's CLI-agent driver).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use murmur_runtime::claude::{self, ClaudeRequest};
-use murmur_runtime::{Line, Stream, Update};
+use murmur_runtime::Update;
+use murmur_runtime::claude::{self, ClaudeRequest, Overload};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::Delivered;
@@ -28,7 +28,7 @@ pub async fn turn(
     workdir: &Path,
     env: Vec<(String, String)>,
     updates: mpsc::UnboundedSender<Update>,
-    stop: oneshot::Receiver<()>,
+    mut stop: oneshot::Receiver<()>,
 ) -> Result<(String, Delivered), String> {
     let request = ClaudeRequest {
         binary: plan.binary,
@@ -41,91 +41,17 @@ pub async fn turn(
         env,
         idle_timeout: plan.idle_timeout,
     };
-    let outcome = run_parked(request, plan.overload_backoff, updates, stop).await?;
+    let overload = Overload {
+        backoff: plan.overload_backoff,
+        ..Overload::default()
+    };
+    let outcome = claude::turn(request, overload, updates, &mut stop)
+        .await
+        .map_err(|e| e.to_string())?;
     let delivered = Delivered {
         cost_usd: Some(outcome.cost_usd),
         turns: Some(outcome.turns),
         ..Delivered::default()
     };
     Ok((outcome.response, delivered))
-}
-
-/// How often a turn is tried again while the model stays overloaded or rate limited.
-const OVERLOAD_TRIES: u32 = 5;
-
-/// Runs the turn; while the model is overloaded or rate limited, parks (waits, doubling the
-/// wait each time) and tries again instead of failing the run. A stop ends the wait too.
-async fn run_parked(
-    request: ClaudeRequest,
-    backoff: Duration,
-    updates: mpsc::UnboundedSender<Update>,
-    mut stop: oneshot::Receiver<()>,
-) -> Result<claude::ClaudeOutcome, String> {
-    let mut wait = backoff;
-    for attempt in 1..=OVERLOAD_TRIES {
-        match run_turn(request.clone(), updates.clone(), &mut stop).await {
-            Err(TurnError::Overloaded(message)) if attempt < OVERLOAD_TRIES => {
-                let text = format!(
-                    "murmur: {message}; parked, trying again in {}s ({attempt} of {OVERLOAD_TRIES})",
-                    wait.as_secs()
-                );
-                let _ = updates.send(Update::Line(Line {
-                    stream: Stream::Stderr,
-                    text,
-                }));
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = &mut stop => return Err(claude::Error::Stopped.to_string()),
-                }
-                wait = wait.saturating_mul(2);
-            }
-            Err(TurnError::Overloaded(message)) => {
-                return Err(format!("the model stayed overloaded: {message}"));
-            }
-            Err(TurnError::Other(message)) => return Err(message),
-            Ok(outcome) => return Ok(outcome),
-        }
-    }
-    Err("the model stayed overloaded".to_owned())
-}
-
-enum TurnError {
-    Overloaded(String),
-    Other(String),
-}
-
-impl From<claude::Error> for TurnError {
-    fn from(error: claude::Error) -> Self {
-        match error {
-            claude::Error::Overloaded(message) => TurnError::Overloaded(message),
-            other => TurnError::Other(other.to_string()),
-        }
-    }
-}
-
-/// One CLI turn. A session the CLI never saved (it was killed before its first reply) cannot
-/// be resumed; the turn then starts a new session in the same worktree, which keeps whatever
-/// the earlier attempt committed.
-async fn run_turn(
-    request: ClaudeRequest,
-    updates: mpsc::UnboundedSender<Update>,
-    stop: &mut oneshot::Receiver<()>,
-) -> Result<claude::ClaudeOutcome, TurnError> {
-    match claude::run(request.clone(), updates.clone(), stop).await {
-        Err(claude::Error::SessionNotFound(session)) => {
-            let text = format!(
-                "murmur: session {session} was never saved; starting a new session in the same worktree"
-            );
-            let _ = updates.send(Update::Line(Line {
-                stream: Stream::Stderr,
-                text,
-            }));
-            let fresh = ClaudeRequest {
-                resume: None,
-                ..request
-            };
-            Ok(claude::run(fresh, updates, stop).await?)
-        }
-        other => Ok(other?),
-    }
 }

@@ -1,11 +1,12 @@
 //! A `codex` turn: the Codex CLI in the agent's worktree, resuming its thread when there is
-//! one. A thread the CLI never saved starts afresh in the same worktree.
+//! one, parked and tried again while the model is overloaded (the runtime's CLI-agent
+//! driver). A thread the CLI never saved starts afresh in the same worktree.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use murmur_runtime::codex::{self, CodexRequest};
-use murmur_runtime::{Line, Stream, Update};
+use murmur_runtime::Update;
+use murmur_runtime::codex::{self, CodexRequest, Overload};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::Delivered;
@@ -40,15 +41,10 @@ pub async fn turn(
         idle_timeout: plan.idle_timeout,
         extra_config: plan.config,
     };
-    let outcome = match codex::run(request.clone(), updates.clone(), &mut stop).await {
-        Err(codex::Error::SessionNotFound(thread)) => {
-            let text = format!("murmur: thread {thread} was never saved; starting a new thread in the same worktree");
-            let _ = updates.send(Update::Line(Line { stream: Stream::Stderr, text }));
-            codex::run(CodexRequest { resume: None, ..request }, updates, &mut stop).await
-        }
-        other => other,
-    }
-    .map_err(|e| e.to_string())?;
+    // The backoff is not configurable for codex yet (no `runtimes.codex.overload_backoff`).
+    let outcome = codex::turn(request, Overload::default(), updates, &mut stop)
+        .await
+        .map_err(|e| e.to_string())?;
     let delivered = Delivered {
         turns: Some(outcome.turns),
         ..Delivered::default()

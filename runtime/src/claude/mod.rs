@@ -1,19 +1,20 @@
-//! The `claude` runtime: Claude Code headless in the agent's worktree. Its stream is read as
-//! it arrives; the session id is reported the moment it is seen, so the engine can checkpoint
-//! it and resume the same conversation after a crash instead of starting over.
+//! The `claude` runtime: Claude Code headless in the agent's worktree, as an adapter of the
+//! [`crate::cli_agent`] driver. Its stream is read as it arrives; the session id is reported
+//! the moment it is seen, so the engine can checkpoint it and resume the same conversation
+//! after a crash instead of starting over.
 
 mod stream;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::cli_agent::{Error, Overload};
 pub use stream::{Malformed, StreamEvent, Summary, parse_line};
 
-use crate::lines::{clip, read_stderr, send_line};
-use crate::process::{Cli, StartError};
+use crate::cli_agent::{self, Agent, Invocation, Program, Verdict, tail};
+use crate::lines::{clip, send_line};
 use crate::{Stream, Update};
 
 #[derive(Debug, Clone)]
@@ -42,42 +43,16 @@ pub struct ClaudeOutcome {
     pub cost_usd: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(
-        "the Claude Code CLI `{0}` was not found: install it (`npm install -g @anthropic-ai/claude-code`) or set its path in .murmur/murmur.yaml"
-    )]
-    Missing(String),
-    #[error("cannot start the Claude Code CLI: {0}")]
-    Spawn(std::io::Error),
-    #[error("no output for {}s: the agent looks hung and was stopped", .0.as_secs())]
-    Idle(Duration),
-    #[error("the model is overloaded or rate limited: {0}")]
-    Overloaded(String),
-    #[error("the Claude Code CLI exited with status {code}: {detail}")]
-    Exit { code: i32, detail: String },
-    #[error("the agent reported an error: {0}")]
-    Reported(String),
-    /// `--resume` named a session the CLI never saved (it was stopped before its first reply).
-    #[error("session {0} was not saved by the CLI, so it cannot be resumed")]
-    SessionNotFound(String),
-    #[error("the Claude Code CLI ended without a result line")]
-    NoResult,
-    #[error("the agent was stopped")]
-    Stopped,
-    #[error("lost contact with the Claude Code CLI: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl Error {
-    /// Worth another attempt: a hang or a busy model, not a broken setup.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Idle(_) | Error::Overloaded(_) | Error::NoResult
-        )
-    }
-}
+/// Claude Code as the driver's errors name it.
+pub static PROGRAM: Program = Program {
+    name: "Claude Code CLI",
+    install: "npm install -g @anthropic-ai/claude-code",
+    unfinished: "a result line",
+    session: "session",
+    unknown_session: "No conversation found with session ID",
+    exit_detail_lines: 1,
+    overloaded: &["overloaded", "rate limit", "rate_limit", "529", "429"],
+};
 
 /// The command line, exactly as it is run.
 pub fn arguments(request: &ClaudeRequest) -> Vec<String> {
@@ -103,136 +78,95 @@ pub fn arguments(request: &ClaudeRequest) -> Vec<String> {
     args
 }
 
-/// Runs one turn to its `result` line, streaming readable lines and the session id.
+/// Runs the CLI once, to its `result` line, streaming readable lines and the session id.
 /// `stop` is borrowed so that a caller may run another turn under the same stop signal.
 pub async fn run(
     request: ClaudeRequest,
     updates: mpsc::UnboundedSender<Update>,
     stop: &mut oneshot::Receiver<()>,
 ) -> Result<ClaudeOutcome, Error> {
-    let args = arguments(&request);
-    let mut cli = Cli::start(
-        &request.binary,
-        &args,
-        &request.workdir,
-        &request.env,
-        false,
-    )
-    .map_err(|e| match e {
-        StartError::Missing(binary) => Error::Missing(binary),
-        StartError::Spawn(e) => Error::Spawn(e),
-    })?;
-    let child = &mut cli.child;
-    let stderr = child
-        .stderr
-        .take()
-        .map(|err| tokio::spawn(read_stderr(err, updates.clone())));
-    let stdout = child.stdout.take().ok_or(Error::NoResult)?;
-    let summary = tokio::select! {
-        read = read_stream(stdout, &updates, request.idle_timeout) => read,
-        _ = stop => { cli.kill_tree(); let _ = cli.child.wait().await; return Err(Error::Stopped); }
-    };
-    if matches!(summary, Err(Error::Idle(_))) {
-        cli.kill_tree();
-    }
-    let status = cli.child.wait().await?;
-    let stderr_text = match stderr {
-        Some(task) => task.await.unwrap_or_default(),
-        None => String::new(),
-    };
-    finish(summary?, status, &stderr_text, request.resume.as_deref())
+    cli_agent::run(&request, &updates, stop).await
 }
 
-/// Turns the last `result` line and the exit status into the outcome.
-fn finish(
-    summary: Option<Summary>,
-    status: std::process::ExitStatus,
-    stderr: &str,
-    resume: Option<&str>,
+/// Runs a whole turn: [`run`], parked and tried again while the model is overloaded, and in
+/// a new session when the one to resume was never saved (see [`cli_agent`]).
+pub async fn turn(
+    request: ClaudeRequest,
+    overload: Overload,
+    updates: mpsc::UnboundedSender<Update>,
+    stop: &mut oneshot::Receiver<()>,
 ) -> Result<ClaudeOutcome, Error> {
-    if let Some(session) = resume
-        && stderr.contains("No conversation found with session ID")
-    {
-        return Err(Error::SessionNotFound(session.to_owned()));
-    }
-    let detail = |fallback: &str| {
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or(fallback);
-        last.trim().to_owned()
-    };
-    let Some(summary) = summary else {
-        if looks_overloaded(stderr) {
-            return Err(Error::Overloaded(detail("")));
-        }
-        return match status.code() {
-            Some(0) | None => Err(Error::NoResult),
-            Some(code) => Err(Error::Exit {
-                code,
-                detail: detail("no output"),
-            }),
-        };
-    };
-    if summary.is_error {
-        let text = if summary.result.is_empty() {
-            summary.subtype.clone()
-        } else {
-            summary.result.clone()
-        };
-        if looks_overloaded(&text) {
-            return Err(Error::Overloaded(text));
-        }
-        return Err(Error::Reported(text));
-    }
-    Ok(ClaudeOutcome {
-        response: summary.result,
-        session_id: summary.session_id,
-        turns: summary.num_turns,
-        cost_usd: summary.total_cost_usd,
-    })
+    cli_agent::turn(request, overload, &updates, stop).await
 }
 
-fn looks_overloaded(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    ["overloaded", "rate limit", "rate_limit", "529", "429"]
-        .iter()
-        .any(|needle| lower.contains(needle))
-}
+impl Agent for ClaudeRequest {
+    type Event = StreamEvent;
+    type Events = Vec<StreamEvent>;
+    type Malformed = Malformed;
+    /// The last `result` line.
+    type Transcript = Option<Summary>;
+    type Outcome = ClaudeOutcome;
 
-/// Reads stdout until it closes; `Err(Idle)` after `idle` without a line.
-async fn read_stream(
-    stdout: impl AsyncRead + Unpin,
-    updates: &mpsc::UnboundedSender<Update>,
-    idle: Duration,
-) -> Result<Option<Summary>, Error> {
-    let mut lines = BufReader::new(stdout).lines();
-    let mut summary = None;
-    loop {
-        let line = match tokio::time::timeout(idle, lines.next_line()).await {
-            Err(_) => return Err(Error::Idle(idle)),
-            Ok(line) => line?,
+    const PROGRAM: &'static Program = &PROGRAM;
+
+    fn invocation(&self) -> Invocation<'_> {
+        Invocation {
+            binary: &self.binary,
+            args: arguments(self),
+            workdir: &self.workdir,
+            env: &self.env,
+            stdin: None,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    fn resume(&self) -> Option<&str> {
+        self.resume.as_deref()
+    }
+
+    fn fresh(&self) -> Self {
+        Self {
+            resume: None,
+            ..self.clone()
+        }
+    }
+
+    fn parse(line: &str) -> Result<Vec<StreamEvent>, Malformed> {
+        parse_line(line)
+    }
+
+    fn report(&self, event: &StreamEvent, updates: &mpsc::UnboundedSender<Update>) {
+        report(event, updates);
+    }
+
+    fn record(transcript: &mut Option<Summary>, event: StreamEvent) {
+        if let StreamEvent::Result(summary) = event {
+            *transcript = Some(summary);
+        }
+    }
+
+    fn verdict(summary: Option<Summary>, stderr: &str) -> Verdict<ClaudeOutcome> {
+        let Some(summary) = summary else {
+            // Without a result line, only stderr can tell that the model was busy.
+            let busy = PROGRAM
+                .says_overloaded(stderr)
+                .then(|| tail(stderr, 1).unwrap_or_default());
+            return Verdict::Unfinished { busy };
         };
-        let Some(line) = line else { return Ok(summary) };
-        if line.trim().is_empty() {
-            continue;
+        if summary.is_error {
+            // The subtype says `success` even for an API error; the text is the message.
+            return Verdict::Failed(if summary.result.is_empty() {
+                summary.subtype
+            } else {
+                summary.result
+            });
         }
-        match parse_line(&line) {
-            Ok(events) => {
-                for event in events {
-                    report(&event, updates);
-                    if let StreamEvent::Result(result) = event {
-                        summary = Some(result);
-                    }
-                }
-            }
-            Err(malformed) => send_line(
-                updates,
-                Stream::Stderr,
-                format!("murmur: skipped a line: {malformed}"),
-            ),
-        }
+        Verdict::Answered(ClaudeOutcome {
+            response: summary.result,
+            session_id: summary.session_id,
+            turns: summary.num_turns,
+            cost_usd: summary.total_cost_usd,
+        })
     }
 }
 

@@ -1,21 +1,20 @@
-//! The `codex` runtime: the Codex CLI headless (`codex exec --json`) in the agent's worktree.
-//! Its JSONL is read as it arrives; the thread id is reported the moment it is seen, so the
-//! engine can checkpoint it and resume the same conversation (`codex exec resume <id>`) after
-//! a crash instead of starting over.
+//! The `codex` runtime: the Codex CLI headless (`codex exec --json`) in the agent's worktree,
+//! as an adapter of the [`crate::cli_agent`] driver. Its JSONL is read as it arrives; the
+//! thread id is reported the moment it is seen, so the engine can checkpoint it and resume
+//! the same conversation (`codex exec resume <id>`) after a crash instead of starting over.
 
 mod stream;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
+pub use crate::cli_agent::{Error, Overload};
 pub use stream::{Malformed, StreamEvent, Usage, parse_line};
 
-use crate::lines::{read_stderr, send_line};
-use crate::process::{Cli, StartError};
+use crate::cli_agent::{self, Agent, Invocation, Program, Verdict};
+use crate::lines::send_line;
 use crate::{Stream, Update};
 
 #[derive(Debug, Clone)]
@@ -61,43 +60,27 @@ pub struct CodexOutcome {
     pub usage: Usage,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(
-        "the Codex CLI `{0}` was not found: install it (`npm install -g @openai/codex`) or set its path in .murmur/murmur.yaml"
-    )]
-    Missing(String),
-    #[error("cannot start the Codex CLI: {0}")]
-    Spawn(std::io::Error),
-    #[error("no output for {}s: the agent looks hung and was stopped", .0.as_secs())]
-    Idle(Duration),
-    #[error("the model is overloaded or rate limited: {0}")]
-    Overloaded(String),
-    #[error("the Codex CLI exited with status {code}: {detail}")]
-    Exit { code: i32, detail: String },
-    #[error("the agent reported an error: {0}")]
-    Reported(String),
-    /// `resume` named a thread the CLI has no rollout file for (another `CODEX_HOME`, or it was
-    /// stopped before saving one).
-    #[error("session {0} was not saved by the CLI, so it cannot be resumed")]
-    SessionNotFound(String),
-    #[error("the Codex CLI ended without completing its turn")]
-    NoResult,
-    #[error("the agent was stopped")]
-    Stopped,
-    #[error("lost contact with the Codex CLI: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl Error {
-    /// Worth another attempt: a hang or a busy model, not a broken setup.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Idle(_) | Error::Overloaded(_) | Error::NoResult
-        )
-    }
-}
+/// The Codex CLI as the driver's errors name it. Codex 0.169 words a busy model `exceeded
+/// retry limit, last status: 429 Too Many Requests`, `We're currently experiencing high
+/// demand, ...` (500), `unexpected status 503 Service Unavailable: ...`.
+pub static PROGRAM: Program = Program {
+    name: "Codex CLI",
+    install: "npm install -g @openai/codex",
+    unfinished: "completing its turn",
+    session: "thread",
+    unknown_session: "no rollout found for thread id",
+    exit_detail_lines: 5,
+    overloaded: &[
+        "overloaded",
+        "rate limit",
+        "rate_limit",
+        "too many requests",
+        "high demand",
+        "429",
+        "503",
+        "529",
+    ],
+};
 
 /// The command line, exactly as it is run (the prompt goes to stdin).
 pub fn arguments(request: &CodexRequest) -> Vec<String> {
@@ -126,9 +109,30 @@ pub fn arguments(request: &CodexRequest) -> Vec<String> {
     args
 }
 
+/// Runs the CLI once, to `turn.completed`, streaming readable lines and the session id.
+/// `stop` is borrowed so that a caller may run another turn under the same stop signal.
+pub async fn run(
+    request: CodexRequest,
+    updates: mpsc::UnboundedSender<Update>,
+    stop: &mut oneshot::Receiver<()>,
+) -> Result<CodexOutcome, Error> {
+    cli_agent::run(&request, &updates, stop).await
+}
+
+/// Runs a whole turn: [`run`], parked and tried again while the model is overloaded, and in
+/// a new thread when the one to resume was never saved (see [`cli_agent`]).
+pub async fn turn(
+    request: CodexRequest,
+    overload: Overload,
+    updates: mpsc::UnboundedSender<Update>,
+    stop: &mut oneshot::Receiver<()>,
+) -> Result<CodexOutcome, Error> {
+    cli_agent::turn(request, overload, &updates, stop).await
+}
+
 /// What the transcript said, as far as the outcome needs it.
 #[derive(Debug, Default)]
-struct Transcript {
+pub(crate) struct Transcript {
     thread_id: Option<String>,
     response: String,
     turns: u32,
@@ -137,153 +141,70 @@ struct Transcript {
     last_error: Option<String>,
 }
 
-/// Runs one turn to `turn.completed`, streaming readable lines and the session id.
-/// `stop` is borrowed so that a caller may run another turn under the same stop signal.
-pub async fn run(
-    request: CodexRequest,
-    updates: mpsc::UnboundedSender<Update>,
-    stop: &mut oneshot::Receiver<()>,
-) -> Result<CodexOutcome, Error> {
-    let args = arguments(&request);
-    let mut cli = Cli::start(&request.binary, &args, &request.workdir, &request.env, true)
-        .map_err(|e| match e {
-            StartError::Missing(binary) => Error::Missing(binary),
-            StartError::Spawn(e) => Error::Spawn(e),
-        })?;
-    let child = &mut cli.child;
-    if let Some(mut stdin) = child.stdin.take() {
-        let prompt = request.prompt.clone();
-        // A CLI that exits early closes the pipe; its exit status tells why, not this write.
-        tokio::spawn(async move {
-            let _ = stdin.write_all(prompt.as_bytes()).await;
-        });
-    }
-    let stderr = child
-        .stderr
-        .take()
-        .map(|err| tokio::spawn(read_stderr(err, updates.clone())));
-    let stdout = child.stdout.take().ok_or(Error::NoResult)?;
-    let resume = request.resume.as_deref();
-    let transcript = tokio::select! {
-        read = read_stream(stdout, &updates, request.idle_timeout, resume) => read,
-        _ = stop => { cli.kill_tree(); let _ = cli.child.wait().await; return Err(Error::Stopped); }
-    };
-    if matches!(transcript, Err(Error::Idle(_))) {
-        cli.kill_tree();
-    }
-    let status = cli.child.wait().await?;
-    let stderr_text = match stderr {
-        Some(task) => task.await.unwrap_or_default(),
-        None => String::new(),
-    };
-    finish(transcript?, status, &stderr_text, resume)
-}
+impl Agent for CodexRequest {
+    type Event = StreamEvent;
+    type Events = [StreamEvent; 1];
+    type Malformed = Malformed;
+    type Transcript = Transcript;
+    type Outcome = CodexOutcome;
 
-/// Turns the transcript and the exit status into the outcome.
-fn finish(
-    transcript: Transcript,
-    status: std::process::ExitStatus,
-    stderr: &str,
-    resume: Option<&str>,
-) -> Result<CodexOutcome, Error> {
-    if let Some(session) = resume
-        && stderr.contains("no rollout found for thread id")
-    {
-        return Err(Error::SessionNotFound(session.to_owned()));
-    }
-    if let Some(failure) = transcript.failure {
-        if looks_overloaded(&failure) {
-            return Err(Error::Overloaded(failure));
+    const PROGRAM: &'static Program = &PROGRAM;
+
+    fn invocation(&self) -> Invocation<'_> {
+        Invocation {
+            binary: &self.binary,
+            args: arguments(self),
+            workdir: &self.workdir,
+            env: &self.env,
+            stdin: Some(self.prompt.clone()),
+            idle_timeout: self.idle_timeout,
         }
-        return Err(Error::Reported(failure));
     }
-    let (Some(usage), Some(session_id)) = (transcript.usage, transcript.thread_id) else {
-        if let Some(error) = transcript.last_error.filter(|e| looks_overloaded(e)) {
-            return Err(Error::Overloaded(error));
+
+    fn resume(&self) -> Option<&str> {
+        self.resume.as_deref()
+    }
+
+    fn fresh(&self) -> Self {
+        Self {
+            resume: None,
+            ..self.clone()
         }
-        return match status.code() {
-            Some(0) | None => Err(Error::NoResult),
-            Some(code) => Err(Error::Exit {
-                code,
-                detail: tail(stderr, 5).unwrap_or_else(|| "no output".to_owned()),
-            }),
+    }
+
+    fn parse(line: &str) -> Result<[StreamEvent; 1], Malformed> {
+        parse_line(line).map(|event| [event])
+    }
+
+    fn is_progress(event: &StreamEvent) -> bool {
+        event.is_progress()
+    }
+
+    fn report(&self, event: &StreamEvent, updates: &mpsc::UnboundedSender<Update>) {
+        report(event, updates, self.resume.as_deref());
+    }
+
+    fn record(transcript: &mut Transcript, event: StreamEvent) {
+        record(transcript, event);
+    }
+
+    fn verdict(transcript: Transcript, _stderr: &str) -> Verdict<CodexOutcome> {
+        if let Some(failure) = transcript.failure {
+            return Verdict::Failed(failure);
+        }
+        let (Some(usage), Some(session_id)) = (transcript.usage, transcript.thread_id) else {
+            // A failed model call is an `error` line; `turn.failed` follows only when final.
+            let busy = transcript
+                .last_error
+                .filter(|error| PROGRAM.says_overloaded(error));
+            return Verdict::Unfinished { busy };
         };
-    };
-    Ok(CodexOutcome {
-        response: transcript.response,
-        session_id,
-        turns: transcript.turns,
-        usage,
-    })
-}
-
-/// The last `lines` non-empty lines of `text`, if any.
-fn tail(text: &str, lines: usize) -> Option<String> {
-    let mut last: Vec<&str> = text
-        .lines()
-        .rev()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(lines)
-        .collect();
-    last.reverse();
-    (!last.is_empty()).then(|| last.join("\n"))
-}
-
-/// How Codex 0.169 words a busy model: `exceeded retry limit, last status: 429 Too Many
-/// Requests`, `We're currently experiencing high demand, ...` (500), `unexpected status 503
-/// Service Unavailable: ...`.
-fn looks_overloaded(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    [
-        "overloaded",
-        "rate limit",
-        "rate_limit",
-        "too many requests",
-        "high demand",
-        "429",
-        "503",
-        "529",
-    ]
-    .iter()
-    .any(|needle| lower.contains(needle))
-}
-
-/// Reads stdout until it closes; `Err(Idle)` after `idle` without progress.
-async fn read_stream(
-    stdout: impl AsyncRead + Unpin,
-    updates: &mpsc::UnboundedSender<Update>,
-    idle: Duration,
-    resume: Option<&str>,
-) -> Result<Transcript, Error> {
-    let mut lines = BufReader::new(stdout).lines();
-    let mut transcript = Transcript::default();
-    let mut deadline = Instant::now() + idle;
-    loop {
-        let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
-            Err(_) => return Err(Error::Idle(idle)),
-            Ok(line) => line?,
-        };
-        let Some(line) = line else {
-            return Ok(transcript);
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_line(&line) {
-            Ok(event) => {
-                if event.is_progress() {
-                    deadline = Instant::now() + idle;
-                }
-                report(&event, updates, resume);
-                record(&mut transcript, event);
-            }
-            Err(malformed) => send_line(
-                updates,
-                Stream::Stderr,
-                format!("murmur: skipped a line: {malformed}"),
-            ),
-        }
+        Verdict::Answered(CodexOutcome {
+            response: transcript.response,
+            session_id,
+            turns: transcript.turns,
+            usage,
+        })
     }
 }
 

@@ -2,6 +2,29 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
 use super::*;
+use crate::cli_agent::{conclude, read};
+
+fn finish(
+    transcript: Transcript,
+    status: ExitStatus,
+    stderr: &str,
+    resume: Option<&str>,
+) -> Result<CodexOutcome, Error> {
+    conclude::<CodexRequest>(transcript, status, stderr, resume)
+}
+
+async fn read_stream(
+    input: impl tokio::io::AsyncRead + Unpin,
+    updates: &mpsc::UnboundedSender<Update>,
+    idle: Duration,
+    resume: Option<&str>,
+) -> Result<Transcript, Error> {
+    let request = CodexRequest {
+        resume: resume.map(str::to_owned),
+        ..request()
+    };
+    read(&request, input, updates, idle).await
+}
 
 fn request() -> CodexRequest {
     CodexRequest {
@@ -99,7 +122,7 @@ fn finish_maps_the_transcript_and_exit_to_an_outcome() {
         finish(Transcript::default(), exit(1), stderr, Some("0199")),
         Err(Error::SessionNotFound(id)) if id == "0199"
     ));
-    let Err(Error::Exit { code, detail }) =
+    let Err(Error::Exit { code, detail, .. }) =
         finish(Transcript::default(), exit(2), "a\n\nb\n", None)
     else {
         panic!("an exit error")
@@ -107,7 +130,7 @@ fn finish_maps_the_transcript_and_exit_to_an_outcome() {
     assert_eq!((code, detail.as_str()), (2, "a\nb"));
     assert!(matches!(
         finish(Transcript::default(), exit(0), "", None),
-        Err(Error::NoResult)
+        Err(Error::NoResult(_))
     ));
 }
 
@@ -193,6 +216,6 @@ async fn a_missing_binary_is_reported_before_anything_runs() {
         ..request()
     };
     let error = run(request, tx, &mut stop).await.unwrap_err();
-    assert!(matches!(&error, Error::Missing(path) if path == "/nonexistent/codex"));
+    assert!(matches!(&error, Error::Missing { binary, .. } if binary == "/nonexistent/codex"));
     assert!(error.to_string().contains("npm install -g @openai/codex"));
 }
