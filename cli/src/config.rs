@@ -43,8 +43,8 @@ pub struct RateLimit {
 
 /// The rate limit when `server.rate_limit` is not set.
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
-    per_second: 50,
-    burst: Some(200),
+    per_second: murmur_server::limit::DEFAULT_PER_SECOND,
+    burst: Some(murmur_server::limit::DEFAULT_BURST),
 };
 
 /// The workspace's checks: what the `ci` gate runs on an agent's branch.

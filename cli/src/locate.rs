@@ -79,17 +79,3 @@ pub fn flight_name(path: &Path) -> Option<String> {
     path.file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
 }
-
-/// How a flight name is spelled, for messages.
-pub const NAME_RULE: &str =
-    "a flight name is 1 to 100 letters, digits, `-`, `_` or `.`, not starting with `.`";
-
-/// A name is a file stem that is safe in paths and URLs; the catalog takes no other.
-pub fn valid_flight_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}

@@ -4,14 +4,15 @@ mod agent_cli;
 mod cli;
 mod commands;
 mod config;
+mod context;
 mod locate;
 mod logging;
 mod output;
 mod remote;
 mod report;
-mod serve;
 mod terminal;
-mod views;
+
+use murmur_server::views;
 
 use std::process::ExitCode;
 

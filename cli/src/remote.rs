@@ -164,18 +164,6 @@ impl Remote {
     }
 }
 
-/// Percent-encodes all but the unreserved characters of RFC 3986, for a query parameter.
-pub fn query_escape(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// Prints a refusal (with a refused flight's diagnostics) and hands it back; other errors
 /// (an unreachable server) are returned as they are.
 pub fn report(error: anyhow::Error) -> anyhow::Result<Refusal> {

@@ -96,6 +96,20 @@ fn strip_quotes(text: &str) -> &str {
     text
 }
 
+/// How a flight name is spelled, for messages.
+pub const FLIGHT_NAME_RULE: &str =
+    "a flight name is 1 to 100 letters, digits, `-`, `_` or `.`, not starting with `.`";
+
+/// A name is a file stem that is safe in paths and URLs; the catalog takes no other.
+pub fn valid_flight_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

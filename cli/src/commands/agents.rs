@@ -11,7 +11,8 @@ use crate::Exit;
 use crate::agent_cli::{AgentCommand, AgentName, QueueCommand};
 use crate::cli::DbArgs;
 use crate::commands::follow;
-use crate::commands::runs::{block_on, database_url, detach, executor, open_store, repository_for};
+use crate::commands::runs::detach;
+use crate::context::{block_on, database_url, executor, open_store, repository_for};
 use crate::output::emit_line;
 
 /// How many of the newest runs `murmur ls --all` shows, and how far back a slug is looked up.

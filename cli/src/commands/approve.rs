@@ -5,7 +5,7 @@ use murmur_engine::executor::{self, Verdict};
 
 use crate::Exit;
 use crate::cli::DbArgs;
-use crate::commands::runs::{block_on, executor, repository_for};
+use crate::context::{block_on, executor, repository_for};
 
 pub fn run(
     db: &DbArgs,

@@ -12,8 +12,7 @@ use serde_json::Value;
 use crate::Exit;
 use crate::cli::DbArgs;
 use crate::cli::Target;
-use crate::commands::runs::{block_on, existing_store, open_store, repository_for};
-use crate::locate;
+use crate::context::{block_on, existing_store, open_store, repository_for};
 use crate::output::{emit, emit_line};
 use crate::remote::{self, Remote};
 use crate::report;
@@ -23,10 +22,10 @@ use crate::views::{FlightSummary, FlightText, SavedFlight};
 const LOCAL_AUTHOR: &str = "local";
 
 pub fn set(name: &str, target: &Target) -> anyhow::Result<Exit> {
-    if !locate::valid_flight_name(name) {
+    if !murmur_parser::valid_flight_name(name) {
         eprintln!(
             "error: `{name}` is not a flight name: {}",
-            locate::NAME_RULE
+            murmur_parser::FLIGHT_NAME_RULE
         );
         return Ok(Exit::Usage);
     }
@@ -233,7 +232,7 @@ pub fn local_flight_to_run(
     argument: &str,
     db: &DbArgs,
 ) -> anyhow::Result<Option<(FlightGeneration, murmur_parser::Flight)>> {
-    if !locate::valid_flight_name(argument) || argument.ends_with(".md") {
+    if !murmur_parser::valid_flight_name(argument) || argument.ends_with(".md") {
         return Ok(None);
     }
     let Some(url) = existing_store(db, &repository_for(None))? else {

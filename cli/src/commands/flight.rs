@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::Exit;
 use crate::cli::{DbArgs, GraphArgs, GraphFormat, LsArgs, ValidateArgs};
-use crate::commands::runs::{self, Chosen};
 use crate::config::Config;
 use crate::locate;
 use crate::output::{emit, emit_line};
@@ -21,6 +20,15 @@ pub struct Loaded {
     pub path: PathBuf,
     pub source: Source,
     pub parsed: Parsed,
+}
+
+/// The flight a run starts from: its name, text and, for a file, where it is.
+pub struct Chosen {
+    pub name: String,
+    pub source: String,
+    pub flight: murmur_parser::Flight,
+    pub path: Option<PathBuf>,
+    pub repo: PathBuf,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
@@ -136,8 +144,9 @@ pub fn preflight(chosen: &Chosen) -> anyhow::Result<Result<(), Exit>> {
         codex: &codex.binary,
         github_token: config.github().token.is_some(),
     };
-    let refusals =
-        runs::block_on(async { Ok(machine::check(&chosen.flight, &facts, &host).await) })?;
+    let refusals = crate::context::block_on(async {
+        Ok(machine::check(&chosen.flight, &facts, &host).await)
+    })?;
     if refusals.is_empty() {
         return Ok(Ok(()));
     }
@@ -262,10 +271,11 @@ fn listing(root: &Path, path: &Path) -> Value {
 /// The catalog's flights, when there is a store to read: `--db`, or the repository's default
 /// store if it exists (listing never creates one).
 fn catalog_listing(db: &DbArgs, root: &Path) -> anyhow::Result<Vec<Value>> {
-    let Some(url) = runs::existing_store(db, root)? else {
+    let Some(url) = crate::context::existing_store(db, root)? else {
         return Ok(Vec::new());
     };
-    let saved = runs::block_on(async { Ok(Store::open(&url).await?.catalog_flights().await?) })?;
+    let saved =
+        crate::context::block_on(async { Ok(Store::open(&url).await?.catalog_flights().await?) })?;
     Ok(saved
         .iter()
         .map(|saved| {

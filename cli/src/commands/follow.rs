@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Exit;
 use crate::commands::live::LiveView;
-use crate::commands::runs::exit_for;
 use crate::commands::view;
+use crate::context::exit_for;
 use crate::output::{emit, emit_line};
 use crate::terminal;
 

@@ -8,7 +8,7 @@ use murmur_runtime::workspace::Repository;
 
 use crate::Exit;
 use crate::cli::DbArgs;
-use crate::commands::runs::{block_on, open_store, repository_for};
+use crate::context::{block_on, open_store, repository_for};
 use crate::output::{emit, emit_line};
 use crate::terminal::{sanitize, sanitize_block};
 

@@ -12,9 +12,9 @@ use murmur_runtime::workspace::Repository;
 use serde::Serialize;
 
 use super::prune_disk::{self, Freed, Protected};
-use super::runs::{block_on, existing_store, repository_for};
 use crate::Exit;
 use crate::cli::DbArgs;
+use crate::context::{block_on, existing_store, repository_for};
 use crate::output::emit_line;
 
 #[derive(Debug, Args)]

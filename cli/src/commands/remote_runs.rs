@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use crate::Exit;
 use crate::cli::{RunArgs, RunsPage};
 use crate::commands::live::LiveView;
-use crate::commands::runs::{block_on, exit_for};
 use crate::commands::{follow, stream, view};
+use crate::context::{block_on, exit_for};
 use crate::output::{emit, emit_line};
 use crate::remote::{self, Remote};
 use crate::views::{RunDetail, RunSummary};
@@ -121,7 +121,10 @@ pub fn list(url: &str, page: &RunsPage, json: bool) -> anyhow::Result<Exit> {
     ];
     for (name, value) in filters {
         if let Some(value) = value {
-            params.push(format!("{name}={}", remote::query_escape(value)));
+            params.push(format!(
+                "{name}={}",
+                murmur_server::views::query_escape(value)
+            ));
         }
     }
     let path = format!("/v1/runs?{}", params.join("&"));

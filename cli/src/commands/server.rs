@@ -4,14 +4,26 @@ use murmur_engine::{Clock, SystemClock};
 
 use crate::Exit;
 use crate::cli::{DbArgs, ServeArgs};
-use crate::commands::runs::{block_on, executor, open_store, repository_for};
+use crate::context::{block_on, executor, open_store, repository_for};
 use crate::output::emit_line;
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
         let executor = executor(&args.db, &repo).await?;
-        crate::serve::serve(executor, repo, &args.bind).await
+        let rate_limit = crate::config::Config::load(&repo)?.rate_limit()?;
+        let webhook_secret = std::env::var("MURMUR_GITHUB_WEBHOOK_SECRET")
+            .ok()
+            .filter(|secret| !secret.is_empty());
+        murmur_server::serve(murmur_server::ServeOptions {
+            executor,
+            repository: repo,
+            bind: args.bind.clone(),
+            webhook_secret,
+            rate_limit,
+        })
+        .await?;
+        Ok(Exit::Success)
     })
 }
 

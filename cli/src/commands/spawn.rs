@@ -5,7 +5,9 @@
 use crate::Exit;
 use crate::agent_cli::SpawnArgs;
 use crate::cli::RunArgs;
-use crate::commands::runs::{self, Chosen, repository_for};
+use crate::commands::flight::Chosen;
+use crate::commands::runs;
+use crate::context::repository_for;
 
 pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
     if let Some(flight) = &args.flight {

@@ -188,3 +188,15 @@ impl From<FlightGeneration> for SavedFlight {
         }
     }
 }
+
+/// Percent-encodes all but the unreserved characters of RFC 3986, for a query parameter.
+pub fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -81,15 +81,15 @@ pub async fn list_runs(
 fn next_link(query: &RunQuery, cursor: &str) -> String {
     let mut params = Vec::new();
     if let Some(flight) = &query.flight {
-        params.push(format!("flight={}", crate::remote::query_escape(flight)));
+        params.push(format!("flight={}", crate::views::query_escape(flight)));
     }
     if let Some(status) = &query.status {
-        params.push(format!("status={}", crate::remote::query_escape(status)));
+        params.push(format!("status={}", crate::views::query_escape(status)));
     }
     if let Some(limit) = query.limit {
         params.push(format!("limit={limit}"));
     }
-    params.push(format!("cursor={}", crate::remote::query_escape(cursor)));
+    params.push(format!("cursor={}", crate::views::query_escape(cursor)));
     format!("</v1/runs?{}>; rel=\"next\"", params.join("&"))
 }
 

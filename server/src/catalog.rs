@@ -26,7 +26,7 @@ pub struct Known {
     pub origin: Origin,
 }
 
-use crate::locate::valid_flight_name;
+use murmur_parser::valid_flight_name;
 
 /// Parses `text` as flight `name`; the 400 with every diagnostic when it is invalid.
 pub fn parse_valid(name: &str, text: &str) -> Result<(Source, Flight), ApiError> {

@@ -12,7 +12,7 @@ mod error;
 mod events;
 mod failover;
 mod flights;
-mod limit;
+pub mod limit;
 mod listen;
 mod metrics;
 mod openapi;
@@ -37,18 +37,16 @@ mod tests_metrics;
 mod tests_openapi;
 #[cfg(test)]
 mod tests_triggers;
+pub mod views;
 mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use murmur_engine::executor::{self, Executor, PreparedRun};
 use murmur_engine::store::claims::{Claim, Claimed};
 
 pub use api::router;
-
-use crate::Exit;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -152,25 +150,54 @@ impl AppState {
     }
 }
 
+/// How `murmur serve` was asked to run.
+pub struct ServeOptions {
+    pub executor: Executor,
+    /// The repository whose flights the server runs.
+    pub repository: PathBuf,
+    pub bind: String,
+    /// `MURMUR_GITHUB_WEBHOOK_SECRET`; without it the webhook route refuses every delivery.
+    pub webhook_secret: Option<String>,
+    /// `server.rate_limit` as `(per_second, burst)`.
+    pub rate_limit: (u32, u32),
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {bind}: {source} (is another server using that address?)")]
+    Listen {
+        bind: String,
+        source: std::io::Error,
+    },
+}
+
 /// Serves until Ctrl-C; interrupted runs are resumed first.
-pub async fn serve(executor: Executor, repository: PathBuf, bind: &str) -> anyhow::Result<Exit> {
-    let secret = std::env::var("MURMUR_GITHUB_WEBHOOK_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let (per_second, burst) = crate::config::Config::load(&repository)?.rate_limit()?;
+pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let (per_second, burst) = options.rate_limit;
     let rate = limit::Rate::new(per_second, burst);
-    let state = AppState::with_rate(executor, repository, secret, rate);
+    let state = AppState::with_rate(
+        options.executor,
+        options.repository,
+        options.webhook_secret,
+        rate,
+    );
     tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
-    let listener = tokio::net::TcpListener::bind(bind)
+    let bind = options.bind;
+    let listen_error = |source| ServeError::Listen {
+        bind: bind.clone(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(&bind)
         .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
-    let address = listener.local_addr().context("no local address")?;
+        .map_err(listen_error)?;
+    let address = listener.local_addr().map_err(listen_error)?;
     // Tests and scripts find the address in this line: keep it last on the line.
     tracing::info!("listening on http://{address}");
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     listen::serve_until(listener, router(state), ctrl_c).await;
-    Ok(Exit::Success)
+    Ok(())
 }

@@ -5,6 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The limit when `server.rate_limit` is not set.
+pub const DEFAULT_PER_SECOND: u32 = 50;
+pub const DEFAULT_BURST: u32 = 200;
+
 /// Requests a token may make in a burst, and how many it gets back per second; a
 /// `per_second` of 0 turns limiting off (`server.rate_limit` in `.murmur/murmur.yaml`).
 #[derive(Debug, Clone, Copy)]
@@ -15,11 +19,7 @@ pub struct Rate {
 
 impl Default for Rate {
     fn default() -> Self {
-        let (per_second, burst) = (
-            crate::config::DEFAULT_RATE_LIMIT.per_second,
-            crate::config::DEFAULT_RATE_LIMIT.burst.unwrap_or(1),
-        );
-        Self::new(per_second, burst)
+        Self::new(DEFAULT_PER_SECOND, DEFAULT_BURST)
     }
 }
 

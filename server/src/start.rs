@@ -94,7 +94,7 @@ pub async fn start_run(
         .and_then(|v| v.to_str().ok())
         .map(claims::idempotency_key);
     let unknown = || ApiError::not_found(format!("no flight `{name}`"));
-    if !crate::locate::valid_flight_name(&name) {
+    if !murmur_parser::valid_flight_name(&name) {
         return Err(unknown());
     }
     let store = state.store();

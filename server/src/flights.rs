@@ -61,11 +61,11 @@ pub async fn save(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    if !crate::locate::valid_flight_name(&name) {
+    if !murmur_parser::valid_flight_name(&name) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_name",
-            crate::locate::NAME_RULE,
+            murmur_parser::FLIGHT_NAME_RULE,
         ));
     }
     let text = markdown_body(&headers, body)?;
@@ -169,7 +169,7 @@ async fn generation_of(
     name: &str,
     generation: i64,
 ) -> Result<Option<Known>, ApiError> {
-    if !crate::locate::valid_flight_name(name) {
+    if !murmur_parser::valid_flight_name(name) {
         return Ok(None);
     }
     let saved = state.store().catalog_flight(name, Some(generation)).await?;
@@ -206,7 +206,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let at = state.executor().clock.stamp();
-    if crate::locate::valid_flight_name(&name) && state.store().delete_flight(&name, &at).await? {
+    if murmur_parser::valid_flight_name(&name) && state.store().delete_flight(&name, &at).await? {
         return Ok(StatusCode::NO_CONTENT);
     }
     Err(ApiError::not_found(format!(
