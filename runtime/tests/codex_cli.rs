@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use murmur_runtime::codex::{self, CodexOutcome, CodexRequest, Error};
+use murmur_runtime::codex::{self, CodexOutcome, CodexRequest, Error, Overload};
 use murmur_runtime::{Line, Stream, Update};
 use murmur_testkit::codex_cli::{MODEL, codex_bin, codex_env, provider_config};
 use murmur_testkit::{ModelServer, RequestKind, Turn};
@@ -77,6 +77,36 @@ async fn run(request: CodexRequest) -> (Result<CodexOutcome, Error>, Vec<Update>
         updates.push(update);
     }
     (result, updates)
+}
+
+/// Runs a whole turn (parked while the model is busy) and returns its result with every
+/// update it sent, in order.
+async fn turn(
+    request: CodexRequest,
+    overload: Overload,
+) -> (Result<CodexOutcome, Error>, Vec<Update>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_stop_tx, mut stop) = oneshot::channel();
+    let result = codex::turn(request, overload, tx, &mut stop).await;
+    let mut updates = Vec::new();
+    while let Ok(update) = rx.try_recv() {
+        updates.push(update);
+    }
+    (result, updates)
+}
+
+/// The lines murmur itself wrote about parking the turn.
+fn parked_lines(updates: &[Update]) -> Vec<&str> {
+    updates
+        .iter()
+        .filter_map(|u| match u {
+            Update::Line(Line {
+                stream: Stream::Stderr,
+                text,
+            }) if text.contains("parked, trying again") => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The first update that is not a line of the CLI's stderr.
@@ -243,4 +273,70 @@ async fn resuming_an_unknown_thread_is_session_not_found() {
         "{result:?}"
     );
     assert!(server.log().is_empty(), "nothing was sent to the model");
+}
+
+/// A short first wait, so that parking costs the test milliseconds.
+const QUICK: Overload = Overload {
+    backoff: Duration::from_millis(10),
+    tries: 5,
+};
+
+#[tokio::test]
+async fn an_overloaded_model_is_waited_out_and_the_turn_completes() {
+    let server = ModelServer::start(vec![
+        Turn::overloaded(),
+        Turn::rate_limited(),
+        Turn::exec_command(COMMIT_HELLO),
+        Turn::text("Done: created hello.txt"),
+    ]);
+    let sandbox = Sandbox::new();
+    let (result, updates) = turn(sandbox.request(&server, "create hello.txt"), QUICK).await;
+
+    let outcome = result.expect("the turn succeeds once the model has capacity");
+    assert_eq!(outcome.response, "Done: created hello.txt");
+    let parked = parked_lines(&updates);
+    assert_eq!(parked.len(), 2, "{updates:?}");
+    assert!(
+        parked[0].contains("529") && parked[0].ends_with("trying again in 0s (1 of 5)"),
+        "{}",
+        parked[0]
+    );
+    assert!(
+        parked[1].contains("429 Too Many Requests") && parked[1].ends_with("(2 of 5)"),
+        "{}",
+        parked[1]
+    );
+    assert_eq!(git(&sandbox.repo, &["log", "--format=%s"]), "hello\n");
+    let kinds: Vec<_> = server.log().iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        (0..4).map(RequestKind::Scripted).collect::<Vec<_>>(),
+        "one call per run while busy, then the agent loop"
+    );
+}
+
+#[tokio::test]
+async fn a_model_that_stays_overloaded_ends_the_turn_after_its_tries() {
+    let server = ModelServer::start(vec![
+        Turn::rate_limited(),
+        Turn::rate_limited(),
+        Turn::text("never reached"),
+    ]);
+    let sandbox = Sandbox::new();
+    let overload = Overload { tries: 2, ..QUICK };
+    let (result, updates) = turn(sandbox.request(&server, "create hello.txt"), overload).await;
+
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, Error::StayedOverloaded(m) if m.contains("429 Too Many Requests")),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("the model stayed overloaded: ")
+    );
+    assert!(error.is_retryable());
+    assert_eq!(parked_lines(&updates).len(), 1, "{updates:?}");
+    assert_eq!(server.remaining_turns(), 1, "two runs, one model call each");
 }

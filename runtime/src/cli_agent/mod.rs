@@ -8,6 +8,8 @@
 
 mod error;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::time::Duration;
