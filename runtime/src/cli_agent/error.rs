@@ -41,7 +41,10 @@ pub enum Error {
         "the {program} `{binary}` was not found: install it (`{}`) or set its path in .murmur/murmur.yaml",
         program.install
     )]
-    Missing { program: &'static Program, binary: String },
+    Missing {
+        program: &'static Program,
+        binary: String,
+    },
     #[error("cannot start the {program}: {source}")]
     Spawn {
         program: &'static Program,
