@@ -10,6 +10,7 @@ pub mod event;
 pub mod executor;
 pub mod histogram;
 pub mod lease;
+pub mod machine;
 pub mod model;
 pub mod persona;
 pub mod preflight;

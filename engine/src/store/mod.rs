@@ -10,6 +10,8 @@ mod finished;
 mod lease;
 pub mod listing;
 mod lookup;
+pub mod machine_log;
+mod machine_lease;
 mod machines;
 mod notify;
 mod pulls;
@@ -30,6 +32,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use catalog::{FlightGeneration, NewGeneration, Saved};
 pub use lease::Acquired;
+pub use machine_log::{MachineEventRow, MachineFilter, MachineRow, NewMachine};
 pub use machines::MachineUse;
 pub use pulls::PullRequest;
 pub use rows::{AgentRow, EventRow, RunRow};

@@ -136,3 +136,32 @@ pub enum PoolWaiters {
     Holder,
     ExpiresAt,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum Machines {
+    Table,
+    Tenant,
+    Id,
+    Pool,
+    Placement,
+    ProviderId,
+    State,
+    AgentRunId,
+    AgentSlug,
+    PublicKey,
+    CredentialHash,
+    LeaseExpiresAt,
+    LastSeenAt,
+    CreatedAt,
+    Version,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum MachineEvents {
+    Table,
+    Tenant,
+    MachineId,
+    Seq,
+    At,
+    Event,
+}
