@@ -85,6 +85,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         work_root: repo.join(".murmur/work"),
         repository: repo.to_path_buf(),
         leases: executor::Leases::new(Owner::this_process(&process_kind()), lease_ttl()?),
+        placements: Default::default(),
     })
 }
 

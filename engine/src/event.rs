@@ -132,31 +132,9 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// An agent's deliverables: its branch and commits, pull requests, and what the model cost.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Delivered {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    #[serde(default)]
-    pub commits: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff_stat: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prs: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub turns: Option<u32>,
-    /// The branch's diff, for `out: diff`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
-}
-
-impl Delivered {
-    pub fn is_empty(&self) -> bool {
-        self == &Delivered::default()
-    }
-}
+/// An agent's deliverables: its branch and commits, pull requests, and what the model cost
+/// (the protocol's type: attempts report it, events record it).
+pub use murmur_protocol::Delivered;
 
 /// A gate's name in the event log (the parser's `Gate`, kept stable here as stored text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

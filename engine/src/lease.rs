@@ -71,8 +71,8 @@ impl Holder {
     }
 }
 
-/// Read once: the checks run for every machine row a checkpoint counts.
-fn host_name() -> &'static str {
+/// This host's name, read once: the checks run for every machine row a checkpoint counts.
+pub fn host_name() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")

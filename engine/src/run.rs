@@ -137,14 +137,7 @@ pub fn resolve_inputs(
 }
 
 /// What a finished upstream agent hands downstream.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct UpstreamResult {
-    pub slug: String,
-    pub response: String,
-    pub branch: Option<String>,
-    pub commits: u32,
-    pub prs: Vec<String>,
-}
+pub use murmur_protocol::UpstreamResult;
 
 /// Everything a reference can resolve to when an agent starts.
 pub struct Context<'a> {

@@ -461,5 +461,6 @@ pub(super) async fn test_executor(
             murmur_engine::lease::Owner::this_process("test"),
             murmur_engine::executor::DEFAULT_TTL,
         ),
+        placements: Default::default(),
     }
 }

@@ -27,6 +27,7 @@ pub async fn executor(dir: &Path, slots: usize) -> Executor {
             murmur_engine::lease::Owner::this_process("bench"),
             murmur_engine::executor::DEFAULT_TTL,
         ),
+        placements: Default::default(),
     }
 }
 

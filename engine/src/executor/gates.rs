@@ -10,8 +10,10 @@ use murmur_runtime::workspace::{self, Repository};
 use murmur_runtime::{Update, exec, github};
 use tokio::sync::{mpsc, oneshot};
 
-use super::launch::{Message, RuntimePlan};
-use super::{GitHubSettings, claude, codex};
+use murmur_attempt::{CodingRuntime, CodingTurn, Settings, coding_turn};
+use murmur_protocol::CodingSpec;
+
+use super::launch::Message;
 use crate::clock::Clock;
 use crate::event::GateKind;
 use crate::store::Store;
@@ -33,13 +35,14 @@ pub struct GateCheck {
     /// The workspace's check command, for `ci`.
     pub check_command: Option<String>,
     pub env: Vec<(String, String)>,
-    /// The reviewer's runtime, for `review`.
-    pub reviewer: RuntimePlan,
+    /// The reviewer's runtime, for `review`: none when no coding runtime is configured.
+    pub reviewer: Option<(CodingRuntime, CodingSpec)>,
     /// A scratch folder for merging without touching the user's checkout.
     pub scratch: PathBuf,
     pub store: Store,
     pub clock: std::sync::Arc<dyn Clock>,
-    pub github: GitHubSettings,
+    /// How this machine reaches the reviewer's runtime and GitHub.
+    pub settings: Settings,
 }
 
 /// What a check found.
@@ -129,19 +132,19 @@ async fn review(check: GateCheck, stop: oneshot::Receiver<()>) -> GateOutcome {
     let prompt = review_prompt(&check.slug, &branch, &diff);
     let (updates, _) = mpsc::unbounded_channel();
     let env = check.env.clone();
-    let answer = match check.reviewer {
-        RuntimePlan::Claude(plan) => {
-            claude::turn(*plan, prompt, &check.worktree, env, updates, stop).await
-        }
-        RuntimePlan::Codex(plan) => {
-            codex::turn(*plan, prompt, &check.worktree, env, updates, stop).await
-        }
-        RuntimePlan::Exec => {
-            return GateOutcome::Broken(
-                "the `review` gate needs a coding-agent runtime (claude or codex) for its reviewer; set `runtime` on the `reviewer` persona or the flight".to_owned(),
-            );
-        }
+    let Some((runtime, spec)) = check.reviewer.clone() else {
+        return GateOutcome::Broken(
+            "the `review` gate needs a coding-agent runtime (claude or codex) for its reviewer; set `runtime` on the `reviewer` persona or the flight".to_owned(),
+        );
     };
+    let turn = CodingTurn {
+        runtime,
+        spec,
+        prompt,
+        workdir: &check.worktree,
+        env,
+    };
+    let answer = coding_turn(&check.settings, turn, updates, stop).await;
     match answer {
         Ok((response, _)) => verdict(&response),
         Err(error) => GateOutcome::Broken(format!("the reviewer did not answer: {error}")),
@@ -236,12 +239,12 @@ async fn merge_local(check: &GateCheck, repository: &Repository, id: &str) -> Ga
 }
 
 async fn merge_on_github(check: &GateCheck, url: &str) -> GateOutcome {
-    let Some(token) = check.github.token.as_deref() else {
+    let Some(token) = check.settings.github.token.as_deref() else {
         return GateOutcome::Broken(format!(
             "merging {url} needs a GitHub token: set GITHUB_TOKEN (or MURMUR_GITHUB_TOKEN)"
         ));
     };
-    match github::merge(&check.github.api_url, token, url).await {
+    match github::merge(&check.settings.github.api_url, token, url).await {
         Ok(()) => GateOutcome::Passed(format!("merged {url}")),
         Err(github::Error::Refused {
             status: 405 | 409,

@@ -1,27 +1,31 @@
-//! The one effect that starts work: launching an agent's attempt with its runtime.
+//! The one effect that starts work: the driver's decision as an `AttemptSpec`, handed to the
+//! pool's placement. Its updates come back tagged with the agent and attempt they belong to.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
+use murmur_attempt::CodingRuntime;
 use murmur_parser::script::Bound;
 use murmur_parser::{Agent, Flight};
-use murmur_runtime::{Line, Update, exec};
+use murmur_protocol::{
+    AttemptFailure, AttemptKey, AttemptSpec, AttemptUpdate, CodingSpec, ExecSpec, FailureKind,
+    Finished, LocalPullRequest, RuntimeSpec, Stream, WorkspaceSpec,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
-use super::claude::{self, ClaudePlan};
-use super::codex::{self, CodexPlan};
-use super::workspace::{self, WorkspacePlan};
-use crate::event::Delivered;
+use super::placement::{AttemptHandle, Placement};
+use crate::clock::Clock;
 use crate::run::{self, Context, UpstreamResult};
+use crate::store::{PullRequest, Store};
 
 /// What a running agent task reports back, tagged with the attempt it belongs to.
 pub enum Message {
     Line {
         index: usize,
         attempt: u32,
-        line: Line,
+        stream: Stream,
+        text: String,
     },
     Session {
         index: usize,
@@ -31,7 +35,7 @@ pub enum Message {
     Exited {
         index: usize,
         attempt: u32,
-        result: Result<Finished, String>,
+        result: Result<Finished, AttemptFailure>,
     },
     /// A gate check's result.
     Gate {
@@ -40,19 +44,6 @@ pub enum Message {
         gate: crate::event::GateKind,
         outcome: super::gates::GateOutcome,
     },
-}
-
-/// A successful attempt's answer and deliverables.
-pub struct Finished {
-    pub response: String,
-    pub delivered: Delivered,
-}
-
-/// How this attempt runs.
-pub enum RuntimePlan {
-    Exec,
-    Claude(Box<ClaudePlan>),
-    Codex(Box<CodexPlan>),
 }
 
 /// Everything one attempt needs, gathered by the driver.
@@ -70,18 +61,43 @@ pub struct Launch<'a> {
     pub upstream: Vec<UpstreamResult>,
     /// Gate feedback or a queued message: the attempt works on this in the agent's session.
     pub follow_up: Option<String>,
-    pub work_root: &'a Path,
-    pub repository: &'a Path,
-    pub workspace: WorkspacePlan,
-    pub runtime: RuntimePlan,
+    pub workspace: WorkspaceSpec,
+    /// A coding agent's runtime; `None` runs the agent's script (`exec`).
+    pub coding: Option<(CodingRuntime, CodingSpec)>,
 }
 
-/// Starts the attempt in a task; returns the handle that stops it.
+/// Where a local pull request is recorded once its attempt reports it.
+pub struct Recorder {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Starts the attempt on `placement`; returns the handle that stops it.
 pub fn launch(
     launch: Launch<'_>,
+    placement: &dyn Placement,
+    recorder: Recorder,
     messages: mpsc::UnboundedSender<Message>,
 ) -> Result<oneshot::Sender<()>, Error> {
-    let Launch { index, attempt, .. } = launch;
+    let (index, attempt) = (launch.index, launch.attempt);
+    let spec = spec_of(launch);
+    let key = spec.key.clone();
+    let (updates, update_rx) = mpsc::unbounded_channel();
+    let handle = placement.start(spec, updates)?;
+    let (stop, stopped) = oneshot::channel();
+    let relay = Relay {
+        index,
+        attempt,
+        key,
+        messages,
+        recorder,
+    };
+    tokio::spawn(relay.run(handle, update_rx, stopped));
+    Ok(stop)
+}
+
+/// The attempt as the placement receives it: prompt, bound script, run context, timeout.
+fn spec_of(launch: Launch<'_>) -> AttemptSpec {
     let context = Context {
         event: launch.event,
         run_id: launch.run_id,
@@ -94,160 +110,49 @@ pub fn launch(
         Some(text) => text.clone(),
         None => run::prompt_for(launch.flight, launch.agent, &context),
     };
-    let run_dir = launch.work_root.join(launch.run_id);
-    let results_path = write_upstream_results(&run_dir, &launch.agent.slug, &launch.upstream)?;
-    let env = environment(&launch, &results_path);
-    let (updates, update_rx) = mpsc::unbounded_channel();
-    // Awaited before the exit is reported, so an attempt's last lines never arrive after it.
-    let forwarding = tokio::spawn(forward(update_rx, messages.clone(), index, attempt));
-    let (stop, stopped) = oneshot::channel();
-    let plain = run_dir.join(&launch.agent.slug);
     // Only an `exec` agent's script runs; a coding agent's shell blocks are prompt text.
-    let script = match launch.runtime {
-        RuntimePlan::Exec => context
-            .script(launch.agent)
-            .unwrap_or_else(|| Ok(Bound::default()))
-            .map_err(|error| format!("the script of agent `{}`: {error}", launch.agent.slug)),
-        _ => Ok(Bound::default()),
+    let runtime = match launch.coding.clone() {
+        Some((CodingRuntime::Claude, coding)) => RuntimeSpec::Claude(coding),
+        Some((CodingRuntime::Codex, coding)) => RuntimeSpec::Codex(coding),
+        None => {
+            let bound = context
+                .script(launch.agent)
+                .unwrap_or_else(|| Ok(Bound::default()))
+                .map_err(|error| format!("the script of agent `{}`: {error}", launch.agent.slug));
+            let script_env = bound.as_ref().map(|b| b.env.clone()).unwrap_or_default();
+            RuntimeSpec::Exec(ExecSpec {
+                script: bound.map(|b| b.script),
+                script_env,
+            })
+        }
     };
-    let timeout = launch
+    let timeout_secs = launch
         .agent
         .timeout
         .or(launch.flight.frontmatter.timeout)
-        .map(|t| t.as_std());
-    let attempt_work = Attempt {
-        timeout,
-        workspace: launch.workspace,
-        runtime: launch.runtime,
-        plain,
-        script,
+        .map(|t| t.as_secs());
+    AttemptSpec {
+        key: AttemptKey {
+            run_id: launch.run_id.to_owned(),
+            slug: launch.agent.slug.clone(),
+            attempt: launch.attempt,
+        },
+        env: environment(&launch),
         prompt,
-        env,
-    };
-    tokio::spawn(async move {
-        let result = attempt_work.run(updates, stopped).await;
-        let _ = forwarding.await;
-        let _ = messages.send(Message::Exited {
-            index,
-            attempt,
-            result,
-        });
-    });
-    Ok(stop)
-}
-
-/// One attempt, owned by its task: workspace, runtime, delivery.
-struct Attempt {
-    workspace: WorkspacePlan,
-    runtime: RuntimePlan,
-    /// Where an `exec` agent works when the folder is no git repository.
-    plain: PathBuf,
-    /// The script with its references bound to variables, or why it cannot run.
-    script: Result<Bound, String>,
-    prompt: String,
-    env: Vec<(String, String)>,
-    /// The agent's `timeout`: the attempt is stopped (its whole process tree) when it is up.
-    timeout: Option<Duration>,
-}
-
-impl Attempt {
-    async fn run(
-        self,
-        updates: mpsc::UnboundedSender<Update>,
-        stopped: oneshot::Receiver<()>,
-    ) -> Result<Finished, String> {
-        let script = self.script?;
-        let prepared = workspace::prepare(&self.workspace, &self.env).await?;
-        let workdir = match &prepared {
-            Some(prepared) => prepared.tree.path.clone(),
-            None => {
-                std::fs::create_dir_all(&self.plain)
-                    .map_err(|e| workdir_error(&self.plain, e).to_string())?;
-                self.plain.clone()
-            }
-        };
-        let (stopped, timed_out) = with_deadline(stopped, self.timeout);
-        let outcome = match self.runtime {
-            RuntimePlan::Exec => {
-                let mut env = self.env;
-                env.extend(script.env);
-                let request = exec::ExecRequest {
-                    script: script.script,
-                    prompt: self.prompt,
-                    workdir,
-                    env,
-                };
-                exec::run(request, updates, stopped)
-                    .await
-                    .map(|outcome| (outcome.response, Delivered::default()))
-                    .map_err(|e| e.to_string())
-            }
-            RuntimePlan::Claude(plan) => {
-                claude::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await
-            }
-            RuntimePlan::Codex(plan) => {
-                codex::turn(*plan, self.prompt, &workdir, self.env, updates, stopped).await
-            }
-        };
-        let (response, mut delivered) = match (outcome, self.timeout) {
-            (Err(_), Some(limit)) if timed_out.load(std::sync::atomic::Ordering::SeqCst) => {
-                return Err(format!(
-                    "timed out after {} (the agent's `timeout`)",
-                    murmur_parser::Duration::from_secs(limit.as_secs())
-                ));
-            }
-            (outcome, _) => outcome?,
-        };
-        if let Some(prepared) = &prepared {
-            workspace::deliver(&self.workspace, prepared, &response, &mut delivered).await?;
-        }
-        Ok(Finished {
-            response,
-            delivered,
-        })
+        runtime,
+        workspace: launch.workspace,
+        upstream: launch.upstream,
+        timeout_secs,
     }
 }
 
-/// A stop signal that also fires when `timeout` is up; the flag tells which of the two it was.
-fn with_deadline(
-    stop: oneshot::Receiver<()>,
-    timeout: Option<Duration>,
-) -> (
-    oneshot::Receiver<()>,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    let Some(timeout) = timeout else {
-        return (stop, Default::default());
-    };
-    let (mut relay, relayed) = oneshot::channel();
-    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = timed_out.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            Ok(()) = stop => {}
-            () = tokio::time::sleep(timeout) => flag.store(true, std::sync::atomic::Ordering::SeqCst),
-            () = relay.closed() => return,
-        }
-        let _ = relay.send(());
-    });
-    (relayed, timed_out)
-}
-
 /// The run context every runtime sees in its environment.
-fn environment(launch: &Launch<'_>, results_path: &Path) -> Vec<(String, String)> {
+fn environment(launch: &Launch<'_>) -> Vec<(String, String)> {
     let mut env = vec![
         ("MURMUR_RUN_ID".to_owned(), launch.run_id.to_owned()),
         ("MURMUR_FLIGHT".to_owned(), launch.flight_name.to_owned()),
         ("MURMUR_AGENT".to_owned(), launch.agent.slug.clone()),
-        (
-            "MURMUR_REPO".to_owned(),
-            launch.repository.display().to_string(),
-        ),
         ("MURMUR_ATTEMPT".to_owned(), launch.attempt.to_string()),
-        (
-            "MURMUR_UPSTREAM_RESULTS".to_owned(),
-            results_path.display().to_string(),
-        ),
     ];
     if let Some(text) = &launch.follow_up {
         env.push(("MURMUR_FOLLOW_UP".to_owned(), text.clone()));
@@ -261,58 +166,104 @@ fn environment(launch: &Launch<'_>, results_path: &Path) -> Vec<(String, String)
     env
 }
 
-/// Tags the runtime's updates with the attempt they belong to.
-async fn forward(
-    mut updates: mpsc::UnboundedReceiver<Update>,
-    messages: mpsc::UnboundedSender<Message>,
-    index: usize,
-    attempt: u32,
-) {
-    while let Some(update) = updates.recv().await {
-        let message = match update {
-            Update::Line(line) => Message::Line {
-                index,
-                attempt,
-                line,
-            },
-            Update::Session(session_id) => Message::Session {
-                index,
-                attempt,
-                session_id,
-            },
-        };
-        let _ = messages.send(message);
-    }
-}
-
-/// The JSON file `MURMUR_UPSTREAM_RESULTS` names. Agents without upstreams share one empty
-/// list: a file per agent would be thousands of inode creations for a wide flight.
-fn write_upstream_results(
-    run_dir: &Path,
-    slug: &str,
-    upstream: &[UpstreamResult],
-) -> Result<PathBuf, Error> {
-    std::fs::create_dir_all(run_dir).map_err(|e| workdir_error(run_dir, e))?;
-    let (path, contents) = if upstream.is_empty() {
-        (run_dir.join("no-upstream.json"), "[]".to_owned())
-    } else {
-        let json = serde_json::to_string_pretty(upstream).unwrap_or_default();
-        (run_dir.join(format!("{slug}.upstream.json")), json)
-    };
-    if !(upstream.is_empty() && path.is_file()) {
-        std::fs::write(&path, contents).map_err(|e| workdir_error(&path, e))?;
-    }
-    Ok(path)
-}
-
 /// `MURMUR_INPUT_<NAME>`, upper-cased, `-` as `_`.
 fn input_variable(name: &str) -> String {
     format!("MURMUR_INPUT_{}", name.to_uppercase().replace('-', "_"))
 }
 
-fn workdir_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Workdir {
-        path: path.display().to_string(),
-        source,
+/// Passes one attempt's updates to the driver, and the driver's stop to the attempt.
+struct Relay {
+    index: usize,
+    attempt: u32,
+    key: AttemptKey,
+    messages: mpsc::UnboundedSender<Message>,
+    recorder: Recorder,
+}
+
+impl Relay {
+    async fn run(
+        self,
+        handle: AttemptHandle,
+        mut updates: mpsc::UnboundedReceiver<AttemptUpdate>,
+        mut stopped: oneshot::Receiver<()>,
+    ) {
+        let mut handle = Some(handle);
+        let result = loop {
+            tokio::select! {
+                update = updates.recv() => match update {
+                    Some(AttemptUpdate::Ended { outcome }) => break outcome,
+                    Some(update) => self.pass_on(update),
+                    None => break Err(AttemptFailure::new(
+                        FailureKind::Lost,
+                        format!("the machine running attempt {} stopped reporting", self.key),
+                    )),
+                },
+                // A dropped sender is a stop too: the driver is gone.
+                _ = &mut stopped, if handle.is_some() => {
+                    if let Some(handle) = handle.take() {
+                        handle.stop();
+                    }
+                }
+            }
+        };
+        let result = match result {
+            Ok(finished) => self.record(finished).await,
+            Err(failure) => Err(failure),
+        };
+        let _ = self.messages.send(Message::Exited {
+            index: self.index,
+            attempt: self.attempt,
+            result,
+        });
+    }
+
+    fn pass_on(&self, update: AttemptUpdate) {
+        let (index, attempt) = (self.index, self.attempt);
+        let message = match update {
+            AttemptUpdate::Line { stream, text } => Message::Line {
+                index,
+                attempt,
+                stream,
+                text,
+            },
+            AttemptUpdate::Session { id } => Message::Session {
+                index,
+                attempt,
+                session_id: id,
+            },
+            AttemptUpdate::Ended { .. } => return,
+        };
+        let _ = self.messages.send(message);
+    }
+
+    /// A local pull request is recorded before the attempt's success is reported, so the
+    /// `local:ID` it delivers always names a row.
+    async fn record(&self, finished: Finished) -> Result<Finished, AttemptFailure> {
+        let Some(pull) = &finished.local_pull_request else {
+            return Ok(finished);
+        };
+        let record = pull_request(&self.key, pull, self.recorder.clock.stamp());
+        match self.recorder.store.open_pull_request(&record).await {
+            Ok(()) => Ok(finished),
+            Err(error) => Err(AttemptFailure::new(
+                FailureKind::Failed,
+                format!("cannot record the pull request: {error}"),
+            )),
+        }
+    }
+}
+
+fn pull_request(key: &AttemptKey, pull: &LocalPullRequest, at: String) -> PullRequest {
+    PullRequest {
+        id: pull.id.clone(),
+        run_id: key.run_id.clone(),
+        slug: key.slug.clone(),
+        branch: pull.branch.clone(),
+        base: pull.base.clone(),
+        title: pull.title.clone(),
+        body: pull.body.clone(),
+        state: "open".to_owned(),
+        created_at: at,
+        merged_at: None,
     }
 }

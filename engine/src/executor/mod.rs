@@ -3,13 +3,11 @@
 //! starts a new attempt for work that was in flight and never repeats a finished agent.
 
 mod claimed;
-mod claude;
-mod codex;
 mod driver;
 mod gates;
 mod launch;
 mod leases;
-mod workspace;
+pub mod placement;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +25,8 @@ pub use claimed::PreparedRun;
 use driver::Driver;
 pub use driver::Verdict;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
+pub use murmur_attempt::{ClaudeSettings, CodexSettings, GitHubSettings};
+pub use placement::{AttemptHandle, LocalPlacement, Placement, PlacementError, Placements};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -82,11 +82,8 @@ pub enum Error {
     /// Another process ended the run (a cancel) while this one drove it.
     #[error("run {run} was {status} by another process")]
     EndedElsewhere { run: String, status: RunStatus },
-    #[error("cannot prepare the working folder {path}: {source}")]
-    Workdir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
 }
 
 fn since_text(since: &str) -> String {
@@ -134,63 +131,31 @@ pub struct Executor {
     pub check_command: Option<String>,
     /// The run leases this process holds: only the holder of a run's lease drives it.
     pub leases: Leases,
-}
-
-/// Where pull requests for GitHub remotes are opened.
-#[derive(Debug, Clone)]
-pub struct GitHubSettings {
-    /// `https://api.github.com`, or a GitHub Enterprise API root.
-    pub api_url: String,
-    /// A token that may open pull requests; `out: pr` on a GitHub remote needs one.
-    pub token: Option<String>,
-}
-
-impl Default for GitHubSettings {
-    fn default() -> Self {
-        Self {
-            api_url: "https://api.github.com".to_owned(),
-            token: None,
-        }
-    }
-}
-
-/// How `codex` agents run on this machine.
-#[derive(Debug, Clone)]
-pub struct CodexSettings {
-    /// The Codex CLI (`codex` on PATH unless configured).
-    pub binary: PathBuf,
-    /// `-c key=value` settings for every run (a model provider, a sandbox mode, ...).
-    pub config: Vec<String>,
-}
-
-impl Default for CodexSettings {
-    fn default() -> Self {
-        Self {
-            binary: "codex".into(),
-            config: Vec::new(),
-        }
-    }
-}
-
-/// How `claude` agents run on this machine.
-#[derive(Debug, Clone)]
-pub struct ClaudeSettings {
-    /// The Claude Code CLI (`claude` on PATH unless configured).
-    pub binary: PathBuf,
-    /// First wait after the model answered "overloaded" or "rate limited"; doubles each time.
-    pub overload_backoff: std::time::Duration,
-}
-
-impl Default for ClaudeSettings {
-    fn default() -> Self {
-        Self {
-            binary: "claude".into(),
-            overload_backoff: std::time::Duration::from_secs(30),
-        }
-    }
+    /// Pools whose machines are not this host's slots (a `workers` pool): where their
+    /// attempts go. Every other pool runs on the local placement.
+    pub placements: Placements,
 }
 
 impl Executor {
+    /// How this host reaches the agent runtimes and GitHub.
+    pub fn machine_settings(&self) -> murmur_attempt::Settings {
+        murmur_attempt::Settings {
+            claude: self.claude.clone(),
+            codex: self.codex.clone(),
+            github: self.github.clone(),
+        }
+    }
+
+    /// Where attempts of `pool` run: its registered placement, else slots on this host.
+    pub fn placement_for(&self, pool: &str) -> std::sync::Arc<dyn Placement> {
+        self.placements.get(pool).unwrap_or_else(|| {
+            std::sync::Arc::new(LocalPlacement::new(murmur_attempt::Machine {
+                work_root: self.work_root.clone(),
+                settings: self.machine_settings(),
+            }))
+        })
+    }
+
     /// Records a new run, after checking its inputs and that every agent can run here.
     pub async fn create(&self, request: &StartRequest<'_>) -> Result<String, Error> {
         let inputs = run::resolve_inputs(request.flight, request.inputs)?;

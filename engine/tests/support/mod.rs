@@ -28,6 +28,7 @@ pub async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
             murmur_engine::lease::Owner::this_process("test"),
             murmur_engine::executor::DEFAULT_TTL,
         ),
+        placements: Default::default(),
     }
 }
 

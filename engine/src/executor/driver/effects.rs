@@ -9,7 +9,7 @@ use super::plans::CodingPlan;
 use crate::event::GateKind;
 use crate::executor::Error;
 use crate::executor::gates::{self, GateCheck};
-use crate::executor::launch::{self, Finished, Launch, Message};
+use crate::executor::launch::{self, Launch, Message, Recorder};
 use crate::model::AgentKind;
 use crate::run::{self, Context};
 
@@ -21,7 +21,8 @@ impl Driver<'_> {
             Some(FanOut::Describe(description)) => Some(planner(&self.agents[index], &description)),
             _ => None,
         };
-        let (workspace, runtime) = self.plans(index, attempt)?;
+        let (workspace, coding) = self.plans(index, attempt)?;
+        let pool = self.pool_of(index);
         let request = Launch {
             index,
             attempt,
@@ -37,12 +38,15 @@ impl Driver<'_> {
             },
             upstream: self.upstream_results(index),
             follow_up: self.model.agents()[index].follow_up.clone(),
-            work_root: &self.executor.work_root,
-            repository: &self.executor.repository,
             workspace,
-            runtime,
+            coding,
         };
-        let stop = launch::launch(request, self.sender.clone())?;
+        let recorder = Recorder {
+            store: self.executor.store.clone(),
+            clock: self.executor.clock.clone(),
+        };
+        let placement = self.executor.placement_for(&pool);
+        let stop = launch::launch(request, &*placement, recorder, self.sender.clone())?;
         self.stops.insert(index, stop);
         Ok(())
     }
@@ -56,9 +60,10 @@ impl Driver<'_> {
         let _ = self.sender.send(Message::Exited {
             index,
             attempt,
-            result: Ok(Finished {
+            result: Ok(murmur_protocol::Finished {
                 response,
                 delivered: Default::default(),
+                local_pull_request: None,
             }),
         });
         Ok(())
@@ -100,7 +105,7 @@ impl Driver<'_> {
             scratch: run_dir.join(format!(".merge-{}-{attempt}", own.slug)),
             store: self.executor.store.clone(),
             clock: self.executor.clock.clone(),
-            github: self.executor.github.clone(),
+            settings: self.executor.machine_settings(),
         };
         let stop = gates::check(check, self.sender.clone());
         self.stops.insert(index, stop);
@@ -108,10 +113,11 @@ impl Driver<'_> {
 
     /// The `review` gate's reviewer: persona `reviewer`, on its runtime, else the agent's or the
     /// flight's coding runtime, else Claude Code.
-    fn reviewer_plan(&self, agent: &Agent) -> launch::RuntimePlan {
-        let Ok(persona) = crate::persona::resolve(&self.executor.repository, "reviewer") else {
-            return launch::RuntimePlan::Exec;
-        };
+    fn reviewer_plan(
+        &self,
+        agent: &Agent,
+    ) -> Option<(murmur_attempt::CodingRuntime, murmur_protocol::CodingSpec)> {
+        let persona = crate::persona::resolve(&self.executor.repository, "reviewer").ok()?;
         let runtime = [
             persona.runtime,
             agent.runtime,

@@ -4,16 +4,19 @@
 use super::Driver;
 use crate::event::{Event, Stream};
 use crate::executor::gates::GateOutcome;
-use crate::executor::launch::{Finished, Message};
+use crate::executor::launch::Message;
 use crate::model::AgentKind;
 use crate::state::AgentState;
+use murmur_protocol::{AttemptFailure, Finished};
 
 impl Driver<'_> {
     /// A failed attempt: retried after a backoff while the agent's `retries` last, else final.
-    fn failure(&self, index: usize, slug: String, attempt: u32, error: String) -> Event {
+    /// A failure that cannot go better another time (a refused script) is final at once.
+    fn failure(&self, index: usize, slug: String, attempt: u32, failure: AttemptFailure) -> Event {
         let agent = &self.agents[index];
         let budget = agent.retries.unwrap_or(self.flight.frontmatter.retries);
-        if attempt > budget {
+        let error = failure.message.clone();
+        if attempt > budget || !failure.is_retryable() {
             return Event::AgentFailed {
                 slug,
                 attempt,
@@ -49,18 +52,15 @@ impl Driver<'_> {
         }
         let slug = agent.slug.clone();
         Some(match message {
-            Message::Line { line, .. } => {
-                let stream = match line.stream {
-                    murmur_runtime::Stream::Stdout => Stream::Stdout,
-                    murmur_runtime::Stream::Stderr => Stream::Stderr,
-                };
-                Event::AgentOutput {
-                    slug,
-                    attempt,
-                    stream,
-                    line: line.text,
-                }
-            }
+            Message::Line { stream, text, .. } => Event::AgentOutput {
+                slug,
+                attempt,
+                stream: match stream {
+                    murmur_protocol::Stream::Stdout => Stream::Stdout,
+                    murmur_protocol::Stream::Stderr => Stream::Stderr,
+                },
+                line: text,
+            },
             Message::Session { session_id, .. } => Event::AgentSession {
                 slug,
                 attempt,

@@ -1,14 +1,12 @@
 //! How an attempt runs: its git workspace (branch, upstream branches to merge, what `out`
 //! delivers) and its runtime (persona, model, the session to continue).
 
+use murmur_attempt::CodingRuntime;
 use murmur_parser::{Agent, Runtime};
+use murmur_protocol::{CodingSpec, PullRequestDraft, WorkspaceSpec};
 
 use super::Driver;
 use crate::executor::Error;
-use crate::executor::claude::ClaudePlan;
-use crate::executor::codex::CodexPlan;
-use crate::executor::launch::RuntimePlan;
-use crate::executor::workspace::{PullRequestDraft, WorkspacePlan};
 use crate::persona::Persona;
 use crate::run::{self, UpstreamResult};
 use crate::state::AgentState;
@@ -48,7 +46,7 @@ impl Driver<'_> {
         &self,
         index: usize,
         attempt: u32,
-    ) -> Result<(WorkspacePlan, RuntimePlan), Error> {
+    ) -> Result<(WorkspaceSpec, Option<(CodingRuntime, CodingSpec)>), Error> {
         let agent = &self.agents[index];
         let persona = run::persona_of(&self.flight, agent, &self.executor.repository)?;
         let runtime = run::runtime_of(&self.flight, agent, &persona);
@@ -83,11 +81,12 @@ impl Driver<'_> {
             }
         };
         let front = &self.flight.frontmatter;
-        let workspace = WorkspacePlan {
-            repository: self.executor.repository.clone(),
+        let workspace = WorkspaceSpec {
+            repository: self.executor.repository.display().to_string(),
             base: None,
             start: run::start_commit(self.event.as_ref()),
-            worktree: self.worktree_of(index),
+            worktree: self.worktree_name(index),
+            plain: format!("{}/{}", self.row.id, agent.slug),
             branch,
             merge,
             // A template's own turn only plans its items; its instances deliver.
@@ -101,14 +100,9 @@ impl Driver<'_> {
                     self.row.id.get(..12).unwrap_or(&self.row.id),
                     agent.slug
                 ),
-                run_id: self.row.id.clone(),
-                slug: agent.slug.clone(),
                 title: format!("{}: {}", self.flight.title, agent.slug),
             },
-            store: self.executor.store.clone(),
-            clock: self.executor.clock.clone(),
             required: coding,
-            github: self.executor.github.clone(),
         };
         let plan = CodingPlan {
             runtime,
@@ -120,7 +114,8 @@ impl Driver<'_> {
         Ok((workspace, self.runtime_plan(plan)))
     }
 
-    pub(super) fn runtime_plan(&self, plan: CodingPlan) -> RuntimePlan {
+    /// A coding runtime's turn, with the persona and model resolved; `None` for `exec`.
+    pub(super) fn runtime_plan(&self, plan: CodingPlan) -> Option<(CodingRuntime, CodingSpec)> {
         let CodingPlan {
             runtime,
             persona,
@@ -128,25 +123,27 @@ impl Driver<'_> {
             resume,
             idle_timeout,
         } = plan;
-        match runtime {
-            Runtime::Exec => RuntimePlan::Exec,
-            Runtime::Codex => RuntimePlan::Codex(Box::new(CodexPlan {
-                binary: self.executor.codex.binary.clone(),
-                config: self.executor.codex.config.clone(),
-                persona,
-                model,
-                resume,
-                idle_timeout,
-            })),
-            Runtime::Claude => RuntimePlan::Claude(Box::new(ClaudePlan {
-                binary: self.executor.claude.binary.clone(),
-                overload_backoff: self.executor.claude.overload_backoff,
-                model,
-                persona,
-                resume,
-                idle_timeout,
-            })),
-        }
+        let runtime = match runtime {
+            Runtime::Exec => return None,
+            Runtime::Claude => CodingRuntime::Claude,
+            Runtime::Codex => CodingRuntime::Codex,
+        };
+        let spec = CodingSpec {
+            model: model.or(persona.model),
+            system_prompt: Some(persona.system_prompt).filter(|p| !p.is_empty()),
+            allowed_tools: persona.allowed_tools,
+            resume,
+            idle_timeout_secs: idle_timeout.as_secs(),
+        };
+        Some((runtime, spec))
+    }
+
+    /// The pool the agent's attempts run on: its `pool` directive, else the flight's.
+    pub(super) fn pool_of(&self, index: usize) -> String {
+        self.agents[index]
+            .pool
+            .clone()
+            .unwrap_or_else(|| self.flight.frontmatter.pool.clone())
     }
 
     /// `murmur/<flight>/<run>/<slug>`, or the agent's `branch` directive.
@@ -183,6 +180,11 @@ impl Driver<'_> {
     /// Where an agent works: its own worktree, or for `continues` (also a chain of them) the
     /// worktree of the agent the conversation began with.
     pub(super) fn worktree_of(&self, index: usize) -> std::path::PathBuf {
+        self.executor.work_root.join(self.worktree_name(index))
+    }
+
+    /// The worktree's folder below a machine's work root: `RUN/SLUG`.
+    fn worktree_name(&self, index: usize) -> String {
         let mut root = index;
         while let Some(up) = self.agents[root]
             .continues
@@ -192,7 +194,7 @@ impl Driver<'_> {
             root = up;
         }
         let slug = &self.model.agents()[root].slug;
-        self.executor.work_root.join(&self.row.id).join(slug)
+        format!("{}/{slug}", self.row.id)
     }
 
     /// An agent, or for a fan-out template its instances: whose branches downstream merges.

@@ -3,46 +3,26 @@
 //! (a push, a pull request) plus the branch's commits and diff stat.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use murmur_protocol::{Delivered, LocalPullRequest, WorkspaceSpec};
 use murmur_runtime::exec;
 use murmur_runtime::github;
 use murmur_runtime::workspace::{self, Repository, Worktree};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::Clock;
-use crate::event::Delivered;
-use crate::store::{PullRequest, Store};
+use crate::GitHubSettings;
 
 /// How long `.murmur/hooks/prepare-workspace.sh` may take before the start fails.
 const PREPARE_BUDGET: Duration = Duration::from_secs(5 * 60);
 const PREPARE_HOOK: &str = ".murmur/hooks/prepare-workspace.sh";
 
+/// The agent's workspace on this machine: the spec with its paths resolved.
 pub struct WorkspacePlan {
+    pub spec: WorkspaceSpec,
     pub repository: PathBuf,
-    pub base: Option<String>,
-    /// The commit a fresh worktree starts at instead of the base branch (a push's `after`).
-    pub start: Option<String>,
     pub worktree: PathBuf,
-    pub branch: String,
-    /// Upstream branches with commits, merged into a fresh worktree in `needs` order.
-    pub merge: Vec<String>,
-    pub out: Option<String>,
-    pub pull_request: PullRequestDraft,
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
-    /// `exec` agents may run without a repository (a plain folder); coding agents may not.
-    pub required: bool,
-    pub github: super::GitHubSettings,
-}
-
-/// What a pull request will say, decided when the attempt starts.
-pub struct PullRequestDraft {
-    pub id: String,
-    pub run_id: String,
-    pub slug: String,
-    pub title: String,
+    pub github: GitHubSettings,
 }
 
 /// A ready worktree, or `None` when the folder is no repository and none is required.
@@ -55,10 +35,10 @@ pub async fn prepare(
     plan: &WorkspacePlan,
     env: &[(String, String)],
 ) -> Result<Option<Prepared>, String> {
-    let repository = match Repository::open(&plan.repository, plan.base.as_deref()).await {
+    let repository = match Repository::open(&plan.repository, plan.spec.base.as_deref()).await {
         Ok(repository) => repository,
         Err(workspace::Error::NotARepository(_) | workspace::Error::NoBase(_))
-            if !plan.required =>
+            if !plan.spec.required =>
         {
             return Ok(None);
         }
@@ -67,35 +47,36 @@ pub async fn prepare(
     let fresh = !plan.worktree.join(".git").exists();
     if fresh {
         repository.ensure_clean().await.map_err(|e| e.to_string())?;
-        if let Some(commit) = &plan.start {
+        if let Some(commit) = &plan.spec.start {
             repository
                 .ensure_commit(commit)
                 .await
                 .map_err(|e| e.to_string())?;
         }
     }
-    let start = plan.start.as_deref();
+    let start = plan.spec.start.as_deref();
     let tree = repository
-        .worktree_from(&plan.worktree, &plan.branch, &plan.merge, start)
+        .worktree_from(&plan.worktree, &plan.spec.branch, &plan.spec.merge, start)
         .await
         .map_err(|e| e.to_string())?;
     run_prepare_hook(&tree, env).await?;
     Ok(Some(Prepared { repository, tree }))
 }
 
-/// Records the branch's commits and diff stat, then pushes or opens the pull request.
+/// Records the branch's commits and diff stat, then pushes or opens the pull request; a
+/// pull request in the local repository comes back for the engine to record.
 pub async fn deliver(
     plan: &WorkspacePlan,
     prepared: &Prepared,
     response: &str,
     delivered: &mut Delivered,
-) -> Result<(), String> {
+) -> Result<Option<LocalPullRequest>, String> {
     let tree = &prepared.tree;
     let changes = tree.changes().await.map_err(|e| e.to_string())?;
     delivered.branch = Some(tree.branch.clone());
     delivered.commits = changes.commits;
     delivered.diff_stat = Some(changes.diff_stat).filter(|s| !s.is_empty());
-    if plan.out.as_deref() == Some("diff") {
+    if plan.spec.out.as_deref() == Some("diff") {
         delivered.diff = Some(tree.diff().await.map_err(|e| e.to_string())?);
     }
     push_or_open(plan, prepared, response, delivered).await
@@ -143,7 +124,7 @@ async fn open_on_github(
         token,
         owner,
         repo,
-        title: &plan.pull_request.title,
+        title: &plan.spec.pull_request.title,
         head: &tree.branch,
         base: &repository.base,
         body: response,
@@ -151,18 +132,18 @@ async fn open_on_github(
     github::open(request).await.map_err(|e| e.to_string())
 }
 
-/// `push` pushes the branch to `origin`; `pr` pushes when there is a remote and records the
-/// pull request in the store.
+/// `push` pushes the branch to `origin`; `pr` pushes when there is a remote, and opens the
+/// pull request on GitHub or, without a GitHub remote, hands it back as a local one.
 async fn push_or_open(
     plan: &WorkspacePlan,
     prepared: &Prepared,
     response: &str,
     delivered: &mut Delivered,
-) -> Result<(), String> {
+) -> Result<Option<LocalPullRequest>, String> {
     let (repository, tree) = (&prepared.repository, &prepared.tree);
-    let out = plan.out.as_deref().unwrap_or("");
+    let out = plan.spec.out.as_deref().unwrap_or("");
     if !matches!(out, "push" | "pr") {
-        return Ok(());
+        return Ok(None);
     }
     let has_origin = repository
         .has_remote("origin")
@@ -182,28 +163,19 @@ async fn push_or_open(
         if let Some((owner, repo)) = github::repository_of(&remote) {
             let url = open_on_github(plan, repository, tree, response, &owner, &repo).await?;
             delivered.prs.push(url);
-            return Ok(());
+            return Ok(None);
         }
     }
     if out == "pr" {
-        let draft = &plan.pull_request;
-        let record = PullRequest {
+        let draft = &plan.spec.pull_request;
+        delivered.prs.push(format!("local:{}", draft.id));
+        return Ok(Some(LocalPullRequest {
             id: draft.id.clone(),
-            run_id: draft.run_id.clone(),
-            slug: draft.slug.clone(),
             branch: tree.branch.clone(),
             base: repository.base.clone(),
             title: draft.title.clone(),
             body: response.to_owned(),
-            state: "open".to_owned(),
-            created_at: plan.clock.stamp(),
-            merged_at: None,
-        };
-        plan.store
-            .open_pull_request(&record)
-            .await
-            .map_err(|e| e.to_string())?;
-        delivered.prs.push(format!("local:{}", draft.id));
+        }));
     }
-    Ok(())
+    Ok(None)
 }

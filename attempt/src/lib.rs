@@ -1,0 +1,50 @@
+//! One attempt of one agent, start to end: its git workspace (worktree, upstream merges, the
+//! prepare hook, delivery), its runtime (`exec`, Claude Code, Codex) and its timeout. The
+//! same code runs in-process for the local pool and inside `murmur worker` on a machine.
+
+mod files;
+mod run;
+mod settings;
+mod turn;
+mod workspace;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use murmur_protocol::{AttemptSpec, AttemptUpdate};
+use tokio::sync::{mpsc, oneshot};
+
+pub use settings::{ClaudeSettings, CodexSettings, GitHubSettings, Settings};
+pub use turn::{CodingRuntime, CodingTurn, coding_turn};
+
+/// The machine an attempt runs on: where its work goes and how its runtimes are reached.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Worktrees and scratch files go below this (`ROOT/RUN/SLUG`).
+    pub work_root: PathBuf,
+    pub settings: Settings,
+}
+
+/// Stops a running attempt (its whole process tree); dropping it stops the attempt as well.
+pub struct Stop(oneshot::Sender<()>);
+
+impl Stop {
+    pub fn stop(self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Starts the attempt in a task. Its updates arrive in order, and the last one is always
+/// `AttemptUpdate::Ended`, sent once every output line has been.
+pub fn start(
+    machine: Arc<Machine>,
+    spec: AttemptSpec,
+    updates: mpsc::UnboundedSender<AttemptUpdate>,
+) -> Stop {
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(async move {
+        let outcome = run::run(&machine, spec, updates.clone(), stopped).await;
+        let _ = updates.send(AttemptUpdate::Ended { outcome });
+    });
+    Stop(stop)
+}

@@ -1,0 +1,114 @@
+//! The attempt a placement runs: everything decided before it starts, with paths relative to
+//! the machine that runs it.
+
+use serde::{Deserialize, Serialize};
+
+/// Which attempt of which agent: unique in a store, and the key events are acknowledged by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AttemptKey {
+    pub run_id: String,
+    pub slug: String,
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for AttemptKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}#{}", self.run_id, self.slug, self.attempt)
+    }
+}
+
+/// One attempt of one agent, as the driver decided it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptSpec {
+    pub key: AttemptKey,
+    /// What the agent works on: its rendered prompt, or the follow-up sent into its session.
+    pub prompt: String,
+    pub runtime: RuntimeSpec,
+    pub workspace: WorkspaceSpec,
+    /// The run's context for the agent's process (`MURMUR_RUN_ID`, inputs, …). The machine adds
+    /// what only it knows: where the repository and the upstream results are.
+    pub env: Vec<(String, String)>,
+    /// Finished upstream agents, written to the file `MURMUR_UPSTREAM_RESULTS` names.
+    pub upstream: Vec<UpstreamResult>,
+    /// The agent's `timeout` in seconds: the attempt is stopped when it is up.
+    pub timeout_secs: Option<u64>,
+}
+
+/// How the attempt runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuntimeSpec {
+    Exec(ExecSpec),
+    Claude(CodingSpec),
+    Codex(CodingSpec),
+}
+
+/// An `exec` agent's script, with its `${{ }}` references already bound to variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// The script, or why it cannot run (a reference the binder refused): such an attempt
+    /// fails without retries, since it would fail the same way again.
+    pub script: Result<String, String>,
+    /// The variables the bound script reads its values from.
+    pub script_env: Vec<(String, String)>,
+}
+
+/// A coding agent's turn: persona and model resolved, the session to continue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodingSpec {
+    pub model: Option<String>,
+    pub system_prompt: Option<String>,
+    pub allowed_tools: Vec<String>,
+    /// The agent's own session after a crash or a follow-up, or its upstream's for `continues`.
+    pub resume: Option<String>,
+    pub idle_timeout_secs: u64,
+}
+
+/// The agent's git workspace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkspaceSpec {
+    /// A local path or a clone URL of the workspace's repository.
+    pub repository: String,
+    pub base: Option<String>,
+    /// The commit a fresh worktree starts at instead of the base branch (a push's `after`).
+    pub start: Option<String>,
+    /// The worktree's folder below the machine's work root (`RUN/SLUG`): the agent's own, or for
+    /// `continues` the one its conversation began in.
+    pub worktree: String,
+    /// Where an `exec` agent works when the repository is no git repository (`RUN/SLUG`).
+    pub plain: String,
+    pub branch: String,
+    /// Upstream branches with commits, merged into a fresh worktree in `needs` order.
+    pub merge: Vec<String>,
+    pub out: Option<String>,
+    pub pull_request: PullRequestDraft,
+    /// Coding agents need a repository; an `exec` agent may run in a plain folder.
+    pub required: bool,
+}
+
+/// What a pull request will say, decided when the attempt starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullRequestDraft {
+    pub id: String,
+    pub title: String,
+}
+
+/// A pull request opened in the local repository (no GitHub remote): the engine records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalPullRequest {
+    pub id: String,
+    pub branch: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+}
+
+/// What a finished upstream agent hands downstream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamResult {
+    pub slug: String,
+    pub response: String,
+    pub branch: Option<String>,
+    pub commits: u32,
+    pub prs: Vec<String>,
+}
