@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/webhooks/github", post(super::webhooks::github))
+        .merge(super::dashboard::router(state.clone()))
         .fallback(|| async { ApiError::not_found("no such route; /v1/openapi.json lists them") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -17,14 +17,25 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = request
+    let bearer = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or_else(ApiError::unauthorized)?;
+        .map(str::to_owned);
+    // Without a bearer token, the dashboard's session cookie (with its CSRF token on changes).
+    let token = match bearer {
+        Some(token) => token,
+        None => super::dashboard::session::token_for(
+            &state.inner.dashboard,
+            request.method(),
+            request.headers(),
+        )?
+        .ok_or_else(ApiError::unauthorized)?,
+    };
+    let token = token.as_str();
     let Some(name) = state.store().token_name(token).await? else {
         return Err(ApiError::unauthorized());
     };

@@ -8,6 +8,7 @@ mod auth;
 mod body;
 mod catalog;
 mod cron;
+mod dashboard;
 mod error;
 mod events;
 mod failover;
@@ -63,6 +64,8 @@ struct Inner {
     /// `MURMUR_GITHUB_WEBHOOK_SECRET`: without it every webhook delivery is refused.
     webhook_secret: Option<String>,
     limiter: limit::Limiter,
+    /// The dashboard's logged-in browsers.
+    dashboard: dashboard::Sessions,
 }
 
 impl AppState {
@@ -87,6 +90,7 @@ impl AppState {
                 http: metrics::HttpMetrics::default(),
                 webhook_secret,
                 limiter: limit::Limiter::new(rate),
+                dashboard: dashboard::Sessions::default(),
             }),
         }
     }

@@ -218,6 +218,11 @@ impl Store {
         self.notifier.watch(run_id)
     }
 
+    /// The tenant whose rows this store reads and writes (API tokens included).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     /// Whether commits of other processes are told to [`Self::watch_run`]'s watchers.
     pub fn tells_other_processes(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
