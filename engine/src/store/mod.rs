@@ -21,6 +21,7 @@ mod server;
 mod statements;
 mod ticks;
 mod waiters;
+pub mod worker_tokens;
 mod writer;
 
 use std::str::FromStr;

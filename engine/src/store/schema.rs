@@ -78,6 +78,8 @@ pub enum ApiTokens {
     Name,
     Tenant,
     CreatedAt,
+    Kind,
+    Pool,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -53,6 +53,8 @@ impl Store {
             .from(ApiTokens::Table)
             .and_where(Expr::col(ApiTokens::Hash).eq(token_hash(token)))
             .and_where(Expr::col(ApiTokens::Tenant).eq(self.tenant.as_str()))
+            // A worker token registers machines only (`store/worker_tokens`).
+            .and_where(Expr::col(ApiTokens::Kind).eq(super::worker_tokens::API_KIND))
             .to_owned();
         let rows: Vec<TokenRow> = self.fetch(&select).await?;
         Ok(rows.into_iter().next().map(|row| row.name))
