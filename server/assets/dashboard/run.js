@@ -19,6 +19,7 @@ let again = false;
 let regraph = false;
 let ended = false;
 let instanceFilter = '';
+let drawn = '';
 
 const header = el('div', { class: 'heading' });
 const graph = el('div', { class: 'graph', id: 'graph' });
@@ -70,7 +71,10 @@ function render() {
     actions);
   const states = new Map(run.agents.map((a) => [a.slug, a.state]));
   const nodes = page.graph.length ? page.graph : run.agents.map((a) => ({ slug: a.slug, needs: [], continues: null, gates: [], template: null }));
-  draw(graph, { nodes, states, selected, onSelect: choose });
+  // Redrawn only when something shown changed: a node replaced under the pointer loses a click.
+  const key = JSON.stringify([selected, [...states], nodes.map((n) => [n.slug, n.awaiting_approval])]);
+  if (key !== drawn) draw(graph, { nodes, states, selected, onSelect: choose });
+  drawn = key;
   showSelected();
 }
 
