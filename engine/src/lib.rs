@@ -17,6 +17,7 @@ pub mod preflight;
 pub mod retry;
 pub mod run;
 pub mod schedule;
+pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod transitions;

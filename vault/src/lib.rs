@@ -23,4 +23,4 @@ pub use data_key::{DataKey, Sealed};
 pub use error::Error;
 pub use kek::{Kek, KeyFile, Keyring, LocalKek, WrappedKey, keyring_from_env};
 pub use machine::{MachineKey, MachinePublicKey, SealedSecrets, seal_to};
-pub use value::{MAX_NAME, MAX_VALUE, SecretSet, SecretValue, check_name};
+pub use value::{MAX_NAME, MAX_VALUE, ReadError, SecretSet, SecretValue, check_name};

@@ -32,6 +32,32 @@ impl SecretValue {
         Ok(value)
     }
 
+    /// Reads a value for `name` from `input` (standard input, say) to its end, less one
+    /// final line break (what `echo` or a terminal adds). The buffer is allocated once at
+    /// its largest, so no copy of the value is left behind by a reallocation.
+    pub fn read(name: &str, input: &mut impl std::io::Read) -> Result<Self, ReadError> {
+        let mut bytes = Zeroizing::new(vec![0u8; MAX_VALUE + 2]);
+        let mut len = 0;
+        while len < bytes.len() {
+            match input.read(&mut bytes[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+        for ending in [&b"\r\n"[..], b"\n"] {
+            if bytes[..len].ends_with(ending) {
+                len -= ending.len();
+                break;
+            }
+        }
+        bytes.truncate(len);
+        let value = Self(bytes);
+        value.check(name).map_err(ReadError::Invalid)?;
+        Ok(value)
+    }
+
     pub(crate) fn from_zeroizing(bytes: Zeroizing<Vec<u8>>) -> Self {
         Self(bytes)
     }
@@ -69,6 +95,15 @@ impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretValue(***)")
     }
+}
+
+/// Why [`SecretValue::read`] gave no value.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the value: {0}")]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Invalid(Error),
 }
 
 /// Refuses a name that cannot be an environment variable, or that shadows Murmur's own.
@@ -184,6 +219,26 @@ mod tests {
         let message = check_name(&name).expect_err("refused").to_string();
         assert!(!message.contains('\x1b'), "{message:?}");
         assert!(message.len() < 600, "{}", message.len());
+    }
+
+    #[test]
+    fn a_read_value_loses_one_final_line_break_and_is_bounded() {
+        let read = |input: &[u8]| SecretValue::read("N", &mut &input[..]);
+        assert_eq!(read(b"v\n").expect("value").expose(), b"v");
+        assert_eq!(read(b"v\r\n").expect("value").expose(), b"v");
+        assert_eq!(read(b"a\nb\n\n").expect("value").expose(), b"a\nb\n");
+        assert_eq!(read(b"v").expect("value").expose(), b"v");
+        assert!(matches!(
+            read(b"\n"),
+            Err(ReadError::Invalid(Error::EmptyValue { .. }))
+        ));
+        let exact = vec![b'a'; MAX_VALUE];
+        assert_eq!(read(&exact).expect("largest").len(), MAX_VALUE);
+        let big = vec![b'a'; MAX_VALUE * 3];
+        assert!(matches!(
+            read(&big),
+            Err(ReadError::Invalid(Error::ValueTooLarge { .. }))
+        ));
     }
 
     #[test]

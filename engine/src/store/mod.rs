@@ -17,6 +17,7 @@ mod notify;
 mod pulls;
 mod rows;
 mod schema;
+pub mod secrets;
 mod server;
 mod statements;
 mod ticks;

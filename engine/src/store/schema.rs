@@ -140,6 +140,29 @@ pub enum PoolWaiters {
 }
 
 #[derive(Iden, Clone, Copy)]
+pub enum TenantKeys {
+    Table,
+    Tenant,
+    KekId,
+    Wrapped,
+    CreatedAt,
+    RotatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Secrets {
+    Table,
+    Tenant,
+    Name,
+    Ciphertext,
+    Nonce,
+    CreatedBy,
+    CreatedAt,
+    UpdatedBy,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
 pub enum Machines {
     Table,
     Tenant,
