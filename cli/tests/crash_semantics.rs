@@ -293,11 +293,13 @@ fn check_gate_story(done: &Snapshot) {
     let expected = [
         "queued",
         "started (attempt 1)",
+        "on machine local:",
         "turn done, checking gates",
         "checking the `ci` gate",
         "`ci` gate did not pass: The `ci` gate failed",
         "works on a follow-up: The `ci` gate failed",
         "started (attempt 2)",
+        "on machine local:",
         "turn done, checking gates",
         "checking the `ci` gate",
         "`ci` gate passed",

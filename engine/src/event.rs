@@ -42,6 +42,12 @@ pub enum Event {
         attempt: u32,
         error: String,
     },
+    /// The attempt's placement put it on a machine.
+    AgentPlaced {
+        slug: String,
+        attempt: u32,
+        machine: String,
+    },
     /// The attempt failed within the agent's `retries`: it runs again, not before the time
     /// given (RFC 3339, UTC).
     AgentRetrying {
@@ -185,6 +191,7 @@ impl Event {
             Event::AgentOutput { .. } => "agent_output",
             Event::AgentSucceeded { .. } => "agent_succeeded",
             Event::AgentSession { .. } => "agent_session",
+            Event::AgentPlaced { .. } => "agent_placed",
             Event::AgentFailed { .. } => "agent_failed",
             Event::AgentRetrying { .. } => "agent_retrying",
             Event::AgentInterrupted { .. } => "agent_interrupted",
@@ -213,6 +220,7 @@ impl Event {
             | Event::AgentOutput { slug, .. }
             | Event::AgentSucceeded { slug, .. }
             | Event::AgentSession { slug, .. }
+            | Event::AgentPlaced { slug, .. }
             | Event::AgentFailed { slug, .. }
             | Event::AgentRetrying { slug, .. }
             | Event::AgentInterrupted { slug, .. }

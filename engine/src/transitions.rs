@@ -13,6 +13,7 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Queued, "agent_canceled", Canceled),
     (Running, "agent_output", Running),
     (Running, "agent_session", Running),
+    (Running, "agent_placed", Running),
     (Running, "agent_succeeded", Completed),
     (Running, "agent_failed", Failed),
     (Running, "agent_interrupted", Queued),
@@ -75,6 +76,11 @@ mod tests {
                 error: String::new(),
             },
             "agent_interrupted" => Event::AgentInterrupted { slug, attempt: 1 },
+            "agent_placed" => Event::AgentPlaced {
+                slug,
+                attempt: 1,
+                machine: String::new(),
+            },
             "agent_session" => Event::AgentSession {
                 slug,
                 attempt: 1,
@@ -131,7 +137,8 @@ mod tests {
         }
     }
 
-    const KINDS: [&str; 18] = [
+    const KINDS: [&str; 19] = [
+        "agent_placed",
         "follow_up_queued",
         "agent_expanded",
         "agent_awaiting_gates",

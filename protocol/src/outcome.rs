@@ -16,6 +16,10 @@ pub enum AttemptUpdate {
     Session {
         id: String,
     },
+    /// The placement put the attempt on this machine (sent by the placement, not the attempt).
+    Placed {
+        machine: String,
+    },
     /// The last report of an attempt.
     Ended {
         outcome: Result<Finished, AttemptFailure>,

@@ -61,6 +61,8 @@ pub struct AgentView {
     pub cost_usd: Option<f64>,
     pub turns: Option<i64>,
     pub session_id: Option<String>,
+    /// The machine that ran the agent's latest attempt.
+    pub machine: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
 }
@@ -107,6 +109,7 @@ fn agent(agent: &AgentRow) -> AgentView {
         cost_usd: agent.cost_usd,
         turns: agent.turns,
         session_id: agent.session_id.clone(),
+        machine: agent.machine.clone(),
         started_at: agent.started_at.clone(),
         finished_at: agent.finished_at.clone(),
     }

@@ -35,6 +35,7 @@ pub fn event_line(at: &str, event: &Event) -> String {
             None => format!("completed: {}", first_line(response)),
         },
         Event::AgentSession { session_id, .. } => format!("session {session_id}"),
+        Event::AgentPlaced { machine, .. } => format!("on machine {machine}"),
         Event::AgentFailed { error, .. } => format!("failed: {error}"),
         Event::AgentRetrying {
             error,

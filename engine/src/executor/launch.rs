@@ -32,6 +32,11 @@ pub enum Message {
         attempt: u32,
         session_id: String,
     },
+    Placed {
+        index: usize,
+        attempt: u32,
+        machine: String,
+    },
     Exited {
         index: usize,
         attempt: u32,
@@ -187,6 +192,9 @@ impl Relay {
         mut updates: mpsc::UnboundedReceiver<AttemptUpdate>,
         mut stopped: oneshot::Receiver<()>,
     ) {
+        if let Some(machine) = handle.machine.clone() {
+            self.pass_on(AttemptUpdate::Placed { machine });
+        }
         let mut handle = Some(handle);
         let result = loop {
             tokio::select! {
@@ -230,6 +238,11 @@ impl Relay {
                 index,
                 attempt,
                 session_id: id,
+            },
+            AttemptUpdate::Placed { machine } => Message::Placed {
+                index,
+                attempt,
+                machine,
             },
             AttemptUpdate::Ended { .. } => return,
         };

@@ -30,14 +30,16 @@ pub enum PlacementError {
 /// A started attempt: the machine it runs on, and how to stop it. Dropping the handle stops
 /// the attempt too, since nobody would take its updates any more.
 pub struct AttemptHandle {
-    pub machine: String,
+    /// Known at once on the local placement; a placement that finds the machine later sends
+    /// `AttemptUpdate::Placed` instead.
+    pub machine: Option<String>,
     stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl AttemptHandle {
-    pub fn new(machine: impl Into<String>, stop: impl FnOnce() + Send + 'static) -> Self {
+    pub fn new(machine: Option<String>, stop: impl FnOnce() + Send + 'static) -> Self {
         Self {
-            machine: machine.into(),
+            machine,
             stop: Some(Box::new(stop)),
         }
     }
@@ -105,6 +107,8 @@ impl Placement for LocalPlacement {
         updates: mpsc::UnboundedSender<AttemptUpdate>,
     ) -> Result<AttemptHandle, PlacementError> {
         let stop = murmur_attempt::start(self.machine.clone(), spec, updates);
-        Ok(AttemptHandle::new(self.name.clone(), move || stop.stop()))
+        Ok(AttemptHandle::new(Some(self.name.clone()), move || {
+            stop.stop()
+        }))
     }
 }

@@ -56,6 +56,8 @@ pub struct AgentModel {
     pub error: Option<String>,
     /// The runtime's conversation, for `continues`, follow-ups and crash recovery.
     pub session_id: Option<String>,
+    /// The machine of the latest attempt.
+    pub machine: Option<String>,
     pub delivered: Delivered,
     /// A retried agent does not start before this time (RFC 3339, UTC; sorts as text).
     pub not_before: Option<String>,
@@ -76,6 +78,7 @@ impl AgentModel {
             response: None,
             error: None,
             session_id: None,
+            machine: None,
             delivered: Delivered::default(),
             not_before: None,
             kind,
@@ -285,6 +288,7 @@ impl RunModel {
             Event::AgentOutput { attempt, .. }
             | Event::AgentSucceeded { attempt, .. }
             | Event::AgentSession { attempt, .. }
+            | Event::AgentPlaced { attempt, .. }
             | Event::AgentFailed { attempt, .. }
             | Event::AgentRetrying { attempt, .. }
             | Event::AgentInterrupted { attempt, .. }
@@ -329,6 +333,7 @@ impl RunModel {
                 agent.gates.begin();
             }
             Event::AgentSession { session_id, .. } => agent.session_id = Some(session_id.clone()),
+            Event::AgentPlaced { machine, .. } => agent.machine = Some(machine.clone()),
             Event::AgentFailed { error, .. } => {
                 agent.error = Some(error.clone());
                 agent.follow_up = None;

@@ -128,6 +128,7 @@ pub struct AgentUpdate {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub session_id: Option<String>,
+    pub machine: Option<String>,
     pub delivered: Delivered,
 }
 
@@ -143,6 +144,7 @@ impl AgentUpdate {
             started_at: None,
             finished_at: None,
             session_id: None,
+            machine: None,
             delivered: Delivered::default(),
         }
     }

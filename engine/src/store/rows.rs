@@ -77,6 +77,9 @@ pub struct AgentRow {
     pub prs: String,
     pub cost_usd: Option<f64>,
     pub turns: Option<i64>,
+    /// The machine of the latest attempt.
+    #[sqlx(default)]
+    pub machine: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]

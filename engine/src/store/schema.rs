@@ -43,6 +43,7 @@ pub enum Agents {
     Prs,
     CostUsd,
     Turns,
+    Machine,
 }
 
 #[derive(Iden, Clone, Copy)]

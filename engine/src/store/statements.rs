@@ -68,7 +68,7 @@ pub(super) fn event_inserts(
 
 /// Every column of `agents`, in the order rows are written and read; the first three name
 /// the agent, the rest are its state.
-pub(super) const AGENT_COLUMNS: [Agents; 16] = [
+pub(super) const AGENT_COLUMNS: [Agents; 17] = [
     Agents::RunId,
     Agents::Slug,
     Agents::Position,
@@ -85,6 +85,7 @@ pub(super) const AGENT_COLUMNS: [Agents; 16] = [
     Agents::Prs,
     Agents::CostUsd,
     Agents::Turns,
+    Agents::Machine,
 ];
 
 /// Writes agents' current state, many rows a statement (SQLite and PostgreSQL share the
@@ -123,6 +124,7 @@ pub(super) fn agent_upserts(
                         .into(),
                     agent.delivered.cost_usd.into(),
                     agent.delivered.turns.map(i64::from).into(),
+                    agent.machine.clone().into(),
                 ]);
             }
             upsert.on_conflict(conflict.clone()).to_owned()

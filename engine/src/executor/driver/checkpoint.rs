@@ -206,6 +206,7 @@ impl Driver<'_> {
             started_at: self.times[index].0.clone(),
             finished_at: self.times[index].1.clone(),
             session_id: agent.session_id.clone(),
+            machine: agent.machine.clone(),
             delivered: agent.delivered.clone(),
         }
     }

@@ -43,6 +43,7 @@ impl Driver<'_> {
         let (index, attempt, expected) = match &message {
             Message::Line { index, attempt, .. }
             | Message::Session { index, attempt, .. }
+            | Message::Placed { index, attempt, .. }
             | Message::Exited { index, attempt, .. } => (*index, *attempt, AgentState::Running),
             Message::Gate { index, attempt, .. } => (*index, *attempt, AgentState::ChecksPending),
         };
@@ -60,6 +61,11 @@ impl Driver<'_> {
                     murmur_protocol::Stream::Stderr => Stream::Stderr,
                 },
                 line: text,
+            },
+            Message::Placed { machine, .. } => Event::AgentPlaced {
+                slug,
+                attempt,
+                machine,
             },
             Message::Session { session_id, .. } => Event::AgentSession {
                 slug,
