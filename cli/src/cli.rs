@@ -64,6 +64,16 @@ pub enum Command {
     },
     #[command(flatten)]
     Agents(crate::agent_cli::AgentCommand),
+    /// The machines agents run on, in every pool
+    Machines {
+        #[command(subcommand)]
+        command: crate::commands::machines::MachinesCommand,
+    },
+    /// Pools: their machines by state and the agents waiting for one; flush their spare machines
+    Pool {
+        #[command(subcommand)]
+        command: crate::commands::pools::PoolCommand,
+    },
     /// Print a shell completion script (e.g. `murmur completions bash > /etc/bash_completion.d/murmur`)
     Completions {
         #[arg(value_enum)]

@@ -95,12 +95,10 @@ pub struct RuntimeBinary {
 pub struct Pool {
     /// How many agents may run at once on this pool.
     pub max_vms: Option<usize>,
-    /// Accepted so that one configuration serves every placement; local slots need no warm-up.
-    #[expect(dead_code, reason = "only cloud pools keep warm machines")]
+    /// Warm machines the pool keeps ready; local slots need no warm-up.
     pub min_idle: Option<usize>,
     /// Where the pool's machines run (`local`, `workers`, a placement's name); accepted as the
     /// platform writes it, and run on this host's slots until placements exist here.
-    #[expect(dead_code, reason = "every pool runs on local slots for now")]
     pub placement: Option<String>,
     #[expect(dead_code, reason = "machine shapes are for cloud placements")]
     pub environment: Option<String>,

@@ -89,6 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             PrCommand::Show { id, json, db } => commands::pr::show(&db, &id, json),
             PrCommand::Merge { id, db } => commands::pr::merge(&db, &id),
         },
+        Command::Machines { command } => commands::machines::run(command),
+        Command::Pool { command } => commands::pools::run(command),
         Command::Completions { shell } => Ok(commands::completions(shell)),
     }
 }

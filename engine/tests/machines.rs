@@ -534,9 +534,18 @@ async fn a_flush_ends_idle_and_sleeping_machines_only(db: &TestDb) {
     )
     .await;
     let flushed = flush_pool(&store, Some("gpu"), T2).await.expect("flush");
-    let mut ids: Vec<&str> = flushed.iter().map(|m| m.id.as_str()).collect();
+    let mut ids: Vec<(&str, MachineState)> = flushed
+        .iter()
+        .map(|f| (f.machine.id.as_str(), f.was))
+        .collect();
     ids.sort_unstable();
-    assert_eq!(ids, ["asleep", "idle"]);
+    assert_eq!(
+        ids,
+        [
+            ("asleep", MachineState::Sleeping),
+            ("idle", MachineState::Idle)
+        ]
+    );
     for id in ["asleep", "idle"] {
         let kinds: Vec<&str> = store
             .machine_events(id)

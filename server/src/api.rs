@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             post(super::approve::approve_agent),
         )
         .route("/metrics", get(metrics))
+        .merge(super::machines::routes())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

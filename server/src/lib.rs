@@ -15,6 +15,7 @@ mod failover;
 mod flights;
 pub mod limit;
 mod listen;
+pub mod machines;
 mod metrics;
 mod openapi;
 mod runs;
@@ -32,6 +33,8 @@ mod tests_catalog;
 mod tests_claims;
 #[cfg(test)]
 mod tests_listing;
+#[cfg(test)]
+mod tests_machines;
 #[cfg(test)]
 mod tests_metrics;
 #[cfg(test)]
@@ -64,6 +67,9 @@ struct Inner {
     /// `MURMUR_GITHUB_WEBHOOK_SECRET`: without it every webhook delivery is refused.
     webhook_secret: Option<String>,
     limiter: limit::Limiter,
+    /// The pools of `pools:` in `.murmur/murmur.yaml`, set once by [`serve`]; `local` is shown
+    /// whether or not it is configured.
+    pools: std::sync::OnceLock<Vec<murmur_engine::machine::PoolSpec>>,
     /// The dashboard's logged-in browsers.
     dashboard: dashboard::Sessions,
 }
@@ -90,6 +96,7 @@ impl AppState {
                 http: metrics::HttpMetrics::default(),
                 webhook_secret,
                 limiter: limit::Limiter::new(rate),
+                pools: std::sync::OnceLock::new(),
                 dashboard: dashboard::Sessions::default(),
             }),
         }
@@ -101,6 +108,17 @@ impl AppState {
 
     fn store(&self) -> &murmur_engine::Store {
         &self.inner.executor.store
+    }
+
+    /// Shows `pools` (those of `pools:`) in `GET /v1/pools` and `/metrics`; the first call wins.
+    pub fn show_pools(&self, pools: Vec<murmur_engine::machine::PoolSpec>) {
+        let _ = self.inner.pools.set(pools);
+    }
+
+    /// The pools this server shows: `local` first, then the configured ones.
+    fn pools(&self) -> Vec<murmur_engine::machine::PoolSpec> {
+        let configured = self.inner.pools.get().map_or(&[][..], Vec::as_slice);
+        machines::with_local(configured, self.inner.executor.slots)
     }
 
     /// Hands a committed run to the supervisor, which drives it until it ends.
@@ -164,6 +182,8 @@ pub struct ServeOptions {
     pub webhook_secret: Option<String>,
     /// `server.rate_limit` as `(per_second, burst)`.
     pub rate_limit: (u32, u32),
+    /// The pools of `pools:` in `.murmur/murmur.yaml`, for `GET /v1/pools`.
+    pub pools: Vec<murmur_engine::machine::PoolSpec>,
 }
 
 /// Why the server could not start.
@@ -186,6 +206,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         options.webhook_secret,
         rate,
     );
+    state.show_pools(options.pools);
     tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
     let bind = options.bind;

@@ -114,6 +114,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         writes.transactions,
     );
     lease_metrics(&mut text, state.executor().leases.counts());
+    super::machines::write_metrics(&mut text, &state).await?;
     header_lines(
         &mut text,
         "murmur_checkpoint_duration_seconds",

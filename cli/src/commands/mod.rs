@@ -7,6 +7,8 @@ pub mod flight;
 pub mod follow;
 mod frame;
 mod live;
+pub mod machines;
+pub mod pools;
 pub mod pr;
 pub mod prune;
 mod prune_disk;

@@ -12,6 +12,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
     block_on(async {
         let executor = executor(&args.db, &repo).await?;
         let rate_limit = crate::config::Config::load(&repo)?.rate_limit()?;
+        let pools = crate::commands::pools::pool_specs(&crate::config::Config::load(&repo)?);
         let webhook_secret = std::env::var("MURMUR_GITHUB_WEBHOOK_SECRET")
             .ok()
             .filter(|secret| !secret.is_empty());
@@ -21,6 +22,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
             bind: args.bind.clone(),
             webhook_secret,
             rate_limit,
+            pools,
         })
         .await?;
         Ok(Exit::Success)

@@ -46,6 +46,24 @@ pub struct PoolStatus {
     pub queued_agents: usize,
 }
 
+impl PoolStatus {
+    /// A pool with no machines and nothing queued.
+    pub fn empty(spec: &PoolSpec) -> Self {
+        Self {
+            pool: spec.name.clone(),
+            placement: spec.placement.clone(),
+            max_vms: spec.max_vms,
+            min_idle: spec.min_idle,
+            machines: MachineState::ALL
+                .iter()
+                .filter(|state| **state != MachineState::Terminated)
+                .map(|state| (state.as_str(), 0))
+                .collect(),
+            queued_agents: 0,
+        }
+    }
+}
+
 /// The pool agent `slug` of `flight` runs on: its own `pool:`, else the flight's. An
 /// instance of a fan-out (`review-item`) runs where its agent does.
 pub fn pool_of<'f>(flight: &'f Flight, slug: &str) -> &'f str {
@@ -70,27 +88,21 @@ pub async fn pool_status(
     store: &Store,
     specs: &[PoolSpec],
 ) -> Result<Vec<PoolStatus>, store::Error> {
-    let mut counts: HashMap<(String, MachineState), usize> = HashMap::new();
+    let mut counts: HashMap<(String, &'static str), usize> = HashMap::new();
     for (pool, state, count) in store.machine_counts().await? {
-        counts.insert((pool, state), count);
+        counts.insert((pool, state.as_str()), count);
     }
     let queued = queued_by_pool(store).await?;
     Ok(specs
         .iter()
-        .map(|spec| PoolStatus {
-            pool: spec.name.clone(),
-            placement: spec.placement.clone(),
-            max_vms: spec.max_vms,
-            min_idle: spec.min_idle,
-            machines: MachineState::ALL
-                .iter()
-                .filter(|state| **state != MachineState::Terminated)
-                .map(|state| {
-                    let count = counts.get(&(spec.name.clone(), *state)).copied();
-                    (state.as_str(), count.unwrap_or(0))
-                })
-                .collect(),
-            queued_agents: queued.get(&spec.name).copied().unwrap_or(0),
+        .map(|spec| {
+            let mut status = PoolStatus::empty(spec);
+            for (state, count) in &mut status.machines {
+                let key = (spec.name.clone(), *state);
+                *count = counts.get(&key).copied().unwrap_or(0);
+            }
+            status.queued_agents = queued.get(&spec.name).copied().unwrap_or(0);
+            status
         })
         .collect())
 }
@@ -124,14 +136,22 @@ async fn queued_by_pool(store: &Store) -> Result<HashMap<String, usize>, store::
     Ok(by_pool)
 }
 
+/// A machine a flush ended, and the state it was in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flushed {
+    pub was: MachineState,
+    /// As it is now: `terminated`.
+    pub machine: MachineRow,
+}
+
 /// Drains and terminates every idle and sleeping machine of `pool` (all pools when `None`),
-/// in the store, and returns them as they ended. A machine claimed or woken meanwhile is
-/// left alone: the compare-and-set refuses the drain.
+/// in the store, and returns them. A machine claimed or woken meanwhile is left alone: the
+/// compare-and-set refuses its drain.
 pub async fn flush_pool(
     store: &Store,
     pool: Option<&str>,
     at: &str,
-) -> Result<Vec<MachineRow>, machine_log::Error> {
+) -> Result<Vec<Flushed>, machine_log::Error> {
     let mut flushed = Vec::new();
     for state in [MachineState::Idle, MachineState::Sleeping] {
         let filter = MachineFilter {
@@ -139,10 +159,10 @@ pub async fn flush_pool(
             state: Some(state),
         };
         for machine in store.machines(&filter).await? {
-            let draining = match store
+            let drained = store
                 .apply_machine_event(&machine.id, machine.version, &MachineEvent::Drain, at)
-                .await
-            {
+                .await;
+            let draining = match drained {
                 Ok(draining) => draining,
                 Err(machine_log::Error::Conflict { .. } | machine_log::Error::Refused { .. }) => {
                     continue;
@@ -157,7 +177,10 @@ pub async fn flush_pool(
                     at,
                 )
                 .await?;
-            flushed.push(ended);
+            flushed.push(Flushed {
+                was: state,
+                machine: ended,
+            });
         }
     }
     Ok(flushed)
