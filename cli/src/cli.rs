@@ -64,6 +64,11 @@ pub enum Command {
     },
     #[command(flatten)]
     Agents(crate::agent_cli::AgentCommand),
+    /// Secrets for agents, encrypted at rest: `murmur secret set NAME < value`
+    Secret {
+        #[command(subcommand)]
+        command: crate::commands::secret::SecretCommand,
+    },
     /// The machines agents run on, in every pool
     Machines {
         #[command(subcommand)]
