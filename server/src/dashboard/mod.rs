@@ -20,6 +20,8 @@ mod run;
 pub mod session;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_data;
 
 use axum::routing::{get, post};
 use axum::{Router, middleware};

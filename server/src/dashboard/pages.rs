@@ -53,7 +53,7 @@ pub async fn run(
     let Some(session) = viewer(&state, &headers).await else {
         return see_other("/login");
     };
-    match super::run::run_of(&state, &session, &id).await {
+    match super::run::run_of(&state, &session.tenant, &id).await {
         Ok(run) => shell(&session, &format!("Run {}", run.id), "run", &run.id),
         Err(_) => html::not_found(&format!("No run `{id}`.")),
     }

@@ -13,8 +13,6 @@ use murmur_engine::store::RunRow;
 use serde::{Deserialize, Serialize};
 
 use super::graph::{self, Node};
-use super::pages::viewer;
-use super::session::Session;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::views::{self, RunDetail};
@@ -66,20 +64,23 @@ pub struct Queued {
     pub reopened: bool,
 }
 
-/// The run `id` of the session's tenant; 404 for any other.
-pub async fn run_of(state: &AppState, session: &Session, id: &str) -> Result<RunRow, ApiError> {
+/// The run `id` of `tenant`; 404 for any other.
+pub async fn run_of(state: &AppState, tenant: &str, id: &str) -> Result<RunRow, ApiError> {
     let run = crate::runs::exact_run(state.store(), id).await?;
-    if run.tenant != session.tenant {
+    if run.tenant != tenant {
         return Err(ApiError::not_found(format!("no run `{id}`")));
     }
     Ok(run)
 }
 
-/// The request's session; the token check already ran (`auth`), so this only finds it.
-async fn session(state: &AppState, headers: &HeaderMap) -> Result<Session, ApiError> {
-    viewer(state, headers)
-        .await
-        .ok_or_else(ApiError::unauthorized)
+/// The tenant a request acts for. `auth` has checked its token already: the session's
+/// tenant for a browser, the store's for a bearer token (whose lookup the store scopes).
+fn tenant(state: &AppState, headers: &HeaderMap) -> String {
+    state
+        .inner
+        .dashboard
+        .of(headers)
+        .map_or_else(|| state.store().tenant().to_owned(), |s| s.tenant)
 }
 
 pub async fn show(
@@ -87,8 +88,7 @@ pub async fn show(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RunPage>, ApiError> {
-    let session = session(&state, &headers).await?;
-    let run = run_of(&state, &session, &id).await?;
+    let run = run_of(&state, &tenant(&state, &headers), &id).await?;
     let rows = state.store().events(&run.id, 0).await?;
     let agents = state.store().agents(&run.id).await?;
     let graph = match murmur_parser::parse(&run.source, &run.flight).flight {
@@ -114,8 +114,7 @@ pub async fn log(
     Path((id, slug)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<AgentLog>, ApiError> {
-    let session = session(&state, &headers).await?;
-    let run = run_of(&state, &session, &id).await?;
+    let run = run_of(&state, &tenant(&state, &headers), &id).await?;
     let rows = state.store().events(&run.id, 0).await?;
     let mut lines: Vec<LogLine> = rows
         .iter()
@@ -146,7 +145,6 @@ pub async fn queue(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    let session = session(&state, &headers).await?;
     let follow_up: FollowUp = crate::body::json_body(&headers, body, "a follow-up")?
         .ok_or_else(|| ApiError::invalid("send {\"text\": \"...\"}"))?;
     let text = follow_up.text.trim();
@@ -155,7 +153,7 @@ pub async fn queue(
             "a follow-up is some text, at most 64 KiB",
         ));
     }
-    let run = run_of(&state, &session, &id).await?;
+    let run = run_of(&state, &tenant(&state, &headers), &id).await?;
     let reopened = match state.executor().queue_follow_up(&run.id, &slug, text).await {
         Ok(reopened) => reopened,
         Err(executor::Error::NoAgent(_)) => {

@@ -13,16 +13,17 @@ use tower::ServiceExt;
 use super::html::{self, CSP, Shell};
 use crate::{AppState, router};
 
-const TOKEN: &str = "mur_dashboard_token";
+pub(super) const TOKEN: &str = "mur_dashboard_token";
 const FLIGHT: &str = "---\nruntime: exec\ninputs:\n  who: { default: world }\n---\n# Hello\n\n## greet\n> command: echo \"hello ${{ inputs.who }}\"\n";
 const FAN_OUT: &str = "---\nruntime: exec\n---\n# Fan\n\n## plan\n> command: printf 'a\\nb\\nc\\n'\n\n## part\n> needs: plan\n> each: ${{ needs.plan.response }}\n> command: echo part\n\n## sum\n> needs: part\n> command: echo sum\n";
 
-struct Dashboard {
+pub(super) struct Dashboard {
     _dir: tempfile::TempDir,
-    app: Router,
+    pub(super) app: Router,
+    pub(super) state: AppState,
 }
 
-async fn dashboard() -> Dashboard {
+pub(super) async fn dashboard() -> Dashboard {
     let dir = tempfile::tempdir().expect("temp dir");
     let flights = dir.path().join(".murmur/flights");
     std::fs::create_dir_all(&flights).expect("mkdir");
@@ -42,12 +43,16 @@ async fn dashboard() -> Dashboard {
     let state = AppState::new(executor, dir.path().to_path_buf(), None);
     Dashboard {
         _dir: dir,
-        app: router(state),
+        app: router(state.clone()),
+        state,
     }
 }
 
 /// The answer's status, headers and body text.
-async fn send(app: &Router, request: Request<Body>) -> (StatusCode, header::HeaderMap, String) {
+pub(super) async fn send(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, header::HeaderMap, String) {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
@@ -61,7 +66,7 @@ async fn send(app: &Router, request: Request<Body>) -> (StatusCode, header::Head
     )
 }
 
-fn set_cookies(headers: &header::HeaderMap) -> Vec<String> {
+pub(super) fn set_cookies(headers: &header::HeaderMap) -> Vec<String> {
     headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -70,7 +75,7 @@ fn set_cookies(headers: &header::HeaderMap) -> Vec<String> {
 }
 
 /// The value of `name="..."` after `marker` in a page.
-fn attribute_after(page: &str, marker: &str, name: &str) -> String {
+pub(super) fn attribute_after(page: &str, marker: &str, name: &str) -> String {
     let rest = &page[page
         .find(marker)
         .unwrap_or_else(|| panic!("{marker} in {page}"))..];
@@ -79,12 +84,12 @@ fn attribute_after(page: &str, marker: &str, name: &str) -> String {
 }
 
 /// A logged-in browser: its session cookie and the page's CSRF token.
-struct Browser {
-    cookie: String,
-    csrf: String,
+pub(super) struct Browser {
+    pub(super) cookie: String,
+    pub(super) csrf: String,
 }
 
-async fn log_in(app: &Router) -> Browser {
+pub(super) async fn log_in(app: &Router) -> Browser {
     let (status, headers, form) =
         send(app, Request::get("/login").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
@@ -114,14 +119,19 @@ async fn log_in(app: &Router) -> Browser {
     Browser { cookie, csrf }
 }
 
-fn get_with(uri: &str, cookie: &str) -> Request<Body> {
+pub(super) fn get_with(uri: &str, cookie: &str) -> Request<Body> {
     Request::get(uri)
         .header(header::COOKIE, cookie)
         .body(Body::empty())
         .unwrap()
 }
 
-fn post_json(uri: &str, browser: &Browser, csrf: Option<&str>, body: Value) -> Request<Body> {
+pub(super) fn post_json(
+    uri: &str,
+    browser: &Browser,
+    csrf: Option<&str>,
+    body: Value,
+) -> Request<Body> {
     let mut request = Request::post(uri)
         .header(header::COOKIE, &browser.cookie)
         .header(header::CONTENT_TYPE, "application/json");
@@ -131,7 +141,7 @@ fn post_json(uri: &str, browser: &Browser, csrf: Option<&str>, body: Value) -> R
     request.body(Body::from(body.to_string())).unwrap()
 }
 
-fn as_json(text: &str) -> Value {
+pub(super) fn as_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
@@ -337,149 +347,4 @@ async fn a_hostile_run_id_in_a_page_address_comes_back_escaped() {
         page.contains("&lt;script&gt;") && !page.contains("<script>alert"),
         "{page}"
     );
-}
-
-/// Starts flight `name` over the session and waits (on the event stream) for its end.
-async fn finished_run(d: &Dashboard, browser: &Browser, name: &str) -> String {
-    let start = post_json(
-        &format!("/v1/flights/{name}/runs"),
-        browser,
-        Some(&browser.csrf),
-        json!({}),
-    );
-    let (status, _, body) = send(&d.app, start).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = as_json(&body)["run_id"].as_str().unwrap().to_owned();
-    let request = Request::get(format!("/v1/runs/{id}/events"))
-        .header(header::COOKIE, &browser.cookie)
-        .header(header::ACCEPT, "text/event-stream")
-        .body(Body::empty())
-        .unwrap();
-    let (_, _, events) = send(&d.app, request).await;
-    assert!(events.contains("event: run_completed"), "{events}");
-    id
-}
-
-#[tokio::test]
-async fn the_run_page_data_groups_fan_out_instances_and_reads_an_agents_log() {
-    let d = dashboard().await;
-    let browser = log_in(&d.app).await;
-    let id = finished_run(&d, &browser, "fan").await;
-    let (status, headers, page) =
-        send(&d.app, get_with(&format!("/runs/{id}"), &browser.cookie)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CSP);
-    assert!(page.contains(&format!("data-subject=\"{id}\"")));
-    let (status, _, body) =
-        send(&d.app, get_with(&format!("/ui/runs/{id}"), &browser.cookie)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let data = as_json(&body);
-    assert_eq!(data["run"]["status"], "completed");
-    let graph = data["graph"].as_array().unwrap();
-    let of = |slug: &str| {
-        graph
-            .iter()
-            .find(|n| n["slug"] == slug)
-            .cloned()
-            .unwrap_or_else(|| panic!("{slug} in {graph:?}"))
-    };
-    assert_eq!(of("sum")["needs"], json!(["part"]));
-    let instances: Vec<&Value> = graph.iter().filter(|n| n["template"] == "part").collect();
-    let items: Vec<&str> = instances
-        .iter()
-        .map(|n| n["item"].as_str().unwrap())
-        .collect();
-    assert_eq!(items, ["a", "b", "c"]);
-    assert_eq!(instances[0]["slug"], "part-a");
-    assert!(data["seq"].as_i64().unwrap() > 0);
-    let (_, _, log) = send(
-        &d.app,
-        get_with(&format!("/ui/runs/{id}/agents/part-b/log"), &browser.cookie),
-    )
-    .await;
-    let log = as_json(&log);
-    let lines: Vec<&str> = log["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_str().unwrap())
-        .collect();
-    assert_eq!(lines, ["part"]);
-    // The live list streams the run with its status.
-    let request = get_with("/ui/runs/live", &browser.cookie);
-    let response = d.app.clone().oneshot(request).await.expect("infallible");
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut body = response.into_body().into_data_stream();
-    let first = futures::StreamExt::next(&mut body)
-        .await
-        .expect("a first list")
-        .expect("bytes");
-    let text = String::from_utf8_lossy(&first);
-    assert!(
-        text.starts_with("event: runs") && text.contains(&id) && text.contains("completed"),
-        "{text}"
-    );
-}
-
-#[tokio::test]
-async fn flights_show_their_diagnostics_inputs_and_graph() {
-    let d = dashboard().await;
-    let browser = log_in(&d.app).await;
-    let (_, _, list) = send(&d.app, get_with("/ui/flights", &browser.cookie)).await;
-    let list = as_json(&list);
-    let broken = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "broken")
-        .expect("invalid files are listed");
-    assert_eq!(
-        (broken["valid"].clone(), broken["errors"].clone()),
-        (json!(false), json!(1))
-    );
-    let (_, _, broken) = send(&d.app, get_with("/ui/flights/broken", &browser.cookie)).await;
-    assert_eq!(as_json(&broken)["diagnostics"][0]["code"], "unknown-agent");
-    let (status, _, hello) = send(&d.app, get_with("/ui/flights/hello", &browser.cookie)).await;
-    assert_eq!(status, StatusCode::OK);
-    let hello = as_json(&hello);
-    assert_eq!(
-        hello["inputs"],
-        json!([{"name": "who", "description": null, "default": "world", "required": false}])
-    );
-    assert_eq!(hello["graph"][0]["slug"], "greet");
-    assert!(hello["graph_text"].as_str().unwrap().contains("greet"));
-    let (status, _, _) = send(&d.app, get_with("/flights/hello", &browser.cookie)).await;
-    assert_eq!(status, StatusCode::OK);
-}
-
-#[tokio::test]
-async fn a_follow_up_needs_text_and_a_known_agent() {
-    let d = dashboard().await;
-    let browser = log_in(&d.app).await;
-    let id = finished_run(&d, &browser, "hello").await;
-    let queue = |slug: &str, body: Value| {
-        post_json(
-            &format!("/ui/runs/{id}/agents/{slug}/queue"),
-            &browser,
-            Some(&browser.csrf),
-            body,
-        )
-    };
-    assert_eq!(
-        send(&d.app, queue("greet", json!({"text": "  "}))).await.0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        send(&d.app, queue("nobody", json!({"text": "more"})))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    let no_csrf = post_json(
-        &format!("/ui/runs/{id}/agents/greet/queue"),
-        &browser,
-        None,
-        json!({"text": "more"}),
-    );
-    assert_eq!(send(&d.app, no_csrf).await.0, StatusCode::FORBIDDEN);
 }
