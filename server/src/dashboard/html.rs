@@ -32,7 +32,7 @@ pub fn escape(text: &str) -> String {
 /// What a shell shows: which page script runs, and the values it starts from.
 pub struct Shell<'a> {
     pub title: &'a str,
-    /// `runs`, `run`, `flights` or `flight`: the module `/assets/{page}.js`.
+    /// `runs`, `run`, `flights`, `flight` or `machines`: the module `/assets/{page}.js`.
     pub page: &'a str,
     /// The run id or flight name the page shows; empty for lists.
     pub subject: &'a str,
@@ -59,12 +59,11 @@ impl Shell<'_> {
     }
 }
 
-/// The navigation bar with the logout form. A machines page joins it once the server has
-/// machines and pools to show.
+/// The navigation bar with the logout form.
 fn nav(csrf: &str) -> String {
     format!(
         "<header class=\"bar\"><a class=\"brand\" href=\"/\">Murmur</a>\
-         <nav><a href=\"/\">Runs</a><a href=\"/flights\">Flights</a></nav>\
+         <nav><a href=\"/\">Runs</a><a href=\"/flights\">Flights</a><a href=\"/machines\">Machines</a></nav>\
          <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\">Log out</button></form></header>"
     )

@@ -1,5 +1,5 @@
 //! The dashboard at `GET /`: runs, a run's DAG with its agents and live logs, approvals and
-//! actions, and the flights, as pages served by this binary with their assets embedded.
+//! actions, the flights, and the machines and pools, as pages served by this binary with their assets embedded.
 //!
 //! The pages are shells (`html`) whose module scripts fetch JSON and build the DOM with
 //! `textContent` only, under a Content-Security-Policy without inline script. They read and act
@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs/{id}", get(pages::run))
         .route("/flights", get(pages::flights))
         .route("/flights/{name}", get(pages::flight))
+        .route("/machines", get(pages::machines))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/{name}", get(assets::serve))

@@ -1,4 +1,4 @@
-//! The pages: `/` (runs), `/runs/{id}`, `/flights`, `/flights/{name}`. Each needs a live
+//! The pages: `/` (runs), `/runs/{id}`, `/flights`, `/flights/{name}`, `/machines`. Each needs a live
 //! session whose token the store still knows (else the login form), and answers 404 for a
 //! run or flight its tenant does not have.
 
@@ -78,5 +78,12 @@ pub async fn flight(
         shell(&session, &format!("Flight {name}"), "flight", &name)
     } else {
         html::not_found(&format!("No flight `{name}`."))
+    }
+}
+
+pub async fn machines(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match viewer(&state, &headers).await {
+        Some(session) => shell(&session, "Machines", "machines", ""),
+        None => see_other("/login"),
     }
 }

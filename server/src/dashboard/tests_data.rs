@@ -123,6 +123,9 @@ async fn flights_show_their_diagnostics_inputs_and_graph() {
     assert!(hello["graph_text"].as_str().unwrap().contains("greet"));
     let (status, _, _) = send(&d.app, get_with("/flights/hello", &browser.cookie)).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, _, page) = send(&d.app, get_with("/machines", &browser.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("src=\"/assets/machines.js\""), "{page}");
 }
 
 #[tokio::test]
