@@ -52,6 +52,8 @@ pub enum Command {
     },
     /// Serve the HTTP API (runs, live events, the flight catalog, approvals, webhooks, cron, metrics) with the executor inside
     Serve(ServeArgs),
+    /// Run attempts for a `murmur serve` as a machine of its `workers` pool (connects out; no inbound port)
+    Worker(WorkerArgs),
     /// API tokens for `murmur serve`
     Token {
         #[command(subcommand)]
@@ -356,7 +358,29 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// A worker token instead: it only registers `murmur worker` machines of `--pool`
+        #[arg(long, requires = "pool")]
+        worker: bool,
+        /// The `workers` pool a worker token registers machines of
+        #[arg(long, requires = "worker", value_name = "NAME")]
+        pool: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The server's URL, e.g. `http://10.0.0.5:8080`
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// A worker token (`murmur token create --worker --pool NAME` on the server)
+    #[arg(long, env = "MURMUR_WORKER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: String,
+    /// The pool this machine joins; by default the one the token is for
+    #[arg(long, value_name = "NAME")]
+    pub pool: Option<String>,
+    /// Where the attempts' workspaces go
+    #[arg(long, default_value = "murmur-worker", value_name = "DIR")]
+    pub dir: std::path::PathBuf,
 }

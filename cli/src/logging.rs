@@ -25,6 +25,8 @@ pub enum LogFormat {
 pub fn init(cli: &Cli) {
     let (format, level) = match &cli.command {
         Command::Serve(args) => (args.log_format, "info"),
+        // A worker's registrations, attempts and reconnects are what its log is for.
+        Command::Worker(_) => (format_from_env(), "info"),
         _ => (format_from_env(), "warn"),
     };
     let filter = filter(level);

@@ -81,8 +81,15 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             command: RmCommand::Flight { name, target },
         } => commands::catalog::remove(&name, &target),
         Command::Serve(args) => commands::server::serve(&args),
+        Command::Worker(args) => commands::worker::run(&args),
         Command::Token { command } => match command {
-            TokenCommand::Create { name, db } => commands::server::create_token(&db, &name),
+            TokenCommand::Create {
+                name,
+                worker: true,
+                pool: Some(pool),
+                db,
+            } => commands::worker::create_token(&db, &name, &pool),
+            TokenCommand::Create { name, db, .. } => commands::server::create_token(&db, &name),
         },
         Command::Pr { command } => match command {
             PrCommand::Ls { json, db } => commands::pr::list(&db, json),

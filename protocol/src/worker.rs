@@ -10,8 +10,9 @@ use crate::{AttemptKey, AttemptSpec, AttemptUpdate};
 /// `POST /v1/workers/register`, with a worker token (`murmur token create --worker --pool P`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Register {
+    /// Empty: the pool the worker token is for.
     pub pool: String,
-    /// The machine's ephemeral X25519 public key (hex); secrets are sealed to it.
+    /// The machine's ephemeral X25519 public key (base64); secrets are sealed to it.
     pub public_key: String,
     /// For people: where the worker runs.
     pub host: String,
@@ -72,7 +73,7 @@ pub struct Acknowledged {
     pub stop: Vec<AttemptKey>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     pub key: AttemptKey,
     pub upto: u64,

@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/webhooks/github", post(super::webhooks::github))
         .merge(super::dashboard::router(state.clone()))
+        .merge(super::workers::routes())
         .fallback(|| async { ApiError::not_found("no such route; /v1/openapi.json lists them") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

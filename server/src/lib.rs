@@ -43,6 +43,7 @@ mod tests_openapi;
 mod tests_triggers;
 pub mod views;
 mod webhooks;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ struct Inner {
     pools: std::sync::OnceLock<Vec<murmur_engine::machine::PoolSpec>>,
     /// The dashboard's logged-in browsers.
     dashboard: dashboard::Sessions,
+    /// The `workers` pools' dispatch: attempts waiting for a worker, and those assigned.
+    workers: workers::Workers,
 }
 
 impl AppState {
@@ -98,6 +101,7 @@ impl AppState {
                 limiter: limit::Limiter::new(rate),
                 pools: std::sync::OnceLock::new(),
                 dashboard: dashboard::Sessions::default(),
+                workers: workers::Workers::default(),
             }),
         }
     }
@@ -108,6 +112,10 @@ impl AppState {
 
     fn store(&self) -> &murmur_engine::Store {
         &self.inner.executor.store
+    }
+
+    fn workers(&self) -> &workers::Workers {
+        &self.inner.workers
     }
 
     /// Shows `pools` (those of `pools:`) in `GET /v1/pools` and `/metrics`; the first call wins.
@@ -206,6 +214,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         options.webhook_secret,
         rate,
     );
+    workers::start(&state, &options.pools);
     state.show_pools(options.pools);
     tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));

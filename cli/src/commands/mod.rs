@@ -20,6 +20,7 @@ pub mod server;
 mod spawn;
 mod stream;
 mod view;
+pub mod worker;
 
 use clap::CommandFactory;
 

@@ -1,0 +1,216 @@
+use murmur_protocol::worker::Numbered;
+use murmur_protocol::{ExecSpec, Finished, PullRequestDraft, RuntimeSpec, Stream, WorkspaceSpec};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+
+use super::*;
+
+fn key(slug: &str) -> AttemptKey {
+    AttemptKey {
+        run_id: "r1".to_owned(),
+        slug: slug.to_owned(),
+        attempt: 1,
+    }
+}
+
+fn spec(slug: &str) -> AttemptSpec {
+    AttemptSpec {
+        key: key(slug),
+        prompt: String::new(),
+        runtime: RuntimeSpec::Exec(ExecSpec {
+            script: Ok("true".to_owned()),
+            script_env: Vec::new(),
+        }),
+        workspace: WorkspaceSpec {
+            repository: "/repo".to_owned(),
+            base: None,
+            start: None,
+            worktree: format!("r1/{slug}"),
+            plain: format!("r1/{slug}"),
+            branch: format!("murmur/r1/{slug}"),
+            merge: Vec::new(),
+            out: None,
+            pull_request: PullRequestDraft {
+                id: "p".to_owned(),
+                title: "t".to_owned(),
+            },
+            required: false,
+        },
+        env: Vec::new(),
+        upstream: Vec::new(),
+        timeout_secs: None,
+    }
+}
+
+fn line(seq: u64, text: &str) -> Numbered {
+    Numbered {
+        seq,
+        update: AttemptUpdate::Line {
+            stream: Stream::Stdout,
+            text: text.to_owned(),
+        },
+    }
+}
+
+fn ended(seq: u64) -> Numbered {
+    Numbered {
+        seq,
+        update: AttemptUpdate::Ended {
+            outcome: Ok(Finished {
+                response: "done".to_owned(),
+                delivered: Default::default(),
+                local_pull_request: None,
+            }),
+        },
+    }
+}
+
+fn batch(slug: &str, updates: Vec<Numbered>) -> AttemptUpdates {
+    AttemptUpdates {
+        key: key(slug),
+        updates,
+    }
+}
+
+/// An attempt of `slug` assigned to machine `m1`, and what its driver receives.
+fn assigned(dispatch: &mut Dispatch, slug: &str) -> UnboundedReceiver<AttemptUpdate> {
+    let (updates, mut rx) = mpsc::unbounded_channel();
+    dispatch.enqueue(
+        "fleet",
+        Queued {
+            spec: spec(slug),
+            updates,
+        },
+    );
+    let queued = dispatch.take("fleet").expect("queued");
+    dispatch.assign("m1", queued);
+    assert_eq!(
+        rx.try_recv().ok(),
+        Some(AttemptUpdate::Placed {
+            machine: "m1".to_owned()
+        })
+    );
+    rx
+}
+
+fn received(rx: &mut UnboundedReceiver<AttemptUpdate>) -> Vec<String> {
+    let mut texts = Vec::new();
+    while let Ok(update) = rx.try_recv() {
+        texts.push(match update {
+            AttemptUpdate::Line { text, .. } => text,
+            AttemptUpdate::Ended { .. } => "ended".to_owned(),
+            other => format!("{other:?}"),
+        });
+    }
+    texts
+}
+
+fn taken(upto: u64, ended: bool, slug: &str) -> Accepted {
+    Accepted::Taken {
+        ack: Ack {
+            key: key(slug),
+            upto,
+        },
+        ended,
+    }
+}
+
+#[test]
+fn a_batch_sent_again_is_passed_on_once_and_acknowledged_again() {
+    let mut dispatch = Dispatch::default();
+    let mut rx = assigned(&mut dispatch, "a");
+    let first = batch("a", vec![line(1, "one"), line(2, "two")]);
+    assert_eq!(dispatch.accept("m1", first), taken(2, false, "a"));
+    // The answer was lost: the worker sends 1 and 2 again, with 3.
+    let again = batch("a", vec![line(1, "one"), line(2, "two"), line(3, "three")]);
+    assert_eq!(dispatch.accept("m1", again), taken(3, false, "a"));
+    assert_eq!(received(&mut rx), ["one", "two", "three"]);
+}
+
+#[test]
+fn a_gap_stops_at_the_missing_update_until_it_comes() {
+    let mut dispatch = Dispatch::default();
+    let mut rx = assigned(&mut dispatch, "a");
+    let gap = batch("a", vec![line(1, "one"), line(3, "three")]);
+    assert_eq!(dispatch.accept("m1", gap), taken(1, false, "a"));
+    let filled = batch("a", vec![line(3, "three"), line(2, "two")]);
+    assert_eq!(dispatch.accept("m1", filled), taken(3, false, "a"));
+    assert_eq!(received(&mut rx), ["one", "two", "three"]);
+}
+
+#[test]
+fn the_end_is_passed_once_and_then_the_attempt_is_no_ones() {
+    let mut dispatch = Dispatch::default();
+    let mut rx = assigned(&mut dispatch, "a");
+    let done = batch("a", vec![line(1, "one"), ended(2), line(3, "late")]);
+    assert_eq!(dispatch.accept("m1", done), taken(2, true, "a"));
+    assert!(!dispatch.holds("m1"));
+    assert_eq!(
+        dispatch.accept("m1", batch("a", vec![ended(2)])),
+        Accepted::Stop
+    );
+    assert_eq!(received(&mut rx), ["one", "ended"]);
+}
+
+#[test]
+fn another_machine_or_a_lost_one_passes_nothing_on_and_is_told_to_stop() {
+    let mut dispatch = Dispatch::default();
+    let mut rx = assigned(&mut dispatch, "a");
+    assert_eq!(
+        dispatch.accept("m2", batch("a", vec![line(1, "x")])),
+        Accepted::Stop
+    );
+    assert_eq!(dispatch.stops_for("m2", &[key("a")]), [key("a")]);
+
+    assert_eq!(dispatch.lose("m1"), [key("a")]);
+    assert_eq!(
+        dispatch.accept("m1", batch("a", vec![line(1, "x")])),
+        Accepted::Stop
+    );
+    assert_eq!(dispatch.stops_for("m1", &[key("a")]), [key("a")]);
+    assert!(received(&mut rx).is_empty());
+    assert!(rx.try_recv().is_err(), "the driver's channel closed: lost");
+}
+
+#[test]
+fn a_stop_ends_a_waiting_attempt_here_and_is_told_to_a_running_ones_machine() {
+    let mut dispatch = Dispatch::default();
+    let mut running = assigned(&mut dispatch, "a");
+    let (updates, mut waiting) = mpsc::unbounded_channel();
+    dispatch.enqueue(
+        "fleet",
+        Queued {
+            spec: spec("b"),
+            updates,
+        },
+    );
+
+    dispatch.stop("fleet", &key("b"));
+    assert!(matches!(
+        waiting.try_recv(),
+        Ok(AttemptUpdate::Ended {
+            outcome: Err(AttemptFailure {
+                kind: FailureKind::Stopped,
+                ..
+            })
+        })
+    ));
+    assert!(dispatch.take("fleet").is_none());
+
+    dispatch.stop("fleet", &key("a"));
+    dispatch.stop("fleet", &key("a"));
+    assert_eq!(
+        dispatch.stops_for("m1", &[key("a")]),
+        [key("a")],
+        "told once"
+    );
+    assert!(dispatch.stops_for("m1", &[key("a")]).is_empty());
+    assert!(received(&mut running).is_empty());
+}
+
+#[test]
+fn a_machine_is_told_to_stop_what_it_runs_but_was_never_given() {
+    let mut dispatch = Dispatch::default();
+    let _rx = assigned(&mut dispatch, "a");
+    let stops = dispatch.stops_for("m1", &[key("a"), key("ghost")]);
+    assert_eq!(stops, [key("ghost")]);
+}

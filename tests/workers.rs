@@ -1,0 +1,428 @@
+//! `murmur worker` end to end, real processes: a `murmur serve` with a `workers` pool and
+//! workers in folders of their own. Agents run on both workers and never more than the pool's
+//! two at once; a worker killed mid-agent has that attempt retried on the other; a worker
+//! paused past its lease is told to stop when it comes back, and nothing it sends afterwards
+//! is committed; wrong tokens, other pools and a server that is down.
+
+#[path = "../cli/tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use support::beacon::Beacon;
+use support::db::Backend;
+use support::fixture::Fixture;
+use support::session::DEADLINE;
+use support::{http, murmur};
+
+/// Short, so a silent worker is lost within a test's patience.
+const LEASE_SECS: &str = "2";
+const CONFIG: &str = "pools:\n  fleet: { placement: workers, max_vms: 2 }\n";
+
+/// A process whose stderr lines the test can wait for.
+struct Watched {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watched {
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the process starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line containing `needle`; panics with everything seen after the deadline.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {DEADLINE:?}: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Cluster {
+    fixture: Fixture,
+    server: Watched,
+    address: String,
+    api_token: String,
+    worker_token: String,
+    _dirs: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// A repository whose flight `job` is `flight(repository)`, and its server.
+    fn new(flight: impl FnOnce(&Fixture) -> String) -> Self {
+        let fixture = Fixture::with_history(&Backend::Sqlite, "workers");
+        fixture.write_config(CONFIG);
+        fixture.write_flight("job", &flight(&fixture));
+        let api_token = token(&fixture, &["token", "create", "--name", "tests"]);
+        let worker_token = token(
+            &fixture,
+            &[
+                "token",
+                "create",
+                "--worker",
+                "--pool",
+                "fleet",
+                "--name",
+                "fleet-workers",
+            ],
+        );
+        let (server, address) = serve(&fixture, "127.0.0.1:0");
+        Self {
+            fixture,
+            server,
+            address,
+            api_token,
+            worker_token,
+            _dirs: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self._dirs.path().join(name)
+    }
+
+    /// A worker of pool `fleet` in its own folder, once it registered.
+    fn worker(&self, name: &str) -> Watched {
+        let mut worker = self.start_worker(name, &self.worker_token, None);
+        worker.wait_for("registered machine");
+        worker
+    }
+
+    fn start_worker(&self, name: &str, token: &str, pool: Option<&str>) -> Watched {
+        let url = format!("http://{}", self.address);
+        let dir = self.dir(name);
+        let mut command = murmur(self.fixture.repo());
+        command.args(["worker", "--server", &url, "--token", token]);
+        command.arg("--dir").arg(&dir);
+        if let Some(pool) = pool {
+            command.args(["--pool", pool]);
+        }
+        Watched::spawn(command)
+    }
+
+    /// Starts the flight `job` over HTTP; returns the run's id.
+    fn start_run(&self) -> String {
+        let auth = format!("Bearer {}", self.api_token);
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let (status, body) = http(
+            &self.address,
+            "POST",
+            "/v1/flights/job/runs",
+            &headers,
+            "{}",
+        );
+        assert!(matches!(status, 201 | 202), "start: {status} {body}");
+        let run: serde_json::Value = serde_json::from_str(&body).expect("json");
+        run["run_id"]
+            .as_str()
+            .or(run["id"].as_str())
+            .expect("the run's id")
+            .to_owned()
+    }
+
+    /// Waits for the run to end (its event stream closes then) and returns its events.
+    fn events_until_ended(&self, run: &str) -> String {
+        let auth = format!("Bearer {}", self.api_token);
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Accept", "text/event-stream"),
+        ];
+        let (status, events) = http(
+            &self.address,
+            "GET",
+            &format!("/v1/runs/{run}/events"),
+            &headers,
+            "",
+        );
+        assert_eq!(status, 200, "events: {events}");
+        events
+    }
+
+    fn ledger(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.fixture.ledger)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The ledger's `start` lines of attempts that ran below worker `name`'s folder.
+    fn starts_on(&self, name: &str) -> Vec<String> {
+        let dir = self.dir(name).canonicalize().expect("the worker's folder");
+        let dir = dir.display().to_string();
+        self.ledger()
+            .into_iter()
+            .filter(|line| line.starts_with("start ") && line.contains(&dir))
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    /// A failed test shows what the server said.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.server.child.kill();
+            let said: Vec<String> = self.server.lines.try_iter().collect();
+            eprintln!(
+                "the server said:\n{}\n{}",
+                self.server.seen.join("\n"),
+                said.join("\n")
+            );
+        }
+    }
+}
+
+fn token(fixture: &Fixture, args: &[&str]) -> String {
+    let out = fixture.murmur(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn serve(fixture: &Fixture, bind: &str) -> (Watched, String) {
+    let mut command = fixture.command(&["serve", "--bind", bind]);
+    command.env("MURMUR_MACHINE_LEASE_TTL", LEASE_SECS);
+    let mut server = Watched::spawn(command);
+    let line = server.wait_for("listening on http://");
+    let address = line
+        .split("listening on http://")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .to_owned();
+    (server, address)
+}
+
+/// An agent of pool `fleet` that notes where it runs, reports, waits for `go`, and notes its end.
+fn agent(slug: &str, ledger: &Path, beacon: &Beacon, go: &Path) -> String {
+    format!(
+        "## {slug}\n> retries: 1\n> command: echo \"start {slug} $MURMUR_ATTEMPT $PWD\" >> {ledger}; {signal}; until [ -e {go} ]; do sleep 0.05; done; echo \"output-of-attempt-$MURMUR_ATTEMPT\"; echo \"end {slug}\" >> {ledger}\n\n",
+        ledger = ledger.display(),
+        signal = beacon.signal(),
+        go = go.display(),
+    )
+}
+
+fn flight(agents: &str) -> String {
+    format!("---\nruntime: exec\npool: fleet\n---\n# Job\n\n{agents}")
+}
+
+/// A cluster whose flight has the agents `slugs`, all waiting for the same `go` file.
+fn cluster_with(slugs: &[&str], beacon: &Beacon) -> (Cluster, PathBuf) {
+    let cluster = Cluster::new(|fixture| {
+        let go = fixture.path("go");
+        let agents: String = slugs
+            .iter()
+            .map(|slug| agent(slug, &fixture.ledger, beacon, &go))
+            .collect();
+        flight(&agents)
+    });
+    let go = cluster.fixture.path("go");
+    (cluster, go)
+}
+
+fn touch(path: &Path) {
+    std::fs::write(path, "").expect("touch");
+}
+
+#[test]
+fn agents_run_on_both_workers_never_more_than_two_at_once() {
+    let beacon = Beacon::bind();
+    let (cluster, go) = cluster_with(&["a", "b", "c", "d"], &beacon);
+    let _one = cluster.worker("one");
+    let _two = cluster.worker("two");
+    let run = cluster.start_run();
+    beacon.wait("a first agent");
+    beacon.wait("a second agent");
+    touch(&go);
+    for _ in 0..2 {
+        beacon.wait("a later agent");
+    }
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+
+    let (mut running, mut most) = (0i32, 0i32);
+    for line in cluster.ledger() {
+        running += if line.starts_with("start ") { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert_eq!(most, 2, "two at once, never more: {:#?}", cluster.ledger());
+    assert!(
+        !cluster.starts_on("one").is_empty(),
+        "{:#?}",
+        cluster.ledger()
+    );
+    assert!(
+        !cluster.starts_on("two").is_empty(),
+        "{:#?}",
+        cluster.ledger()
+    );
+    let shown = cluster.fixture.show(&run);
+    let machines: Vec<&str> = shown["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|agent| agent["machine"].as_str())
+        .collect();
+    assert_eq!(
+        machines.len(),
+        4,
+        "each agent's machine is recorded: {shown:#}"
+    );
+    let distinct: std::collections::BTreeSet<&str> = machines.into_iter().collect();
+    assert_eq!(distinct.len(), 2, "{shown:#}");
+}
+
+#[test]
+fn a_killed_worker_s_attempt_is_retried_on_the_other() {
+    let beacon = Beacon::bind();
+    let (cluster, go) = cluster_with(&["a"], &beacon);
+    let mut one = cluster.worker("one");
+    let mut two = cluster.worker("two");
+    let run = cluster.start_run();
+    beacon.wait("the first attempt");
+    let (victim, survivor) = if cluster.starts_on("one").is_empty() {
+        (&mut two, "one")
+    } else {
+        (&mut one, "two")
+    };
+    victim.signal("-KILL");
+    beacon.wait("the retried attempt");
+    touch(&go);
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+    let retried = cluster.starts_on(survivor);
+    assert_eq!(retried.len(), 1, "{:#?}", cluster.ledger());
+    assert!(retried[0].starts_with("start a 2 "), "{retried:?}");
+}
+
+#[test]
+fn a_paused_worker_is_told_to_stop_and_what_it_sends_later_is_not_committed() {
+    let beacon = Beacon::bind();
+    let (cluster, go) = cluster_with(&["a"], &beacon);
+    let mut one = cluster.worker("one");
+    let mut two = cluster.worker("two");
+    let run = cluster.start_run();
+    beacon.wait("the first attempt");
+    let paused = if cluster.starts_on("one").is_empty() {
+        &mut two
+    } else {
+        &mut one
+    };
+    paused.signal("-STOP");
+    // Its lease runs out; the attempt starts again on the other worker.
+    beacon.wait("the retried attempt");
+    touch(&go);
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+
+    // The first attempt finished meanwhile; its worker learns that it is no longer its own.
+    paused.signal("-CONT");
+    paused.wait_for("no longer takes updates of attempt");
+    let logs = cluster.fixture.logs(&run).join("\n");
+    assert!(logs.contains("output-of-attempt-2"), "{logs}");
+    assert!(!logs.contains("output-of-attempt-1"), "{logs}");
+}
+
+#[test]
+fn a_wrong_token_is_refused_with_401_and_tried_again() {
+    let beacon = Beacon::bind();
+    let (cluster, _go) = cluster_with(&["a"], &beacon);
+    let mut worker = cluster.start_worker("one", "murw_wrong", None);
+    let first = worker.wait_for("refused the worker token (401)");
+    assert!(first.contains("murmur token create --worker"), "{first}");
+    worker.wait_for("refused the worker token (401)");
+    assert!(
+        worker.child.try_wait().expect("wait").is_none(),
+        "it keeps trying"
+    );
+}
+
+#[test]
+fn a_worker_of_another_pool_is_refused() {
+    let beacon = Beacon::bind();
+    let (cluster, _go) = cluster_with(&["a"], &beacon);
+    let mut worker = cluster.start_worker("one", &cluster.worker_token, Some("gpu"));
+    let refusal = worker.wait_for("error:");
+    assert!(refusal.contains("403"), "{refusal}");
+    assert!(
+        refusal.contains("pool `fleet` only, not `gpu`"),
+        "{refusal}"
+    );
+    let status = worker.child.wait().expect("the worker ends");
+    assert_eq!(status.code(), Some(2));
+}
+
+#[test]
+fn a_worker_reconnects_to_a_server_that_was_down() {
+    let beacon = Beacon::bind();
+    let (mut cluster, go) = cluster_with(&["a"], &beacon);
+    let mut worker = cluster.worker("one");
+    cluster.server.signal("-KILL");
+    worker.wait_for("cannot ask for work");
+    let (server, address) = serve(&cluster.fixture, &cluster.address);
+    assert_eq!(address, cluster.address);
+    cluster.server = server;
+    touch(&go);
+    let run = cluster.start_run();
+    beacon.wait("the agent on the reconnected worker");
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+    assert_eq!(cluster.starts_on("one").len(), 1, "{:#?}", cluster.ledger());
+}

@@ -1,0 +1,172 @@
+//! One registration's life: a poller asks for work (renewing the machine's lease) and starts
+//! and stops attempts; a sender sends what the outbox holds until it is acknowledged. Both
+//! ride out a server that is down with backoff; a refused credential ends the session (its
+//! attempts are stopped) and the worker registers again.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use murmur_protocol::worker::{Poll, Registered, Work};
+use murmur_protocol::{AttemptKey, AttemptSpec, AttemptUpdate};
+use tokio::sync::{Notify, mpsc};
+
+use crate::backoff::Backoff;
+use crate::client::{Client, Error};
+use crate::outbox::Outbox;
+
+/// What the poller, the sender and the attempts share.
+#[derive(Default)]
+struct Shared {
+    /// Attempts running now, with what stops each.
+    running: BTreeMap<AttemptKey, murmur_attempt::Stop>,
+    outbox: Outbox,
+}
+
+pub struct Session {
+    client: Client,
+    machine: Arc<murmur_attempt::Machine>,
+    registered: Registered,
+    shared: Arc<Mutex<Shared>>,
+    /// Woken when the outbox has something new.
+    filled: Arc<Notify>,
+}
+
+impl Session {
+    pub fn new(
+        client: Client,
+        machine: Arc<murmur_attempt::Machine>,
+        registered: Registered,
+    ) -> Self {
+        Self {
+            client,
+            machine,
+            registered,
+            shared: Arc::default(),
+            filled: Arc::default(),
+        }
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.shared)
+    }
+
+    /// Until the server refuses the machine's credential.
+    pub async fn run(self) {
+        let sender = tokio::spawn(send(
+            self.client.clone(),
+            self.registered.credential.clone(),
+            self.shared.clone(),
+            self.filled.clone(),
+        ));
+        self.poll().await;
+        sender.abort();
+        let running = std::mem::take(&mut self.shared().running);
+        for (_, stop) in running {
+            stop.stop();
+        }
+    }
+
+    async fn poll(&self) {
+        // A third of the lease, so two polls can fail before the machine is lost.
+        let wait = Duration::from_secs(self.registered.lease_secs) / 3;
+        let mut backoff = Backoff::default();
+        loop {
+            let running = self.shared().running.keys().cloned().collect();
+            let poll = Poll {
+                running,
+                wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            };
+            match self.client.poll(&self.registered.credential, &poll).await {
+                Ok(work) => {
+                    backoff.reset();
+                    self.take(work);
+                    continue;
+                }
+                Err(Error::Unauthorized(message)) => {
+                    tracing::error!(
+                        "the server refused this machine's credential (401): {message}"
+                    );
+                    return;
+                }
+                Err(error) => tracing::warn!(
+                    "cannot ask for work: {error}; trying again in {:?}",
+                    backoff.peek()
+                ),
+            }
+            backoff.wait().await;
+        }
+    }
+
+    fn take(&self, work: Work) {
+        for key in work.stop {
+            if let Some(stop) = self.shared().running.remove(&key) {
+                tracing::warn!("stopping attempt {key}: the server says so");
+                stop.stop();
+            }
+        }
+        for spec in work.start {
+            self.start(spec);
+        }
+    }
+
+    fn start(&self, spec: AttemptSpec) {
+        let key = spec.key.clone();
+        tracing::info!("starting attempt {key}");
+        let (updates, mut received) = mpsc::unbounded_channel();
+        let stop = murmur_attempt::start(self.machine.clone(), spec, updates);
+        self.shared().running.insert(key.clone(), stop);
+        let (shared, filled) = (self.shared.clone(), self.filled.clone());
+        tokio::spawn(async move {
+            while let Some(update) = received.recv().await {
+                let ended = matches!(update, AttemptUpdate::Ended { .. });
+                let mut shared = lock(&shared);
+                shared.outbox.push(&key, update);
+                if ended {
+                    shared.running.remove(&key);
+                }
+                drop(shared);
+                filled.notify_one();
+            }
+        });
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Sends the outbox until it is empty, then waits for it to fill; after a failure, sends
+/// everything unacknowledged again.
+async fn send(client: Client, credential: String, shared: Arc<Mutex<Shared>>, filled: Arc<Notify>) {
+    let mut backoff = Backoff::default();
+    loop {
+        let pending = lock(&shared).outbox.pending();
+        let Some(updates) = pending else {
+            filled.notified().await;
+            continue;
+        };
+        match client.updates(&credential, &updates).await {
+            Ok(answer) => {
+                backoff.reset();
+                let mut shared = lock(&shared);
+                for key in shared.outbox.acknowledge(&answer) {
+                    tracing::warn!(
+                        "the server no longer takes updates of attempt {key} (this machine was lost meanwhile); stopping it and dropping them"
+                    );
+                    if let Some(stop) = shared.running.remove(&key) {
+                        stop.stop();
+                    }
+                }
+                continue;
+            }
+            // The poller notices too, and ends the session.
+            Err(Error::Unauthorized(_)) => {}
+            Err(error) => tracing::warn!(
+                "cannot send updates: {error}; trying again in {:?}",
+                backoff.peek()
+            ),
+        }
+        backoff.wait().await;
+    }
+}
