@@ -36,7 +36,7 @@ pub async fn require_token(
         .ok_or_else(ApiError::unauthorized)?,
     };
     let token = token.as_str();
-    let Some(name) = state.store().token_name(token).await? else {
+    let Some(name) = state.store().authenticate(token).await? else {
         return Err(ApiError::unauthorized());
     };
     if let Err(wait) = state.inner.limiter.take(&name, std::time::Instant::now()) {

@@ -10,6 +10,7 @@ use murmur_parser::{Flight, Parsed, Source};
 
 use super::AppState;
 use super::error::ApiError;
+use super::parsed::{Parse, Version};
 
 /// Where a flight came from.
 #[derive(Debug, Clone)]
@@ -49,24 +50,46 @@ fn invalid(name: &str, parsed: &Parsed) -> ApiError {
 
 /// Flight `name`: the catalog's latest generation, else the repository's file; `None` when
 /// neither exists. An invalid file is an error, so the caller can show why it cannot run.
+/// Parsed once per generation or file text (see `parsed`).
 pub async fn find(state: &AppState, name: &str) -> Result<Option<Known>, ApiError> {
     if !valid_flight_name(name) {
         return Ok(None);
     }
     if let Some(saved) = state.store().catalog_flight(name, None).await? {
-        return from_catalog(saved).map(Some);
+        return cached_catalog(state, saved).map(Some);
     }
     let path = file_of(state, name);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let (source, flight) = parse_valid(name, &text)?;
-    Ok(Some(Known {
-        name: name.to_owned(),
-        source: source.text().to_owned(),
-        flight,
-        origin: Origin::Repository(path),
-    }))
+    let parse = state
+        .inner
+        .parsed
+        .parse(name, Version::Text(text.as_str().into()), &text);
+    known(name, parse, Origin::Repository(path)).map(Some)
+}
+
+/// A catalog generation, parsed once.
+fn cached_catalog(state: &AppState, saved: FlightGeneration) -> Result<Known, ApiError> {
+    let version = Version::Generation(saved.generation);
+    let parse = state
+        .inner
+        .parsed
+        .parse(&saved.name, version, &saved.markdown);
+    known(&saved.name.clone(), parse, Origin::Catalog(saved))
+}
+
+/// A flight from its kept parse; the 400 with every diagnostic when it is invalid.
+fn known(name: &str, parse: Parse, origin: Origin) -> Result<Known, ApiError> {
+    match parse {
+        Parse::Valid { source, flight } => Ok(Known {
+            name: name.to_owned(),
+            source: source.as_ref().to_owned(),
+            flight: Flight::clone(&flight),
+            origin,
+        }),
+        Parse::Invalid(parsed) => Err(invalid(name, &parsed)),
+    }
 }
 
 pub fn from_catalog(saved: FlightGeneration) -> Result<Known, ApiError> {
@@ -93,7 +116,7 @@ pub async fn flights(state: &AppState) -> Vec<Known> {
     let mut known: Vec<Known> = match state.store().catalog_flights().await {
         Ok(saved) => saved
             .into_iter()
-            .filter_map(|s| from_catalog(s).ok())
+            .filter_map(|s| cached_catalog(state, s).ok())
             .collect(),
         Err(error) => {
             tracing::error!(%error, "cannot read the flight catalog");
@@ -124,13 +147,9 @@ fn repository_files(state: &AppState) -> Vec<Known> {
                 return None;
             }
             let text = std::fs::read_to_string(&path).ok()?;
-            let (source, flight) = parse_valid(&name, &text).ok()?;
-            Some(Known {
-                name,
-                source: source.text().to_owned(),
-                flight,
-                origin: Origin::Repository(path),
-            })
+            let version = Version::Text(text.as_str().into());
+            let parse = state.inner.parsed.parse(&name, version, &text);
+            known(&name, parse, Origin::Repository(path)).ok()
         })
         .collect()
 }

@@ -18,6 +18,7 @@ mod listen;
 pub mod machines;
 mod metrics;
 mod openapi;
+mod parsed;
 mod runs;
 mod start;
 mod supervisor;
@@ -40,10 +41,11 @@ mod tests_metrics;
 #[cfg(test)]
 mod tests_openapi;
 #[cfg(test)]
+mod tests_start;
+#[cfg(test)]
 mod tests_triggers;
 pub mod views;
 mod webhooks;
-mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,10 +73,10 @@ struct Inner {
     /// The pools of `pools:` in `.murmur/murmur.yaml`, set once by [`serve`]; `local` is shown
     /// whether or not it is configured.
     pools: std::sync::OnceLock<Vec<murmur_engine::machine::PoolSpec>>,
+    /// Flights parsed once per catalog generation or file text.
+    parsed: parsed::Cache,
     /// The dashboard's logged-in browsers.
     dashboard: dashboard::Sessions,
-    /// The `workers` pools' dispatch: attempts waiting for a worker, and those assigned.
-    workers: workers::Workers,
 }
 
 impl AppState {
@@ -100,8 +102,8 @@ impl AppState {
                 webhook_secret,
                 limiter: limit::Limiter::new(rate),
                 pools: std::sync::OnceLock::new(),
+                parsed: parsed::Cache::default(),
                 dashboard: dashboard::Sessions::default(),
-                workers: workers::Workers::default(),
             }),
         }
     }
@@ -112,10 +114,6 @@ impl AppState {
 
     fn store(&self) -> &murmur_engine::Store {
         &self.inner.executor.store
-    }
-
-    fn workers(&self) -> &workers::Workers {
-        &self.inner.workers
     }
 
     /// Shows `pools` (those of `pools:`) in `GET /v1/pools` and `/metrics`; the first call wins.
@@ -214,7 +212,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         options.webhook_secret,
         rate,
     );
-    workers::start(&state, &options.pools);
     state.show_pools(options.pools);
     tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));

@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use murmur_engine::executor::{self, PreparedRun, StartRequest};
 use murmur_engine::store::claims::{self, Claim, Claimed, ClaimedRun};
 use murmur_engine::{RunStatus, Store};
+use murmur_parser::Flight;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -21,6 +22,9 @@ use super::body::json_body;
 use super::error::{ApiError, ErrorEnvelope};
 use super::supervisor::Trigger;
 use super::{AppState, catalog};
+
+/// The pool every agent runs on until pools are chosen per agent (as the driver has it).
+const LOCAL_POOL: &str = "local";
 
 /// `POST /v1/flights/{name}/runs`: the run's inputs (an empty body means none).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -36,7 +40,9 @@ pub struct StartBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     pub run_id: String,
-    /// `queued` or `running` for a start, `running` for a retry, `canceling` for a cancel.
+    /// For a start, `queued` when `max_concurrent` or the pool makes the run wait (as the
+    /// store had them when it was accepted), else `running`; `running` for a retry,
+    /// `canceling` for a cancel.
     pub status: String,
 }
 
@@ -123,7 +129,10 @@ pub async fn start_run(
     let run_id = prepared.id.clone();
     let committing = tokio::spawn(commit(state.clone(), key, prepared));
     match committing.await.map_err(ApiError::internal)?? {
-        Claimed::Won => Ok(accepted((run_id, RunStatus::Running.as_str().to_owned()))),
+        Claimed::Won => {
+            let status = status_at_start(&state, &known.flight, &name, &run_id).await;
+            Ok(accepted((run_id, status.as_str().to_owned())))
+        }
         Claimed::Lost(runs) => claimed_answer(store, &runs, &name).await,
         Claimed::Pending => Err(in_progress()),
     }
@@ -140,6 +149,36 @@ async fn commit(
         .start_runs(claim, std::slice::from_ref(&run), Trigger::Http)
         .await
         .map_err(start_error)
+}
+
+/// The status a new run starts in: `queued` when the flight's `max_concurrent` or the
+/// pool makes it wait (as the store has them now), else `running`. The run is committed and
+/// driven already, so a store that cannot say answers what the run's row says: `queued`.
+async fn status_at_start(state: &AppState, flight: &Flight, name: &str, run_id: &str) -> RunStatus {
+    match must_wait(state, flight, name, run_id).await {
+        Ok(true) => RunStatus::Queued,
+        Ok(false) => RunStatus::Running,
+        Err(error) => {
+            tracing::warn!(run = %run_id, %error, "cannot tell whether the new run waits");
+            RunStatus::Queued
+        }
+    }
+}
+
+async fn must_wait(
+    state: &AppState,
+    flight: &Flight,
+    name: &str,
+    run_id: &str,
+) -> Result<bool, murmur_engine::store::Error> {
+    let store = state.store();
+    let limit = flight.frontmatter.max_concurrent as usize;
+    if limit > 0 && store.runs_ahead(name, run_id).await? >= limit {
+        return Ok(true);
+    }
+    let executor = state.executor();
+    let now = executor.clock.stamp();
+    store.pool_is_full(LOCAL_POOL, executor.slots, &now).await
 }
 
 fn start_error(error: executor::Error) -> ApiError {

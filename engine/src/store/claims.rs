@@ -10,7 +10,7 @@
 
 use sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 
-use super::backend::Tx;
+use super::creation::{Created, Creation};
 use super::schema::{Runs, ScheduleTicks};
 use super::statements::{RUN_COLUMNS, agent_upserts};
 use super::{AgentUpdate, Error, NewRun, Store};
@@ -19,7 +19,7 @@ use crate::state::RunStatus;
 /// How long a claimant waits for a concurrent winner's commit (PostgreSQL's `lock_timeout`;
 /// SQLite waits for its write lock as long as its busy timeout).
 pub const CLAIM_WAIT: &str = "5s";
-const SET_CLAIM_WAIT: &str = "SET LOCAL lock_timeout = '5s'";
+pub(super) const SET_CLAIM_WAIT: &str = "SET LOCAL lock_timeout = '5s'";
 /// PostgreSQL's `lock_not_available`: the lock timeout ran out.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -93,42 +93,33 @@ struct TickRun {
 
 impl Store {
     /// Creates `runs` (queued, agents pending) in one transaction, after taking `claim` first
-    /// when there is one. `at` is when the claim was taken.
+    /// when there is one. `at` is when the claim was taken. Written by the store's writer
+    /// with whatever else is queued, so concurrent starts share one commit.
     pub async fn create_runs(
         &self,
         claim: Option<Claim<'_>>,
         runs: &[NewRun<'_>],
         at: &str,
     ) -> Result<Claimed, Error> {
-        let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
-        if let Some(claim) = claim {
-            if matches!(tx, Tx::Postgres(_)) {
-                tx.raw(SET_CLAIM_WAIT).await.map_err(|e| self.fail(e))?;
-            }
-            let first = runs.first().map(|run| run.id);
-            match tx.execute(&self.claim_insert(claim, first, at)).await {
-                Ok(0) => {
-                    drop(tx);
-                    return self.claim_winner(claim).await.map(Claimed::Lost);
-                }
-                Ok(_) => {}
-                Err(error) if lock_not_available(&error) => return Ok(Claimed::Pending),
-                Err(error) => return Err(self.fail(error)),
-            }
-        }
-        for run in runs {
-            for insert in self.run_inserts(run) {
-                tx.execute(&insert).await.map_err(|e| self.fail(e))?;
-            }
-        }
+        let first = runs.first().map(|run| run.id);
+        let mut inserts: Vec<_> = runs.iter().flat_map(|run| self.run_inserts(run)).collect();
         if let Some(Claim::Key(key)) = claim
             && !runs.is_empty()
         {
-            let insert = self.claimed_runs_insert(key, runs);
-            tx.execute(&insert).await.map_err(|e| self.fail(e))?;
+            inserts.push(self.claimed_runs_insert(key, runs));
         }
-        tx.commit().await.map_err(|e| self.fail(e))?;
-        Ok(Claimed::Won)
+        let creation = Creation {
+            claim: claim.map(|claim| self.claim_insert(claim, first, at)),
+            inserts,
+        };
+        match (self.writer.create(creation).await?, claim) {
+            (Created::Won, _) => Ok(Claimed::Won),
+            (Created::Pending, _) => Ok(Claimed::Pending),
+            (Created::Lost, Some(claim)) => self.claim_winner(claim).await.map(Claimed::Lost),
+            (Created::Lost, None) => Err(Error::NotWritten(
+                "the writer lost a claim that was never made".to_owned(),
+            )),
+        }
     }
 
     /// The runs `key` started, when it was claimed.
@@ -254,6 +245,6 @@ impl Store {
     }
 }
 
-fn lock_not_available(error: &sqlx::Error) -> bool {
+pub(super) fn lock_not_available(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE))
 }

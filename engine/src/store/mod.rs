@@ -2,10 +2,12 @@
 //! log, on SQLite (embedded default) or PostgreSQL. A commit appends events and updates the
 //! current state in one transaction, guarded by the run's version.
 
+mod admission;
 mod backend;
 mod catalog;
 pub mod claims;
 mod counts;
+mod creation;
 mod finished;
 mod lease;
 pub mod listing;
@@ -21,6 +23,7 @@ pub mod secrets;
 mod server;
 mod statements;
 mod ticks;
+pub mod tokens;
 mod waiters;
 pub mod worker_tokens;
 mod writer;
@@ -174,6 +177,8 @@ pub struct Store {
     location: String,
     tenant: String,
     notifier: std::sync::Arc<notify::Notifier>,
+    /// Recently looked-up API tokens (see `tokens`).
+    tokens: std::sync::Arc<tokens::Cache>,
 }
 
 impl Store {
@@ -199,6 +204,7 @@ impl Store {
             location,
             tenant: "local".to_owned(),
             notifier,
+            tokens: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

@@ -1,6 +1,7 @@
-//! Group commit: one writer task per store takes every checkpoint queued at the moment and
-//! writes them in one transaction, so concurrent runs share an fsync instead of paying one
-//! each. A savepoint per checkpoint keeps one run's version conflict from failing the others.
+//! Group commit: one writer task per store takes every checkpoint (and every set of new runs)
+//! queued at the moment and writes them in one transaction, so concurrent runs share an fsync
+//! instead of paying one each. A savepoint per checkpoint keeps one run's version conflict
+//! from failing the others, and one per creation keeps a lost claim from keeping anything.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use tokio::sync::{mpsc, oneshot};
 
 use super::backend::{Backend, Tx};
+use super::creation::{Created, Creation};
 use super::notify::Notifier;
 use super::schema::Runs;
 use super::statements::{agent_upserts, event_inserts};
@@ -53,9 +55,61 @@ impl From<&Commit<'_>> for Checkpoint {
     }
 }
 
-struct Request {
-    checkpoint: Checkpoint,
-    reply: oneshot::Sender<Result<i64, Error>>,
+/// What the writer is asked to write, with where its outcome goes.
+enum Request {
+    Checkpoint {
+        checkpoint: Box<Checkpoint>,
+        reply: oneshot::Sender<Result<i64, Error>>,
+    },
+    /// New runs (under their claim): a start shares the fsync of every checkpoint and start
+    /// queued with it instead of paying one of its own.
+    Create {
+        creation: Box<Creation>,
+        reply: oneshot::Sender<Result<Created, Error>>,
+    },
+}
+
+/// What writing one request came to.
+enum Outcome {
+    Version(Result<i64, Error>),
+    Created(Created),
+}
+
+impl Request {
+    /// The run a written checkpoint moved to `version`, for its watchers.
+    fn committed(&self, outcome: &Outcome) -> Option<(&str, i64)> {
+        match (self, outcome) {
+            (Request::Checkpoint { checkpoint, .. }, Outcome::Version(Ok(version))) => {
+                Some((checkpoint.run_id.as_str(), *version))
+            }
+            _ => None,
+        }
+    }
+
+    fn answer(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Request::Checkpoint { reply, .. }, Outcome::Version(result)) => {
+                let _ = reply.send(result);
+            }
+            (Request::Create { reply, .. }, Outcome::Created(created)) => {
+                let _ = reply.send(Ok(created));
+            }
+            (request, _) => request.fail(Error::NotWritten(
+                "the writer mixed up its answers".to_owned(),
+            )),
+        }
+    }
+
+    fn fail(self, error: Error) {
+        match self {
+            Request::Checkpoint { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Request::Create { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -115,11 +169,27 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::NotWritten("the store's writer has stopped".to_owned());
         self.requests
-            .send(Request { checkpoint, reply })
+            .send(Request::Checkpoint {
+                checkpoint: Box::new(checkpoint),
+                reply,
+            })
             .map_err(|_| stopped())?;
         let written = answer.await.map_err(|_| stopped())?;
         self.latency.observe(started.elapsed());
         written
+    }
+
+    /// Writes new runs with the next group.
+    pub async fn create(&self, creation: Creation) -> Result<Created, Error> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::NotWritten("the store's writer has stopped".to_owned());
+        self.requests
+            .send(Request::Create {
+                creation: Box::new(creation),
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -138,29 +208,36 @@ async fn write_loop(
             group.push(next);
         }
         match write_group(&backend, &group, &notifier.instance).await {
-            Ok(results) => {
-                for (request, result) in group.iter().zip(&results) {
-                    if let Ok(version) = result {
-                        notifier.committed(&request.checkpoint.run_id, *version);
+            Ok(outcomes) => {
+                for (request, outcome) in group.iter().zip(&outcomes) {
+                    if let Some((run, version)) = request.committed(outcome) {
+                        notifier.committed(run, version);
                     }
                 }
-                stats.transactions.fetch_add(1, Ordering::Relaxed);
+                let checkpoints = group
+                    .iter()
+                    .filter(|r| matches!(r, Request::Checkpoint { .. }))
+                    .count();
+                // Counted as checkpoint transactions only when they carried checkpoints.
+                if checkpoints > 0 {
+                    stats.transactions.fetch_add(1, Ordering::Relaxed);
+                }
                 stats
                     .checkpoints
-                    .fetch_add(group.len() as u64, Ordering::Relaxed);
-                for (request, result) in group.into_iter().zip(results) {
-                    let _ = request.reply.send(result);
+                    .fetch_add(checkpoints as u64, Ordering::Relaxed);
+                for (request, outcome) in group.into_iter().zip(outcomes) {
+                    request.answer(outcome);
                 }
             }
             Err(error) => {
                 let error = classify(&location, error);
                 let message = error.to_string();
-                let mut replies = group.into_iter().map(|request| request.reply);
-                if let Some(first) = replies.next() {
-                    let _ = first.send(Err(error));
+                let mut requests = group.into_iter();
+                if let Some(first) = requests.next() {
+                    first.fail(error);
                 }
-                for reply in replies {
-                    let _ = reply.send(Err(same_kind(&location, &message)));
+                for request in requests {
+                    request.fail(same_kind(&location, &message));
                 }
             }
         }
@@ -183,48 +260,24 @@ async fn write_group(
     backend: &Backend,
     group: &[Request],
     instance: &str,
-) -> sqlx::Result<Vec<Result<i64, Error>>> {
+) -> sqlx::Result<Vec<Outcome>> {
     let mut tx = backend.begin().await?;
-    let mut results = Vec::with_capacity(group.len());
+    let mut outcomes = Vec::with_capacity(group.len());
     for request in group {
-        tx.raw("SAVEPOINT checkpoint").await?;
-        let checkpoint = &request.checkpoint;
-        let refused = match write_one(&mut tx, checkpoint).await? {
-            Written::Version(version) => {
-                tx.raw("RELEASE SAVEPOINT checkpoint").await?;
-                results.push(Ok(version));
-                continue;
+        outcomes.push(match request {
+            Request::Checkpoint { checkpoint, .. } => {
+                Outcome::Version(write_checkpoint(&mut tx, checkpoint).await?)
             }
-            Written::Refused => None,
-            Written::PoolFull { available } => Some(Error::PoolFull {
-                pool: checkpoint
-                    .machines
-                    .as_ref()
-                    .map(|m| m.pool.clone())
-                    .unwrap_or_default(),
-                available,
-            }),
-        };
-        tx.raw("ROLLBACK TO SAVEPOINT checkpoint").await?;
-        tx.raw("RELEASE SAVEPOINT checkpoint").await?;
-        if let (Some(Error::PoolFull { .. }), Some(machines)) = (&refused, &checkpoint.machines) {
-            // Kept though the checkpoint is not: from now on younger runs let this one go first.
-            let (tenant, run) = (&checkpoint.tenant, &checkpoint.run_id);
-            super::waiters::wait(&mut tx, tenant, run, machines, machines.hold.len()).await?;
-        }
-        results.push(Err(match refused {
-            Some(full) => full,
-            None => refusal(&mut tx, checkpoint).await?,
-        }));
+            Request::Create { creation, .. } => {
+                Outcome::Created(super::creation::write(&mut tx, creation).await?)
+            }
+        });
     }
     if matches!(tx, Tx::Postgres(_)) {
         let written: Vec<(&str, i64)> = group
             .iter()
-            .zip(&results)
-            .filter_map(|(request, result)| {
-                let version = *result.as_ref().ok()?;
-                Some((request.checkpoint.run_id.as_str(), version))
-            })
+            .zip(&outcomes)
+            .filter_map(|(request, outcome)| request.committed(outcome))
             .collect();
         // Delivered to the other processes' listeners when (and only if) this commits.
         for payload in super::notify::payloads(instance, &written) {
@@ -232,7 +285,41 @@ async fn write_group(
         }
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(outcomes)
+}
+
+/// One checkpoint in its savepoint: its new version, or why it was refused.
+async fn write_checkpoint(
+    tx: &mut Tx,
+    checkpoint: &Checkpoint,
+) -> sqlx::Result<Result<i64, Error>> {
+    tx.raw("SAVEPOINT checkpoint").await?;
+    let refused = match write_one(tx, checkpoint).await? {
+        Written::Version(version) => {
+            tx.raw("RELEASE SAVEPOINT checkpoint").await?;
+            return Ok(Ok(version));
+        }
+        Written::Refused => None,
+        Written::PoolFull { available } => Some(Error::PoolFull {
+            pool: checkpoint
+                .machines
+                .as_ref()
+                .map(|m| m.pool.clone())
+                .unwrap_or_default(),
+            available,
+        }),
+    };
+    tx.raw("ROLLBACK TO SAVEPOINT checkpoint").await?;
+    tx.raw("RELEASE SAVEPOINT checkpoint").await?;
+    if let (Some(Error::PoolFull { .. }), Some(machines)) = (&refused, &checkpoint.machines) {
+        // Kept though the checkpoint is not: from now on younger runs let this one go first.
+        let (tenant, run) = (&checkpoint.tenant, &checkpoint.run_id);
+        super::waiters::wait(tx, tenant, run, machines, machines.hold.len()).await?;
+    }
+    Ok(Err(match refused {
+        Some(full) => full,
+        None => refusal(tx, checkpoint).await?,
+    }))
 }
 
 /// What writing one checkpoint came to (inside its savepoint).

@@ -1,0 +1,80 @@
+//! Whether a new run will have to wait: what a start answers (`queued` or `running`) before
+//! any driver has looked at the run. The same rules as the driver's, read from the store:
+//! `max_concurrent` counts the flight's running runs and the queued ones older than this one,
+//! first come first served; a pool with every machine held, or with runs already waiting for
+//! it, makes a new run wait behind them.
+
+use sea_query::{Cond, Expr, ExprTrait, Query};
+
+use super::schema::Runs;
+use super::{Error, Store};
+use crate::state::RunStatus;
+
+#[derive(sqlx::FromRow)]
+struct Created {
+    created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Count {
+    count: i64,
+}
+
+impl Store {
+    /// Runs of `flight` ahead of run `id` for `max_concurrent`: every running one, and the
+    /// queued ones created before it (by creation time, then id, as drivers take turns).
+    pub async fn runs_ahead(&self, flight: &str, id: &str) -> Result<usize, Error> {
+        let mine = Query::select()
+            .column(Runs::CreatedAt)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(Runs::Id).eq(id))
+            .to_owned();
+        let rows: Vec<Created> = self.fetch(&mine).await?;
+        let created_at = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoRun(id.to_owned()))?
+            .created_at;
+        let older = Cond::any()
+            .add(Expr::col(Runs::CreatedAt).lt(created_at.as_str()))
+            .add(
+                Cond::all()
+                    .add(Expr::col(Runs::CreatedAt).eq(created_at.as_str()))
+                    .add(Expr::col(Runs::Id).lt(id)),
+            );
+        let ahead = Cond::any()
+            .add(Expr::col(Runs::Status).eq(RunStatus::Running.as_str()))
+            .add(
+                Cond::all()
+                    .add(Expr::col(Runs::Status).eq(RunStatus::Queued.as_str()))
+                    .add(older),
+            );
+        let count = Query::select()
+            .expr_as(Expr::col(Runs::Id).count(), "count")
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(Runs::Flight).eq(flight))
+            .and_where(Expr::col(Runs::Id).ne(id))
+            .cond_where(ahead)
+            .to_owned();
+        let rows: Vec<Count> = self.fetch(&count).await?;
+        Ok(rows
+            .first()
+            .map_or(0, |row| usize::try_from(row.count).unwrap_or(0)))
+    }
+
+    /// Whether a new run would wait for a machine of `pool` (of `capacity` machines) at
+    /// `now`: every machine is held, or other runs already wait for one.
+    pub async fn pool_is_full(
+        &self,
+        pool: &str,
+        capacity: usize,
+        now: &str,
+    ) -> Result<bool, Error> {
+        if !self.runs_waiting_for(pool).await?.is_empty() {
+            return Ok(true);
+        }
+        Ok(self.machines_in_use(pool, now).await? >= capacity)
+    }
+}
