@@ -343,10 +343,11 @@ fn a_killed_worker_s_attempt_is_retried_on_the_other() {
         (&mut one, "two")
     };
     victim.signal("-KILL");
-    beacon.wait("the retried attempt");
     touch(&go);
     let events = cluster.events_until_ended(&run);
-    assert!(events.contains("event: run_completed"), "{events}");
+    let logs = cluster.fixture.logs(&run).join("\n");
+    assert!(events.contains("event: run_completed"), "{logs}");
+    beacon.wait("the retried attempt");
     let retried = cluster.starts_on(survivor);
     assert_eq!(retried.len(), 1, "{:#?}", cluster.ledger());
     assert!(retried[0].starts_with("start a 2 "), "{retried:?}");
