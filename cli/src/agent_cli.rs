@@ -51,6 +51,21 @@ pub enum AgentCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Put an idle agent's machine to sleep now: its process ends, its workspace and session
+    /// stay, and the machine is free for others
+    Sleep {
+        #[command(flatten)]
+        agent: AgentName,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Wake a sleeping agent on its machine, in the same session (a follow-up wakes it too)
+    Wake {
+        #[command(flatten)]
+        agent: AgentName,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Start one agent on a prompt (a one-agent run), or with --flight a flight
     ///
     /// Exit status as for `murmur flight run`: 0 when it completed, 1 when it failed, 2 for

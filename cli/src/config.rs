@@ -102,7 +102,7 @@ pub struct Pool {
     pub placement: Option<String>,
     #[expect(dead_code, reason = "machine shapes are for cloud placements")]
     pub environment: Option<String>,
-    #[expect(dead_code, reason = "local slots have no machine to sleep")]
+    /// How long an agent whose turn is done stays idle on its machine before it sleeps.
     pub sleep_after: Option<murmur_parser::Duration>,
     #[expect(dead_code, reason = "local slots have no idle machine to destroy")]
     pub idle_timeout: Option<murmur_parser::Duration>,
@@ -202,6 +202,17 @@ impl Config {
             );
         }
         Ok((limit.per_second, burst))
+    }
+
+    /// What the driver applies of each pool: its `sleep_after`.
+    pub fn pool_settings(&self) -> murmur_engine::executor::Pools {
+        murmur_engine::executor::Pools {
+            sleep_after: self
+                .pools
+                .iter()
+                .filter_map(|(name, pool)| Some((name.clone(), pool.sleep_after?.as_std())))
+                .collect(),
+        }
     }
 
     /// The local pool's cap: `pools.local.max_vms`, else the number of cores.

@@ -42,6 +42,39 @@ pub enum Event {
         attempt: u32,
         error: String,
     },
+    /// The turn is done and the agent stays on its machine, idle, until `sleep_at` (never, for
+    /// `on_idle: keep-alive`): downstream agents may use its work already.
+    AgentIdle {
+        slug: String,
+        attempt: u32,
+        response: String,
+        #[serde(default, skip_serializing_if = "Delivered::is_empty")]
+        delivered: Delivered,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sleep_at: Option<String>,
+    },
+    /// Its machine sleeps: the agent's process is gone, its workspace and session stay, and
+    /// the machine is free for others until the agent wakes.
+    AgentSlept {
+        slug: String,
+    },
+    /// Woken on its machine: idle again, holding it, until `sleep_at`.
+    AgentWoke {
+        slug: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sleep_at: Option<String>,
+    },
+    /// The run has nothing left to do: an idle or sleeping agent lets its machine go for good.
+    AgentReleased {
+        slug: String,
+    },
+    /// `murmur sleep` / `murmur wake` from a person, for the driver to carry out.
+    SleepRequested {
+        slug: String,
+    },
+    WakeRequested {
+        slug: String,
+    },
     /// The attempt's placement put it on a machine.
     AgentPlaced {
         slug: String,
@@ -192,6 +225,12 @@ impl Event {
             Event::AgentSucceeded { .. } => "agent_succeeded",
             Event::AgentSession { .. } => "agent_session",
             Event::AgentPlaced { .. } => "agent_placed",
+            Event::AgentIdle { .. } => "agent_idle",
+            Event::AgentSlept { .. } => "agent_slept",
+            Event::AgentWoke { .. } => "agent_woke",
+            Event::AgentReleased { .. } => "agent_released",
+            Event::SleepRequested { .. } => "sleep_requested",
+            Event::WakeRequested { .. } => "wake_requested",
             Event::AgentFailed { .. } => "agent_failed",
             Event::AgentRetrying { .. } => "agent_retrying",
             Event::AgentInterrupted { .. } => "agent_interrupted",
@@ -221,6 +260,12 @@ impl Event {
             | Event::AgentSucceeded { slug, .. }
             | Event::AgentSession { slug, .. }
             | Event::AgentPlaced { slug, .. }
+            | Event::AgentIdle { slug, .. }
+            | Event::AgentSlept { slug }
+            | Event::AgentWoke { slug, .. }
+            | Event::AgentReleased { slug }
+            | Event::SleepRequested { slug }
+            | Event::WakeRequested { slug }
             | Event::AgentFailed { slug, .. }
             | Event::AgentRetrying { slug, .. }
             | Event::AgentInterrupted { slug, .. }

@@ -97,6 +97,15 @@ impl AgentState {
         )
     }
 
+    /// Its work is done and downstream agents may use it: completed, or resting on (or
+    /// asleep on) its machine, ready for a follow-up.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            AgentState::Completed | AgentState::Idle | AgentState::Sleeping
+        )
+    }
+
     /// Holding a machine: a crash in these states means the work was in flight.
     pub fn holds_machine(self) -> bool {
         matches!(self, AgentState::Starting | AgentState::Running)

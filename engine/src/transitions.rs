@@ -35,6 +35,20 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Running, "follow_up_queued", Running),
     (ChecksPending, "follow_up_queued", ChecksPending),
     (Completed, "follow_up_queued", Completed),
+    (Running, "agent_idle", Idle),
+    (ChecksPending, "agent_idle", Idle),
+    (Idle, "agent_slept", Sleeping),
+    (Sleeping, "agent_woke", Idle),
+    (Idle, "agent_released", Completed),
+    (Sleeping, "agent_released", Completed),
+    (Idle, "agent_follow_up", Queued),
+    (Sleeping, "agent_follow_up", Queued),
+    (Idle, "follow_up_queued", Idle),
+    (Sleeping, "follow_up_queued", Sleeping),
+    (Idle, "sleep_requested", Idle),
+    (Sleeping, "wake_requested", Sleeping),
+    (Idle, "agent_canceled", Canceled),
+    (Sleeping, "agent_canceled", Canceled),
     (Failed, "agent_retried", Pending),
     (Skipped, "agent_retried", Pending),
     (Canceled, "agent_retried", Pending),
@@ -76,6 +90,21 @@ mod tests {
                 error: String::new(),
             },
             "agent_interrupted" => Event::AgentInterrupted { slug, attempt: 1 },
+            "agent_idle" => Event::AgentIdle {
+                slug,
+                attempt: 1,
+                response: String::new(),
+                delivered: Default::default(),
+                sleep_at: None,
+            },
+            "agent_slept" => Event::AgentSlept { slug },
+            "agent_woke" => Event::AgentWoke {
+                slug,
+                sleep_at: None,
+            },
+            "agent_released" => Event::AgentReleased { slug },
+            "sleep_requested" => Event::SleepRequested { slug },
+            "wake_requested" => Event::WakeRequested { slug },
             "agent_placed" => Event::AgentPlaced {
                 slug,
                 attempt: 1,
@@ -137,7 +166,13 @@ mod tests {
         }
     }
 
-    const KINDS: [&str; 19] = [
+    const KINDS: [&str; 25] = [
+        "agent_idle",
+        "agent_slept",
+        "agent_woke",
+        "agent_released",
+        "sleep_requested",
+        "wake_requested",
         "agent_placed",
         "follow_up_queued",
         "agent_expanded",

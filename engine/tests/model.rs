@@ -236,7 +236,7 @@ fn a_retry_waits_for_its_delay_on_the_injected_clock() {
             not_before: later.into(),
         }],
     );
-    assert_eq!(run.next_retry_at(), Some(later));
+    assert_eq!(run.next_timer_at(), Some(later));
     assert!(run.decide(1, NOW).is_empty(), "not before its time");
     assert!(run.decide(1, "2026-01-01T00:00:29.999Z").is_empty());
     assert_eq!(

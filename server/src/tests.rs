@@ -462,5 +462,6 @@ pub(super) async fn test_executor(
             murmur_engine::executor::DEFAULT_TTL,
         ),
         placements: Default::default(),
+        pools: Default::default(),
     }
 }

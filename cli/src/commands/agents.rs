@@ -31,6 +31,8 @@ pub fn run(command: AgentCommand) -> anyhow::Result<Exit> {
             db,
         } => wait(&db, &agent, phase.as_deref(), timeout.as_deref()),
         AgentCommand::Kill { agent, db } => kill(&db, &agent),
+        AgentCommand::Sleep { agent, db } => rest(&db, &agent, true),
+        AgentCommand::Wake { agent, db } => rest(&db, &agent, false),
         AgentCommand::Spawn(args) => super::spawn::spawn(&args),
         AgentCommand::Queue {
             command:
@@ -232,6 +234,27 @@ fn kill(db: &DbArgs, name: &AgentName) -> anyhow::Result<Exit> {
                 Ok(Exit::Success)
             }
             Err(error @ executor::Error::AlreadyEnded { .. }) => {
+                eprintln!("error: {error}");
+                Ok(Exit::Failure)
+            }
+            Err(error) => Err(error.into()),
+        }
+    })
+}
+
+/// `murmur sleep` / `murmur wake`: recorded here, carried out by the process driving the run.
+fn rest(db: &DbArgs, name: &AgentName, sleep: bool) -> anyhow::Result<Exit> {
+    let repo = repository_for(None);
+    block_on(async {
+        let executor = executor(db, &repo).await?;
+        let (run, agent) = find(&executor.store, name).await?;
+        match executor.request_rest(&run.id, &agent.slug, sleep).await {
+            Ok(()) => {
+                let what = if sleep { "goes to sleep" } else { "wakes" };
+                eprintln!("{} in run {}: {what}", agent.slug, run.id);
+                Ok(Exit::Success)
+            }
+            Err(error @ executor::Error::NotResting { .. }) => {
                 eprintln!("error: {error}");
                 Ok(Exit::Failure)
             }

@@ -36,6 +36,16 @@ pub fn event_line(at: &str, event: &Event) -> String {
         },
         Event::AgentSession { session_id, .. } => format!("session {session_id}"),
         Event::AgentPlaced { machine, .. } => format!("on machine {machine}"),
+        Event::AgentIdle { response, .. } => {
+            format!("idle on its machine: {}", first_line(response))
+        }
+        Event::AgentSlept { .. } => {
+            "asleep: its machine is free, its workspace and session kept".to_owned()
+        }
+        Event::AgentWoke { .. } => "woke on its machine".to_owned(),
+        Event::AgentReleased { .. } => "completed: its machine let go".to_owned(),
+        Event::SleepRequested { .. } => "asked to sleep".to_owned(),
+        Event::WakeRequested { .. } => "asked to wake".to_owned(),
         Event::AgentFailed { error, .. } => format!("failed: {error}"),
         Event::AgentRetrying {
             error,

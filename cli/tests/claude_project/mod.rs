@@ -19,6 +19,11 @@ pub struct Project {
 impl Project {
     /// A git repository with these flights committed, and a home of its own for the CLI.
     pub fn new(flights: &[(&str, &str)]) -> Self {
+        Self::with_files(flights, &[])
+    }
+
+    /// The same, with more files committed (a `.murmur/murmur.yaml`, say).
+    pub fn with_files(flights: &[(&str, &str)], files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = tempfile::tempdir().expect("temp home");
         let repo = dir.path();
@@ -34,6 +39,9 @@ impl Project {
         )
         .expect("ignore");
         std::fs::write(repo.join("README.md"), "# Demo\n").expect("readme");
+        for (path, contents) in files {
+            std::fs::write(repo.join(path), contents).expect("file");
+        }
         git(repo, &["add", "."]);
         git(repo, &["commit", "-qm", "start"]);
         Self { dir, home }

@@ -28,6 +28,7 @@ pub async fn executor(dir: &Path, slots: usize) -> Executor {
             murmur_engine::executor::DEFAULT_TTL,
         ),
         placements: Default::default(),
+        pools: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@ mod gates;
 mod launch;
 mod leases;
 pub mod placement;
+mod pools;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use driver::Verdict;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 pub use murmur_attempt::{ClaudeSettings, CodexSettings, GitHubSettings};
 pub use placement::{AttemptHandle, LocalPlacement, Placement, PlacementError, Placements};
+pub use pools::Pools;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,6 +63,12 @@ pub enum Error {
         "run {run} is {status}: its agents take no follow-ups (`murmur runs retry {run}` runs it again)"
     )]
     RunEnded { run: String, status: RunStatus },
+    #[error("agent `{slug}` is {state}: only {wanted} agents can be {}", if *.wanted == crate::state::AgentState::Idle { "put to sleep" } else { "woken" })]
+    NotResting {
+        slug: String,
+        state: crate::state::AgentState,
+        wanted: crate::state::AgentState,
+    },
     #[error("agent `{slug}` already ended: {state}")]
     AlreadyEnded {
         slug: String,
@@ -134,6 +142,8 @@ pub struct Executor {
     /// Pools whose machines are not this host's slots (a `workers` pool): where their
     /// attempts go. Every other pool runs on the local placement.
     pub placements: Placements,
+    /// Pool settings the driver applies (`sleep_after`).
+    pub pools: Pools,
 }
 
 impl Executor {
@@ -260,6 +270,14 @@ impl Executor {
         self.record_on(run_id, Action::FollowUp(slug, text)).await
     }
 
+    /// `murmur sleep` (`sleep: true`) and `murmur wake`: the driving process puts the idle
+    /// agent's machine to sleep, or wakes the sleeping agent on its machine.
+    pub async fn request_rest(&self, run_id: &str, slug: &str, sleep: bool) -> Result<(), Error> {
+        self.record_on(run_id, Action::Rest(slug, sleep))
+            .await
+            .map(drop)
+    }
+
     /// `murmur kill`: cancels one agent of a run; the run ends as after a failure.
     pub async fn kill(&self, run_id: &str, slug: &str) -> Result<(), Error> {
         self.record_on(run_id, Action::Kill(slug)).await.map(drop)
@@ -278,6 +296,9 @@ impl Executor {
                 }
                 Action::FollowUp(slug, text) => driver.queue_follow_up_now(slug, text).await,
                 Action::Kill(slug) => driver.kill_now(slug).await.map(|()| false),
+                Action::Rest(slug, sleep) => {
+                    driver.request_rest_now(slug, sleep).await.map(|()| false)
+                }
             };
             match recorded {
                 // The driver committed meanwhile (it may do so every few milliseconds): catch
@@ -301,6 +322,7 @@ enum Action<'a> {
     Decide(&'a str, &'a Verdict),
     FollowUp(&'a str, &'a str),
     Kill(&'a str),
+    Rest(&'a str, bool),
 }
 
 /// Kills every process this machine runs for `run_id` (agents and whatever they started).

@@ -7,11 +7,13 @@ use crate::event::{Event, GateKind};
 use crate::state::{AgentState, RunStatus};
 
 impl RunModel {
-    /// The earliest time a queued agent waits for, when one does.
-    pub fn next_retry_at(&self) -> Option<&str> {
+    /// The earliest time the run waits for, when it does: a queued agent's retry delay, or an
+    /// idle agent's time to sleep.
+    pub fn next_timer_at(&self) -> Option<&str> {
         self.ready
             .iter()
             .filter_map(|&(_, index)| self.agents[index].not_before.as_deref())
+            .chain(self.next_sleep_at())
             .min()
     }
 
@@ -85,14 +87,39 @@ impl RunModel {
                 }
                 free -= 1;
             }
-            events.push(step);
+            events.push(self.rest_after_gates(index, step, now));
         }
         events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
         events.extend(self.inboxes.iter().filter_map(|&i| self.take_follow_ups(i)));
+        events.extend(self.rest_steps(now, &mut free));
+        if events.is_empty() && self.only_resting() {
+            return self.release_resting();
+        }
         if events.is_empty() && self.terminal == self.agents.len() {
             events.push(Event::RunCompleted);
         }
         events
+    }
+
+    /// The last gate passed: the agent rests on its machine, or completes.
+    fn rest_after_gates(&self, index: usize, step: Event, now: &str) -> Event {
+        match step {
+            Event::AgentSucceeded {
+                slug,
+                attempt,
+                response,
+                delivered,
+            } => {
+                let done = super::TurnDone {
+                    slug,
+                    attempt,
+                    response,
+                    delivered,
+                };
+                self.turn_done(index, done, now)
+            }
+            other => other,
+        }
     }
 
     /// How many agents would start now, were machines free.
@@ -136,6 +163,7 @@ impl RunModel {
             }
         }
         events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
+        events.extend(self.release_resting());
         if events.is_empty() && self.running == 0 && self.checking.is_empty() {
             events.push(Event::RunFailed {
                 reason: format!("agent `{failed_slug}` {}", self.agents[failed].state),
@@ -175,15 +203,21 @@ impl RunModel {
         events
     }
 
-    /// After a restart: attempts that were running when the engine stopped start over.
+    /// After a restart: attempts that were running when the engine stopped start over, and
+    /// idle agents sleep (their machine's hold ended with the process that kept it).
     pub fn interrupted(&self) -> Vec<Event> {
         self.agents
             .iter()
             .enumerate()
             .filter(|&(index, _)| self.holds_slot(index))
-            .map(|(_, agent)| Event::AgentInterrupted {
-                slug: agent.slug.clone(),
-                attempt: agent.attempt,
+            .map(|(_, agent)| match agent.state {
+                AgentState::Idle => Event::AgentSlept {
+                    slug: agent.slug.clone(),
+                },
+                _ => Event::AgentInterrupted {
+                    slug: agent.slug.clone(),
+                    attempt: agent.attempt,
+                },
             })
             .collect()
     }

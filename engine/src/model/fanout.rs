@@ -7,7 +7,6 @@ use murmur_parser::{Agent, FanOut, instance_slug};
 
 use super::{AgentModel, RunModel};
 use crate::event::Event;
-use crate::state::AgentState;
 
 /// Where an agent sits in a fan-out.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +100,10 @@ impl RunModel {
         self.priority.push(self.priority[template]);
         self.gate_lists.push(self.gate_lists[template].clone());
         self.budgets.push(self.budgets[template]);
+        let rest = self.rest_of(template);
+        if self.rests.len() == index {
+            self.rests.push(rest);
+        }
         self.waiting_on.push(0);
         self.ready.insert((Reverse(self.priority[index]), index));
         index
@@ -133,7 +136,7 @@ impl RunModel {
         let unfinished = instances
             .iter()
             .map(|&i| &self.agents[i])
-            .find(|instance| instance.state != AgentState::Completed);
+            .find(|instance| !instance.state.is_done());
         Some(match unfinished {
             None => Event::AgentSucceeded {
                 slug,

@@ -5,7 +5,6 @@ use murmur_parser::{DequeueStrategy, Frontmatter};
 
 use super::RunModel;
 use crate::event::Event;
-use crate::state::AgentState;
 
 /// The flight-wide settings the run model needs.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +36,7 @@ impl RunModel {
     /// A finished agent with queued follow-ups works on them next, in its own session.
     pub(super) fn take_follow_ups(&self, index: usize) -> Option<Event> {
         let agent = &self.agents[index];
-        if agent.state != AgentState::Completed || agent.inbox.is_empty() {
+        if !agent.state.is_done() || agent.inbox.is_empty() {
             return None;
         }
         let messages = match self.dequeue {

@@ -15,10 +15,12 @@ mod decide;
 mod fanout;
 mod follow_up;
 mod gates;
+mod rest;
 
 pub use fanout::AgentKind;
 pub use follow_up::RunPolicy;
 pub use gates::GateProgress;
+pub use rest::{Rest, TurnDone};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
@@ -67,6 +69,11 @@ pub struct AgentModel {
     pub follow_up: Option<String>,
     /// Queued follow-ups (`murmur queue add`) not yet taken.
     pub inbox: Vec<String>,
+    /// When an idle agent's machine sleeps; none: it stays idle.
+    pub sleep_at: Option<String>,
+    /// A person asked it to sleep (`murmur sleep`) or to wake (`murmur wake`).
+    pub sleep_asked: bool,
+    pub wake_asked: bool,
 }
 
 impl AgentModel {
@@ -85,6 +92,9 @@ impl AgentModel {
             gates: GateProgress::default(),
             follow_up: None,
             inbox: Vec::new(),
+            sleep_at: None,
+            sleep_asked: false,
+            wake_asked: false,
         }
     }
 }
@@ -113,6 +123,9 @@ pub struct RunModel {
     running: usize,
     terminal: usize,
     first_failure: Option<usize>,
+    /// How each agent rests when its turn is done, and those idle or asleep now.
+    rests: Vec<rest::Rest>,
+    resting: BTreeSet<usize>,
 }
 
 impl RunModel {
@@ -165,6 +178,8 @@ impl RunModel {
             running: 0,
             terminal: 0,
             first_failure: None,
+            rests: Vec::new(),
+            resting: BTreeSet::new(),
         }
     }
 
@@ -277,8 +292,13 @@ impl RunModel {
     }
 
     /// Working on a machine: a running attempt, but not a template whose instances do the work.
+    /// An idle agent keeps its machine for its next turn.
     fn holds_slot(&self, index: usize) -> bool {
-        self.agents[index].state == AgentState::Running && !self.fanned_out.contains(&index)
+        match self.agents[index].state {
+            AgentState::Running => !self.fanned_out.contains(&index),
+            AgentState::Idle => true,
+            _ => false,
+        }
     }
 
     fn check_attempt(&self, index: usize, event: &Event) -> Result<(), TransitionError> {
@@ -289,6 +309,7 @@ impl RunModel {
             | Event::AgentSucceeded { attempt, .. }
             | Event::AgentSession { attempt, .. }
             | Event::AgentPlaced { attempt, .. }
+            | Event::AgentIdle { attempt, .. }
             | Event::AgentFailed { attempt, .. }
             | Event::AgentRetrying { attempt, .. }
             | Event::AgentInterrupted { attempt, .. }
@@ -334,6 +355,29 @@ impl RunModel {
             }
             Event::AgentSession { session_id, .. } => agent.session_id = Some(session_id.clone()),
             Event::AgentPlaced { machine, .. } => agent.machine = Some(machine.clone()),
+            Event::AgentIdle {
+                response,
+                delivered,
+                sleep_at,
+                ..
+            } => {
+                agent.response = Some(response.clone());
+                agent.delivered = delivered.clone();
+                agent.follow_up = None;
+                agent.gates.begin();
+                agent.sleep_at = sleep_at.clone();
+                agent.sleep_asked = false;
+            }
+            Event::AgentWoke { sleep_at, .. } => {
+                agent.sleep_at = sleep_at.clone();
+                agent.wake_asked = false;
+            }
+            Event::AgentSlept { .. } => {
+                agent.sleep_at = None;
+                agent.sleep_asked = false;
+            }
+            Event::SleepRequested { .. } => agent.sleep_asked = true,
+            Event::WakeRequested { .. } => agent.wake_asked = true,
             Event::AgentFailed { error, .. } => {
                 agent.error = Some(error.clone());
                 agent.follow_up = None;
@@ -351,6 +395,8 @@ impl RunModel {
             }
             Event::AgentFollowUp { text, messages, .. } => {
                 agent.follow_up = Some(text.clone());
+                agent.sleep_asked = false;
+                agent.wake_asked = false;
                 agent.gates.follow_up();
                 agent.inbox.drain(..(*messages).min(agent.inbox.len()));
                 if agent.inbox.is_empty() {
@@ -403,13 +449,18 @@ impl RunModel {
         } else if from.is_terminal() && !to.is_terminal() {
             self.terminal -= 1;
         }
-        if from == AgentState::Completed {
+        if from.is_done() && !to.is_done() {
             self.unfinish(index);
+        }
+        if matches!(to, AgentState::Idle | AgentState::Sleeping) {
+            self.resting.insert(index);
+        } else {
+            self.resting.remove(&index);
         }
         if stops_the_run(to) && self.first_failure.is_none() {
             self.first_failure = Some(index);
         }
-        if to == AgentState::Completed {
+        if to.is_done() && !from.is_done() {
             for i in 0..self.downstream[index].len() {
                 let down = self.downstream[index][i];
                 self.waiting_on[down] -= 1;
@@ -426,7 +477,7 @@ impl RunModel {
         let agents = &self.agents;
         self.waiting_on[index] = self.upstream[index]
             .iter()
-            .filter(|&&up| agents[up].state != AgentState::Completed)
+            .filter(|&&up| !agents[up].state.is_done())
             .count();
         if self.waiting_on[index] == 0 {
             self.ready.insert((Reverse(self.priority[index]), index));

@@ -29,6 +29,7 @@ pub async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
             murmur_engine::executor::DEFAULT_TTL,
         ),
         placements: Default::default(),
+        pools: Default::default(),
     }
 }
 

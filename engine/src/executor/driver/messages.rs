@@ -121,11 +121,13 @@ impl Driver<'_> {
                 delivered: done.delivered,
             };
         }
-        Event::AgentSucceeded {
+        let done = crate::model::TurnDone {
             slug,
             attempt,
             response: done.response,
             delivered: done.delivered,
-        }
+        };
+        self.model
+            .turn_done(index, done, &self.executor.clock.stamp())
     }
 }

@@ -21,6 +21,7 @@ mod machines;
 mod messages;
 mod outside;
 mod plans;
+mod rest;
 
 pub use outside::Verdict;
 
@@ -84,7 +85,9 @@ impl<'e> Driver<'e> {
             .ok_or_else(|| Error::StoredFlight(row.id.clone()))?;
         let agents = run::agents_of(&flight);
         let dag = Dag::build(&agents).map_err(|_| Error::StoredFlight(row.id.clone()))?;
-        let mut model = RunModel::new(&agents, &dag, RunPolicy::of(&flight.frontmatter));
+        let rests = executor.pools.rests(&flight, &agents);
+        let mut model =
+            RunModel::new(&agents, &dag, RunPolicy::of(&flight.frontmatter)).with_rests(rests);
         let agents_len = agents.len();
         // The log may have moved on since the row was read: the model and the version the
         // next commit expects are both those of the events replayed.
@@ -332,7 +335,7 @@ impl<'e> Driver<'e> {
         if *commits.borrow_and_update() > self.version {
             return Wake::Watch;
         }
-        let retry_in = self.model.next_retry_at().map(|_| self.until_next_retry());
+        let retry_in = self.model.next_timer_at().map(|_| self.until_next_retry());
         tokio::select! {
             biased;
             () = lease_lost(self.lease.as_mut()) => Wake::LeaseLost,
@@ -362,7 +365,7 @@ impl<'e> Driver<'e> {
 
     /// How long until the earliest retry delay ends, by the injected clock.
     fn until_next_retry(&self) -> Duration {
-        let Some(at) = self.model.next_retry_at() else {
+        let Some(at) = self.model.next_timer_at() else {
             return Duration::ZERO;
         };
         let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) else {

@@ -66,7 +66,9 @@ impl Driver<'_> {
         let flight_agents = &self.agents[..self.flight_agents];
         let dag =
             Dag::build(flight_agents).map_err(|_| Error::StoredFlight(self.row.id.clone()))?;
-        let mut model = RunModel::new(flight_agents, &dag, RunPolicy::of(&self.flight.frontmatter));
+        let rests = self.executor.pools.rests(&self.flight, flight_agents);
+        let mut model = RunModel::new(flight_agents, &dag, RunPolicy::of(&self.flight.frontmatter))
+            .with_rests(rests);
         for stored in self.executor.store.events(&self.row.id, 0).await? {
             model.apply(&decode(&self.row.id, stored.seq, &stored.data)?)?;
         }
@@ -251,6 +253,8 @@ fn taken_in(event: &Event) -> bool {
             ..
         } | Event::FollowUpQueued { .. }
             | Event::AgentCanceled { .. }
+            | Event::SleepRequested { .. }
+            | Event::WakeRequested { .. }
     )
 }
 

@@ -9,7 +9,6 @@ use super::Driver;
 use crate::executor::Error;
 use crate::persona::Persona;
 use crate::run::{self, UpstreamResult};
-use crate::state::AgentState;
 
 /// A runtime, and what a coding agent needs to run on it.
 pub(super) struct CodingPlan {
@@ -29,7 +28,7 @@ impl Driver<'_> {
             .ancestors(index)
             .into_iter()
             .map(|up| &agents[up])
-            .filter(|up| up.state == AgentState::Completed)
+            .filter(|up| up.state.is_done())
             .map(|up| UpstreamResult {
                 slug: up.slug.clone(),
                 response: up.response.clone().unwrap_or_default(),
