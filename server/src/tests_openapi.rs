@@ -42,6 +42,9 @@ async fn the_document_is_public_and_names_every_route() {
             "/v1/runs/{id}/events",
             "/v1/runs/{id}/retry",
             "/v1/webhooks/github",
+            "/v1/workers/poll",
+            "/v1/workers/register",
+            "/v1/workers/updates",
         ]
     );
     let runs = &doc["paths"]["/v1/runs"]["get"]["responses"];
