@@ -5,6 +5,8 @@
 //! Screenshots of each page go to `target/dashboard-screenshots/`. Every wait is for a DOM
 //! condition, with a deadline.
 
+#[path = "dashboard/proxy.rs"]
+mod proxy;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -37,6 +39,14 @@ fn hold_flight(release: &Path) -> String {
 
 /// About 1,000 lines a second for three seconds.
 const CHATTY: &str = "---\nruntime: exec\n---\n# Chatty\n\n## talk\n> command: i=0; while [ $i -lt 30 ]; do seq 100 | sed \"s/^/tick $i /\"; i=$((i+1)); sleep 0.1; done; echo done\n";
+
+/// Prints 1 to 19, waits for the file `cut`, prints 20 to 40.
+fn count_flight(cut: &Path) -> String {
+    format!(
+        "---\nruntime: exec\n---\n# Count\n\n## count\n> command: i=1; while [ $i -le 40 ]; do echo \"count $i\"; i=$((i+1)); if [ $i -eq 20 ]; then until [ -e {} ]; do sleep 0.05; done; fi; done; echo counted\n",
+        cut.display()
+    )
+}
 
 const FAN: &str = "---\nruntime: exec\n---\n# Fan\n\n## plan\n> command: seq 1 1000\n\n## part\n> needs: plan\n> each: ${{ needs.plan.response }}\n> command: echo part\n\n## sum\n> needs: part\n> command: echo sum\n";
 
@@ -212,6 +222,8 @@ async fn the_dashboard_in_a_real_browser() {
     std::fs::write(flights.join("hold.md"), hold_flight(&release)).expect("flight");
     std::fs::write(flights.join("chatty.md"), CHATTY).expect("flight");
     std::fs::write(flights.join("fan.md"), FAN).expect("flight");
+    let cut = dir.path().join("cut");
+    std::fs::write(flights.join("count.md"), count_flight(&cut)).expect("flight");
     let (mut server, address) = serve(repo.path());
     let driver = Driver::start();
     let page = Page::open(&driver, format!("http://{address}")).await;
@@ -221,6 +233,7 @@ async fn the_dashboard_in_a_real_browser() {
     approve_from_the_page(&page, &go).await;
     cancel_and_retry(&page, &held, &release).await;
     a_busy_log_keeps_the_page_responsive(&page, &address, &token).await;
+    a_dropped_stream_resumes_where_it_broke_off(&page, &address, &token, &cut).await;
     a_thousand_agents_load_quickly(&page, &address, &token).await;
     page.goto("/machines").await;
     page.wait("tr[data-pool='local']").await;
@@ -388,4 +401,45 @@ async fn a_thousand_agents_load_quickly(page: &Page, address: &str, token: &str)
     page.click("g[data-slug='part']").await;
     page.wait("#instances li button").await;
     page.shot("run-1000-instances").await;
+}
+
+/// The run page's stream is cut mid-run; it reconnects with `Last-Event-ID`, so every line
+/// shows exactly once.
+async fn a_dropped_stream_resumes_where_it_broke_off(
+    page: &Page,
+    address: &str,
+    token: &str,
+    cut: &Path,
+) {
+    let proxy = proxy::Proxy::start(address);
+    let id = start(address, token, "count");
+    // Cookies do not depend on the port: the session holds through the proxy.
+    page.client
+        .goto(&format!("http://{}/runs/{id}", proxy.address))
+        .await
+        .expect("navigate");
+    page.click("g[data-slug='count']").await;
+    page.wait_log("count 19").await;
+    page.wait("#live.live").await;
+    proxy.cut();
+    std::fs::write(cut, "go\n").expect("let it count on");
+    page.wait_log("count 40").await;
+    page.wait("#run-status[data-status='completed']").await;
+    let counts = "const lines = [...document.querySelectorAll('#log .line')].map((l) => l.textContent); \
+        return Array.from({ length: 40 }, (_, i) => lines.filter((l) => l === `count ${i + 1}`).length);";
+    let counts = page.script(counts).await;
+    assert_eq!(
+        counts,
+        json!(vec![1; 40]),
+        "every line once, none lost or repeated"
+    );
+    let reconnects = page
+        .script("return document.getElementById('live').dataset.reconnects")
+        .await;
+    assert_ne!(
+        reconnects,
+        json!("0"),
+        "the stream was cut and connected again"
+    );
+    page.shot("run-resumed").await;
 }

@@ -31,6 +31,7 @@ export class AgentPanel {
     const facts = el('dl', { class: 'facts' },
       fact('State', badge(view.state)),
       fact('Attempts', view.attempts),
+      fact('Machine', view.machine ?? '—'),
       node?.template ? fact('Fan-out', `${node.template} · item ${node.item}`) : null,
       fact('Branch', view.branch ?? '—'),
       fact('Commits', view.commits),

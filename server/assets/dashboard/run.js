@@ -158,7 +158,11 @@ async function start() {
     // The server ends the stream when the run has ended; a stream that ended early is
     // one that dropped.
     onEnd: () => { refresh(); return !ended; },
-    onState: (state) => { live.textContent = state === 'live' ? '● live' : state; live.className = state === 'live' ? 'live' : 'muted'; },
+    onState: (state) => {
+      live.textContent = state === 'live' ? '● live' : state;
+      live.className = state === 'live' ? 'live' : 'muted';
+      live.dataset.reconnects = String(stream.reconnects ?? 0);
+    },
   });
   stream.start();
 }

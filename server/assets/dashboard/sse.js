@@ -52,6 +52,7 @@ export class LiveStream {
       } catch (error) {
         if (!current()) return;
         if (error?.status === 401) { location.assign('/login'); return; }
+        this.reconnects = (this.reconnects ?? 0) + 1;
         this.onState('reconnecting');
         await new Promise((resolve) => setTimeout(resolve, pause));
         pause = Math.min(pause * 2, LONGEST_PAUSE);

@@ -27,6 +27,9 @@ const LISTED: u64 = 100;
 const LOOK_FOR_NEW: Duration = Duration::from_secs(1);
 /// Commits of a busy run come every few milliseconds: one list per this interval is enough.
 const SETTLE: Duration = Duration::from_millis(100);
+/// A stream ends after this and the page connects again: a server shutting down waits for
+/// its open responses, and this one would otherwise never end.
+const LIFETIME: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,11 +106,15 @@ fn stream(
     costs: Costs,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let start = (Some(first), None::<(String, Vec<String>)>, costs);
+    let ends = tokio::time::Instant::now() + LIFETIME;
     futures::stream::unfold(start, move |(mut first, mut sent, mut costs)| {
         let state = state.clone();
         let query = query.clone();
         async move {
             loop {
+                if tokio::time::Instant::now() >= ends {
+                    return None;
+                }
                 let now = match first.take() {
                     Some(listed) => listed,
                     None => {
