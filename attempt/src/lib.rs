@@ -2,6 +2,7 @@
 //! prepare hook, delivery), its runtime (`exec`, Claude Code, Codex) and its timeout. The
 //! same code runs in-process for the local pool and inside `murmur worker` on a machine.
 
+mod clone;
 mod files;
 mod run;
 mod settings;
@@ -23,6 +24,10 @@ pub struct Machine {
     /// Worktrees and scratch files go below this (`ROOT/RUN/SLUG`).
     pub work_root: PathBuf,
     pub settings: Settings,
+    /// The machine keeps its own clone of each workspace repository (a worker on any host):
+    /// branches are fetched before an attempt and the agent's branch is pushed back after it.
+    /// Off for the local pool, whose worktrees come from the repository itself.
+    pub clones: bool,
 }
 
 /// Stops a running attempt (its whole process tree); dropping it stops the attempt as well.

@@ -13,6 +13,7 @@ use murmur_runtime::{Update, exec};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Machine;
+use crate::clone;
 use crate::files::{self, workdir_error};
 use crate::turn::{CodingRuntime, CodingTurn, coding_turn};
 use crate::workspace::{self, WorkspacePlan};
@@ -33,7 +34,15 @@ pub async fn run(
     let run_dir = machine.work_root.join(&spec.key.run_id);
     let results =
         files::write_upstream_results(&run_dir, &spec.key.slug, &spec.upstream).map_err(failed)?;
-    let repository = PathBuf::from(&spec.workspace.repository);
+    let repository = if machine.clones {
+        let mut branches = vec![spec.workspace.branch.as_str()];
+        branches.extend(spec.workspace.merge.iter().map(String::as_str));
+        clone::prepare(&spec.workspace.repository, &machine.work_root, &branches)
+            .await
+            .map_err(failed)?
+    } else {
+        PathBuf::from(&spec.workspace.repository)
+    };
     let env = files::environment(&spec, &repository, &results);
     let plan = WorkspacePlan {
         repository,
@@ -106,6 +115,11 @@ pub async fn run(
             .map_err(failed)?,
         None => None,
     };
+    if machine.clones && prepared.is_some() {
+        clone::push_back(&plan.repository, &spec.workspace.branch)
+            .await
+            .map_err(failed)?;
+    }
     Ok(Finished {
         response,
         delivered,

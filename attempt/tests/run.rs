@@ -55,6 +55,7 @@ async fn run_to_end(
     let machine = Arc::new(Machine {
         work_root: work.path().join("work"),
         settings: Settings::default(),
+        clones: false,
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stop = murmur_attempt::start(machine, spec, tx);

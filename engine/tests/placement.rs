@@ -60,6 +60,7 @@ fn named(
         inner: LocalPlacement::new(murmur_attempt::Machine {
             work_root: executor.work_root.join(name),
             settings: executor.machine_settings(),
+            clones: false,
         }),
         started: AtomicUsize::new(0),
         silent_first,

@@ -10,7 +10,7 @@ pub mod claude;
 pub mod cli_agent;
 pub mod codex;
 pub mod exec;
-mod git;
+pub mod git;
 pub mod github;
 mod lines;
 mod process;

@@ -64,6 +64,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let machine = Arc::new(murmur_attempt::Machine {
         work_root: dir,
         settings: options.settings.clone(),
+        clones: true,
     });
     let client = client::Client::new(&options.server);
     // The private half never leaves this process: secrets sealed to it open only here.

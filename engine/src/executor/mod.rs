@@ -162,6 +162,7 @@ impl Executor {
             std::sync::Arc::new(LocalPlacement::new(murmur_attempt::Machine {
                 work_root: self.work_root.clone(),
                 settings: self.machine_settings(),
+                clones: false,
             }))
         })
     }

@@ -1,0 +1,103 @@
+//! A machine that is not the server's host (a worker) keeps its own clone of each workspace
+//! repository: worktrees come from the clone, the branches an attempt needs are fetched from
+//! the repository first (so an agent whose machine was lost resumes from its branch on a fresh
+//! one), and the agent's branch is pushed back after its turn for the engine and its
+//! downstream agents to see.
+
+use std::path::{Path, PathBuf};
+
+use murmur_runtime::git::{git, succeeds};
+
+/// The clone of `source` below `root`, made or brought up to date, with `branches` present
+/// locally wherever the source has them and this clone has not moved past them.
+pub async fn prepare(source: &str, root: &Path, branches: &[&str]) -> Result<PathBuf, String> {
+    let clone = root.join("repositories").join(folder_name(source));
+    if clone.join(".git").is_dir() {
+        run(&clone, &["fetch", "--quiet", "--prune", "origin"]).await?;
+    } else {
+        std::fs::create_dir_all(root.join("repositories"))
+            .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        let target = clone.display().to_string();
+        run(root, &["clone", "--quiet", source, &target]).await?;
+    }
+    for branch in branches {
+        take_branch(&clone, branch).await?;
+    }
+    Ok(clone)
+}
+
+/// Pushes the agent's branch back to the repository it was cloned from.
+pub async fn push_back(clone: &Path, branch: &str) -> Result<(), String> {
+    let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    run(clone, &["push", "--quiet", "origin", &spec]).await
+}
+
+/// A local branch for `origin/BRANCH`: created when missing, moved forward when the origin is
+/// ahead (another machine worked on it since), left alone when this clone is ahead.
+async fn take_branch(clone: &Path, branch: &str) -> Result<(), String> {
+    let remote = format!("refs/remotes/origin/{branch}");
+    let local = format!("refs/heads/{branch}");
+    if !succeeds(clone, &["rev-parse", "--verify", "--quiet", &remote])
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(());
+    }
+    let has_local = succeeds(clone, &["rev-parse", "--verify", "--quiet", &local])
+        .await
+        .map_err(|e| e.to_string())?;
+    let behind = has_local
+        && succeeds(clone, &["merge-base", "--is-ancestor", &local, &remote])
+            .await
+            .map_err(|e| e.to_string())?;
+    if !has_local || behind {
+        run(clone, &["update-ref", &local, &remote]).await?;
+    }
+    Ok(())
+}
+
+async fn run(dir: &Path, args: &[&str]) -> Result<(), String> {
+    git(dir, args)
+        .await
+        .map(drop)
+        .map_err(|e| format!("git {}: {e}", args.first().unwrap_or(&"")))
+}
+
+/// A folder name for a repository: readable, and distinct for distinct sources.
+fn folder_name(source: &str) -> String {
+    let readable: String = source
+        .rsplit(['/', ':'])
+        .find(|part| !part.is_empty())
+        .unwrap_or("repository")
+        .trim_end_matches(".git")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{readable}-{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_name;
+
+    #[test]
+    fn folder_names_are_readable_and_distinct() {
+        let a = folder_name("/srv/repos/app");
+        let b = folder_name("/home/me/app");
+        assert!(a.starts_with("app-") && b.starts_with("app-"), "{a} {b}");
+        assert_ne!(a, b);
+        assert!(folder_name("https://github.com/acme/app.git").starts_with("app-"));
+        assert!(!folder_name("../../etc").contains('/'));
+    }
+}
