@@ -348,3 +348,18 @@ async fn a_hostile_run_id_in_a_page_address_comes_back_escaped() {
         "{page}"
     );
 }
+
+#[test]
+fn cookies_are_read_from_hostile_headers_without_harm() {
+    use super::session::{cookie, same_secret};
+    let mut headers = header::HeaderMap::new();
+    headers.append(
+        header::COOKIE,
+        "a=1; murmur_session=abc ; =x; junk".parse().unwrap(),
+    );
+    headers.append(header::COOKIE, "b=2".parse().unwrap());
+    assert_eq!(cookie(&headers, "murmur_session").as_deref(), Some("abc"));
+    assert_eq!(cookie(&headers, "b").as_deref(), Some("2"));
+    assert_eq!(cookie(&headers, "missing"), None);
+    assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab"));
+}
