@@ -3,6 +3,7 @@
 //! shows as interrupted (and `runs logs --follow` says so), and a driver paused past its
 //! lease loses the run to another process, stops its agent and commits nothing more.
 
+#[path = "../cli/tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader};

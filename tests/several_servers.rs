@@ -3,6 +3,7 @@
 //! completed runs again, no agent runs in two places at once, and the pool's `max_vms` holds
 //! across the servers. The agents' own ledger says what ran where; the figures are printed.
 
+#[path = "../cli/tests/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
