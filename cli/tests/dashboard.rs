@@ -235,6 +235,7 @@ async fn the_dashboard_in_a_real_browser() {
     a_busy_log_keeps_the_page_responsive(&page, &address, &token).await;
     a_dropped_stream_resumes_where_it_broke_off(&page, &address, &token, &cut).await;
     a_thousand_agents_load_quickly(&page, &address, &token).await;
+    runs_filter(&page, &held).await;
     page.goto("/machines").await;
     page.wait("tr[data-pool='local']").await;
     page.shot("machines").await;
@@ -442,4 +443,21 @@ async fn a_dropped_stream_resumes_where_it_broke_off(
         "the stream was cut and connected again"
     );
     page.shot("run-resumed").await;
+}
+
+/// The filters narrow the list, as the address says.
+async fn runs_filter(page: &Page, held: &str) {
+    page.goto("/?status=completed&flight=hold").await;
+    page.wait(&format!("tr[data-run='{held}'][data-status='completed']"))
+        .await;
+    let others = "return [...document.querySelectorAll('#runs tr[data-run]')] \
+        .filter((r) => r.dataset.status !== 'completed' || r.children[2].textContent !== 'hold').length";
+    assert_eq!(
+        page.script(others).await,
+        json!(0),
+        "only completed runs of hold"
+    );
+    page.goto("/?status=failed").await;
+    page.wait("#runs td.muted").await;
+    page.shot("runs-filtered").await;
 }

@@ -36,7 +36,9 @@ function row(run) {
 
 function render() {
   if (runs.length === 0) {
-    fill(body, el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No runs yet. Start one from a flight.')));
+    const filtered = flightSelect.value || statusSelect.value;
+    const note = filtered ? 'No runs match these filters.' : 'No runs yet. Start one from a flight.';
+    fill(body, el('tr', {}, el('td', { colspan: 6, class: 'muted' }, note)));
     return;
   }
   fill(body, runs.map(row));
