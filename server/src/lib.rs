@@ -46,6 +46,7 @@ mod tests_start;
 mod tests_triggers;
 pub mod views;
 mod webhooks;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ struct Inner {
     parsed: parsed::Cache,
     /// The dashboard's logged-in browsers.
     dashboard: dashboard::Sessions,
+    /// The `workers` pools' dispatch: attempts waiting for a worker, and those assigned.
+    workers: workers::Workers,
 }
 
 impl AppState {
@@ -104,6 +107,7 @@ impl AppState {
                 pools: std::sync::OnceLock::new(),
                 parsed: parsed::Cache::default(),
                 dashboard: dashboard::Sessions::default(),
+                workers: workers::Workers::default(),
             }),
         }
     }
@@ -114,6 +118,10 @@ impl AppState {
 
     fn store(&self) -> &murmur_engine::Store {
         &self.inner.executor.store
+    }
+
+    fn workers(&self) -> &workers::Workers {
+        &self.inner.workers
     }
 
     /// Shows `pools` (those of `pools:`) in `GET /v1/pools` and `/metrics`; the first call wins.
@@ -212,6 +220,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         options.webhook_secret,
         rate,
     );
+    workers::start(&state, &options.pools);
     state.show_pools(options.pools);
     tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
