@@ -57,7 +57,7 @@ pub async fn submit(
         return login_page(&headers, StatusCode::FORBIDDEN, Some(note));
     }
     let token = form.token.trim();
-    let name = match state.store().token_name(token).await {
+    let name = match state.store().authenticate(token).await {
         Ok(Some(name)) if !token.is_empty() => name,
         Ok(_) => {
             let note = "That token is not valid here (`murmur token create` makes one).";

@@ -14,7 +14,7 @@ use crate::AppState;
 /// The session of the request, when its token is still valid.
 pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Option<Session> {
     let session = state.inner.dashboard.of(headers)?;
-    match state.store().token_name(&session.token).await {
+    match state.store().authenticate(&session.token).await {
         Ok(Some(_)) if session.tenant == state.store().tenant() => Some(session),
         Ok(_) => {
             state.inner.dashboard.close(headers);
