@@ -158,6 +158,24 @@ async fn a_follow_up_needs_text_and_a_known_agent() {
         json!({"text": "more"}),
     );
     assert_eq!(send(&d.app, no_csrf).await.0, StatusCode::FORBIDDEN);
+    // A follow-up for an agent of a completed run reopens the run, which runs it.
+    let (status, _, body) = send(&d.app, queue("greet", json!({"text": "once more"}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(as_json(&body)["reopened"], true);
+    let request = Request::get(format!("/v1/runs/{id}/events"))
+        .header(header::COOKIE, &browser.cookie)
+        .header(header::ACCEPT, "text/event-stream")
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, events) = send(&d.app, request).await;
+    let after = events
+        .split("event: run_reopened")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(
+        after.contains("event: agent_follow_up") && after.contains("event: run_completed"),
+        "{events}"
+    );
 }
 
 #[tokio::test]
