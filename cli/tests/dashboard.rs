@@ -328,6 +328,22 @@ async fn approve_from_the_page(page: &Page, go: &Path) {
     page.wait("g[data-slug='ship'][data-state='completed']")
         .await;
     page.shot("run-completed").await;
+    // A follow-up from the page: the agent works again, and its new lines stream in.
+    page.click("g[data-slug='build']").await;
+    page.wait("#follow-up-text")
+        .await
+        .send_keys("once more")
+        .await
+        .expect("type");
+    page.click("#queue").await;
+    page.client
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::XPath("//div[@id='log']/div[@data-attempt='2']"))
+        .await
+        .expect("the follow-up's output in the log");
+    page.wait("#run-status[data-status='completed']").await;
+    page.shot("run-follow-up").await;
     assert!(!id.is_empty());
 }
 

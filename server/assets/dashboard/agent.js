@@ -95,6 +95,7 @@ export class AgentPanel {
     this.logSeq = Infinity;
     this.waiting = [];
     this.queued = [];
+    this.lastAttempt = undefined;
     try {
       const log = await api(`/ui/runs/${encodeURIComponent(this.runId)}/agents/${encodeURIComponent(slug)}/log`);
       if (slug !== this.slug) return;
@@ -126,6 +127,10 @@ export class AgentPanel {
     if (!this.log || lines.length === 0) return;
     const fragment = document.createDocumentFragment();
     for (const l of lines.slice(-MOST_LINES)) {
+      if (this.lastAttempt !== undefined && l.attempt !== this.lastAttempt) {
+        fragment.append(el('div', { class: 'attempt muted' }, `— attempt ${l.attempt} —`));
+      }
+      this.lastAttempt = l.attempt;
       fragment.append(el('div', { class: `line ${l.stream}`, 'data-attempt': l.attempt }, l.line));
     }
     this.log.append(fragment);
