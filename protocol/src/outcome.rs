@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::LocalPullRequest;
 
 /// One report of a running attempt, in the order it happened.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one `Ended` per attempt; a box would only move the allocation, lines stay small"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptUpdate {

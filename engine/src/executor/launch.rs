@@ -20,6 +20,10 @@ use crate::run::{self, Context, UpstreamResult};
 use crate::store::{PullRequest, Store};
 
 /// What a running agent task reports back, tagged with the attempt it belongs to.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one `Exited` per attempt; the channel holds few messages at a time"
+)]
 pub enum Message {
     Line {
         index: usize,
