@@ -2,7 +2,7 @@
 //! many it wants; from then on no younger run takes a machine while it waits, whichever server
 //! drives either. So machines go to the oldest waiting run first, and no run starves.
 
-use sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_query::{Cond, Expr, ExprTrait, OnConflict, Query};
 
 use super::backend::Tx;
 use super::machines::MachineUse;
@@ -12,14 +12,14 @@ use crate::lease::Holder;
 
 #[derive(sqlx::FromRow)]
 struct WaiterRow {
-    run_id: String,
-    run_created_at: String,
     wants: i64,
     holder: String,
-    expires_at: String,
 }
 
-/// Machines that runs older than `run_id` wait for (live waiters only).
+/// Machines that runs older than `run_id` wait for (live waiters only), counted up to the
+/// pool's capacity: past it nothing is free anyway. Older, unexpired waiters are found in SQL,
+/// oldest first, a page at a time, so a checkpoint reads only the waiters ahead of it that
+/// can matter rather than every run waiting for the pool.
 pub(super) async fn wanted_before(
     tx: &mut Tx,
     tenant: &str,
@@ -27,29 +27,55 @@ pub(super) async fn wanted_before(
     at: &str,
     machines: &MachineUse,
 ) -> sqlx::Result<usize> {
-    let select = Query::select()
-        .columns([
-            PoolWaiters::RunId,
-            PoolWaiters::RunCreatedAt,
-            PoolWaiters::Wants,
-            PoolWaiters::Holder,
-            PoolWaiters::ExpiresAt,
-        ])
+    let page = machines.capacity.max(1) as u64;
+    let (mut wanted, mut offset) = (0, 0);
+    loop {
+        let rows: Vec<WaiterRow> = tx
+            .fetch_all(&older_waiters(tenant, run_id, at, machines, page, offset))
+            .await?;
+        wanted += rows
+            .iter()
+            .filter(|row| {
+                !serde_json::from_str::<Holder>(&row.holder).is_ok_and(|h| h.is_gone_here())
+            })
+            .map(|row| usize::try_from(row.wants).unwrap_or(0))
+            .sum::<usize>();
+        if wanted >= machines.capacity || (rows.len() as u64) < page {
+            return Ok(wanted);
+        }
+        offset += page;
+    }
+}
+
+/// A page of the live waiters of the pool older than `run_id`, oldest first.
+fn older_waiters(
+    tenant: &str,
+    run_id: &str,
+    at: &str,
+    machines: &MachineUse,
+    limit: u64,
+    offset: u64,
+) -> sea_query::SelectStatement {
+    let created = machines.run_created_at.as_str();
+    let older = Cond::any()
+        .add(Expr::col(PoolWaiters::RunCreatedAt).lt(created))
+        .add(
+            Cond::all()
+                .add(Expr::col(PoolWaiters::RunCreatedAt).eq(created))
+                .add(Expr::col(PoolWaiters::RunId).lt(run_id)),
+        );
+    Query::select()
+        .columns([PoolWaiters::Wants, PoolWaiters::Holder])
         .from(PoolWaiters::Table)
         .and_where(Expr::col(PoolWaiters::Tenant).eq(tenant))
         .and_where(Expr::col(PoolWaiters::Pool).eq(machines.pool.as_str()))
-        .to_owned();
-    let rows: Vec<WaiterRow> = tx.fetch_all(&select).await?;
-    let me = (machines.run_created_at.as_str(), run_id);
-    Ok(rows
-        .iter()
-        .filter(|row| (row.run_created_at.as_str(), row.run_id.as_str()) < me)
-        .filter(|row| row.expires_at.as_str() > at)
-        .filter(|row| {
-            !serde_json::from_str::<Holder>(&row.holder).is_ok_and(|holder| holder.is_gone_here())
-        })
-        .map(|row| usize::try_from(row.wants).unwrap_or(0))
-        .sum())
+        .and_where(Expr::col(PoolWaiters::ExpiresAt).gt(at))
+        .cond_where(older)
+        .order_by(PoolWaiters::RunCreatedAt, sea_query::Order::Asc)
+        .order_by(PoolWaiters::RunId, sea_query::Order::Asc)
+        .limit(limit)
+        .offset(offset)
+        .to_owned()
 }
 
 /// Records that the run waits for `wants` machines.
