@@ -276,3 +276,65 @@ fn json_logs_are_one_object_per_line_with_requests_and_started_runs() {
     );
     assert_eq!(parsed(&logged)["status"], 202, "{logged}");
 }
+
+#[test]
+fn an_interrupted_server_stops_though_a_live_event_stream_is_open() {
+    let beacon = support::beacon::Beacon::bind();
+    // One agent that never ends on its own: its run's event stream stays open.
+    let flight = format!(
+        "---\nruntime: exec\n---\n# Job\n\n## forever\n> command: {}; exec sleep 600\n",
+        beacon.signal()
+    );
+    let (repo, token) = setup(&flight);
+    let mut server = Server::start(repo.path(), &[]);
+    let headers = [
+        ("Authorization", auth(&token)),
+        ("Content-Type", "application/json".to_owned()),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = http(
+        &server.address,
+        "POST",
+        "/v1/flights/job/runs",
+        &headers,
+        "{}",
+    );
+    assert_eq!(status, 202, "{body}");
+    let run: Value = serde_json::from_str(&body).expect("json");
+    let id = run["run_id"].as_str().expect("run id");
+    beacon.wait("the agent runs");
+    let mut stream = TcpStream::connect(&server.address).expect("connect");
+    let request = format!(
+        "GET /v1/runs/{id}/events HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nAccept: text/event-stream\r\n\r\n",
+        server.address,
+        auth(&token)
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .expect("the stream answers");
+    assert!(status_line.contains("200"), "{status_line}");
+
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupt.success());
+    let deadline = Instant::now() + DEADLINE;
+    let exited = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        exited.is_some(),
+        "the server still runs with a live stream open"
+    );
+    drop(stream);
+}

@@ -13,10 +13,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+/// How long a stopping server waits for open connections before it closes them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// After a failed accept (out of file descriptors, say), wait this long before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then waits for open connections.
+/// Serves `router` on `listener` until `shutdown` resolves, then waits (a while) for open
+/// connections.
 pub async fn serve_until(
     listener: TcpListener,
     router: Router,
@@ -49,5 +53,15 @@ pub async fn serve_until(
             () = &mut shutdown => break,
         }
     }
-    graceful.shutdown().await;
+    // Requests in flight finish; a stream that never ends (a live event stream) must not hold
+    // the server open, so connections still open after the grace period are dropped.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            "connections still open after {}s (live streams) were closed",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
 }
