@@ -115,6 +115,15 @@ pub struct SpawnArgs {
     pub persona: Option<String>,
     #[arg(long)]
     pub model: Option<String>,
+    /// What the agent delivers (`out:`); inside an agent only
+    #[arg(long)]
+    pub out: Option<String>,
+    /// What the agent does once its turn is done (`on_idle:`); inside an agent only
+    #[arg(long, value_name = "WHAT")]
+    pub on_idle: Option<String>,
+    /// An input of the --flight, as NAME=VALUE (repeatable); inside an agent only
+    #[arg(long = "input", value_name = "NAME=VALUE", requires = "flight")]
+    pub inputs: Vec<String>,
     /// Run in the background and print the run id
     #[arg(long)]
     pub detach: bool,

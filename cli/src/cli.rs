@@ -54,6 +54,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run attempts for a `murmur serve` as a machine of its `workers` pool (connects out; no inbound port)
     Worker(WorkerArgs),
+    /// The MCP server (stdio) an agent uses to spawn and steer other agents: tools spawn,
+    /// status, wait, ls, kill, queue_add. Runs inside an agent (its MURMUR_AGENT_TOKEN)
+    Mcp,
     /// API tokens for `murmur serve`
     Token {
         #[command(subcommand)]

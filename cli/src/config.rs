@@ -22,6 +22,27 @@ pub struct Config {
     pub checks: Checks,
     #[serde(default)]
     pub server: Server,
+    /// Limits on agents that spawn agents.
+    #[serde(default)]
+    pub agents: Spawning,
+}
+
+/// `agents:`: how deep children may nest and how many one agent may spawn.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spawning {
+    pub max_depth: Option<u32>,
+    pub max_children: Option<u32>,
+}
+
+impl Spawning {
+    pub fn limits(&self) -> murmur_engine::children::Limits {
+        let default = murmur_engine::children::Limits::default();
+        murmur_engine::children::Limits {
+            max_depth: self.max_depth.unwrap_or(default.max_depth),
+            max_children: self.max_children.unwrap_or(default.max_children),
+        }
+    }
 }
 
 /// `murmur serve`'s settings.

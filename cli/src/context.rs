@@ -87,6 +87,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         leases: executor::Leases::new(Owner::this_process(&process_kind()), lease_ttl()?),
         placements: Default::default(),
         pools: config.pool_settings(),
+        identity: None,
     })
 }
 

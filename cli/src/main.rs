@@ -1,6 +1,7 @@
 //! The `murmur` binary: parse the command line, run one command, exit with its status.
 
 mod agent_cli;
+mod agent_client;
 mod cli;
 mod commands;
 mod config;
@@ -82,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         } => commands::catalog::remove(&name, &target),
         Command::Serve(args) => commands::server::serve(&args),
         Command::Worker(args) => commands::worker::run(&args),
+        Command::Mcp => commands::mcp::serve(),
         Command::Token { command } => match command {
             TokenCommand::Create {
                 name,

@@ -5,10 +5,12 @@
 //! [`store`] first and only then starts or stops agents, so a crash at any point loses no
 //! finished work and never repeats it.
 
+pub mod children;
 pub mod clock;
 pub mod event;
 pub mod executor;
 pub mod histogram;
+pub mod identity;
 pub mod lease;
 pub mod machine;
 pub mod model;

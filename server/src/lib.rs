@@ -2,6 +2,7 @@
 //! execute in this process, driven by its supervisor; runs nobody drives are taken over.
 
 mod access_log;
+pub mod agent_api;
 mod api;
 mod approve;
 mod auth;

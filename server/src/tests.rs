@@ -463,5 +463,6 @@ pub(super) async fn test_executor(
         ),
         placements: Default::default(),
         pools: Default::default(),
+        identity: None,
     }
 }

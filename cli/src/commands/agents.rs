@@ -21,6 +21,10 @@ const RECENT_RUNS: u64 = 20;
 const WAIT_POLL: Duration = Duration::from_millis(200);
 
 pub fn run(command: AgentCommand) -> anyhow::Result<Exit> {
+    // Inside an agent these commands act for that agent, through its agent API.
+    if let Some(client) = crate::agent_client::AgentClient::from_env() {
+        return super::agent_calls::run(&client, command);
+    }
     match command {
         AgentCommand::Ls { all, json, db } => list(&db, all, json),
         AgentCommand::Status { agent, json, db } => status(&db, &agent, json),
@@ -58,15 +62,19 @@ fn list(db: &DbArgs, all: bool, json: bool) -> anyhow::Result<Exit> {
         };
         let mut rows = Vec::new();
         for run in &runs {
+            let parent = parent_of(&store, &run.id).await?;
             for agent in store.agents(&run.id).await? {
                 let active = !AgentState::parse(&agent.state).is_some_and(AgentState::is_terminal);
                 if all || active {
-                    rows.push((run, agent));
+                    rows.push((run, agent, parent.clone()));
                 }
             }
         }
         if json {
-            let list: Vec<Value> = rows.iter().map(|(run, a)| agent_json(run, a)).collect();
+            let list: Vec<Value> = rows
+                .iter()
+                .map(|(run, a, parent)| agent_json(run, a, parent.as_deref()))
+                .collect();
             emit_line(&serde_json::to_string_pretty(&list)?);
             return Ok(Exit::Success);
         }
@@ -78,7 +86,7 @@ fn list(db: &DbArgs, all: bool, json: bool) -> anyhow::Result<Exit> {
             "{:<12}  {:<16} {:<24} {:<15} {:>8}  BRANCH",
             "RUN", "FLIGHT", "AGENT", "PHASE", "ATTEMPTS"
         ));
-        for (run, agent) in &rows {
+        for (run, agent, _) in &rows {
             emit_line(&format!(
                 "{:<12}  {:<16} {:<24} {:<15} {:>8}  {}",
                 run.id.get(..12).unwrap_or(&run.id),
@@ -93,12 +101,18 @@ fn list(db: &DbArgs, all: bool, json: bool) -> anyhow::Result<Exit> {
     })
 }
 
-fn agent_json(run: &RunRow, agent: &AgentRow) -> Value {
+fn agent_json(run: &RunRow, agent: &AgentRow, parent: Option<&str>) -> Value {
     json!({
         "run": run.id, "flight": run.flight, "slug": agent.slug, "state": agent.state,
         "attempts": agent.attempts, "branch": agent.branch, "session_id": agent.session_id,
-        "response": agent.response, "error": agent.error,
+        "response": agent.response, "error": agent.error, "parent": parent,
     })
+}
+
+/// The agent that spawned `run`, as `RUN/SLUG`.
+async fn parent_of(store: &Store, run: &str) -> anyhow::Result<Option<String>> {
+    let spawn = store.spawned_as(run).await?;
+    Ok(spawn.map(|spawn| format!("{}/{}", spawn.parent_run, spawn.parent_slug)))
 }
 
 /// The agent a name refers to, with its run.
@@ -137,7 +151,9 @@ fn status(db: &DbArgs, name: &AgentName, json: bool) -> anyhow::Result<Exit> {
         let store = open_store(db, &repo).await?;
         let (run, agent) = find(&store, name).await?;
         if json {
-            emit_line(&serde_json::to_string_pretty(&agent_json(&run, &agent))?);
+            let parent = parent_of(&store, &run.id).await?;
+            let answer = agent_json(&run, &agent, parent.as_deref());
+            emit_line(&serde_json::to_string_pretty(&answer)?);
             return Ok(Exit::Success);
         }
         let lines = [
@@ -172,21 +188,7 @@ fn wait(
     phase: Option<&str>,
     timeout: Option<&str>,
 ) -> anyhow::Result<Exit> {
-    let wanted = phase
-        .map(|text| {
-            AgentState::parse(text).ok_or_else(|| {
-                let known: Vec<&str> = AgentState::ALL.iter().map(|s| s.as_str()).collect();
-                anyhow::anyhow!("unknown phase `{text}`; phases are: {}", known.join(", "))
-            })
-        })
-        .transpose()?;
-    let limit = timeout
-        .map(|text| {
-            text.parse::<murmur_parser::Duration>()
-                .map(|d| d.as_std())
-                .map_err(|e| anyhow::anyhow!("--timeout {text}: {e}"))
-        })
-        .transpose()?;
+    let (wanted, limit) = wait_limits(phase, timeout)?;
     let repo = repository_for(None);
     let started = Instant::now();
     block_on(async {
@@ -223,12 +225,45 @@ fn wait(
     })
 }
 
+/// `--phase` and `--timeout` of `murmur wait`, checked.
+pub(crate) fn wait_limits(
+    phase: Option<&str>,
+    timeout: Option<&str>,
+) -> anyhow::Result<(Option<AgentState>, Option<Duration>)> {
+    let wanted = phase
+        .map(|text| {
+            AgentState::parse(text).ok_or_else(|| {
+                let known: Vec<&str> = AgentState::ALL.iter().map(|s| s.as_str()).collect();
+                anyhow::anyhow!("unknown phase `{text}`; phases are: {}", known.join(", "))
+            })
+        })
+        .transpose()?;
+    let limit = timeout
+        .map(|text| {
+            text.parse::<murmur_parser::Duration>()
+                .map(|d| d.as_std())
+                .map_err(|e| anyhow::anyhow!("--timeout {text}: {e}"))
+        })
+        .transpose()?;
+    Ok((wanted, limit))
+}
+
 fn kill(db: &DbArgs, name: &AgentName) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
         let executor = executor(db, &repo).await?;
         let (run, agent) = find(&executor.store, name).await?;
-        match executor.kill(&run.id, &agent.slug).await {
+        let killed = executor.kill(&run.id, &agent.slug).await;
+        // Whatever the agent spawned goes down with it (after it, so that it does not see
+        // its children end and end otherwise meanwhile).
+        let children = executor.kill_children(&run.id, &agent.slug).await?;
+        if children > 0 {
+            eprintln!(
+                "{} in run {}: {children} child runs canceled",
+                agent.slug, run.id
+            );
+        }
+        match killed {
             Ok(()) => {
                 eprintln!("{} in run {}: canceled", agent.slug, run.id);
                 Ok(Exit::Success)

@@ -20,6 +20,15 @@ use crate::terminal;
 /// Drives the run until it ends. The first Ctrl-C asks whether to cancel; a second one
 /// detaches (the run is interrupted here and `murmur runs resume` continues it).
 pub async fn drive(executor: &Executor, id: &str, json: bool) -> anyhow::Result<Exit> {
+    // While this process drives, its agents call back (`murmur spawn`, `murmur mcp`) through
+    // its agent API; children they spawn are driven here too.
+    let limits = crate::config::Config::load(&executor.repository)?
+        .agents
+        .limits();
+    let (executor, _agent_api) = murmur_server::agent_api::loopback(executor, limits)
+        .await
+        .context("cannot serve the agent API on a loopback port")?;
+    let executor = &executor;
     // The view reads the stored states before the driver commits anything, so the events it
     // then receives are exactly the ones that follow them.
     let live = live_view(executor, id, json).await?;

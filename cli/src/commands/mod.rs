@@ -1,5 +1,6 @@
 //! One module per command group; each function is one command.
 
+pub mod agent_calls;
 pub mod agents;
 pub mod approve;
 pub mod catalog;
@@ -9,6 +10,7 @@ mod frame;
 mod keys;
 mod live;
 pub mod machines;
+pub mod mcp;
 pub mod pools;
 pub mod pr;
 pub mod prune;

@@ -29,6 +29,7 @@ pub async fn executor(dir: &Path, slots: usize) -> Executor {
         ),
         placements: Default::default(),
         pools: Default::default(),
+        identity: None,
     }
 }
 

@@ -73,6 +73,9 @@ pub struct Launch<'a> {
     pub workspace: WorkspaceSpec,
     /// A coding agent's runtime; `None` runs the agent's script (`exec`).
     pub coding: Option<(CodingRuntime, CodingSpec)>,
+    /// Issues the attempt's agent identity, when this process serves the agent API.
+    pub identity: Option<&'a crate::identity::Issuer>,
+    pub tenant: &'a str,
 }
 
 /// Where a local pull request is recorded once its attempt reports it.
@@ -165,6 +168,14 @@ fn environment(launch: &Launch<'_>) -> Vec<(String, String)> {
     ];
     if let Some(text) = &launch.follow_up {
         env.push(("MURMUR_FOLLOW_UP".to_owned(), text.clone()));
+    }
+    if let Some(issuer) = launch.identity {
+        env.extend(issuer.environment(&crate::identity::Grant {
+            tenant: launch.tenant.to_owned(),
+            run: launch.run_id.to_owned(),
+            slug: launch.agent.slug.clone(),
+            attempt: launch.attempt,
+        }));
     }
     env.extend(
         launch

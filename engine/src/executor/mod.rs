@@ -144,6 +144,9 @@ pub struct Executor {
     pub placements: Placements,
     /// Pool settings the driver applies (`sleep_after`).
     pub pools: Pools,
+    /// Gives every attempt's process its agent identity (`MURMUR_API_URL`,
+    /// `MURMUR_AGENT_TOKEN`) while this process serves the agent API; `None` gives none.
+    pub identity: Option<crate::identity::Issuer>,
 }
 
 impl Executor {

@@ -6,6 +6,7 @@ mod admission;
 mod backend;
 mod catalog;
 pub mod claims;
+pub mod children;
 mod counts;
 mod creation;
 mod finished;

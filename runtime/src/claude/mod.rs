@@ -3,6 +3,7 @@
 //! the moment it is seen, so the engine can checkpoint it and resume the same conversation
 //! after a crash instead of starting over.
 
+mod mcp;
 mod stream;
 
 use std::path::PathBuf;
@@ -69,8 +70,16 @@ pub fn arguments(request: &ClaudeRequest) -> Vec<String> {
     if let Some(system) = &request.system_prompt {
         args.extend(["--append-system-prompt".to_owned(), system.clone()]);
     }
-    if !request.allowed_tools.is_empty() {
-        args.extend(["--allowedTools".to_owned(), request.allowed_tools.join(" ")]);
+    let murmur = mcp::config(&request.env);
+    let mut allowed = request.allowed_tools.clone();
+    if murmur.is_some() {
+        allowed.push(mcp::ALLOWED.to_owned());
+    }
+    if !allowed.is_empty() {
+        args.extend(["--allowedTools".to_owned(), allowed.join(" ")]);
+    }
+    if let Some(config) = murmur {
+        args.extend(["--mcp-config".to_owned(), config]);
     }
     if let Some(session) = &request.resume {
         args.extend(["--resume".to_owned(), session.clone()]);

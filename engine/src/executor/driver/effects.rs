@@ -40,6 +40,8 @@ impl Driver<'_> {
             follow_up: self.model.agents()[index].follow_up.clone(),
             workspace,
             coding,
+            identity: self.executor.identity.as_ref(),
+            tenant: self.executor.store.tenant(),
         };
         let recorder = Recorder {
             store: self.executor.store.clone(),

@@ -1,0 +1,256 @@
+//! Agents that spawn agents, with the real binary and real processes: an `exec` agent whose
+//! script runs `murmur spawn` and `murmur wait` inside the run (its attempt's identity in its
+//! environment, the driving process serving the agent API), the refusals, a kill of the parent
+//! taking its children's processes down, and a SIGKILL of the engine while the parent waits.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+use support::beacon::Beacon;
+use support::murmur_output as murmur;
+use support::session::DEADLINE;
+
+const BIN: &str = env!("CARGO_BIN_EXE_murmur");
+/// Children take machines of their pool like every agent: enough for a parent and two.
+const SLOTS: &str = "pools:\n  local:\n    max_vms: 4\n";
+
+fn repo(flight: &str, config: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
+    std::fs::write(dir.path().join(".murmur/flights/parent.md"), flight).expect("flight");
+    if let Some(config) = config {
+        std::fs::write(dir.path().join(".murmur/murmur.yaml"), config).expect("config");
+    }
+    dir
+}
+
+/// A one-agent `exec` flight whose agent `lead` runs `script` (one line).
+fn parent_flight(script: &str) -> String {
+    format!("---\nruntime: exec\n---\n# Parent\n\n## lead\n> command: {script}\n")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+}
+
+/// The run of the flight `parent` (children are runs of their own).
+fn parent_run(dir: &Path) -> String {
+    let runs = json(&murmur(dir, &["runs", "ls", "--json"]));
+    let runs = runs.as_array().expect("runs");
+    let parent = runs.iter().find(|run| run["flight"] == "parent");
+    parent.expect("the parent's run")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Every agent of every run, as `murmur ls --all --json` lists them.
+fn all_agents(dir: &Path) -> Vec<Value> {
+    let all = json(&murmur(dir, &["ls", "--all", "--json"]));
+    all.as_array().cloned().unwrap_or_default()
+}
+
+fn lead_of(dir: &Path, run: &str) -> Value {
+    let shown = json(&murmur(dir, &["runs", "show", run, "--json"]));
+    shown["agents"][0].clone()
+}
+
+#[test]
+fn an_exec_agent_spawns_two_children_and_gets_their_answers() {
+    let script = format!(
+        "ca=$({BIN} spawn child-a --runtime exec echo answer-a) && cb=$({BIN} spawn child-b --runtime exec echo answer-b) && a=$({BIN} wait $ca) && b=$({BIN} wait $cb) && n=$({BIN} ls --json | grep -c '\"parent\"') && echo \"got $a and $b from $n children\""
+    );
+    let dir = repo(&parent_flight(&script), None);
+    let run = murmur(dir.path(), &["flight", "run", "parent"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let id = parent_run(dir.path());
+    let lead = lead_of(dir.path(), &id);
+    assert_eq!(
+        lead["response"], "got answer-a and answer-b from 2 children",
+        "{lead}"
+    );
+    let children: Vec<Value> = all_agents(dir.path())
+        .into_iter()
+        .filter(|agent| agent["run"] != id.as_str())
+        .collect();
+    let mut names: Vec<&str> = children.iter().filter_map(|c| c["slug"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["child-a", "child-b"], "{children:?}");
+    for child in &children {
+        assert_eq!(child["parent"], format!("{id}/lead"), "{child}");
+        assert_eq!(child["state"], "completed", "{child}");
+    }
+}
+
+#[test]
+fn a_child_is_refused_outside_its_subtree_and_past_the_depth_limit() {
+    // The child tries to kill its own parent, and to spawn a grandchild past max_depth 1.
+    let child = format!(
+        "{BIN} kill $MURMUR_RUN_ID/lead 2>&1; {BIN} spawn grand --runtime exec echo no 2>&1; echo child-done"
+    );
+    let script =
+        format!("{BIN} spawn child --runtime exec \"{child}\" >/dev/null && {BIN} wait child");
+    let dir = repo(&parent_flight(&script), Some("agents:\n  max_depth: 1\n"));
+    let run = murmur(dir.path(), &["flight", "run", "parent"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let lead = lead_of(dir.path(), &parent_run(dir.path()));
+    let answer = lead["response"].as_str().unwrap_or_default();
+    assert!(
+        answer.contains("not in this agent's subtree"),
+        "the kill was refused: {answer}"
+    );
+    assert!(
+        answer.contains("levels below a run's agents") && answer.contains("max_depth"),
+        "the spawn was refused: {answer}"
+    );
+    assert!(answer.ends_with("child-done"), "{answer}");
+    let agents = all_agents(dir.path());
+    assert!(
+        agents.iter().all(|agent| agent["slug"] != "grand"),
+        "no grandchild was recorded: {agents:?}"
+    );
+}
+
+#[test]
+fn the_agent_commands_outside_an_agent_say_so() {
+    let dir = repo(&parent_flight("echo hi"), None);
+    let mcp = support::murmur(dir.path())
+        .arg("mcp")
+        .env_remove("MURMUR_AGENT_TOKEN")
+        .env_remove("MURMUR_API_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert_eq!(mcp.status.code(), Some(2), "{}", text(&mcp));
+    assert!(
+        text(&mcp).contains("runs outside one: MURMUR_AGENT_TOKEN is not set"),
+        "{}",
+        text(&mcp)
+    );
+}
+
+/// Whether process `pid` still exists (a zombie counts as gone: it runs nothing).
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
+    !stat.is_empty() && state != Some("Z")
+}
+
+fn pid_in(path: &Path) -> i32 {
+    let text = std::fs::read_to_string(path).expect("pid file");
+    text.trim().parse().expect("a pid")
+}
+
+#[test]
+fn killing_the_parent_takes_its_children_down() {
+    let beacon = Beacon::bind();
+    let signal = beacon.signal();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pids = dir.path().join("pids");
+    std::fs::create_dir_all(&pids).expect("mkdir");
+    let child = |name: &str| {
+        format!(
+            "{BIN} spawn {name} --runtime exec \"echo \\$\\$ > {}/{name}; {signal}; sleep 600\"",
+            pids.display()
+        )
+    };
+    let script = format!(
+        "echo $$ > {}/lead; {} && {} && {BIN} wait child-a",
+        pids.display(),
+        child("child-a"),
+        child("child-b")
+    );
+    let repo = repo(&parent_flight(&script), Some(SLOTS));
+    let mut driving = support::murmur(repo.path())
+        .args(["flight", "run", "parent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    beacon.wait("the first child");
+    beacon.wait("the second child");
+    let id = parent_run(repo.path());
+    let killed = murmur(repo.path(), &["kill", "lead", "--run", &id]);
+    assert_eq!(killed.status.code(), Some(0), "{}", text(&killed));
+    let started = Instant::now();
+    for name in ["lead", "child-a", "child-b"] {
+        let pid = pid_in(&pids.join(name));
+        while alive(pid) {
+            assert!(started.elapsed() < DEADLINE, "{name} ({pid}) still runs");
+            std::thread::yield_now();
+        }
+    }
+    let status = driving.wait().expect("the driver ends");
+    assert_eq!(status.code(), Some(1), "the run ended as after a failure");
+    for agent in all_agents(repo.path()) {
+        assert_eq!(agent["state"], "canceled", "{agent}");
+    }
+}
+
+#[test]
+fn a_parent_waiting_through_an_engine_kill_gets_both_answers_and_no_child_runs_twice() {
+    let beacon = Beacon::bind();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ledger, go) = (dir.path().join("ledger"), dir.path().join("go"));
+    let child_b = format!(
+        "echo child-b >> {ledger}; {signal}; until [ -e {go} ]; do sleep 0.05; done; echo released",
+        ledger = ledger.display(),
+        signal = beacon.signal(),
+        go = go.display()
+    );
+    let script = format!(
+        "{BIN} spawn child-a --runtime exec 'echo child-a >> {ledger}; echo answer-a' >/dev/null && a=$({BIN} wait child-a) && {BIN} spawn child-b --runtime exec \"{child_b}\" >/dev/null && b=$({BIN} wait child-b) && echo \"got $a and $b\"",
+        ledger = ledger.display()
+    );
+    let repo = repo(&parent_flight(&script), Some(SLOTS));
+    let mut engine = support::murmur(repo.path())
+        .args(["flight", "run", "parent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    beacon.wait("child-b");
+    let id = parent_run(repo.path());
+    // child-a has answered (the parent spawns child-b only after); child-b holds.
+    let waited = Command::new("kill")
+        .args(["-9", &engine.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(waited.success());
+    let _ = engine.wait();
+    std::fs::write(&go, "").expect("release child-b");
+    let resumed = murmur(repo.path(), &["runs", "resume", &id]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let lead = lead_of(repo.path(), &id);
+    assert_eq!(lead["response"], "got answer-a and released", "{lead}");
+    let ledger = std::fs::read_to_string(&ledger).expect("ledger");
+    assert_eq!(
+        ledger.lines().filter(|line| *line == "child-a").count(),
+        1,
+        "child-a ran once: {ledger}"
+    );
+    let children: Vec<Value> = all_agents(repo.path())
+        .into_iter()
+        .filter(|agent| agent["run"] != id.as_str())
+        .collect();
+    assert_eq!(
+        children.len(),
+        2,
+        "two children, each recorded once: {children:?}"
+    );
+}

@@ -1,0 +1,193 @@
+//! Agents that spawn agents: a child is a run of its own (one agent, or a whole flight),
+//! recorded under the agent that spawned it (`store::children`), at most once per parent and
+//! slug. What a child may do is bounded by its subtree: an agent reaches only its
+//! descendants, and killing an agent takes its descendants down with it.
+
+use murmur_parser::Flight;
+
+use crate::executor::{Error as ExecutorError, Executor};
+use crate::identity::Grant;
+use crate::run;
+use crate::state::RunStatus;
+use crate::store::children::{Child, Parent, Spawned};
+use crate::store::{self, NewRun};
+
+/// The limits `murmur.yaml` sets on spawning (`agents: {max_depth, max_children}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How deep children may nest: 1 lets a run's agents spawn, but not their children.
+    pub max_depth: u32,
+    /// How many children one agent may spawn.
+    pub max_children: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 3,
+            max_children: 16,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "`{slug}` would be {depth} levels below a run's agents; this repository allows {max} (agents.max_depth in .murmur/murmur.yaml)"
+    )]
+    TooDeep { slug: String, depth: u32, max: u32 },
+    #[error(
+        "agent `{parent}` already spawned {max} children, the most it may (agents.max_children in .murmur/murmur.yaml)"
+    )]
+    TooManyChildren { parent: String, max: u32 },
+    #[error("`{0}` is not in this agent's subtree: an agent reaches only the agents it spawned")]
+    OutsideSubtree(String),
+    #[error("a spawn of `{0}` by this agent is still being recorded elsewhere; try again")]
+    Pending(String),
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// A child to create: its flight, already parsed and checked by the caller.
+pub struct ChildRun<'a> {
+    /// The child's slug under its parent.
+    pub slug: &'a str,
+    pub flight_name: &'a str,
+    pub source: &'a str,
+    pub flight: &'a Flight,
+    pub inputs: &'a [String],
+}
+
+/// What a spawn came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnedChild {
+    pub child: Child,
+    /// False when the parent had spawned this child before (a retried call).
+    pub created: bool,
+}
+
+impl Executor {
+    /// Creates `request` as a child of the attempt `parent`, or finds the one it made before.
+    pub async fn spawn_child(
+        &self,
+        parent: &Grant,
+        request: &ChildRun<'_>,
+        limits: &Limits,
+    ) -> Result<SpawnedChild, Error> {
+        let at = Parent {
+            run: &parent.run,
+            slug: &parent.slug,
+        };
+        if let Some(child) = self.store.child(&at, request.slug).await? {
+            return Ok(SpawnedChild {
+                child,
+                created: false,
+            });
+        }
+        let depth = self.depth_of(&parent.run).await? + 1;
+        if depth > limits.max_depth {
+            return Err(Error::TooDeep {
+                slug: request.slug.to_owned(),
+                depth,
+                max: limits.max_depth,
+            });
+        }
+        if self.store.children(&at).await?.len() >= limits.max_children as usize {
+            return Err(Error::TooManyChildren {
+                parent: parent.slug.clone(),
+                max: limits.max_children,
+            });
+        }
+        let inputs =
+            run::resolve_inputs(request.flight, request.inputs).map_err(ExecutorError::from)?;
+        let agents = run::agents_of(request.flight);
+        let has_check = self.check_command.is_some();
+        run::check_runnable(request.flight, &agents, &self.repository, has_check)
+            .map_err(ExecutorError::from)?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let slugs: Vec<String> = agents.iter().map(|a| a.slug.clone()).collect();
+        let inputs = serde_json::to_value(&inputs).unwrap_or_default();
+        let new = NewRun {
+            id: &id,
+            flight: request.flight_name,
+            flight_path: None,
+            source: request.source,
+            digest: &run::digest(request.source),
+            inputs: &inputs,
+            created_at: &self.clock.stamp(),
+            agents: &slugs,
+            event: None,
+        };
+        let depth = i64::from(depth);
+        match self
+            .store
+            .create_child(&at, request.slug, depth, &new)
+            .await?
+        {
+            Spawned::Created => Ok(SpawnedChild {
+                child: Child {
+                    parent_run: parent.run.clone(),
+                    parent_slug: parent.slug.clone(),
+                    slug: request.slug.to_owned(),
+                    run_id: id,
+                    depth,
+                },
+                created: true,
+            }),
+            Spawned::Existing(child) => Ok(SpawnedChild {
+                child,
+                created: false,
+            }),
+            Spawned::Pending => Err(Error::Pending(request.slug.to_owned())),
+        }
+    }
+
+    /// How many spawns deep `run` is: 0 for a run nobody spawned.
+    pub async fn depth_of(&self, run: &str) -> Result<u32, Error> {
+        let depth = self.store.spawned_as(run).await?.map_or(0, |c| c.depth);
+        Ok(u32::try_from(depth).unwrap_or(u32::MAX))
+    }
+
+    /// Whether `run` descends from the agent `ancestor` (`RUN`, `SLUG`).
+    pub async fn descends_from(&self, run: &str, ancestor: (&str, &str)) -> Result<bool, Error> {
+        let mut current = run.to_owned();
+        // Each step goes one spawn up; a chain is never longer than the depth recorded.
+        for _ in 0..=self.depth_of(run).await? {
+            let Some(spawn) = self.store.spawned_as(&current).await? else {
+                return Ok(false);
+            };
+            if (spawn.parent_run.as_str(), spawn.parent_slug.as_str()) == ancestor {
+                return Ok(true);
+            }
+            current = spawn.parent_run;
+        }
+        Ok(false)
+    }
+
+    /// Cancels every run the agent `slug` of `run` spawned, and theirs, deepest first.
+    /// Returns how many runs were canceled.
+    pub async fn kill_children(&self, run: &str, slug: &str) -> Result<usize, Error> {
+        let parent = Parent { run, slug };
+        let mut canceled = 0;
+        for child in self.store.children(&parent).await? {
+            canceled += Box::pin(self.cancel_tree(&child.run_id)).await?;
+        }
+        Ok(canceled)
+    }
+
+    /// Cancels `run` and everything its agents spawned.
+    pub async fn cancel_tree(&self, run: &str) -> Result<usize, Error> {
+        let mut canceled = 0;
+        for child in self.store.children_of_run(run).await? {
+            canceled += Box::pin(self.cancel_tree(&child.run_id)).await?;
+        }
+        let status = RunStatus::parse(&self.store.run(run).await?.status);
+        if status.is_some_and(RunStatus::is_terminal) {
+            return Ok(canceled);
+        }
+        self.cancel(run).await?;
+        Ok(canceled + 1)
+    }
+}
