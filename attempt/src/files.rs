@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use murmur_protocol::{AttemptSpec, UpstreamResult};
 
+use crate::{Settings, environ};
+
 /// The JSON file `MURMUR_UPSTREAM_RESULTS` names. Agents without upstreams share one empty
 /// list: a file per agent would be thousands of inode creations for a wide flight.
 pub fn write_upstream_results(
@@ -24,10 +26,19 @@ pub fn write_upstream_results(
     Ok(path)
 }
 
-/// The spec's variables plus what only this machine knows: where the repository and the
-/// upstream results are.
-pub fn environment(spec: &AttemptSpec, repository: &Path, results: &Path) -> Vec<(String, String)> {
-    let mut env = spec.env.clone();
+/// What the machine's environment keeps for the agent (`environ`), the spec's variables, and
+/// what only this machine knows: where the repository and the upstream results are.
+pub fn environment(
+    spec: &AttemptSpec,
+    repository: &Path,
+    results: &Path,
+    settings: &Settings,
+) -> Vec<(String, String)> {
+    let machine = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    let pass = &spec.environment.pass;
+    let mut env = environ::kept(machine, &spec.runtime, pass, settings);
+    env.extend(spec.env.iter().cloned());
     env.push(("MURMUR_REPO".to_owned(), repository.display().to_string()));
     env.push((
         "MURMUR_UPSTREAM_RESULTS".to_owned(),

@@ -3,8 +3,10 @@
 //! same code runs in-process for the local pool and inside `murmur worker` on a machine.
 
 mod clone;
+mod environ;
 mod files;
 mod run;
+pub mod secrets;
 mod settings;
 mod turn;
 mod workspace;
@@ -46,9 +48,20 @@ pub fn start(
     spec: AttemptSpec,
     updates: mpsc::UnboundedSender<AttemptUpdate>,
 ) -> Stop {
+    start_keyed(machine, None, spec, updates)
+}
+
+/// [`start`] on a machine holding the ephemeral key the attempt's secrets are sealed to.
+pub fn start_keyed(
+    machine: Arc<Machine>,
+    key: Option<Arc<murmur_vault::MachineKey>>,
+    spec: AttemptSpec,
+    updates: mpsc::UnboundedSender<AttemptUpdate>,
+) -> Stop {
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(async move {
-        let outcome = run::run(&machine, spec, updates.clone(), stopped).await;
+        let work = run::run(&machine, key.as_deref(), spec, updates.clone(), stopped);
+        let outcome = murmur_runtime::sealed_environment(work).await;
         let _ = updates.send(AttemptUpdate::Ended { outcome });
     });
     Stop(stop)

@@ -10,17 +10,20 @@ use murmur_protocol::{
     Stream,
 };
 use murmur_runtime::{Update, exec};
+use murmur_vault::{MachineKey, SecretSet};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Machine;
 use crate::clone;
 use crate::files::{self, workdir_error};
+use crate::secrets::{self, Mask};
 use crate::turn::{CodingRuntime, CodingTurn, coding_turn};
 use crate::workspace::{self, WorkspacePlan};
 
 /// Runs the attempt; every update but the last is sent on `updates` before this returns.
 pub async fn run(
     machine: &Machine,
+    machine_key: Option<&MachineKey>,
     spec: AttemptSpec,
     updates: mpsc::UnboundedSender<AttemptUpdate>,
     stop: oneshot::Receiver<()>,
@@ -31,6 +34,10 @@ pub async fn run(
     {
         return Err(AttemptFailure::new(FailureKind::Refused, refused.clone()));
     }
+    let secrets = match &spec.environment.sealed_secrets {
+        Some(sealed) => secrets::open(machine_key, sealed, &spec.key).map_err(failed)?,
+        None => SecretSet::new(),
+    };
     let run_dir = machine.work_root.join(&spec.key.run_id);
     let results =
         files::write_upstream_results(&run_dir, &spec.key.slug, &spec.upstream).map_err(failed)?;
@@ -43,7 +50,7 @@ pub async fn run(
     } else {
         PathBuf::from(&spec.workspace.repository)
     };
-    let env = files::environment(&spec, &repository, &results);
+    let env = files::environment(&spec, &repository, &results, &machine.settings);
     let plan = WorkspacePlan {
         repository,
         worktree: machine.work_root.join(&spec.workspace.worktree),
@@ -62,7 +69,12 @@ pub async fn run(
     let timeout = spec.timeout_secs.map(Duration::from_secs);
     let (runtime_updates, update_rx) = mpsc::unbounded_channel();
     // Awaited before the end is reported, so an attempt's last lines never arrive after it.
-    let forwarding = tokio::spawn(forward(update_rx, updates));
+    let mask = Mask::new(&secrets);
+    let forwarding = tokio::spawn(forward(update_rx, updates, mask.clone()));
+    // Only the agent's own process gets the secrets, not the prepare hook before it.
+    let mut env = env;
+    env.extend(secrets::variables(&secrets));
+    drop(secrets);
     let (stopped, timed_out, asked) = with_deadline(stop, timeout);
     let runtime = match &spec.runtime {
         RuntimeSpec::Codex(_) => CodingRuntime::Codex,
@@ -95,6 +107,10 @@ pub async fn run(
         }
     };
     let _ = forwarding.await;
+    // The answer and an error's last stderr line are stored and shown like output lines.
+    let outcome = outcome
+        .map(|(response, delivered)| (mask.apply(response), delivered))
+        .map_err(|error| mask.apply(error));
     let (response, mut delivered) = match outcome {
         Ok(done) => done,
         Err(_) if timed_out.load(Ordering::SeqCst) => {
@@ -158,6 +174,7 @@ fn with_deadline(
 async fn forward(
     mut updates: mpsc::UnboundedReceiver<Update>,
     out: mpsc::UnboundedSender<AttemptUpdate>,
+    mask: Mask,
 ) {
     while let Some(update) = updates.recv().await {
         let update = match update {
@@ -166,7 +183,7 @@ async fn forward(
                     murmur_runtime::Stream::Stdout => Stream::Stdout,
                     murmur_runtime::Stream::Stderr => Stream::Stderr,
                 },
-                text: line.text,
+                text: mask.apply(line.text),
             },
             Update::Session(id) => AttemptUpdate::Session { id },
         };

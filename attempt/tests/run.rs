@@ -44,6 +44,7 @@ fn exec_spec(
         env: vec![("MURMUR_RUN_ID".into(), "run1".into())],
         upstream: Vec::new(),
         timeout_secs: timeout,
+        environment: Default::default(),
     }
 }
 

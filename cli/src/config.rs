@@ -22,6 +22,12 @@ pub struct Config {
     pub checks: Checks,
     #[serde(default)]
     pub server: Server,
+    /// What agents keep of the machine's environment besides the documented base.
+    #[serde(default)]
+    pub environment: AgentVariables,
+    /// The tenant's secrets every agent of this workspace gets as environment variables.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// Limits on agents that spawn agents.
     #[serde(default)]
     pub agents: Spawning,
@@ -43,6 +49,14 @@ impl Spawning {
             max_children: self.max_children.unwrap_or(default.max_children),
         }
     }
+}
+
+/// `environment:`: `pass: [NAME, …]` keeps those variables of the machine's environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentVariables {
+    #[serde(default)]
+    pub pass: Vec<String>,
 }
 
 /// `murmur serve`'s settings.
@@ -236,6 +250,34 @@ impl Config {
         }
     }
 
+    /// `environment.pass` and `secrets`, their names checked; `keyring` opens the secrets.
+    pub fn agent_environment(
+        &self,
+        keyring: impl FnOnce() -> anyhow::Result<murmur_vault::Keyring>,
+    ) -> anyhow::Result<murmur_engine::executor::AgentEnvironment> {
+        for name in &self.secrets {
+            murmur_vault::check_name(name).with_context(|| format!("{FILE}: `secrets`"))?;
+        }
+        if let Some(bad) = self.environment.pass.iter().find(|n| !is_variable_name(n)) {
+            anyhow::bail!(
+                "{FILE}: `environment.pass`: `{}` is no environment variable name (letters, \
+                 digits and `_`, not starting with a digit)",
+                bad.escape_debug()
+            );
+        }
+        let mut environment = murmur_engine::executor::AgentEnvironment {
+            pass: self.environment.pass.clone(),
+            secrets: self.secrets.clone(),
+            ..Default::default()
+        };
+        if !self.secrets.is_empty() {
+            environment.keyring = keyring()
+                .map(std::sync::Arc::new)
+                .map_err(|e| format!("{e:#}"));
+        }
+        Ok(environment)
+    }
+
     /// The local pool's cap: `pools.local.max_vms`, else the number of cores.
     pub fn local_slots(&self) -> usize {
         self.pools
@@ -244,6 +286,14 @@ impl Config {
             .filter(|&slots| slots > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
     }
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

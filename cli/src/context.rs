@@ -87,6 +87,8 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         leases: executor::Leases::new(Owner::this_process(&process_kind()), lease_ttl()?),
         placements: Default::default(),
         pools: config.pool_settings(),
+        environment: config
+            .agent_environment(|| Ok(crate::commands::keys::Keys::load(repo)?.keyring))?,
         identity: None,
     })
 }

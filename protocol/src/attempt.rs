@@ -32,6 +32,22 @@ pub struct AttemptSpec {
     pub upstream: Vec<UpstreamResult>,
     /// The agent's `timeout` in seconds: the attempt is stopped when it is up.
     pub timeout_secs: Option<u64>,
+    /// What else the agent's process gets in its environment: nothing of the machine's but
+    /// a documented base and the names passed, plus the attempt's secrets.
+    #[serde(default)]
+    pub environment: EnvironmentSpec,
+}
+
+/// The agent's environment beyond the run's context.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnvironmentSpec {
+    /// Variables of the machine's own environment the agent keeps (`environment.pass`).
+    #[serde(default)]
+    pub pass: Vec<String>,
+    /// The attempt's secrets sealed to the machine's ephemeral key (HPKE), base64; only that
+    /// machine opens them, in memory, into the agent process's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secrets: Option<String>,
 }
 
 /// How the attempt runs.

@@ -7,7 +7,7 @@ mod outcome;
 pub mod worker;
 
 pub use attempt::{
-    AttemptKey, AttemptSpec, CodingSpec, ExecSpec, LocalPullRequest, PullRequestDraft, RuntimeSpec,
-    UpstreamResult, WorkspaceSpec,
+    AttemptKey, AttemptSpec, CodingSpec, EnvironmentSpec, ExecSpec, LocalPullRequest,
+    PullRequestDraft, RuntimeSpec, UpstreamResult, WorkspaceSpec,
 };
 pub use outcome::{AttemptFailure, AttemptUpdate, Delivered, FailureKind, Finished, Stream};

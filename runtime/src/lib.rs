@@ -20,7 +20,7 @@ mod tree;
 pub mod workspace;
 
 pub use exec::{Error, ExecRequest, Outcome};
-pub use process::{contained_by_cgroups, find_program, kill_marked};
+pub use process::{contained_by_cgroups, find_program, kill_marked, sealed_environment};
 
 /// What a runtime reports while an agent works.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -79,9 +79,23 @@ fn c_string(text: &OsStr) -> io::Result<CString> {
     })
 }
 
+tokio::task_local! {
+    /// Set while an attempt runs: its processes inherit nothing of this process's environment.
+    static SEALED: ();
+}
+
+/// Runs `work` so that every process it starts gets exactly the variables its request lists,
+/// none of this process's (an engine's or a worker's keys, database URLs, tokens). Scoped to
+/// the task rather than a field of each request, so every way an attempt starts a process
+/// (its script, a coding CLI, the prepare hook) is covered at once.
+pub async fn sealed_environment<F: std::future::Future>(work: F) -> F::Output {
+    SEALED.scope((), work).await
+}
+
 /// The engine's environment with `overrides` and then the tree's `mark` on top, as
-/// `KEY=VALUE` strings.
+/// `KEY=VALUE` strings; only `overrides` and the mark inside [`sealed_environment`].
 fn environment(overrides: &[(String, String)], mark: (String, String)) -> io::Result<Vec<CString>> {
+    let sealed = SEALED.try_with(|()| ()).is_ok();
     let overrides: Vec<&(String, String)> = overrides
         .iter()
         .filter(|(key, _)| *key != mark.0)
@@ -93,6 +107,7 @@ fn environment(overrides: &[(String, String)], mark: (String, String)) -> io::Re
             .any(|(k, _)| k.as_bytes() == key.as_bytes())
     };
     let inherited = std::env::vars_os()
+        .filter(|_| !sealed)
         .filter(|(key, _)| !overridden(key))
         .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat());
     let added = overrides

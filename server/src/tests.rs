@@ -463,6 +463,7 @@ pub(super) async fn test_executor(
         ),
         placements: Default::default(),
         pools: Default::default(),
+        environment: Default::default(),
         identity: None,
     }
 }

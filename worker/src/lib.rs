@@ -68,7 +68,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     });
     let client = client::Client::new(&options.server);
     // The private half never leaves this process: secrets sealed to it open only here.
-    let key = murmur_vault::MachineKey::generate();
+    let key = Arc::new(murmur_vault::MachineKey::generate());
     let register = Register {
         pool: options.pool.clone(),
         public_key: key.public().to_base64(),
@@ -77,7 +77,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     };
     loop {
         let registered = register_until_done(&client, &options, &register).await?;
-        session::Session::new(client.clone(), machine.clone(), registered)
+        session::Session::new(client.clone(), machine.clone(), key.clone(), registered)
             .run()
             .await;
         tracing::warn!("the machine's credential was refused; registering again");

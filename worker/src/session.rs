@@ -26,6 +26,8 @@ struct Shared {
 pub struct Session {
     client: Client,
     machine: Arc<murmur_attempt::Machine>,
+    /// The ephemeral key the machine registered with: it opens the attempts' secrets.
+    key: Arc<murmur_vault::MachineKey>,
     registered: Registered,
     shared: Arc<Mutex<Shared>>,
     /// Woken when the outbox has something new.
@@ -36,11 +38,13 @@ impl Session {
     pub fn new(
         client: Client,
         machine: Arc<murmur_attempt::Machine>,
+        key: Arc<murmur_vault::MachineKey>,
         registered: Registered,
     ) -> Self {
         Self {
             client,
             machine,
+            key,
             registered,
             shared: Arc::default(),
             filled: Arc::default(),
@@ -114,7 +118,8 @@ impl Session {
         let key = spec.key.clone();
         tracing::info!("starting attempt {key}");
         let (updates, mut received) = mpsc::unbounded_channel();
-        let stop = murmur_attempt::start(self.machine.clone(), spec, updates);
+        let machine_key = Some(self.key.clone());
+        let stop = murmur_attempt::start_keyed(self.machine.clone(), machine_key, spec, updates);
         self.shared().running.insert(key.clone(), stop);
         let (shared, filled) = (self.shared.clone(), self.filled.clone());
         tokio::spawn(async move {

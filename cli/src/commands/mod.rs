@@ -7,7 +7,7 @@ pub mod catalog;
 pub mod flight;
 pub mod follow;
 mod frame;
-mod keys;
+pub(crate) mod keys;
 mod live;
 pub mod machines;
 pub mod mcp;

@@ -61,6 +61,11 @@ impl Fixture {
         self.dir.path()
     }
 
+    /// The store's URL or SQLite path, as `--db` takes it.
+    pub fn db_url(&self) -> &str {
+        &self.db
+    }
+
     /// A path in the repository's folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.repo().join(name)

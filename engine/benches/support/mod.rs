@@ -29,6 +29,7 @@ pub async fn executor(dir: &Path, slots: usize) -> Executor {
         ),
         placements: Default::default(),
         pools: Default::default(),
+        environment: Default::default(),
         identity: None,
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use murmur_attempt::CodingRuntime;
+use murmur_attempt::secrets::Mask;
 use murmur_parser::script::Bound;
 use murmur_parser::{Agent, Flight};
 use murmur_protocol::{
@@ -14,6 +15,7 @@ use murmur_protocol::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
+use super::environment::AgentEnvironment;
 use super::placement::{AttemptHandle, Placement};
 use crate::clock::Clock;
 use crate::run::{self, Context, UpstreamResult};
@@ -87,15 +89,16 @@ pub struct Recorder {
 /// Starts the attempt on `placement`; returns the handle that stops it.
 pub fn launch(
     launch: Launch<'_>,
-    placement: &dyn Placement,
+    placement: Arc<dyn Placement>,
+    environment: &AgentEnvironment,
     recorder: Recorder,
     messages: mpsc::UnboundedSender<Message>,
 ) -> Result<oneshot::Sender<()>, Error> {
     let (index, attempt) = (launch.index, launch.attempt);
-    let spec = spec_of(launch);
+    let mut spec = spec_of(launch);
+    spec.environment.pass.clone_from(&environment.pass);
     let key = spec.key.clone();
     let (updates, update_rx) = mpsc::unbounded_channel();
-    let handle = placement.start(spec, updates)?;
     let (stop, stopped) = oneshot::channel();
     let relay = Relay {
         index,
@@ -103,8 +106,26 @@ pub fn launch(
         key,
         messages,
         recorder,
+        mask: Mask::default(),
     };
-    tokio::spawn(relay.run(handle, update_rx, stopped));
+    if !environment.has_secrets() {
+        let handle = placement.start(spec, updates)?;
+        tokio::spawn(relay.run(handle, update_rx, stopped));
+        return Ok(stop);
+    }
+    let environment = environment.clone();
+    tokio::spawn(async move {
+        let mut relay = relay;
+        let secrets = match environment.open(&relay.recorder.store).await {
+            Ok(secrets) => secrets,
+            Err(error) => return relay.fail(error),
+        };
+        relay.mask = Mask::new(&secrets);
+        match placement.start_sealed(spec, secrets, updates) {
+            Ok(handle) => relay.run(handle, update_rx, stopped).await,
+            Err(error) => relay.fail(error.to_string()),
+        }
+    });
     Ok(stop)
 }
 
@@ -155,6 +176,7 @@ fn spec_of(launch: Launch<'_>) -> AttemptSpec {
         workspace: launch.workspace,
         upstream: launch.upstream,
         timeout_secs,
+        environment: Default::default(),
     }
 }
 
@@ -198,9 +220,21 @@ struct Relay {
     key: AttemptKey,
     messages: mpsc::UnboundedSender<Message>,
     recorder: Recorder,
+    /// The attempt's secret values: masked in what comes back from its machine too, which
+    /// may run code of its own between the agent and here.
+    mask: Mask,
 }
 
 impl Relay {
+    /// Ends an attempt that could not start, as a failure that may be retried.
+    fn fail(&self, message: String) {
+        let _ = self.messages.send(Message::Exited {
+            index: self.index,
+            attempt: self.attempt,
+            result: Err(AttemptFailure::new(FailureKind::Failed, message)),
+        });
+    }
+
     async fn run(
         self,
         handle: AttemptHandle,
@@ -230,8 +264,14 @@ impl Relay {
             }
         };
         let result = match result {
-            Ok(finished) => self.record(finished).await,
-            Err(failure) => Err(failure),
+            Ok(mut finished) => {
+                finished.response = self.mask.apply(finished.response);
+                self.record(finished).await
+            }
+            Err(mut failure) => {
+                failure.message = self.mask.apply(failure.message);
+                Err(failure)
+            }
         };
         let _ = self.messages.send(Message::Exited {
             index: self.index,
@@ -247,7 +287,7 @@ impl Relay {
                 index,
                 attempt,
                 stream,
-                text,
+                text: self.mask.apply(text),
             },
             AttemptUpdate::Session { id } => Message::Session {
                 index,

@@ -4,6 +4,7 @@
 
 mod claimed;
 mod driver;
+mod environment;
 mod gates;
 mod launch;
 mod leases;
@@ -25,6 +26,7 @@ use crate::store::{self, NewRun, Store};
 pub use claimed::PreparedRun;
 use driver::Driver;
 pub use driver::Verdict;
+pub use environment::AgentEnvironment;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 pub use murmur_attempt::{ClaudeSettings, CodexSettings, GitHubSettings};
 pub use placement::{AttemptHandle, LocalPlacement, Placement, PlacementError, Placements};
@@ -144,6 +146,8 @@ pub struct Executor {
     pub placements: Placements,
     /// Pool settings the driver applies (`sleep_after`).
     pub pools: Pools,
+    /// What agents keep of the machine's environment and which secrets they get.
+    pub environment: AgentEnvironment,
     /// Gives every attempt's process its agent identity (`MURMUR_API_URL`,
     /// `MURMUR_AGENT_TOKEN`) while this process serves the agent API; `None` gives none.
     pub identity: Option<crate::identity::Issuer>,

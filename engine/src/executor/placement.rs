@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use murmur_attempt::Machine;
 use murmur_protocol::{AttemptSpec, AttemptUpdate};
+use murmur_vault::{MachineKey, MachinePublicKey, SecretSet};
 use tokio::sync::mpsc;
 
 /// Where the machines of a pool run.
@@ -19,12 +20,29 @@ pub trait Placement: Send + Sync {
         spec: AttemptSpec,
         updates: mpsc::UnboundedSender<AttemptUpdate>,
     ) -> Result<AttemptHandle, PlacementError>;
+
+    /// Starts an attempt that gets `secrets`: the placement seals them to the ephemeral key of
+    /// the machine that runs it (`EnvironmentSpec::sealed_secrets`), never sending them open.
+    /// A placement that cannot refuses the attempt.
+    fn start_sealed(
+        &self,
+        spec: AttemptSpec,
+        secrets: SecretSet,
+        updates: mpsc::UnboundedSender<AttemptUpdate>,
+    ) -> Result<AttemptHandle, PlacementError> {
+        let _ = (spec, secrets, updates);
+        Err(PlacementError::NoSecrets)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlacementError {
     #[error("pool `{pool}` cannot take the attempt: {reason}")]
     Unavailable { pool: String, reason: String },
+    #[error("the attempt's pool cannot take secrets to its machines yet; run it on the local pool")]
+    NoSecrets,
+    #[error("cannot seal the attempt's secrets to its machine: {0}")]
+    Seal(String),
 }
 
 /// A started attempt: the machine it runs on, and how to stop it. Dropping the handle stops
@@ -89,6 +107,9 @@ impl Placements {
 pub struct LocalPlacement {
     machine: Arc<Machine>,
     name: String,
+    /// This host's ephemeral key, made in memory as a worker's is: secrets reach the local
+    /// pool's attempts sealed too, through the same code as a worker's.
+    key: Arc<MachineKey>,
 }
 
 impl LocalPlacement {
@@ -96,6 +117,7 @@ impl LocalPlacement {
         Self {
             machine: Arc::new(machine),
             name: format!("local:{}", crate::lease::host_name()),
+            key: Arc::new(MachineKey::generate()),
         }
     }
 }
@@ -106,9 +128,34 @@ impl Placement for LocalPlacement {
         spec: AttemptSpec,
         updates: mpsc::UnboundedSender<AttemptUpdate>,
     ) -> Result<AttemptHandle, PlacementError> {
-        let stop = murmur_attempt::start(self.machine.clone(), spec, updates);
+        let key = Some(self.key.clone());
+        let stop = murmur_attempt::start_keyed(self.machine.clone(), key, spec, updates);
         Ok(AttemptHandle::new(Some(self.name.clone()), move || {
             stop.stop()
         }))
     }
+
+    fn start_sealed(
+        &self,
+        mut spec: AttemptSpec,
+        secrets: SecretSet,
+        updates: mpsc::UnboundedSender<AttemptUpdate>,
+    ) -> Result<AttemptHandle, PlacementError> {
+        seal_into(&mut spec, &secrets, &self.key.public())?;
+        drop(secrets);
+        self.start(spec, updates)
+    }
+}
+
+/// Seals `secrets` into `spec` for the machine whose ephemeral public key is `public`: the
+/// one way secrets leave the engine, for the local pool and for workers alike.
+pub fn seal_into(
+    spec: &mut AttemptSpec,
+    secrets: &SecretSet,
+    public: &MachinePublicKey,
+) -> Result<(), PlacementError> {
+    let sealed = murmur_attempt::secrets::seal(public, secrets, &spec.key)
+        .map_err(|e| PlacementError::Seal(e.to_string()))?;
+    spec.environment.sealed_secrets = Some(sealed);
+    Ok(())
 }

@@ -30,6 +30,7 @@ pub async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         ),
         placements: Default::default(),
         pools: Default::default(),
+        environment: Default::default(),
         identity: None,
     }
 }

@@ -14,6 +14,9 @@ use tokio::sync::mpsc::UnboundedSender;
 pub struct Queued {
     pub spec: AttemptSpec,
     pub updates: UnboundedSender<AttemptUpdate>,
+    /// The attempt's secrets, in memory until a machine takes it: they are sealed to that
+    /// machine's ephemeral key, known only then.
+    pub secrets: Option<murmur_vault::SecretSet>,
 }
 
 /// An attempt a machine runs.

@@ -38,6 +38,7 @@ fn spec(slug: &str) -> AttemptSpec {
         env: Vec::new(),
         upstream: Vec::new(),
         timeout_secs: None,
+        environment: Default::default(),
     }
 }
 
@@ -79,6 +80,7 @@ fn assigned(dispatch: &mut Dispatch, slug: &str) -> UnboundedReceiver<AttemptUpd
         Queued {
             spec: spec(slug),
             updates,
+            secrets: None,
         },
     );
     let queued = dispatch.take("fleet").expect("queued");
@@ -181,6 +183,7 @@ fn a_stop_ends_a_waiting_attempt_here_and_is_told_to_a_running_ones_machine() {
         Queued {
             spec: spec("b"),
             updates,
+            secrets: None,
         },
     );
 

@@ -3,6 +3,7 @@
 
 use murmur_engine::executor::{AttemptHandle, Placement, PlacementError};
 use murmur_protocol::{AttemptSpec, AttemptUpdate};
+use murmur_vault::SecretSet;
 use tokio::sync::mpsc;
 
 use super::Workers;
@@ -28,10 +29,33 @@ impl Placement for WorkersPlacement {
         spec: AttemptSpec,
         updates: mpsc::UnboundedSender<AttemptUpdate>,
     ) -> Result<AttemptHandle, PlacementError> {
+        self.enqueue(spec, None, updates)
+    }
+
+    fn start_sealed(
+        &self,
+        spec: AttemptSpec,
+        secrets: SecretSet,
+        updates: mpsc::UnboundedSender<AttemptUpdate>,
+    ) -> Result<AttemptHandle, PlacementError> {
+        self.enqueue(spec, Some(secrets), updates)
+    }
+}
+
+impl WorkersPlacement {
+    fn enqueue(
+        &self,
+        spec: AttemptSpec,
+        secrets: Option<SecretSet>,
+        updates: mpsc::UnboundedSender<AttemptUpdate>,
+    ) -> Result<AttemptHandle, PlacementError> {
         let key = spec.key.clone();
-        self.workers
-            .dispatch()
-            .enqueue(&self.pool, Queued { spec, updates });
+        let queued = Queued {
+            spec,
+            updates,
+            secrets,
+        };
+        self.workers.dispatch().enqueue(&self.pool, queued);
         self.workers.changed.notify_waiters();
         let (pool, workers) = (self.pool.clone(), self.workers.clone());
         // The machine is not known yet: the dispatch sends `Placed` when one takes it.

@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use murmur_engine::machine::{MachineEvent, MachineState, Release};
 use murmur_engine::store::MachineRow;
 use murmur_engine::store::machine_log::Error as MachineError;
-use murmur_protocol::AttemptSpec;
+use murmur_protocol::{AttemptFailure, AttemptSpec, AttemptUpdate, FailureKind};
 use murmur_protocol::worker::{Acknowledged, Poll, Updates, Work};
 
-use super::dispatch::Accepted;
+use super::dispatch::{Accepted, Queued};
 use super::{LONGEST_WAIT, Workers};
 use crate::AppState;
 use crate::body::json_body;
@@ -154,15 +154,39 @@ async fn settle(
     }
 }
 
+/// Seals the attempt's secrets to the machine's ephemeral key, which it registered with; the
+/// plaintext is dropped here.
+fn seal_for(machine: &MachineRow, queued: &mut Queued) -> Result<(), AttemptFailure> {
+    let Some(secrets) = queued.secrets.take() else {
+        return Ok(());
+    };
+    let failed = |message: String| AttemptFailure::new(FailureKind::Failed, message);
+    let public = machine
+        .public_key
+        .as_deref()
+        .ok_or_else(|| failed(format!("machine {} registered no key", machine.id)))
+        .and_then(|key| {
+            murmur_vault::MachinePublicKey::from_base64(key).map_err(|e| failed(e.to_string()))
+        })?;
+    murmur_engine::executor::placement::seal_into(&mut queued.spec, &secrets, &public)
+        .map_err(|e| failed(e.to_string()))
+}
+
 /// Takes the oldest attempt waiting for the machine's pool, claiming the machine for it.
 async fn assign(
     state: &AppState,
     workers: &Workers,
     machine: &mut MachineRow,
 ) -> Result<Option<AttemptSpec>, ApiError> {
-    let Some(queued) = workers.dispatch().take(&machine.pool) else {
+    let Some(mut queued) = workers.dispatch().take(&machine.pool) else {
         return Ok(None);
     };
+    if let Err(failure) = seal_for(machine, &mut queued) {
+        let _ = queued.updates.send(AttemptUpdate::Ended {
+            outcome: Err(failure),
+        });
+        return Ok(None);
+    }
     let key = &queued.spec.key;
     let claimed = MachineEvent::Claimed {
         run_id: key.run_id.clone(),

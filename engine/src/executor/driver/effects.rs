@@ -48,7 +48,14 @@ impl Driver<'_> {
             clock: self.executor.clock.clone(),
         };
         let placement = self.executor.placement_for(&pool);
-        let stop = launch::launch(request, &*placement, recorder, self.sender.clone())?;
+        let environment = &self.executor.environment;
+        let stop = launch::launch(
+            request,
+            placement,
+            environment,
+            recorder,
+            self.sender.clone(),
+        )?;
         self.stops.insert(index, stop);
         Ok(())
     }
