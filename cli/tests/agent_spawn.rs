@@ -91,7 +91,15 @@ fn an_exec_agent_spawns_two_children_and_gets_their_answers() {
     for child in &children {
         assert_eq!(child["parent"], format!("{id}/lead"), "{child}");
         assert_eq!(child["state"], "completed", "{child}");
+        let run = child["run"].as_str().expect("the child's run");
+        let shown = json(&murmur(dir.path(), &["runs", "show", run, "--json"]));
+        assert_eq!(
+            shown["agents"][0]["parent"],
+            format!("{id}/lead"),
+            "{shown}"
+        );
     }
+    assert_eq!(lead["parent"], Value::Null, "{lead}");
 }
 
 #[test]
@@ -253,4 +261,46 @@ fn a_parent_waiting_through_an_engine_kill_gets_both_answers_and_no_child_runs_t
         2,
         "two children, each recorded once: {children:?}"
     );
+}
+
+#[test]
+fn under_murmur_serve_an_agent_spawns_a_child_through_the_server() {
+    let script = format!(
+        "{BIN} spawn helper --runtime exec echo served-answer >/dev/null && echo \"got $({BIN} wait helper)\""
+    );
+    let (repo, token) = support::setup(&parent_flight(&script));
+    std::fs::write(repo.path().join(".murmur/murmur.yaml"), SLOTS).expect("config");
+    let (mut server, address) = support::serve(repo.path());
+    let auth = format!("Bearer {token}");
+    let start = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, body) = support::http(&address, "POST", "/v1/flights/job/runs", &start, "{}");
+    assert_eq!(status, 202, "{body}");
+    let id = serde_json::from_str::<Value>(&body).expect("JSON")["run_id"]
+        .as_str()
+        .expect("run_id")
+        .to_owned();
+    let stream = [
+        ("Authorization", auth.as_str()),
+        ("Accept", "text/event-stream"),
+    ];
+    let path = format!("/v1/runs/{id}/events");
+    let (_, events) = support::http(&address, "GET", &path, &stream, "");
+    assert!(events.contains("event: run_completed"), "{events}");
+    let (_, shown) = support::http(
+        &address,
+        "GET",
+        &format!("/v1/runs/{id}"),
+        &[("Authorization", auth.as_str())],
+        "",
+    );
+    let shown: Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(
+        shown["agents"][0]["response"], "got served-answer",
+        "{shown}"
+    );
+    server.kill().expect("stop");
+    let _ = server.wait();
 }

@@ -215,16 +215,6 @@ pub enum ServeError {
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let (per_second, burst) = options.rate_limit;
     let rate = limit::Rate::new(per_second, burst);
-    let state = AppState::with_rate(
-        options.executor,
-        options.repository,
-        options.webhook_secret,
-        rate,
-    );
-    workers::start(&state, &options.pools);
-    state.show_pools(options.pools);
-    tokio::spawn(failover::take_over(state.clone()));
-    tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
     let bind = options.bind;
     let listen_error = |source| ServeError::Listen {
         bind: bind.clone(),
@@ -234,11 +224,19 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         .await
         .map_err(listen_error)?;
     let address = listener.local_addr().map_err(listen_error)?;
+    // Agents of this server call back here (`murmur spawn`, `murmur mcp`).
+    let (executor, issuer) = agent_api::for_server(options.executor, address);
+    let state = AppState::with_rate(executor, options.repository, options.webhook_secret, rate);
+    workers::start(&state, &options.pools);
+    state.show_pools(options.pools);
+    tokio::spawn(failover::take_over(state.clone()));
+    tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));
     // Tests and scripts find the address in this line: keep it last on the line.
     tracing::info!("listening on http://{address}");
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    listen::serve_until(listener, router(state), ctrl_c).await;
+    let agents = agent_api::on_server(&state, issuer);
+    listen::serve_until(listener, router(state).merge(agents), ctrl_c).await;
     Ok(())
 }

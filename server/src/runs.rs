@@ -108,7 +108,8 @@ pub async fn show_run(
 ) -> Result<Json<RunDetail>, ApiError> {
     let run = exact_run(state.store(), &id).await?;
     let agents = state.store().agents(&run.id).await?;
-    Ok(Json(views::run_detail(&run, &agents)))
+    let detail = views::with_children(state.store(), views::run_detail(&run, &agents)).await?;
+    Ok(Json(detail))
 }
 
 /// Over HTTP a run is named by its whole id, never a prefix.

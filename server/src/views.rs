@@ -65,6 +65,9 @@ pub struct AgentView {
     pub machine: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The agent that spawned this agent's run, as `RUN/SLUG` (see [`with_children`]).
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// Now, in the store's timestamp form: leases are judged against it.
@@ -112,7 +115,53 @@ fn agent(agent: &AgentRow) -> AgentView {
         machine: agent.machine.clone(),
         started_at: agent.started_at.clone(),
         finished_at: agent.finished_at.clone(),
+        parent: None,
     }
+}
+
+/// `detail` with what agents spawned: each agent's `parent` when an agent spawned the run,
+/// and the cost of every agent's children (and theirs) added to its `cost_usd`.
+pub async fn with_children(
+    store: &murmur_engine::Store,
+    mut detail: RunDetail,
+) -> Result<RunDetail, murmur_engine::store::Error> {
+    let run = detail.summary.id.clone();
+    let parent = store
+        .spawned_as(&run)
+        .await?
+        .map(|spawn| format!("{}/{}", spawn.parent_run, spawn.parent_slug));
+    for agent in &mut detail.agents {
+        agent.parent.clone_from(&parent);
+        let parent = murmur_engine::store::children::Parent {
+            run: &run,
+            slug: &agent.slug,
+        };
+        let mut children_cost = 0.0;
+        for child in store.children(&parent).await? {
+            children_cost += Box::pin(run_cost(store, &child.run_id)).await?;
+        }
+        if children_cost > 0.0 {
+            agent.cost_usd = Some(agent.cost_usd.unwrap_or(0.0) + children_cost);
+        }
+    }
+    Ok(detail)
+}
+
+/// What a run's agents cost, with everything they spawned.
+async fn run_cost(
+    store: &murmur_engine::Store,
+    run: &str,
+) -> Result<f64, murmur_engine::store::Error> {
+    let mut cost: f64 = store
+        .agents(run)
+        .await?
+        .iter()
+        .filter_map(|a| a.cost_usd)
+        .sum();
+    for child in store.children_of_run(run).await? {
+        cost += Box::pin(run_cost(store, &child.run_id)).await?;
+    }
+    Ok(cost)
 }
 
 /// `PUT /v1/flights/{name}`'s answer: the generation just stored.

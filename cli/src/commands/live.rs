@@ -362,6 +362,8 @@ mod tests {
             cost_usd: None,
             turns: None,
             session_id: None,
+            machine: None,
+            parent: None,
             started_at: Some("2026-01-01T00:00:00.000Z".into()),
             finished_at: Some("2026-01-01T00:00:02.500Z".into()),
         };

@@ -237,13 +237,12 @@ pub fn show(db: &DbArgs, run: &str, json: bool) -> anyhow::Result<Exit> {
         let store = open_store(db, &repo).await?;
         let row = store.run(run).await?;
         let agents = store.agents(&row.id).await?;
+        let detail = views::with_children(&store, views::run_detail(&row, &agents)).await?;
         if json {
-            emit_line(&serde_json::to_string_pretty(&views::run_detail(
-                &row, &agents,
-            ))?);
+            emit_line(&serde_json::to_string_pretty(&detail)?);
             return Ok(Exit::Success);
         }
-        emit(&view::run_text(&views::run_detail(&row, &agents)));
+        emit(&view::run_text(&detail));
         Ok(Exit::Success)
     })
 }

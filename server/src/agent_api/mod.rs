@@ -161,3 +161,29 @@ pub async fn loopback(
         },
     ))
 }
+
+/// Under `murmur serve`: the executor that gives attempts an identity for the agent API at
+/// `address` (the server's own listener; a wildcard address is reached on loopback, where
+/// local-pool agents run).
+pub fn for_server(mut executor: Executor, address: std::net::SocketAddr) -> (Executor, Issuer) {
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let issuer = Issuer::new(format!(
+        "http://{}",
+        std::net::SocketAddr::new(host, address.port())
+    ));
+    executor.identity = Some(issuer.clone());
+    (executor, issuer)
+}
+
+/// The agent API's routes next to the server's own: children are driven by its supervisor.
+pub(crate) fn on_server(state: &crate::AppState, issuer: Issuer) -> Router {
+    let drive: Drive = {
+        let state = state.clone();
+        Arc::new(move |run_id: String| state.drive(run_id))
+    };
+    AgentApi::new(state.executor().clone(), issuer, Limits::default(), drive).router()
+}
