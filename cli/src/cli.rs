@@ -62,6 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Tenants: each sees only its own runs, flights, machines, secrets and tokens
+    Tenant {
+        #[command(subcommand)]
+        command: crate::commands::tenant::TenantCommand,
+    },
     /// Pull requests that agents opened with `out: pr` (remotes other than GitHub)
     Pr {
         #[command(subcommand)]
@@ -367,6 +372,26 @@ pub enum TokenCommand {
         /// The `workers` pool a worker token registers machines of
         #[arg(long, requires = "worker", value_name = "NAME")]
         pool: Option<String>,
+        /// The tenant the token belongs to (default: the store's own, `local`)
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List a tenant's tokens: names, kinds, pools and dates, never the tokens
+    Ls {
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a tenant's token NAME: requests with it are refused from now on
+    Revoke {
+        name: String,
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },

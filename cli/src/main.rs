@@ -87,12 +87,36 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Token { command } => match command {
             TokenCommand::Create {
                 name,
+                worker,
+                pool,
+                tenant: Some(tenant),
+                db,
+            } => {
+                let pool = pool.as_deref().filter(|_| worker);
+                let tenant = Some(tenant.as_str());
+                let new = commands::tenant::NewToken {
+                    name: &name,
+                    pool,
+                    tenant,
+                };
+                commands::tenant::create_token(&db, &new)
+            }
+            TokenCommand::Create {
+                name,
                 worker: true,
                 pool: Some(pool),
                 db,
+                ..
             } => commands::worker::create_token(&db, &name, &pool),
             TokenCommand::Create { name, db, .. } => commands::server::create_token(&db, &name),
+            TokenCommand::Ls { tenant, json, db } => {
+                commands::tenant::list_tokens(&db, tenant.as_deref(), json)
+            }
+            TokenCommand::Revoke { name, tenant, db } => {
+                commands::tenant::revoke_token(&db, &name, tenant.as_deref())
+            }
         },
+        Command::Tenant { command } => commands::tenant::run(command),
         Command::Pr { command } => match command {
             PrCommand::Ls { json, db } => commands::pr::list(&db, json),
             PrCommand::Show { id, json, db } => commands::pr::show(&db, &id, json),

@@ -23,6 +23,7 @@ mod schema;
 pub mod secrets;
 mod server;
 mod statements;
+pub mod tenants;
 mod ticks;
 pub mod tokens;
 mod waiters;
