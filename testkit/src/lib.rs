@@ -10,8 +10,10 @@
 mod anthropic;
 pub mod claude_cli;
 pub mod codex_cli;
+pub mod gce;
 pub mod git;
 mod model_server;
+pub mod moto;
 pub mod process;
 mod responses;
 mod turn;
