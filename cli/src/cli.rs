@@ -403,7 +403,12 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "URL")]
     pub server: String,
     /// A worker token (`murmur token create --worker --pool NAME` on the server)
-    #[arg(long, env = "MURMUR_WORKER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "MURMUR_WORKER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: String,
     /// The pool this machine joins; by default the one the token is for
     #[arg(long, value_name = "NAME")]

@@ -19,9 +19,9 @@ pub mod remote_runs;
 pub mod runs;
 pub mod secret;
 pub mod server;
-pub mod tenant;
 mod spawn;
 mod stream;
+pub mod tenant;
 mod view;
 pub mod worker;
 

@@ -5,16 +5,16 @@
 mod admission;
 mod backend;
 mod catalog;
-pub mod claims;
 pub mod children;
+pub mod claims;
 mod counts;
 mod creation;
 mod finished;
 mod lease;
 pub mod listing;
 mod lookup;
-pub mod machine_log;
 mod machine_lease;
+pub mod machine_log;
 mod machines;
 mod notify;
 mod pulls;

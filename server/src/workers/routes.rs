@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use murmur_engine::machine::{MachineEvent, MachineState, Release};
 use murmur_engine::store::MachineRow;
 use murmur_engine::store::machine_log::Error as MachineError;
-use murmur_protocol::{AttemptFailure, AttemptSpec, AttemptUpdate, FailureKind};
 use murmur_protocol::worker::{Acknowledged, Poll, Updates, Work};
+use murmur_protocol::{AttemptFailure, AttemptSpec, AttemptUpdate, FailureKind};
 
 use super::dispatch::{Accepted, Queued};
 use super::{LONGEST_WAIT, Workers};
