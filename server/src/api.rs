@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics))
         .merge(super::machines::routes())
+        .merge(super::secrets::routes())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

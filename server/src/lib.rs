@@ -21,6 +21,7 @@ mod metrics;
 mod openapi;
 mod parsed;
 mod runs;
+mod secrets;
 mod start;
 mod supervisor;
 #[cfg(test)]
@@ -41,6 +42,8 @@ mod tests_machines;
 mod tests_metrics;
 #[cfg(test)]
 mod tests_openapi;
+#[cfg(test)]
+mod tests_secrets;
 #[cfg(test)]
 mod tests_start;
 #[cfg(test)]

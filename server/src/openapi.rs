@@ -9,7 +9,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, approve, events, flights, machines, metrics, runs, start, webhooks, workers};
+use super::{
+    api, approve, events, flights, machines, metrics, runs, secrets, start, webhooks, workers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,7 @@ use super::{api, approve, events, flights, machines, metrics, runs, start, webho
         start::start_run, runs::list_runs, runs::show_run, runs::cancel_run, runs::retry_run,
         approve::approve_agent,
         machines::list_machines, machines::list_pools,
+        secrets::list_secrets, secrets::set_secret, secrets::remove_secret,
         workers::register::register, workers::routes::poll, workers::routes::updates,
         events::events, webhooks::github, api::healthz, api::readyz, metrics::metrics, document,
     ),

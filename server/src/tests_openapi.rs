@@ -41,6 +41,8 @@ async fn the_document_is_public_and_names_every_route() {
             "/v1/runs/{id}/cancel",
             "/v1/runs/{id}/events",
             "/v1/runs/{id}/retry",
+            "/v1/secrets",
+            "/v1/secrets/{name}",
             "/v1/webhooks/github",
             "/v1/workers/poll",
             "/v1/workers/register",

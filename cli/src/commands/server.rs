@@ -10,7 +10,14 @@ use crate::output::emit_line;
 pub fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
-        let executor = executor(&args.db, &repo).await?;
+        let mut executor = executor(&args.db, &repo).await?;
+        // `PUT /v1/secrets/{name}` needs a key even where no agent is given secrets; a key
+        // that cannot be loaded leaves the route answering why.
+        if executor.environment.keyring.is_err() {
+            executor.environment.keyring = crate::commands::keys::Keys::load(&repo)
+                .map(|keys| std::sync::Arc::new(keys.keyring))
+                .map_err(|e| format!("{e:#}"));
+        }
         let rate_limit = crate::config::Config::load(&repo)?.rate_limit()?;
         let pools = crate::commands::pools::pool_specs(&crate::config::Config::load(&repo)?);
         let webhook_secret = std::env::var("MURMUR_GITHUB_WEBHOOK_SECRET")
