@@ -23,7 +23,7 @@ pub enum Version {
 }
 
 impl Version {
-    fn from_catalog(&self) -> bool {
+    fn is_from_catalog(&self) -> bool {
         matches!(self, Version::Generation(_))
     }
 }
@@ -55,7 +55,7 @@ impl Cache {
     /// The parse of `text` as flight `name` at `version`: kept from before when `version`
     /// is the one parsed last, parsed (and kept) otherwise.
     pub fn parse(&self, name: &str, version: Version, text: &str) -> Parse {
-        let key = (version.from_catalog(), name.to_owned());
+        let key = (version.is_from_catalog(), name.to_owned());
         if let Some((kept, parse)) = self.lock().get(&key)
             && *kept == version
         {
