@@ -74,7 +74,7 @@ impl AgentClient {
     pub fn status(&self, name: &str) -> Result<Value, CallError> {
         let path: String = name
             .split('/')
-            .map(|part| urlencoding(part))
+            .map(urlencoding)
             .collect::<Vec<_>>()
             .join("/");
         self.get(&format!("/v1/agent/agents/{path}"))
