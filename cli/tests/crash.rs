@@ -272,7 +272,7 @@ fn an_attempt_in_flight_is_interrupted_and_runs_again() {
         [
             ("agent_interrupted", Some("slow")),
             ("agent_started", Some("slow")),
-            ("agent_output", Some("slow")),
+            ("agent_placed", Some("slow")),
         ],
         "first run stderr: {}",
         first_session.stderr
