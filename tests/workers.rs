@@ -7,86 +7,17 @@
 #[path = "../cli/tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 
 use support::beacon::Beacon;
 use support::db::Backend;
 use support::fixture::Fixture;
-use support::session::DEADLINE;
+use support::watched::Watched;
 use support::{http, murmur};
 
 /// Short, so a silent worker is lost within a test's patience.
 const LEASE_SECS: &str = "2";
 const CONFIG: &str = "pools:\n  fleet: { placement: workers, max_vms: 2 }\n";
-
-/// A process whose stderr lines the test can wait for.
-struct Watched {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Watched {
-    fn spawn(mut command: Command) -> Self {
-        let mut child = command
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the process starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next line containing `needle`; panics with everything seen after the deadline.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {DEADLINE:?}: {:#?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal}");
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Cluster {
     fixture: Fixture,
@@ -215,12 +146,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let _ = self.server.child.kill();
-            let said: Vec<String> = self.server.lines.try_iter().collect();
-            eprintln!(
-                "the server said:\n{}\n{}",
-                self.server.seen.join("\n"),
-                said.join("\n")
-            );
+            eprintln!("the server said:\n{}", self.server.said());
         }
     }
 }

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use support::beacon::Beacon;
 use support::db::Backend;
 use support::fixture::Fixture;
+use support::watched::Watched;
 
 const MARKER: &str = "marker-9d2e61b4-no-plaintext-anywhere";
 
@@ -178,65 +179,6 @@ fn a_secret_reaches_its_agent_sealed_and_rests_nowhere_in_plaintext(backend: &Ba
 }
 
 every_backend!(a_secret_reaches_its_agent_sealed_and_rests_nowhere_in_plaintext);
-
-/// A process whose stderr lines the test can wait for, and keeps for the marker search.
-struct Watched {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Watched {
-    fn spawn(mut command: Command) -> Self {
-        let mut child = command
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the process starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + support::session::DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?}: {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Everything it wrote to stderr, once it is stopped.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.seen.extend(self.lines.try_iter());
-        self.seen.join("\n")
-    }
-}
 
 fn created_token(fixture: &Fixture, args: &[&str]) -> String {
     let out = fixture.murmur(args);

@@ -3,65 +3,10 @@
 //! installs one.
 #![cfg(feature = "kms")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use aws_sdk_kms::Client;
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use murmur_vault::kek::KmsKek;
 use murmur_vault::{Error, Kek, Keyring, LocalKek, SecretValue};
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_binary() -> Option<std::path::PathBuf> {
-    if let Some(path) = std::env::var_os("MURMUR_MOTO_SERVER") {
-        return Some(path.into());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("moto_server"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Starts moto on a port of its choosing and waits (with a deadline) for it to say which.
-fn start_moto() -> Option<Moto> {
-    let Some(binary) = moto_binary() else {
-        eprintln!(
-            "skipped: no moto_server on PATH (pip install 'moto[server]', or set MURMUR_MOTO_SERVER)"
-        );
-        return None;
-    };
-    let mut child = Command::new(binary)
-        .args(["-H", "127.0.0.1", "-p", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start moto_server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (found, port) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("Running on ").nth(1) {
-                let _ = found.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = port
-        .recv_timeout(Duration::from_secs(60))
-        .expect("moto_server says where it listens within 60 s");
-    Some(Moto { child, url })
-}
 
 fn client(url: &str) -> Client {
     let config = aws_sdk_kms::Config::builder()
@@ -88,8 +33,10 @@ fn value(text: &str) -> SecretValue {
 
 #[tokio::test]
 async fn kms_wraps_data_keys_per_tenant_and_rotation_between_keys_keeps_secrets_open() {
-    let Some(moto) = start_moto() else { return };
-    let client = client(&moto.url);
+    let Some(moto) = murmur_testkit::moto::Moto::start() else {
+        return;
+    };
+    let client = client(moto.url());
     let (first, second) = (new_key(&client).await, new_key(&client).await);
     let kek_a = KmsKek::connect(client.clone(), &first)
         .await
@@ -136,8 +83,10 @@ async fn kms_wraps_data_keys_per_tenant_and_rotation_between_keys_keeps_secrets_
 
 #[tokio::test]
 async fn a_local_kek_rotates_to_kms() {
-    let Some(moto) = start_moto() else { return };
-    let client = client(&moto.url);
+    let Some(moto) = murmur_testkit::moto::Moto::start() else {
+        return;
+    };
+    let client = client(moto.url());
     let key_id = new_key(&client).await;
     let text = LocalKek::generate().expect("kek").to_base64();
     let local_kek = || Kek::Local(LocalKek::from_base64(&text).expect("parse"));
@@ -164,8 +113,8 @@ async fn a_local_kek_rotates_to_kms() {
 
 #[tokio::test]
 async fn an_unknown_key_or_an_unreachable_kms_is_a_clear_error() {
-    if let Some(moto) = start_moto() {
-        let missing = KmsKek::connect(client(&moto.url), "alias/nothing-here").await;
+    if let Some(moto) = murmur_testkit::moto::Moto::start() {
+        let missing = KmsKek::connect(client(moto.url()), "alias/nothing-here").await;
         assert!(matches!(missing, Err(Error::Kms { .. })), "{missing:?}");
     }
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

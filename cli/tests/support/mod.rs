@@ -12,6 +12,7 @@ pub mod db;
 pub mod fixture;
 pub mod session;
 pub mod tmux;
+pub mod watched;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
