@@ -163,15 +163,13 @@ impl Executor {
         }
     }
 
-    /// Where attempts of `pool` run: its registered placement, else slots on this host.
-    pub fn placement_for(&self, pool: &str) -> std::sync::Arc<dyn Placement> {
-        self.placements.get(pool).unwrap_or_else(|| {
-            std::sync::Arc::new(LocalPlacement::new(murmur_attempt::Machine {
-                work_root: self.work_root.clone(),
-                settings: self.machine_settings(),
-                clones: false,
-            }))
-        })
+    /// Slots on this host, with a machine key of their own made in memory.
+    pub fn local_placement(&self) -> std::sync::Arc<dyn Placement> {
+        std::sync::Arc::new(LocalPlacement::new(murmur_attempt::Machine {
+            work_root: self.work_root.clone(),
+            settings: self.machine_settings(),
+            clones: false,
+        }))
     }
 
     /// Records a new run, after checking its inputs and that every agent can run here.

@@ -23,6 +23,7 @@ impl Driver<'_> {
         };
         let (workspace, coding) = self.plans(index, attempt)?;
         let pool = self.pool_of(index);
+        let placement = self.placement_for(&pool);
         let request = Launch {
             index,
             attempt,
@@ -47,7 +48,6 @@ impl Driver<'_> {
             store: self.executor.store.clone(),
             clock: self.executor.clock.clone(),
         };
-        let placement = self.executor.placement_for(&pool);
         let environment = &self.executor.environment;
         let stop = launch::launch(
             request,

@@ -53,6 +53,8 @@ pub struct Driver<'e> {
     holding: HashSet<usize>,
     /// Whether the store records this run as waiting for machines.
     waiting: bool,
+    /// This host's slots, once an attempt ran on them.
+    local: Option<std::sync::Arc<dyn crate::executor::Placement>>,
 }
 
 /// How long a run that ends waits for the agents it stopped to be gone.
@@ -132,6 +134,7 @@ impl<'e> Driver<'e> {
             machine_budget: None,
             holding: HashSet::new(),
             waiting: false,
+            local: None,
         };
         driver.sync_instances();
         for index in agents_len..driver.agents.len() {

@@ -5,8 +5,11 @@ use murmur_attempt::CodingRuntime;
 use murmur_parser::{Agent, Runtime};
 use murmur_protocol::{CodingSpec, PullRequestDraft, WorkspaceSpec};
 
+use std::sync::Arc;
+
 use super::Driver;
 use crate::executor::Error;
+use crate::executor::Placement;
 use crate::persona::Persona;
 use crate::run::{self, UpstreamResult};
 
@@ -135,6 +138,18 @@ impl Driver<'_> {
             idle_timeout_secs: idle_timeout.as_secs(),
         };
         Some((runtime, spec))
+    }
+
+    /// Where attempts of `pool` run: its registered placement, else this host's slots (made
+    /// once per drive: it holds the machine's key).
+    pub(super) fn placement_for(&mut self, pool: &str) -> Arc<dyn Placement> {
+        if let Some(registered) = self.executor.placements.get(pool) {
+            return registered;
+        }
+        let executor = self.executor;
+        self.local
+            .get_or_insert_with(|| executor.local_placement())
+            .clone()
     }
 
     /// The pool the agent's attempts run on: its `pool` directive, else the flight's.
