@@ -14,11 +14,9 @@ pub struct Register {
     pub pool: String,
     /// The machine's ephemeral X25519 public key (base64); secrets are sealed to it.
     pub public_key: String,
-    /// For people: where the worker runs.
+    /// For people: where the worker runs. A worker registers a new machine each time it
+    /// starts.
     pub host: String,
-    /// A machine that registered before and restarts keeps its id (and its sleeping agents'
-    /// workspaces); the server accepts it only with that machine's own credential.
-    pub machine_id: Option<String>,
 }
 
 /// The answer to a registration: the machine's own credential, used for everything after.

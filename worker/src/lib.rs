@@ -73,7 +73,6 @@ pub async fn run(options: Options) -> Result<(), Error> {
         pool: options.pool.clone(),
         public_key: key.public().to_base64(),
         host: options.host.clone(),
-        machine_id: None,
     };
     loop {
         let registered = register_until_done(&client, &options, &register).await?;

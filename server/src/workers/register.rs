@@ -58,11 +58,6 @@ pub async fn register(
             ),
         ));
     }
-    if register.machine_id.is_some() {
-        return Err(ApiError::invalid(
-            "a worker registers a new machine each time it starts; send no `machine_id`",
-        ));
-    }
     let workers = state.workers();
     let pool = workers.pool(&register.pool).ok_or_else(|| {
         ApiError::not_found(format!(
