@@ -32,8 +32,10 @@ pub(super) const RUN_LEASE_COLUMNS: [Runs; 4] = [
 /// 32,766 bound variables (and PostgreSQL's 65,535), however large a checkpoint gets.
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// The checkpoint's events, numbered on from `after` (the run's version before them).
 pub(super) fn event_inserts(
     commit: &super::writer::Checkpoint,
+    after: i64,
 ) -> Result<Vec<sea_query::InsertStatement>, Error> {
     let mut statements = Vec::new();
     for (chunk_index, chunk) in commit.events.chunks(ROWS_PER_STATEMENT).enumerate() {
@@ -50,8 +52,7 @@ pub(super) fn event_inserts(
             .to_owned();
         for (offset, event) in chunk.iter().enumerate() {
             let data = serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let seq =
-                commit.expected_version + 1 + (chunk_index * ROWS_PER_STATEMENT + offset) as i64;
+            let seq = after + 1 + (chunk_index * ROWS_PER_STATEMENT + offset) as i64;
             insert.values_panic([
                 commit.run_id.as_str().into(),
                 seq.into(),

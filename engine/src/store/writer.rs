@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::backend::{Backend, Tx};
 use super::creation::{Created, Creation};
 use super::notify::Notifier;
-use super::schema::Runs;
+use super::schema::{Events, Runs};
 use super::statements::{agent_upserts, event_inserts};
 use super::{AgentUpdate, Commit, Error, classify};
 use crate::event::Event;
@@ -336,14 +336,23 @@ enum Written {
 /// Writes one checkpoint: the run's new version and status, its events, its agents, and the
 /// machines its agents hold.
 async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Written> {
-    let new_version = checkpoint.expected_version + checkpoint.events.len() as i64;
+    let after = match checkpoint.fence {
+        // The driver knows its run's exact version: anything else committed meanwhile is
+        // someone else's act, which it must take in first.
+        Some(_) => checkpoint.expected_version,
+        None => match act_base(tx, checkpoint).await? {
+            Some(version) => version,
+            None => return Ok(Written::Refused),
+        },
+    };
+    let new_version = after + checkpoint.events.len() as i64;
     let mut bump = Query::update()
         .table(Runs::Table)
         .value(Runs::Version, new_version)
         .value(Runs::Status, checkpoint.status.as_str())
         .value(Runs::FinishedAt, checkpoint.finished_at.clone())
         .and_where(Expr::col(Runs::Id).eq(checkpoint.run_id.as_str()))
-        .and_where(Expr::col(Runs::Version).eq(checkpoint.expected_version))
+        .and_where(Expr::col(Runs::Version).eq(after))
         .to_owned();
     if let Some(epoch) = checkpoint.fence {
         bump.and_where(Expr::col(Runs::LeaseEpoch).eq(epoch));
@@ -351,7 +360,8 @@ async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Written
     if tx.execute(&bump).await? != 1 {
         return Ok(Written::Refused);
     }
-    let inserts = event_inserts(checkpoint).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    let inserts =
+        event_inserts(checkpoint, after).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     for insert in inserts {
         tx.execute(&insert).await?;
     }
@@ -371,6 +381,42 @@ async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Written
     }
     Ok(Written::Version(new_version))
 }
+
+/// Where an act recorded from outside the run's driver (an approval, a kill, a cancel) goes
+/// in the log: after the run's current version, when everything committed since the version
+/// the act was judged on is agents' output, which changes nothing an act depends on. So a
+/// run printing lines fast does not make acts on it lose the race again and again. `None`
+/// when something else was committed meanwhile (the act is judged again on it).
+async fn act_base(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Option<i64>> {
+    let select = Query::select()
+        .column(Runs::Version)
+        .from(Runs::Table)
+        .and_where(Expr::col(Runs::Id).eq(checkpoint.run_id.as_str()))
+        .to_owned();
+    let versions: Vec<(i64,)> = tx.fetch_all(&select).await?;
+    let Some(&(version,)) = versions.first() else {
+        return Ok(None);
+    };
+    if version == checkpoint.expected_version {
+        return Ok(Some(version));
+    }
+    if version < checkpoint.expected_version {
+        return Ok(None);
+    }
+    let others = Query::select()
+        .column(Events::Seq)
+        .from(Events::Table)
+        .and_where(Expr::col(Events::RunId).eq(checkpoint.run_id.as_str()))
+        .and_where(Expr::col(Events::Seq).gt(checkpoint.expected_version))
+        .and_where(Expr::col(Events::Kind).ne(OUTPUT_KIND))
+        .limit(1)
+        .to_owned();
+    let found: Vec<(i64,)> = tx.fetch_all(&others).await?;
+    Ok(found.is_empty().then_some(version))
+}
+
+/// The kind of the events that never conflict with an act: agents' output lines.
+const OUTPUT_KIND: &str = "agent_output";
 
 /// Why a checkpoint was refused: its driver's lease was taken over (fenced), or the run moved
 /// on (another process committed first).

@@ -95,7 +95,9 @@ impl Driver<'_> {
             batch.touched.dedup();
             match self.commit(&batch).await {
                 Ok(version) => {
-                    let first = self.version + 1;
+                    // An act goes after whatever lines the driver committed meanwhile, so
+                    // its events are numbered back from the version it reached.
+                    let first = version + 1 - batch.events.len() as i64;
                     self.version = version;
                     if self.lease.is_some() {
                         self.note_machines(&batch);
