@@ -349,7 +349,7 @@ impl Store {
         let select = Query::select()
             .columns(AGENT_COLUMNS)
             .from(Agents::Table)
-            .and_where(Expr::col(Agents::RunId).eq(run_id))
+            .and_where(Expr::col(Agents::RunId).in_subquery(self.own_run(run_id)))
             .order_by(Agents::Position, Order::Asc)
             .to_owned();
         self.backend
@@ -370,7 +370,7 @@ impl Store {
                 Events::Data,
             ])
             .from(Events::Table)
-            .and_where(Expr::col(Events::RunId).eq(run_id))
+            .and_where(Expr::col(Events::RunId).in_subquery(self.own_run(run_id)))
             .and_where(Expr::col(Events::Seq).gt(after_seq))
             .order_by(Events::Seq, Order::Asc)
             .to_owned();
@@ -378,6 +378,19 @@ impl Store {
             .fetch_all(&select)
             .await
             .map_err(|e| self.fail(e))
+    }
+}
+
+impl Store {
+    /// `run_id` when it is this tenant's run: agents and events carry no tenant of their own,
+    /// so reads of them go through their run's row (one primary-key lookup).
+    fn own_run(&self, run_id: &str) -> sea_query::SelectStatement {
+        Query::select()
+            .column(Runs::Id)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Id).eq(run_id))
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .to_owned()
     }
 }
 

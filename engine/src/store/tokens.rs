@@ -6,6 +6,10 @@
 //! nothing), and by every other process sharing the database within [`TOKEN_CACHE_TTL`]: no
 //! token is believed longer than that without asking the database again. Unknown tokens are
 //! never cached, so a new token works at once and guessing fills no memory.
+//!
+//! A token names its tenant: [`Store::caller`] finds it in any tenant (what the HTTP server
+//! does before it scopes the request to that tenant); [`Store::authenticate`] only in the
+//! store's own.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -17,6 +21,13 @@ use tokio::time::Instant;
 use super::schema::ApiTokens;
 use super::server::token_hash;
 use super::{Error, Store};
+
+/// Who a token is: its tenant and its name there.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Caller {
+    pub tenant: String,
+    pub name: String,
+}
 
 /// How long a looked-up token is believed without asking the database again: the longest a
 /// token revoked by another process keeps working here.
@@ -40,7 +51,7 @@ struct Entries {
 
 #[derive(Debug)]
 struct Entry {
-    name: String,
+    caller: Caller,
     checked: Instant,
 }
 
@@ -51,18 +62,18 @@ impl Cache {
 
     /// The name of a token checked less than [`TOKEN_CACHE_TTL`] ago, and the revocation
     /// count to hand back to [`Self::keep`] otherwise.
-    fn fresh(&self, hash: &str, now: Instant) -> Result<String, u64> {
+    fn fresh(&self, hash: &str, now: Instant) -> Result<Caller, u64> {
         let entries = self.lock();
         match entries.by_hash.get(hash) {
             Some(entry) if now.duration_since(entry.checked) < TOKEN_CACHE_TTL => {
-                Ok(entry.name.clone())
+                Ok(entry.caller.clone())
             }
             _ => Err(entries.revocations),
         }
     }
 
     /// Keeps what the database said at `checked`, unless a revocation came in between.
-    fn keep(&self, hash: String, name: &str, checked: Instant, revocations: u64) {
+    fn keep(&self, hash: String, caller: &Caller, checked: Instant, revocations: u64) {
         let mut entries = self.lock();
         if entries.revocations != revocations {
             return;
@@ -73,14 +84,15 @@ impl Cache {
                 .by_hash
                 .retain(|_, e| now.duration_since(e.checked) < TOKEN_CACHE_TTL);
         }
-        let name = name.to_owned();
-        entries.by_hash.insert(hash, Entry { name, checked });
+        let caller = caller.clone();
+        entries.by_hash.insert(hash, Entry { caller, checked });
     }
 
+    /// Forgets every tenant's tokens named `name`: forgetting too many only costs a lookup.
     fn forget(&self, name: &str) {
         let mut entries = self.lock();
         entries.revocations += 1;
-        entries.by_hash.retain(|_, entry| entry.name != name);
+        entries.by_hash.retain(|_, entry| entry.caller.name != name);
     }
 }
 
@@ -88,17 +100,33 @@ impl Store {
     /// The name of the token, when it is one of ours and not revoked: what every request is
     /// checked with. Cached for at most [`TOKEN_CACHE_TTL`] (see the module's note).
     pub async fn authenticate(&self, token: &str) -> Result<Option<String>, Error> {
+        let caller = self.caller(token).await?;
+        Ok(caller
+            .filter(|caller| caller.tenant == self.tenant)
+            .map(|caller| caller.name))
+    }
+
+    /// Whose API token this is, in whichever tenant holds it; `None` for an unknown or
+    /// revoked token (or a worker token, which opens no API route). Cached like
+    /// [`Self::authenticate`].
+    pub async fn caller(&self, token: &str) -> Result<Option<Caller>, Error> {
         let hash = token_hash(token);
         let revocations = match self.tokens.fresh(&hash, Instant::now()) {
-            Ok(name) => return Ok(Some(name)),
+            Ok(caller) => return Ok(Some(caller)),
             Err(revocations) => revocations,
         };
         let checked = Instant::now();
-        let name = self.token_name(token).await?;
-        if let Some(name) = &name {
-            self.tokens.keep(hash, name, checked, revocations);
+        let select = Query::select()
+            .columns([ApiTokens::Tenant, ApiTokens::Name])
+            .from(ApiTokens::Table)
+            .and_where(Expr::col(ApiTokens::Hash).eq(hash.as_str()))
+            .and_where(Expr::col(ApiTokens::Kind).eq(super::worker_tokens::API_KIND))
+            .to_owned();
+        let caller: Option<Caller> = self.fetch(&select).await?.into_iter().next();
+        if let Some(caller) = &caller {
+            self.tokens.keep(hash, caller, checked, revocations);
         }
-        Ok(name)
+        Ok(caller)
     }
 
     /// Revokes every token named `name`; how many there were. Requests with them are refused
@@ -125,15 +153,19 @@ mod tests {
     fn entries_expire_and_a_revocation_voids_lookups_in_flight() {
         let cache = Cache::default();
         let start = Instant::now();
+        let ci = Caller {
+            tenant: "local".into(),
+            name: "ci".into(),
+        };
         let seen = cache.fresh("h", start).unwrap_err();
-        cache.keep("h".into(), "ci", start, seen);
-        assert_eq!(cache.fresh("h", start).as_deref(), Ok("ci"));
+        cache.keep("h".into(), &ci, start, seen);
+        assert_eq!(cache.fresh("h", start), Ok(ci.clone()));
         let later = start + TOKEN_CACHE_TTL;
         assert!(cache.fresh("h", later).is_err(), "expired");
 
         let seen = cache.fresh("h", later).unwrap_err();
         cache.forget("ci");
-        cache.keep("h".into(), "ci", later, seen);
+        cache.keep("h".into(), &ci, later, seen);
         assert!(
             cache.fresh("h", later).is_err(),
             "a lookup begun before the revocation keeps nothing"
