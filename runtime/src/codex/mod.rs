@@ -3,6 +3,7 @@
 //! thread id is reported the moment it is seen, so the engine can checkpoint it and resume
 //! the same conversation (`codex exec resume <id>`) after a crash instead of starting over.
 
+mod mcp;
 mod stream;
 
 use std::path::PathBuf;
@@ -98,6 +99,7 @@ pub fn arguments(request: &CodexRequest) -> Vec<String> {
         let quoted = serde_json::Value::from(system.as_str()).to_string();
         config.push(format!("developer_instructions={quoted}"));
     }
+    config.extend(mcp::config(&request.env));
     config.extend(request.extra_config.iter().cloned());
     for value in config {
         args.extend(["-c".to_owned(), value]);
