@@ -43,6 +43,17 @@ pub fn kept(
         .collect()
 }
 
+/// What a process running as `runtime` keeps of this machine's own environment ([`kept`]).
+pub fn kept_here(
+    runtime: &RuntimeSpec,
+    pass: &[String],
+    settings: &Settings,
+) -> Vec<(String, String)> {
+    let machine = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    kept(machine, runtime, pass, settings)
+}
+
 /// The prefixes and names a coding agent's CLI reads its credentials from; none for `exec`.
 fn runtime_credentials(
     runtime: &RuntimeSpec,

@@ -34,10 +34,7 @@ pub fn environment(
     results: &Path,
     settings: &Settings,
 ) -> Vec<(String, String)> {
-    let machine = std::env::vars_os()
-        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
-    let pass = &spec.environment.pass;
-    let mut env = environ::kept(machine, &spec.runtime, pass, settings);
+    let mut env = environ::kept_here(&spec.runtime, &spec.environment.pass, settings);
     env.extend(spec.env.iter().cloned());
     env.push(("MURMUR_REPO".to_owned(), repository.display().to_string()));
     env.push((

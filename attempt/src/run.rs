@@ -66,6 +66,8 @@ pub async fn run(
             plain
         }
     };
+    // Sent before any line of the runtime's: the agent is `starting` until here.
+    let _ = updates.send(AttemptUpdate::Running);
     let timeout = spec.timeout_secs.map(Duration::from_secs);
     let (runtime_updates, update_rx) = mpsc::unbounded_channel();
     // Awaited before the end is reported, so an attempt's last lines never arrive after it.

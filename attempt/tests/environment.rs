@@ -41,11 +41,13 @@ fn spec(dir: &std::path::Path, script: &str, environment: EnvironmentSpec) -> At
                 title: "t".into(),
             },
             required: false,
+            extra: Vec::new(),
         },
         env: vec![("MURMUR_RUN_ID".into(), "run1".into())],
         upstream: Vec::new(),
         timeout_secs: Some(60),
         environment,
+        affinity: None,
     }
 }
 

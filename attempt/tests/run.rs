@@ -40,11 +40,13 @@ fn exec_spec(
                 title: "t".into(),
             },
             required: false,
+            extra: Vec::new(),
         },
         env: vec![("MURMUR_RUN_ID".into(), "run1".into())],
         upstream: Vec::new(),
         timeout_secs: timeout,
         environment: Default::default(),
+        affinity: None,
     }
 }
 

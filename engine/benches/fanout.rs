@@ -11,7 +11,7 @@ mod support;
 use std::time::Instant;
 
 use murmur_engine::model::RunPolicy;
-use murmur_engine::{AgentState, Event, RunModel, RunStatus};
+use murmur_engine::{Event, RunModel, RunStatus};
 use murmur_parser::Dag;
 use tokio::sync::mpsc;
 
@@ -48,7 +48,7 @@ fn schedule_only(text: &str) -> (f64, usize) {
         let running: Vec<(String, u32)> = model
             .agents()
             .iter()
-            .filter(|agent| agent.state == AgentState::Running)
+            .filter(|agent| agent.state.holds_machine())
             .map(|agent| (agent.slug.clone(), agent.attempt))
             .collect();
         if decided.is_empty() {

@@ -12,8 +12,14 @@ pub enum Event {
     AgentQueued {
         slug: String,
     },
-    /// A machine was claimed and the attempt begins.
+    /// The attempt begins: the agent is `starting` while its machine is claimed and its
+    /// workspace prepared.
     AgentStarted {
+        slug: String,
+        attempt: u32,
+    },
+    /// The attempt's machine is ready and its workspace prepared: the agent's runtime runs.
+    AgentRunning {
         slug: String,
         attempt: u32,
     },
@@ -81,6 +87,14 @@ pub enum Event {
         attempt: u32,
         machine: String,
     },
+    /// The machine holding the agent's session and workspace (`from`) is gone: the attempt
+    /// runs on `machine` instead, resumed from the agent's branch.
+    AgentResurrected {
+        slug: String,
+        attempt: u32,
+        from: String,
+        machine: String,
+    },
     /// The attempt failed within the agent's `retries`: it runs again, not before the time
     /// given (RFC 3339, UTC).
     AgentRetrying {
@@ -118,6 +132,13 @@ pub enum Event {
         response: String,
         #[serde(default, skip_serializing_if = "Delivered::is_empty")]
         delivered: Delivered,
+    },
+    /// The check of an open gate the engine runs itself (`ci`, `review`, `merge`) stopped with
+    /// the process that ran it: the gate opens again when a machine is free for it.
+    GateInterrupted {
+        slug: String,
+        attempt: u32,
+        gate: GateKind,
     },
     /// The agent's next gate is being checked (or, for `approve`, waits for a person).
     GateOpened {
@@ -221,10 +242,12 @@ impl Event {
             Event::RunStarted => "run_started",
             Event::AgentQueued { .. } => "agent_queued",
             Event::AgentStarted { .. } => "agent_started",
+            Event::AgentRunning { .. } => "agent_running",
             Event::AgentOutput { .. } => "agent_output",
             Event::AgentSucceeded { .. } => "agent_succeeded",
             Event::AgentSession { .. } => "agent_session",
             Event::AgentPlaced { .. } => "agent_placed",
+            Event::AgentResurrected { .. } => "agent_resurrected",
             Event::AgentIdle { .. } => "agent_idle",
             Event::AgentSlept { .. } => "agent_slept",
             Event::AgentWoke { .. } => "agent_woke",
@@ -239,6 +262,7 @@ impl Event {
             Event::AgentRetried { .. } => "agent_retried",
             Event::AgentExpanded { .. } => "agent_expanded",
             Event::AgentAwaitingGates { .. } => "agent_awaiting_gates",
+            Event::GateInterrupted { .. } => "gate_interrupted",
             Event::GateOpened { .. } => "gate_opened",
             Event::GatePassed { .. } => "gate_passed",
             Event::GateFailed { .. } => "gate_failed",
@@ -256,6 +280,9 @@ impl Event {
         match self {
             Event::AgentQueued { slug }
             | Event::AgentStarted { slug, .. }
+            | Event::AgentRunning { slug, .. }
+            | Event::AgentResurrected { slug, .. }
+            | Event::GateInterrupted { slug, .. }
             | Event::AgentOutput { slug, .. }
             | Event::AgentSucceeded { slug, .. }
             | Event::AgentSession { slug, .. }
@@ -301,6 +328,21 @@ mod tests {
             Event::AgentStarted {
                 slug: "a".into(),
                 attempt: 1,
+            },
+            Event::AgentRunning {
+                slug: "a".into(),
+                attempt: 1,
+            },
+            Event::AgentResurrected {
+                slug: "a".into(),
+                attempt: 2,
+                from: "m1".into(),
+                machine: "m2".into(),
+            },
+            Event::GateInterrupted {
+                slug: "a".into(),
+                attempt: 1,
+                gate: GateKind::Ci,
             },
             Event::AgentOutput {
                 slug: "a".into(),

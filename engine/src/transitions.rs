@@ -8,7 +8,23 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Pending, "agent_queued", Queued),
     (Pending, "agent_skipped", Skipped),
     (Pending, "agent_canceled", Canceled),
-    (Queued, "agent_started", Running),
+    (Queued, "agent_started", Starting),
+    (Starting, "agent_running", Running),
+    (Starting, "agent_output", Starting),
+    (Starting, "agent_session", Starting),
+    (Starting, "agent_placed", Starting),
+    (Starting, "agent_resurrected", Starting),
+    // An attempt may end before it reports running: its start failed or was stopped, a
+    // fan-out's items came from a value, or the log predates the `starting` phase.
+    (Starting, "agent_succeeded", Completed),
+    (Starting, "agent_failed", Failed),
+    (Starting, "agent_interrupted", Queued),
+    (Starting, "agent_retrying", Queued),
+    (Starting, "agent_canceled", Canceled),
+    (Starting, "agent_expanded", Running),
+    (Starting, "agent_awaiting_gates", ChecksPending),
+    (Starting, "agent_idle", Idle),
+    (Starting, "follow_up_queued", Starting),
     (Queued, "agent_skipped", Skipped),
     (Queued, "agent_canceled", Canceled),
     (Running, "agent_output", Running),
@@ -23,6 +39,7 @@ pub const AGENT_TRANSITIONS: &[(AgentState, &str, AgentState)] = &[
     (Running, "agent_expanded", Running),
     (Running, "agent_awaiting_gates", ChecksPending),
     (ChecksPending, "gate_opened", ChecksPending),
+    (ChecksPending, "gate_interrupted", ChecksPending),
     (ChecksPending, "gate_passed", ChecksPending),
     (ChecksPending, "gate_failed", ChecksPending),
     (ChecksPending, "agent_follow_up", Queued),
@@ -72,6 +89,18 @@ mod tests {
         match kind {
             "agent_queued" => Event::AgentQueued { slug },
             "agent_started" => Event::AgentStarted { slug, attempt: 1 },
+            "agent_running" => Event::AgentRunning { slug, attempt: 1 },
+            "agent_resurrected" => Event::AgentResurrected {
+                slug,
+                attempt: 1,
+                from: String::new(),
+                machine: String::new(),
+            },
+            "gate_interrupted" => Event::GateInterrupted {
+                slug,
+                attempt: 1,
+                gate: GateKind::Ci,
+            },
             "agent_output" => Event::AgentOutput {
                 slug,
                 attempt: 1,
@@ -166,7 +195,10 @@ mod tests {
         }
     }
 
-    const KINDS: [&str; 25] = [
+    const KINDS: [&str; 28] = [
+        "agent_running",
+        "agent_resurrected",
+        "gate_interrupted",
         "agent_idle",
         "agent_slept",
         "agent_woke",
@@ -193,6 +225,72 @@ mod tests {
         "agent_skipped",
         "agent_canceled",
     ];
+
+    /// An attempt's phases, written out by hand from the platform spec rather than read from
+    /// the table: from `queued`, `starting` and `running`, exactly these events are legal.
+    const ATTEMPT_PHASES: &[(AgentState, &str, AgentState)] = &[
+        (Queued, "agent_started", Starting),
+        (Queued, "agent_expanded", Running),
+        (Queued, "agent_skipped", Skipped),
+        (Queued, "agent_canceled", Canceled),
+        (Queued, "follow_up_queued", Queued),
+        (Starting, "agent_running", Running),
+        (Starting, "agent_placed", Starting),
+        (Starting, "agent_resurrected", Starting),
+        (Starting, "agent_session", Starting),
+        (Starting, "agent_output", Starting),
+        (Starting, "follow_up_queued", Starting),
+        (Starting, "agent_succeeded", Completed),
+        (Starting, "agent_failed", Failed),
+        (Starting, "agent_retrying", Queued),
+        (Starting, "agent_interrupted", Queued),
+        (Starting, "agent_canceled", Canceled),
+        (Starting, "agent_expanded", Running),
+        (Starting, "agent_awaiting_gates", ChecksPending),
+        (Starting, "agent_idle", Idle),
+        (Running, "agent_placed", Running),
+        (Running, "agent_session", Running),
+        (Running, "agent_output", Running),
+        (Running, "follow_up_queued", Running),
+        (Running, "agent_succeeded", Completed),
+        (Running, "agent_failed", Failed),
+        (Running, "agent_retrying", Queued),
+        (Running, "agent_interrupted", Queued),
+        (Running, "agent_canceled", Canceled),
+        (Running, "agent_expanded", Running),
+        (Running, "agent_awaiting_gates", ChecksPending),
+        (Running, "agent_idle", Idle),
+    ];
+
+    #[test]
+    fn attempt_phases_are_as_written_by_hand() {
+        for from in [Queued, Starting, Running] {
+            for kind in KINDS {
+                let expected = ATTEMPT_PHASES
+                    .iter()
+                    .find(|(s, k, _)| *s == from && *k == kind)
+                    .map(|t| t.2);
+                assert_eq!(next_state(from, &sample(kind)), expected, "{from} + {kind}");
+            }
+        }
+        // Nothing but a started attempt is ever `starting`, and only `agent_running` (or a
+        // fan-out's items) makes an agent `running`.
+        for state in AgentState::ALL {
+            for kind in KINDS {
+                match next_state(*state, &sample(kind)) {
+                    Some(Starting) => assert!(
+                        *state == Starting || (*state, kind) == (Queued, "agent_started"),
+                        "{state} + {kind}"
+                    ),
+                    Some(Running) if *state != Running => assert!(
+                        matches!(kind, "agent_running" | "agent_expanded"),
+                        "{state} + {kind}"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
 
     /// Every (state, event) pair: the table's rows are accepted, everything else refused.
     #[test]

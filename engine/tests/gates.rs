@@ -18,6 +18,7 @@ every_backend!(
     a_rejection_reaches_the_agent_and_an_approval_completes_it,
     the_merge_gate_merges_the_branch_into_the_base,
     an_unanswered_check_runs_again_after_a_restart,
+    a_ci_check_sees_the_agents_environment_not_the_engines,
 );
 
 /// A repository with one commit, and an executor whose `ci` check is `check`.
@@ -208,7 +209,52 @@ async fn an_unanswered_check_runs_again_after_a_restart(db: &TestDb) {
     let (status, events) = drive(&executor, &id).await;
     assert_eq!(status, RunStatus::Completed);
     assert!(
-        matches!(events.first(), Some(Event::GatePassed { .. })),
-        "the check ran again, without opening the gate twice: {events:?}"
+        matches!(
+            events[..],
+            [
+                Event::GateInterrupted { .. },
+                Event::GateOpened { .. },
+                Event::GatePassed { .. },
+                ..
+            ]
+        ),
+        "the check was interrupted and ran again, opened within the pool: {events:?}"
+    );
+}
+
+/// The `ci` check runs the agent's code, so it gets what agents get: the documented base, the
+/// passed names and its own variables, never the engine's whole environment.
+async fn a_ci_check_sees_the_agents_environment_not_the_engines(db: &TestDb) {
+    // cargo gives the test process (the engine here) variables no agent may see.
+    assert!(
+        std::env::var("CARGO_MANIFEST_DIR").is_ok(),
+        "run under cargo"
+    );
+    let (repo, mut executor) = checked_by(db, "").await;
+    let seen = repo.path().join(".murmur/check-env");
+    executor.check_command = Some(format!("env > {}", seen.display()));
+    executor.environment.pass = vec!["CARGO_PKG_NAME".to_owned()];
+    let text = "---\nruntime: exec\n---\n# Env\n\n## build\n> gate: ci\n> command: echo built\n";
+    let id = start(&executor, text).await;
+    assert_eq!(drive(&executor, &id).await.0, RunStatus::Completed);
+    let env = std::fs::read_to_string(&seen).expect("the check wrote its environment");
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names.contains(&"PATH") && names.contains(&"HOME"),
+        "{names:?}"
+    );
+    assert!(env.contains("MURMUR_GATE=ci"), "{env}");
+    assert!(
+        names.contains(&"CARGO_PKG_NAME"),
+        "a passed name is kept: {names:?}"
+    );
+    assert!(!names.contains(&"CARGO_MANIFEST_DIR"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("MURMUR_TEST_")),
+        "{names:?}"
     );
 }

@@ -265,7 +265,7 @@ fn a_500_item_fan_out_never_starts_more_than_the_pool_allows() {
             decided = run
                 .agents()
                 .iter()
-                .filter(|agent| agent.state == AgentState::Running && agent.slug != "each-one")
+                .filter(|agent| agent.state.holds_machine() && agent.slug != "each-one")
                 .map(|agent| Event::AgentSucceeded {
                     slug: agent.slug.clone(),
                     attempt: agent.attempt,
@@ -333,4 +333,41 @@ fn gate_feedback_rounds_are_bounded_by_retries() {
             assert!(matches!(next[..], [Event::AgentFailed { .. }]), "{next:?}");
         }
     }
+}
+
+/// After a restart a check the engine ran is interrupted, and opens again only when a machine
+/// of the pool is free for it, as the first time.
+#[test]
+fn an_interrupted_check_opens_again_within_the_pool() {
+    let mut run = model("# G\n\n## build\n> gate: ci\n\nB.\n");
+    for _ in 0..2 {
+        let decided = run.decide(1, NOW);
+        apply_all(&mut run, &decided);
+    }
+    apply_all(
+        &mut run,
+        &[Event::AgentAwaitingGates {
+            slug: "build".into(),
+            attempt: 1,
+            response: "done".into(),
+            delivered: Default::default(),
+        }],
+    );
+    let opened = run.decide(1, NOW);
+    apply_all(&mut run, &opened);
+    assert_eq!(run.machines_in_use(), 1, "the check holds a machine");
+    let interrupted = run.interrupted();
+    assert_eq!(
+        interrupted,
+        [Event::GateInterrupted {
+            slug: "build".into(),
+            attempt: 1,
+            gate: murmur_engine::event::GateKind::Ci,
+        }]
+    );
+    apply_all(&mut run, &interrupted);
+    assert_eq!(run.machines_in_use(), 0);
+    assert_eq!(run.decide(0, NOW), Vec::<Event>::new(), "no machine free");
+    let again = run.decide(1, NOW);
+    assert!(matches!(again[..], [Event::GateOpened { .. }]), "{again:?}");
 }

@@ -8,16 +8,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backends::TestDb;
+use murmur_engine::AgentState;
 use murmur_engine::executor::{AttemptHandle, LocalPlacement, Placement, PlacementError};
 use murmur_engine::{Event, RunStatus};
 use murmur_protocol::{AttemptSpec, AttemptUpdate};
-use support::{drive, executor, start};
-use tokio::sync::mpsc;
+use support::{drive, drive_in_background, executor, start, until};
+use tokio::sync::{Notify, mpsc};
 
 every_backend!(
     a_local_attempt_records_its_machine,
     a_pool_with_a_registered_placement_runs_there,
     an_attempt_whose_machine_goes_silent_is_retried,
+    an_agent_is_starting_until_its_machine_and_workspace_are_ready,
+    a_retry_is_meant_for_the_machine_that_ran_the_agent,
 );
 
 const TWO_POOLS: &str = "---\nruntime: exec\n---\n# Pools\n\n## here\n\n```sh\necho here\n```\n\n## there\n> pool: fleet\n\n```sh\necho there\n```\n";
@@ -44,6 +47,7 @@ impl Placement for NamedMachine {
         }
         let _ = updates.send(AttemptUpdate::Placed {
             machine: self.name.clone(),
+            instead_of: None,
         });
         let inner = self.inner.start(spec, updates)?;
         Ok(AttemptHandle::new(None, move || inner.stop()))
@@ -131,4 +135,155 @@ async fn an_attempt_whose_machine_goes_silent_is_retried(db: &TestDb) {
     });
     assert!(retried, "the lost attempt is retried: {events:?}");
     assert_eq!(fleet.started.load(Ordering::SeqCst), 2);
+}
+
+/// A machine that takes its time to get ready: the attempt is placed at once and starts only
+/// once `ready` is notified.
+struct SlowMachine {
+    inner: Arc<LocalPlacement>,
+    ready: Arc<Notify>,
+}
+
+impl Placement for SlowMachine {
+    fn start(
+        &self,
+        spec: AttemptSpec,
+        updates: mpsc::UnboundedSender<AttemptUpdate>,
+    ) -> Result<AttemptHandle, PlacementError> {
+        let _ = updates.send(AttemptUpdate::Placed {
+            machine: "slow-1".to_owned(),
+            instead_of: None,
+        });
+        let (inner, ready) = (self.inner.clone(), self.ready.clone());
+        let task = tokio::spawn(async move {
+            ready.notified().await;
+            let handle = inner.start(spec, updates);
+            // Held until the attempt ends: dropping the handle would stop it.
+            std::future::pending::<()>().await;
+            drop(handle);
+        });
+        Ok(AttemptHandle::new(None, move || task.abort()))
+    }
+}
+
+async fn an_agent_is_starting_until_its_machine_and_workspace_are_ready(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let executor = executor(db, work.path()).await;
+    let ready = Arc::new(Notify::new());
+    let slow = SlowMachine {
+        inner: Arc::new(LocalPlacement::new(murmur_attempt::Machine {
+            work_root: work.path().join("slow"),
+            settings: executor.machine_settings(),
+            clones: false,
+        })),
+        ready: ready.clone(),
+    };
+    executor.placements.register("fleet", Arc::new(slow));
+    let text = "---\nruntime: exec\npool: fleet\n---\n# Slow\n\n## only\n\n```sh\necho hi\n```\n";
+    let id = start(&executor, text).await;
+    let (driving, mut events) = drive_in_background(&executor, &id);
+    let deadline = std::time::Duration::from_secs(30);
+    let placed = until(&mut events, |e| matches!(e, Event::AgentPlaced { .. }));
+    tokio::time::timeout(deadline, placed)
+        .await
+        .expect("placed");
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(agents[0].state, AgentState::Starting.as_str(), "{agents:?}");
+    assert_eq!(agents[0].machine.as_deref(), Some("slow-1"));
+    ready.notify_one();
+    let running = until(&mut events, |e| matches!(e, Event::AgentRunning { .. }));
+    tokio::time::timeout(deadline, running)
+        .await
+        .expect("running");
+    let status = tokio::time::timeout(deadline, driving).await.expect("ends");
+    assert_eq!(status.expect("task").expect("drive"), RunStatus::Completed);
+    let stored = executor.store.events(&id, 0).await.expect("events");
+    let kinds: Vec<&str> = stored
+        .iter()
+        .map(|e| e.kind.as_str())
+        .filter(|k| k.starts_with("agent_"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "agent_queued",
+            "agent_started",
+            "agent_placed",
+            "agent_running",
+            "agent_output",
+            "agent_succeeded"
+        ]
+    );
+}
+
+/// Runs every attempt on the real runner, reporting machine `m1` for the first and, for a
+/// later one, `m2` in place of the machine the attempt was meant for (gone, as it were).
+struct Replacing {
+    inner: LocalPlacement,
+    affinities: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+impl Placement for Replacing {
+    fn start(
+        &self,
+        spec: AttemptSpec,
+        updates: mpsc::UnboundedSender<AttemptUpdate>,
+    ) -> Result<AttemptHandle, PlacementError> {
+        self.affinities
+            .lock()
+            .expect("lock")
+            .push(spec.affinity.clone());
+        let placed = match spec.affinity.clone() {
+            None => AttemptUpdate::Placed {
+                machine: "m1".to_owned(),
+                instead_of: None,
+            },
+            Some(gone) => AttemptUpdate::Placed {
+                machine: "m2".to_owned(),
+                instead_of: Some(gone),
+            },
+        };
+        let _ = updates.send(placed);
+        let inner = self.inner.start(spec, updates)?;
+        Ok(AttemptHandle::new(None, move || inner.stop()))
+    }
+}
+
+async fn a_retry_is_meant_for_the_machine_that_ran_the_agent(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut executor = executor(db, work.path()).await;
+    executor.retry_backoff = std::time::Duration::ZERO;
+    let fleet = Arc::new(Replacing {
+        inner: LocalPlacement::new(murmur_attempt::Machine {
+            work_root: work.path().join("fleet"),
+            settings: executor.machine_settings(),
+            clones: false,
+        }),
+        affinities: Default::default(),
+    });
+    executor.placements.register("fleet", fleet.clone());
+    let text = "---\nruntime: exec\npool: fleet\nretries: 1\n---\n# Again\n\n## only\n\n```sh\n[ \"$MURMUR_ATTEMPT\" = 2 ] || exit 3\necho second\n```\n";
+    let id = start(&executor, text).await;
+    let (status, events) = drive(&executor, &id).await;
+    assert_eq!(status, RunStatus::Completed, "{events:?}");
+    assert_eq!(
+        *fleet.affinities.lock().expect("lock"),
+        [None, Some("m1".to_owned())],
+        "the retry is meant for the machine of the first attempt"
+    );
+    let resurrected: Vec<(u32, &str, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AgentResurrected {
+                attempt,
+                from,
+                machine,
+                ..
+            } => Some((*attempt, from.as_str(), machine.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resurrected, [(2, "m1", "m2")], "{events:?}");
+    let agents = executor.store.agents(&id).await.expect("agents");
+    assert_eq!(agents[0].machine.as_deref(), Some("m2"));
 }

@@ -36,6 +36,11 @@ pub struct AttemptSpec {
     /// a documented base and the names passed, plus the attempt's secrets.
     #[serde(default)]
     pub environment: EnvironmentSpec,
+    /// The machine holding the agent's session and workspace (its last attempt's, or for
+    /// `continues` its upstream's): a placement runs the attempt there while that machine
+    /// lives, and elsewhere, from the agent's branch, once it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<String>,
 }
 
 /// The agent's environment beyond the run's context.

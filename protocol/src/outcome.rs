@@ -23,7 +23,13 @@ pub enum AttemptUpdate {
     /// The placement put the attempt on this machine (sent by the placement, not the attempt).
     Placed {
         machine: String,
+        /// The machine the attempt was meant for (its `affinity`), gone: this one resumes the
+        /// agent from its branch instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instead_of: Option<String>,
     },
+    /// The machine is ready and the workspace prepared: the agent's runtime starts now.
+    Running,
     /// The last report of an attempt.
     Ended {
         outcome: Result<Finished, AttemptFailure>,

@@ -122,10 +122,11 @@ impl LiveView {
         match event {
             Event::AgentQueued { .. } => row.state = "queued",
             Event::AgentStarted { .. } => {
-                row.state = "running";
+                row.state = "starting";
                 row.since = Some(now);
                 row.finished = None;
             }
+            Event::AgentRunning { .. } => row.state = "running",
             Event::AgentOutput { line, .. } if !line.trim().is_empty() => {
                 row.last_line = note(line)
             }
@@ -283,10 +284,29 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_is_starting_until_its_attempt_runs() {
+        let mut view = LiveView::new("run x".into(), &["plan".into()]);
+        view.record(&committed(Event::RunStarted));
+        view.record(&committed(Event::AgentStarted {
+            slug: "plan".into(),
+            attempt: 1,
+        }));
+        let frame = view.frame(WIDE);
+        assert!(
+            frame.contains("plan") && frame.contains("starting"),
+            "{frame}"
+        );
+    }
+
+    #[test]
     fn rows_follow_the_events_and_redraw_in_place() {
         let mut view = LiveView::new("run x".into(), &["plan".into(), "build".into()]);
         view.record(&committed(Event::RunStarted));
         view.record(&committed(Event::AgentStarted {
+            slug: "plan".into(),
+            attempt: 1,
+        }));
+        view.record(&committed(Event::AgentRunning {
             slug: "plan".into(),
             attempt: 1,
         }));

@@ -17,7 +17,16 @@ pub fn event_line(at: &str, event: &Event) -> String {
     let what = match event {
         Event::RunStarted => "started".to_owned(),
         Event::AgentQueued { .. } => "queued, waiting for a machine".to_owned(),
-        Event::AgentStarted { attempt, .. } => format!("started (attempt {attempt})"),
+        Event::AgentStarted { attempt, .. } => {
+            format!("starting (attempt {attempt}): claiming a machine, preparing the workspace")
+        }
+        Event::AgentRunning { .. } => "running".to_owned(),
+        Event::AgentResurrected { from, machine, .. } => {
+            format!("machine {from} is gone: resumed on {machine} from its branch")
+        }
+        Event::GateInterrupted { gate, .. } => {
+            format!("the `{gate}` check stopped with its engine; it runs again")
+        }
         Event::AgentOutput { line, stream, .. } => match stream {
             murmur_engine::Stream::Stdout => format!("| {line}"),
             murmur_engine::Stream::Stderr => format!("! {line}"),

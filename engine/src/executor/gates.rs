@@ -11,7 +11,7 @@ use murmur_runtime::{Update, exec, github};
 use tokio::sync::{mpsc, oneshot};
 
 use murmur_attempt::{CodingRuntime, CodingTurn, Settings, coding_turn};
-use murmur_protocol::CodingSpec;
+use murmur_protocol::{CodingSpec, ExecSpec, RuntimeSpec};
 
 use super::launch::Message;
 use crate::clock::Clock;
@@ -43,6 +43,9 @@ pub struct GateCheck {
     pub clock: std::sync::Arc<dyn Clock>,
     /// How this machine reaches the reviewer's runtime and GitHub.
     pub settings: Settings,
+    /// What of this machine's environment the check keeps besides the documented base
+    /// (`environment.pass`): a check runs the agent's code, so it sees what agents see.
+    pub pass: Vec<String>,
 }
 
 /// What a check found.
@@ -59,9 +62,11 @@ pub fn check(check: GateCheck, messages: mpsc::UnboundedSender<Message>) -> ones
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(async move {
         let (index, attempt, gate) = (check.index, check.attempt, check.gate);
+        // Like an attempt, a check's processes inherit nothing of the engine's environment:
+        // they get the agents' documented base, the passed names and the check's variables.
         let outcome = match gate {
-            GateKind::Ci => ci(&check, stopped).await,
-            GateKind::Review => review(check, stopped).await,
+            GateKind::Ci => murmur_runtime::sealed_environment(ci(&check, stopped)).await,
+            GateKind::Review => murmur_runtime::sealed_environment(review(check, stopped)).await,
             GateKind::Merge => merge(&check).await,
             GateKind::Approve => return,
         };
@@ -84,11 +89,17 @@ async fn ci(check: &GateCheck, stop: oneshot::Receiver<()>) -> GateOutcome {
     if let Err(broken) = worktree_of(check) {
         return broken;
     }
+    let script = RuntimeSpec::Exec(ExecSpec {
+        script: Ok(command.clone()),
+        script_env: Vec::new(),
+    });
+    let mut env = murmur_attempt::kept_environment(&script, &check.pass, &check.settings);
+    env.extend(check.env.iter().cloned());
     let request = exec::ExecRequest {
         script: command.clone(),
         prompt: String::new(),
         workdir: check.worktree.clone(),
-        env: check.env.clone(),
+        env,
     };
     let (updates, mut lines) = mpsc::unbounded_channel();
     let tail = tokio::spawn(async move {
@@ -131,12 +142,17 @@ async fn review(check: GateCheck, stop: oneshot::Receiver<()>) -> GateOutcome {
     };
     let prompt = review_prompt(&check.slug, &branch, &diff);
     let (updates, _) = mpsc::unbounded_channel();
-    let env = check.env.clone();
     let Some((runtime, spec)) = check.reviewer.clone() else {
         return GateOutcome::Broken(
             "the `review` gate needs a coding-agent runtime (claude or codex) for its reviewer; set `runtime` on the `reviewer` persona or the flight".to_owned(),
         );
     };
+    let described = match runtime {
+        CodingRuntime::Claude => RuntimeSpec::Claude(spec.clone()),
+        CodingRuntime::Codex => RuntimeSpec::Codex(spec.clone()),
+    };
+    let mut env = murmur_attempt::kept_environment(&described, &check.pass, &check.settings);
+    env.extend(check.env.iter().cloned());
     let turn = CodingTurn {
         runtime,
         spec,

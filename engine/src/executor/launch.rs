@@ -42,7 +42,11 @@ pub enum Message {
         index: usize,
         attempt: u32,
         machine: String,
+        /// The machine holding the agent's session, gone: `machine` resumes it instead.
+        instead_of: Option<String>,
     },
+    /// The machine is ready and the workspace prepared.
+    Running { index: usize, attempt: u32 },
     Exited {
         index: usize,
         attempt: u32,
@@ -78,6 +82,8 @@ pub struct Launch<'a> {
     /// Issues the attempt's agent identity, when this process serves the agent API.
     pub identity: Option<&'a crate::identity::Issuer>,
     pub tenant: &'a str,
+    /// The machine holding the agent's session and workspace (`AttemptSpec::affinity`).
+    pub affinity: Option<String>,
 }
 
 /// Where a local pull request is recorded once its attempt reports it.
@@ -177,6 +183,7 @@ fn spec_of(launch: Launch<'_>) -> AttemptSpec {
         upstream: launch.upstream,
         timeout_secs,
         environment: Default::default(),
+        affinity: launch.affinity,
     }
 }
 
@@ -242,7 +249,10 @@ impl Relay {
         mut stopped: oneshot::Receiver<()>,
     ) {
         if let Some(machine) = handle.machine.clone() {
-            self.pass_on(AttemptUpdate::Placed { machine });
+            self.pass_on(AttemptUpdate::Placed {
+                machine,
+                instead_of: None,
+            });
         }
         let mut handle = Some(handle);
         let result = loop {
@@ -294,11 +304,16 @@ impl Relay {
                 attempt,
                 session_id: id,
             },
-            AttemptUpdate::Placed { machine } => Message::Placed {
+            AttemptUpdate::Placed {
+                machine,
+                instead_of,
+            } => Message::Placed {
                 index,
                 attempt,
                 machine,
+                instead_of,
             },
+            AttemptUpdate::Running => Message::Running { index, attempt },
             AttemptUpdate::Ended { .. } => return,
         };
         let _ = self.messages.send(message);

@@ -206,7 +206,8 @@ impl RunModel {
     /// After a restart: attempts that were running when the engine stopped start over, and
     /// idle agents sleep (their machine's hold ended with the process that kept it).
     pub fn interrupted(&self) -> Vec<Event> {
-        self.agents
+        let attempts = self
+            .agents
             .iter()
             .enumerate()
             .filter(|&(index, _)| self.holds_slot(index))
@@ -218,8 +219,18 @@ impl RunModel {
                     slug: agent.slug.clone(),
                     attempt: agent.attempt,
                 },
-            })
-            .collect()
+            });
+        // A check the engine ran opens again through `decide`, so that it waits for a machine
+        // of the pool like the first time.
+        let checks = self.open_checks().into_iter().map(|(index, gate)| {
+            let agent = &self.agents[index];
+            Event::GateInterrupted {
+                slug: agent.slug.clone(),
+                attempt: agent.attempt,
+                gate,
+            }
+        });
+        attempts.chain(checks).collect()
     }
 }
 

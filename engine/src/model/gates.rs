@@ -27,6 +27,7 @@ impl GateProgress {
     pub(super) fn record(&mut self, event: &Event) {
         match event {
             Event::GateOpened { .. } => self.open = true,
+            Event::GateInterrupted { .. } => self.open = false,
             Event::GatePassed { .. } => {
                 self.open = false;
                 self.passed += 1;
@@ -63,7 +64,9 @@ impl RunModel {
     /// A gate's result must answer the gate that is open.
     pub(super) fn check_gate(&self, index: usize, event: &Event) -> Result<(), TransitionError> {
         let gate = match event {
-            Event::GatePassed { gate, .. } | Event::GateFailed { gate, .. } => *gate,
+            Event::GatePassed { gate, .. }
+            | Event::GateFailed { gate, .. }
+            | Event::GateInterrupted { gate, .. } => *gate,
             _ => return Ok(()),
         };
         let agent = &self.agents[index];

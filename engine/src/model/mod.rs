@@ -216,9 +216,7 @@ impl RunModel {
         let checks = self
             .checking
             .iter()
-            .filter(|&&index| {
-                self.agents[index].state != AgentState::Running && self.holds_machine(index)
-            })
+            .filter(|&&index| !self.holds_slot(index) && self.holds_machine(index))
             .count();
         self.running + checks
     }
@@ -295,7 +293,7 @@ impl RunModel {
     /// An idle agent keeps its machine for its next turn.
     fn holds_slot(&self, index: usize) -> bool {
         match self.agents[index].state {
-            AgentState::Running => !self.fanned_out.contains(&index),
+            AgentState::Starting | AgentState::Running => !self.fanned_out.contains(&index),
             AgentState::Idle => true,
             _ => false,
         }
@@ -309,6 +307,9 @@ impl RunModel {
             | Event::AgentSucceeded { attempt, .. }
             | Event::AgentSession { attempt, .. }
             | Event::AgentPlaced { attempt, .. }
+            | Event::AgentRunning { attempt, .. }
+            | Event::AgentResurrected { attempt, .. }
+            | Event::GateInterrupted { attempt, .. }
             | Event::AgentIdle { attempt, .. }
             | Event::AgentFailed { attempt, .. }
             | Event::AgentRetrying { attempt, .. }
@@ -354,7 +355,9 @@ impl RunModel {
                 agent.gates.begin();
             }
             Event::AgentSession { session_id, .. } => agent.session_id = Some(session_id.clone()),
-            Event::AgentPlaced { machine, .. } => agent.machine = Some(machine.clone()),
+            Event::AgentPlaced { machine, .. } | Event::AgentResurrected { machine, .. } => {
+                agent.machine = Some(machine.clone())
+            }
             Event::AgentIdle {
                 response,
                 delivered,
@@ -390,7 +393,10 @@ impl RunModel {
             Event::AgentExpanded { .. } => {
                 self.fanned_out.insert(index);
             }
-            Event::GateOpened { .. } | Event::GatePassed { .. } | Event::GateFailed { .. } => {
+            Event::GateOpened { .. }
+            | Event::GateInterrupted { .. }
+            | Event::GatePassed { .. }
+            | Event::GateFailed { .. } => {
                 agent.gates.record(event);
             }
             Event::AgentFollowUp { text, messages, .. } => {
@@ -428,7 +434,7 @@ impl RunModel {
             self.checking.remove(&index);
         }
         match to {
-            AgentState::Running => {
+            AgentState::Starting | AgentState::Running => {
                 self.ready.remove(&key);
             }
             AgentState::ChecksPending => {

@@ -19,6 +19,19 @@ pub struct Queued {
     pub secrets: Option<murmur_vault::SecretSet>,
 }
 
+/// What the machine an attempt is meant for (its `affinity`) is to the pool now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    /// A live machine of the pool: the attempt waits for it, which holds its workspace and
+    /// session.
+    Live,
+    /// A machine of the pool that is lost or terminated: any machine resumes the agent from
+    /// its branch, and says which machine it replaces.
+    Gone,
+    /// Not a machine of this pool (the local pool's, another pool's): any machine takes it.
+    Elsewhere,
+}
+
 /// An attempt a machine runs.
 struct Assigned {
     machine: String,
@@ -45,6 +58,11 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// How many attempts wait for a machine of `pool` (the pool manager provisions for them).
+    pub fn waiting(&self, pool: &str) -> usize {
+        self.queued.get(pool).map_or(0, VecDeque::len)
+    }
+
     pub fn enqueue(&mut self, pool: &str, queued: Queued) {
         self.queued
             .entry(pool.to_owned())
@@ -52,9 +70,44 @@ impl Dispatch {
             .push_back(queued);
     }
 
-    /// The oldest attempt waiting for a machine of `pool`.
-    pub fn take(&mut self, pool: &str) -> Option<Queued> {
-        self.queued.get_mut(pool)?.pop_front()
+    /// The machines other than `machine` that attempts waiting for `pool` are meant for: what
+    /// [`Dispatch::take_for`] needs to know about.
+    pub fn affinities(&self, pool: &str, machine: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .queued
+            .get(pool)
+            .into_iter()
+            .flatten()
+            .filter_map(|queued| queued.spec.affinity.clone())
+            .filter(|id| id != machine)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The oldest attempt waiting for `pool` that `machine` may run: one meant for it, for
+    /// no machine of the pool, or for one that is gone (then also the machine it replaces).
+    /// An attempt meant for another live machine waits for that one.
+    pub fn take_for(
+        &mut self,
+        pool: &str,
+        machine: &str,
+        affinity: impl Fn(&str) -> Affinity,
+    ) -> Option<(Queued, Option<String>)> {
+        let queue = self.queued.get_mut(pool)?;
+        let (at, instead_of) = queue.iter().enumerate().find_map(|(at, queued)| {
+            match queued.spec.affinity.as_deref() {
+                None => Some((at, None)),
+                Some(id) if id == machine => Some((at, None)),
+                Some(id) => match affinity(id) {
+                    Affinity::Live => None,
+                    Affinity::Gone => Some((at, Some(id.to_owned()))),
+                    Affinity::Elsewhere => Some((at, None)),
+                },
+            }
+        })?;
+        queue.remove(at).map(|queued| (queued, instead_of))
     }
 
     /// Puts back an attempt taken for a machine that could not be claimed after all.
@@ -65,10 +118,17 @@ impl Dispatch {
             .push_front(queued);
     }
 
-    /// Records that `machine` runs the attempt, and tells its driver where it runs.
-    pub fn assign(&mut self, machine: &str, queued: Queued) -> AttemptSpec {
+    /// Records that `machine` runs the attempt, and tells its driver where it runs (and
+    /// which gone machine it replaces).
+    pub fn assign(
+        &mut self,
+        machine: &str,
+        queued: Queued,
+        instead_of: Option<String>,
+    ) -> AttemptSpec {
         let placed = AttemptUpdate::Placed {
             machine: machine.to_owned(),
+            instead_of,
         };
         let _ = queued.updates.send(placed);
         self.assigned.insert(

@@ -34,11 +34,13 @@ fn spec(slug: &str) -> AttemptSpec {
                 title: "t".to_owned(),
             },
             required: false,
+            extra: Vec::new(),
         },
         env: Vec::new(),
         upstream: Vec::new(),
         timeout_secs: None,
         environment: Default::default(),
+        affinity: None,
     }
 }
 
@@ -83,15 +85,21 @@ fn assigned(dispatch: &mut Dispatch, slug: &str) -> UnboundedReceiver<AttemptUpd
             secrets: None,
         },
     );
-    let queued = dispatch.take("fleet").expect("queued");
-    dispatch.assign("m1", queued);
+    let (queued, instead_of) = dispatch.take_for("fleet", "m1", any).expect("queued");
+    dispatch.assign("m1", queued, instead_of);
     assert_eq!(
         rx.try_recv().ok(),
         Some(AttemptUpdate::Placed {
-            machine: "m1".to_owned()
+            machine: "m1".to_owned(),
+            instead_of: None,
         })
     );
     rx
+}
+
+/// Every machine an attempt may be meant for is of another pool.
+fn any(_: &str) -> Affinity {
+    Affinity::Elsewhere
 }
 
 fn received(rx: &mut UnboundedReceiver<AttemptUpdate>) -> Vec<String> {
@@ -197,7 +205,7 @@ fn a_stop_ends_a_waiting_attempt_here_and_is_told_to_a_running_ones_machine() {
             })
         })
     ));
-    assert!(dispatch.take("fleet").is_none());
+    assert!(dispatch.take_for("fleet", "m1", any).is_none());
 
     dispatch.stop("fleet", &key("a"));
     dispatch.stop("fleet", &key("a"));
@@ -216,4 +224,63 @@ fn a_machine_is_told_to_stop_what_it_runs_but_was_never_given() {
     let _rx = assigned(&mut dispatch, "a");
     let stops = dispatch.stops_for("m1", &[key("a"), key("ghost")]);
     assert_eq!(stops, [key("ghost")]);
+}
+
+fn meant_for(dispatch: &mut Dispatch, slug: &str, machine: Option<&str>) {
+    let (updates, _rx) = mpsc::unbounded_channel();
+    let mut spec = spec(slug);
+    spec.affinity = machine.map(str::to_owned);
+    dispatch.enqueue(
+        "fleet",
+        Queued {
+            spec,
+            updates,
+            secrets: None,
+        },
+    );
+}
+
+#[test]
+fn an_attempt_waits_for_the_live_machine_holding_its_session() {
+    let mut dispatch = Dispatch::default();
+    meant_for(&mut dispatch, "a", Some("m1"));
+    meant_for(&mut dispatch, "b", None);
+    assert_eq!(dispatch.affinities("fleet", "m2"), ["m1"]);
+    let live = |_: &str| Affinity::Live;
+    // m2 passes over `a`, meant for m1, and takes `b`.
+    let (taken, instead_of) = dispatch.take_for("fleet", "m2", live).expect("b");
+    assert_eq!((taken.spec.key.slug.as_str(), instead_of), ("b", None));
+    assert!(
+        dispatch.take_for("fleet", "m2", live).is_none(),
+        "a waits for m1"
+    );
+    let (taken, instead_of) = dispatch.take_for("fleet", "m1", live).expect("a");
+    assert_eq!((taken.spec.key.slug.as_str(), instead_of), ("a", None));
+}
+
+#[test]
+fn an_attempt_whose_machine_is_gone_goes_anywhere_and_says_which_it_replaces() {
+    let mut dispatch = Dispatch::default();
+    meant_for(&mut dispatch, "a", Some("m1"));
+    let gone = |id: &str| {
+        assert_eq!(id, "m1");
+        Affinity::Gone
+    };
+    let (taken, instead_of) = dispatch.take_for("fleet", "m2", gone).expect("a");
+    assert_eq!(taken.spec.key.slug, "a");
+    assert_eq!(instead_of.as_deref(), Some("m1"));
+    let (updates, mut rx) = mpsc::unbounded_channel();
+    let queued = Queued { updates, ..taken };
+    dispatch.assign("m2", queued, instead_of);
+    assert_eq!(
+        rx.try_recv().ok(),
+        Some(AttemptUpdate::Placed {
+            machine: "m2".to_owned(),
+            instead_of: Some("m1".to_owned()),
+        })
+    );
+    // One of another pool's machines (the local pool's) is no reason to wait, nor news.
+    meant_for(&mut dispatch, "b", Some("local:host"));
+    let (_, instead_of) = dispatch.take_for("fleet", "m2", any).expect("b");
+    assert_eq!(instead_of, None);
 }

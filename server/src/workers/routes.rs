@@ -2,6 +2,7 @@
 //! `poll` renews the machine's lease and answers what it should start and stop (waiting a
 //! while when there is nothing); `updates` takes its attempts' numbered updates once each.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -16,7 +17,7 @@ use murmur_engine::store::machine_log::Error as MachineError;
 use murmur_protocol::worker::{Acknowledged, Poll, Updates, Work};
 use murmur_protocol::{AttemptFailure, AttemptSpec, AttemptUpdate, FailureKind};
 
-use super::dispatch::{Accepted, Queued};
+use super::dispatch::{Accepted, Affinity, Queued};
 use super::{LONGEST_WAIT, Workers};
 use crate::AppState;
 use crate::body::json_body;
@@ -172,13 +173,57 @@ fn seal_for(machine: &MachineRow, queued: &mut Queued) -> Result<(), AttemptFail
         .map_err(|e| failed(e.to_string()))
 }
 
-/// Takes the oldest attempt waiting for the machine's pool, claiming the machine for it.
+/// What each machine the pool's waiting attempts are meant for is now: a live machine of
+/// the pool keeps its attempts waiting for it.
+async fn affinities(
+    state: &AppState,
+    workers: &Workers,
+    machine: &MachineRow,
+) -> Result<BTreeMap<String, Affinity>, ApiError> {
+    let ids = workers.dispatch().affinities(&machine.pool, &machine.id);
+    let now = state.executor().clock.stamp();
+    let mut known = BTreeMap::new();
+    for id in ids {
+        let verdict = match state.store().machine(&id).await {
+            Ok(row) if row.pool != machine.pool => Affinity::Elsewhere,
+            Ok(row) if lives(&row, &now) => Affinity::Live,
+            Ok(_) => Affinity::Gone,
+            Err(MachineError::NoMachine(_)) => Affinity::Elsewhere,
+            Err(error) => return Err(machine_error(error)),
+        };
+        known.insert(id, verdict);
+    }
+    Ok(known)
+}
+
+/// Whether the machine can still run what it holds: neither lost nor on its way out, and
+/// heard from within its lease.
+fn lives(machine: &MachineRow, now: &str) -> bool {
+    let gone = matches!(
+        machine.state,
+        MachineState::Lost | MachineState::Draining | MachineState::Terminated
+    );
+    let silent = machine
+        .lease_expires_at
+        .as_deref()
+        .is_some_and(|expires| expires <= now);
+    !gone && !silent
+}
+
+/// Takes the oldest attempt waiting for the machine's pool that it may run (see
+/// [`Affinity`]), claiming the machine for it.
 async fn assign(
     state: &AppState,
     workers: &Workers,
     machine: &mut MachineRow,
 ) -> Result<Option<AttemptSpec>, ApiError> {
-    let Some(mut queued) = workers.dispatch().take(&machine.pool) else {
+    let known = affinities(state, workers, machine).await?;
+    let verdict = |id: &str| known.get(id).copied().unwrap_or(Affinity::Elsewhere);
+    let Some((mut queued, instead_of)) =
+        workers
+            .dispatch()
+            .take_for(&machine.pool, &machine.id, verdict)
+    else {
         return Ok(None);
     };
     if let Err(failure) = seal_for(machine, &mut queued) {
@@ -201,7 +246,14 @@ async fn assign(
     {
         Ok(busy) => {
             *machine = busy;
-            Ok(Some(workers.dispatch().assign(&machine.id, queued)))
+            if let Some(gone) = &instead_of {
+                tracing::info!(machine = %machine.id, instead_of = %gone, attempt = %queued.spec.key, "the machine holding the agent's session is gone: resuming it here from its branch");
+            }
+            Ok(Some(workers.dispatch().assign(
+                &machine.id,
+                queued,
+                instead_of,
+            )))
         }
         Err(error) => {
             workers.dispatch().put_back(&machine.pool, queued);

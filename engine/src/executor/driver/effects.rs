@@ -43,6 +43,7 @@ impl Driver<'_> {
             coding,
             identity: self.executor.identity.as_ref(),
             tenant: self.executor.store.tenant(),
+            affinity: self.affinity_of(index),
         };
         let recorder = Recorder {
             store: self.executor.store.clone(),
@@ -115,6 +116,7 @@ impl Driver<'_> {
             store: self.executor.store.clone(),
             clock: self.executor.clock.clone(),
             settings: self.executor.machine_settings(),
+            pass: self.executor.environment.pass.clone(),
         };
         let stop = gates::check(check, self.sender.clone());
         self.stops.insert(index, stop);

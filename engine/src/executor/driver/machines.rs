@@ -78,6 +78,21 @@ impl Driver<'_> {
         self.restage(batch, |event| !starts_work(event)).await
     }
 
+    /// The machine holding the agent's session and workspace: its own last attempt's, or, for
+    /// a first attempt that `continues` another agent, that agent's. Follow-ups, gate
+    /// feedback, wakes and retries go back there while it lives.
+    pub(super) fn affinity_of(&self, index: usize) -> Option<String> {
+        let own = &self.model.agents()[index];
+        if own.machine.is_some() {
+            return own.machine.clone();
+        }
+        let up = self.agents[index]
+            .continues
+            .as_deref()
+            .and_then(|slug| self.model.index_of(slug))?;
+        self.model.agents()[up].machine.clone()
+    }
+
     /// After a commit: the agents that hold a machine now, as the store has them.
     pub(super) fn note_machines(&mut self, batch: &Batch) {
         // As `machine_use` decided for the commit: the model has not moved since.

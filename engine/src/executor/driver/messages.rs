@@ -40,15 +40,27 @@ impl Driver<'_> {
         if let Message::Exited { index, .. } | Message::Gate { index, .. } = &message {
             self.stopping.remove(index);
         }
-        let (index, attempt, expected) = match &message {
+        const AT_WORK: &[AgentState] = &[AgentState::Starting, AgentState::Running];
+        let (index, attempt, expected): (usize, u32, &[AgentState]) = match &message {
             Message::Line { index, attempt, .. }
             | Message::Session { index, attempt, .. }
-            | Message::Placed { index, attempt, .. }
-            | Message::Exited { index, attempt, .. } => (*index, *attempt, AgentState::Running),
-            Message::Gate { index, attempt, .. } => (*index, *attempt, AgentState::ChecksPending),
+            | Message::Exited { index, attempt, .. } => (*index, *attempt, AT_WORK),
+            Message::Placed {
+                index,
+                attempt,
+                instead_of,
+                ..
+            } => match instead_of {
+                Some(_) => (*index, *attempt, &[AgentState::Starting]),
+                None => (*index, *attempt, AT_WORK),
+            },
+            Message::Running { index, attempt } => (*index, *attempt, &[AgentState::Starting]),
+            Message::Gate { index, attempt, .. } => {
+                (*index, *attempt, &[AgentState::ChecksPending])
+            }
         };
         let agent = &self.model.agents()[index];
-        if agent.attempt != attempt || agent.state != expected {
+        if agent.attempt != attempt || !expected.contains(&agent.state) {
             return None;
         }
         let slug = agent.slug.clone();
@@ -62,11 +74,26 @@ impl Driver<'_> {
                 },
                 line: text,
             },
-            Message::Placed { machine, .. } => Event::AgentPlaced {
+            Message::Placed {
+                machine,
+                instead_of: None,
+                ..
+            } => Event::AgentPlaced {
                 slug,
                 attempt,
                 machine,
             },
+            Message::Placed {
+                machine,
+                instead_of: Some(from),
+                ..
+            } => Event::AgentResurrected {
+                slug,
+                attempt,
+                from,
+                machine,
+            },
+            Message::Running { .. } => Event::AgentRunning { slug, attempt },
             Message::Session { session_id, .. } => Event::AgentSession {
                 slug,
                 attempt,

@@ -206,13 +206,10 @@ impl<'e> Driver<'e> {
             return Ok(ended);
         }
         let mut batch = self.batch();
+        // Checks that were under way when the engine stopped are interrupted too and open
+        // again through `decide` (they are repeatable), counted against the pool.
         let interrupted = self.model.interrupted();
         self.stage(&mut batch, interrupted)?;
-        // Checks that were under way when the engine stopped run again (they are repeatable).
-        for (index, gate) in self.model.open_checks() {
-            let attempt = self.model.agents()[index].attempt;
-            batch.checks.push((index, attempt, gate));
-        }
         loop {
             self.decide_into(&mut batch)?;
             self.checkpoint(batch).await?;
