@@ -14,6 +14,7 @@ pub async fn prepare(source: &str, root: &Path, branches: &[&str]) -> Result<Pat
     let clone = root.join("repositories").join(folder_name(source));
     if clone.join(".git").is_dir() {
         run(&clone, &["fetch", "--quiet", "--prune", "origin"]).await?;
+        follow_base(&clone).await?;
     } else {
         std::fs::create_dir_all(root.join("repositories"))
             .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
@@ -24,6 +25,22 @@ pub async fn prepare(source: &str, root: &Path, branches: &[&str]) -> Result<Pat
         take_branch(&clone, branch).await?;
     }
     Ok(clone)
+}
+
+/// Moves the clone's checked-out base branch forward to the origin's, so a fresh worktree
+/// starts where the repository's base is now (a workspace mirror moves on every fetch).
+async fn follow_base(clone: &Path) -> Result<(), String> {
+    let Ok(base) = git(clone, &["symbolic-ref", "--short", "HEAD"]).await else {
+        return Ok(());
+    };
+    let remote = format!("refs/remotes/origin/{base}");
+    let behind = succeeds(clone, &["merge-base", "--is-ancestor", "HEAD", &remote])
+        .await
+        .map_err(|e| e.to_string())?;
+    if behind {
+        run(clone, &["merge", "--ff-only", "--quiet", &remote]).await?;
+    }
+    Ok(())
 }
 
 /// Pushes the agent's branch back to the repository it was cloned from.

@@ -29,7 +29,12 @@ pub struct WorkspacePlan {
 pub struct Prepared {
     repository: Repository,
     pub tree: Worktree,
+    /// The repositories the other worktrees of a multi-repository workspace come from.
+    extra: Vec<PathBuf>,
 }
+
+/// Where a multi-repository workspace's other repositories are, inside the agent's worktree.
+pub const EXTRA_REPOSITORIES: &str = ".murmur/repos";
 
 pub async fn prepare(
     plan: &WorkspacePlan,
@@ -59,8 +64,80 @@ pub async fn prepare(
         .worktree_from(&plan.worktree, &plan.spec.branch, &plan.spec.merge, start)
         .await
         .map_err(|e| e.to_string())?;
+    let extra = prepare_extra(plan, &tree).await?;
     run_prepare_hook(&tree, env).await?;
-    Ok(Some(Prepared { repository, tree }))
+    Ok(Some(Prepared {
+        repository,
+        tree,
+        extra,
+    }))
+}
+
+/// Whether this machine works in its own clone of the repository (a worker) rather than in
+/// the repository itself.
+fn clones(plan: &WorkspacePlan) -> bool {
+    plan.repository != std::path::Path::new(&plan.spec.repository)
+}
+
+/// The other repositories of the workspace, each on the agent's branch at
+/// `.murmur/repos/<name>` in its worktree (kept out of the first repository's status).
+async fn prepare_extra(plan: &WorkspacePlan, tree: &Worktree) -> Result<Vec<PathBuf>, String> {
+    if plan.spec.extra.is_empty() {
+        return Ok(Vec::new());
+    }
+    exclude_extra(tree).await?;
+    let mut sources = Vec::new();
+    for extra in &plan.spec.extra {
+        let safe = !extra.name.is_empty()
+            && extra
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+        if !safe {
+            return Err(format!("`{}` is not a repository folder name", extra.name));
+        }
+        let source = match plan.repository.parent().and_then(|p| p.parent()) {
+            Some(root) if clones(plan) => {
+                crate::clone::prepare(&extra.repository, root, &[plan.spec.branch.as_str()]).await?
+            }
+            _ => PathBuf::from(&extra.repository),
+        };
+        let repository = Repository::open(&source, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let path = tree.path.join(EXTRA_REPOSITORIES).join(&extra.name);
+        repository
+            .worktree_from(&path, &plan.spec.branch, &[], None)
+            .await
+            .map_err(|e| e.to_string())?;
+        sources.push(source);
+    }
+    Ok(sources)
+}
+
+/// `/.murmur/repos/` in the first repository's `info/exclude`, once.
+async fn exclude_extra(tree: &Worktree) -> Result<(), String> {
+    let common = murmur_runtime::git::git(&tree.path, &["rev-parse", "--git-common-dir"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let exclude = tree.path.join(common).join("info/exclude");
+    let line = format!("/{EXTRA_REPOSITORIES}/");
+    let text = std::fs::read_to_string(&exclude).unwrap_or_default();
+    if text.lines().any(|l| l == line) {
+        return Ok(());
+    }
+    if let Some(parent) = exclude.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let joined = format!(
+        "{text}{}{line}\n",
+        if text.is_empty() || text.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        }
+    );
+    std::fs::write(&exclude, joined).map_err(|e| format!("cannot write {}: {e}", exclude.display()))
 }
 
 /// Records the branch's commits and diff stat, then pushes or opens the pull request; a
@@ -78,6 +155,13 @@ pub async fn deliver(
     delivered.diff_stat = Some(changes.diff_stat).filter(|s| !s.is_empty());
     if plan.spec.out.as_deref() == Some("diff") {
         delivered.diff = Some(tree.diff().await.map_err(|e| e.to_string())?);
+    }
+    if clones(plan) {
+        // A worker's clones: the agent's branch of every other repository goes back to where
+        // it was cloned from, as the first one's does.
+        for source in &prepared.extra {
+            crate::clone::push_back(source, &tree.branch).await?;
+        }
     }
     push_or_open(plan, prepared, response, delivered).await
 }

@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod transitions;
+pub mod workspace;
 
 pub use clock::{Clock, SystemClock};
 pub use event::{Event, Stream};

@@ -105,6 +105,19 @@ pub struct WorkspaceSpec {
     pub pull_request: PullRequestDraft,
     /// Coding agents need a repository; an `exec` agent may run in a plain folder.
     pub required: bool,
+    /// The workspace's other repositories: each is checked out on the agent's branch too, at
+    /// `.murmur/repos/<name>` inside the agent's worktree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<ExtraRepository>,
+}
+
+/// A repository of a multi-repository workspace beside the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraRepository {
+    /// Its folder's name below `.murmur/repos/`.
+    pub name: String,
+    /// A local path or a clone URL, as `WorkspaceSpec::repository`.
+    pub repository: String,
 }
 
 /// What a pull request will say, decided when the attempt starts.

@@ -10,4 +10,5 @@ pub use attempt::{
     AttemptKey, AttemptSpec, CodingSpec, EnvironmentSpec, ExecSpec, LocalPullRequest,
     PullRequestDraft, RuntimeSpec, UpstreamResult, WorkspaceSpec,
 };
+pub use attempt::ExtraRepository;
 pub use outcome::{AttemptFailure, AttemptUpdate, Delivered, FailureKind, Finished, Stream};

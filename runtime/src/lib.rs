@@ -12,6 +12,7 @@ pub mod codex;
 pub mod exec;
 pub mod git;
 pub mod github;
+pub mod mirror;
 mod lines;
 mod process;
 mod procfs;

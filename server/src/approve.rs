@@ -1,17 +1,17 @@
 //! `POST /v1/runs/{id}/agents/{slug}/approve`: a person's decision at an agent's `approve`
 //! gate, as `murmur runs approve` records it. The run's driver in this process takes it in.
 
+use crate::tenant::Scoped;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use murmur_engine::executor::{self, Verdict};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::body::json_body;
 use super::error::{ApiError, ErrorEnvelope};
 use super::runs::exact_run;
@@ -53,7 +53,7 @@ pub struct Decided {
     )
 )]
 pub async fn approve_agent(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path((id, slug)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

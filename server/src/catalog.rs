@@ -58,24 +58,29 @@ pub async fn find(state: &AppState, name: &str) -> Result<Option<Known>, ApiErro
     if let Some(saved) = state.store().catalog_flight(name, None).await? {
         return cached_catalog(state, saved).map(Some);
     }
-    let path = file_of(state, name);
+    let Some(path) = file_of(state, name) else {
+        return Ok(None);
+    };
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let parse = state
-        .inner
-        .parsed
-        .parse(name, Version::Text(text.as_str().into()), &text);
+    let parse = state.inner.parsed.parse(
+        state.store().tenant(),
+        name,
+        Version::Text(text.as_str().into()),
+        &text,
+    );
     known(name, parse, Origin::Repository(path)).map(Some)
 }
 
 /// A catalog generation, parsed once.
 fn cached_catalog(state: &AppState, saved: FlightGeneration) -> Result<Known, ApiError> {
     let version = Version::Generation(saved.generation);
+    let tenant = state.store().tenant();
     let parse = state
         .inner
         .parsed
-        .parse(&saved.name, version, &saved.markdown);
+        .parse(tenant, &saved.name, version, &saved.markdown);
     known(&saved.name.clone(), parse, Origin::Catalog(saved))
 }
 
@@ -102,12 +107,9 @@ pub fn from_catalog(saved: FlightGeneration) -> Result<Known, ApiError> {
     })
 }
 
-fn file_of(state: &AppState, name: &str) -> PathBuf {
-    state
-        .inner
-        .repository
-        .join(".murmur/flights")
-        .join(format!("{name}.md"))
+/// The repository's file of flight `name`; `None` for another tenant than the server's.
+fn file_of(state: &AppState, name: &str) -> Option<PathBuf> {
+    Some(state.flights_dir()?.join(format!("{name}.md")))
 }
 
 /// Every valid flight, by name, the catalog's first where both have one. Invalid files are
@@ -133,7 +135,9 @@ pub async fn flights(state: &AppState) -> Vec<Known> {
 }
 
 fn repository_files(state: &AppState) -> Vec<Known> {
-    let dir = state.inner.repository.join(".murmur/flights");
+    let Some(dir) = state.flights_dir() else {
+        return Vec::new();
+    };
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -148,7 +152,10 @@ fn repository_files(state: &AppState) -> Vec<Known> {
             }
             let text = std::fs::read_to_string(&path).ok()?;
             let version = Version::Text(text.as_str().into());
-            let parse = state.inner.parsed.parse(&name, version, &text);
+            let parse = state
+                .inner
+                .parsed
+                .parse(state.store().tenant(), &name, version, &text);
             known(&name, parse, Origin::Repository(path)).ok()
         })
         .collect()

@@ -3,11 +3,12 @@
 //! event has the sequence number as `id`, the event's type as `event`, and as `data` the same
 //! `{"seq", "at", "event"}` object the JSON log lists.
 
+use crate::tenant::Scoped;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -52,7 +53,7 @@ pub struct EventEntry {
     )
 )]
 pub async fn events(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

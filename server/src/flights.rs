@@ -1,10 +1,11 @@
 //! The catalog routes: `PUT`, `GET`, `DELETE /v1/flights/{name}` and `GET /v1/flights`.
 //! A saved flight is always valid: the parser checks it before anything is stored.
 
+use crate::tenant::Scoped;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use murmur_engine::store::NewGeneration;
@@ -55,7 +56,7 @@ pub struct GenerationQuery {
     )
 )]
 pub async fn save(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(name): Path<String>,
     Extension(Caller(author)): Extension<Caller>,
     headers: HeaderMap,
@@ -124,7 +125,7 @@ fn markdown_body(
     get, path = "/v1/flights", tag = "flights", operation_id = "list_flights",
     responses((status = 200, description = "the flights, by name", body = Vec<FlightSummary>))
 )]
-pub async fn list(State(state): State<AppState>) -> Json<Vec<FlightSummary>> {
+pub async fn list(Scoped(state): Scoped) -> Json<Vec<FlightSummary>> {
     let known = catalog::flights(&state).await;
     Json(known.iter().map(summary).collect())
 }
@@ -141,7 +142,7 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<FlightSummary>> {
     )
 )]
 pub async fn show(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(name): Path<String>,
     query: Result<Query<GenerationQuery>, QueryRejection>,
     headers: HeaderMap,
@@ -202,7 +203,7 @@ fn wants_markdown(headers: &HeaderMap) -> bool {
     )
 )]
 pub async fn delete(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let at = state.executor().clock.stamp();

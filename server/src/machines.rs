@@ -3,11 +3,12 @@
 //! (surface.md), which build them with the views here; and the machines' gauges of
 //! `/metrics`.
 
+use crate::tenant::Scoped;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::routing::get;
 use axum::{Json, Router};
 use murmur_engine::machine::{MachineState, PoolSpec, PoolStatus, pool_status};
@@ -117,7 +118,7 @@ pub struct MachineQuery {
     )
 )]
 pub async fn list_machines(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     query: Result<Query<MachineQuery>, QueryRejection>,
 ) -> Result<Json<Vec<MachineView>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
@@ -135,7 +136,7 @@ pub async fn list_machines(
     get, path = "/v1/pools", tag = "machines",
     responses((status = 200, description = "the pools", body = Vec<PoolView>))
 )]
-pub async fn list_pools(State(state): State<AppState>) -> Result<Json<Vec<PoolView>>, ApiError> {
+pub async fn list_pools(Scoped(state): Scoped) -> Result<Json<Vec<PoolView>>, ApiError> {
     let pools = pool_status(state.store(), &state.pools()).await?;
     Ok(Json(pools.into_iter().map(PoolView::from).collect()))
 }

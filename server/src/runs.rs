@@ -1,8 +1,9 @@
 //! `GET /v1/runs`, `GET /v1/runs/{id}` and the actions on a run: cancel, retry.
 
+use crate::tenant::Scoped;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::header::LINK;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,7 +49,7 @@ pub const NEXT_CURSOR: &str = "x-next-cursor";
     )
 )]
 pub async fn list_runs(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     filter: Result<Query<RunFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter.map_err(|e| ApiError::invalid(e.body_text()))?;
@@ -103,7 +104,7 @@ fn next_link(query: &RunQuery, cursor: &str) -> String {
     )
 )]
 pub async fn show_run(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(id): Path<String>,
 ) -> Result<Json<RunDetail>, ApiError> {
     let run = exact_run(state.store(), &id).await?;
@@ -135,7 +136,7 @@ pub async fn exact_run(store: &Store, id: &str) -> Result<murmur_engine::store::
     )
 )]
 pub async fn cancel_run(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let run = exact_run(state.store(), &id).await?;
@@ -198,7 +199,7 @@ async fn cancel_here(state: &AppState, id: &str) -> Result<(), ApiError> {
     )
 )]
 pub async fn retry_run(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     exact_run(state.store(), &id).await?;

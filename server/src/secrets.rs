@@ -2,9 +2,10 @@
 //! tenant's secrets over HTTP, as `murmur secret ls|set|rm`. Names, who and when, never a
 //! value: a value goes in (`PUT`, encrypted before it is stored) and never comes out.
 
+use crate::tenant::Scoped;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -62,7 +63,7 @@ pub struct SecretBody {
     responses((status = 200, description = "the secrets", body = Vec<SecretView>))
 )]
 pub async fn list_secrets(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
 ) -> Result<Json<Vec<SecretView>>, ApiError> {
     let entries = state.executor().store.secrets().await?;
     Ok(Json(entries.into_iter().map(SecretView::from).collect()))
@@ -81,7 +82,7 @@ pub async fn list_secrets(
     )
 )]
 pub async fn set_secret(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(name): Path<String>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
@@ -132,7 +133,7 @@ pub async fn set_secret(
     )
 )]
 pub async fn remove_secret(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.executor().store.remove_secret(&name).await? {

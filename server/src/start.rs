@@ -2,12 +2,13 @@
 //! in this process. The key is claimed in the transaction that creates the run, so concurrent
 //! requests with one key (on any server of the store) start one run and all answer with it.
 
+use crate::tenant::Scoped;
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use murmur_engine::executor::{self, PreparedRun, StartRequest};
@@ -89,7 +90,7 @@ fn input_pairs(inputs: &BTreeMap<String, Value>) -> Vec<String> {
     )
 )]
 pub async fn start_run(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

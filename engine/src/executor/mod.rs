@@ -10,6 +10,7 @@ mod launch;
 mod leases;
 pub mod placement;
 mod pools;
+mod workspaces;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use claimed::PreparedRun;
 use driver::Driver;
 pub use driver::Verdict;
 pub use environment::AgentEnvironment;
+pub use workspaces::WorkspaceError;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 pub use murmur_attempt::{ClaudeSettings, CodexSettings, GitHubSettings};
 pub use placement::{AttemptHandle, LocalPlacement, Placement, PlacementError, Placements};
@@ -94,6 +96,8 @@ pub enum Error {
     EndedElsewhere { run: String, status: RunStatus },
     #[error(transparent)]
     Placement(#[from] PlacementError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
 }
 
 fn since_text(since: &str) -> String {
@@ -219,7 +223,15 @@ impl Executor {
             .leases
             .acquire(&self.store, &self.clock, &run_id)
             .await?;
-        let mut driver = match Driver::load(self, &run_id, observer).await {
+        // A run of a workspace works in this host's mirror of its repository.
+        let executor = match self.for_run(&run_id).await {
+            Ok(executor) => executor,
+            Err(error) => {
+                self.leases.release(&self.store, &run_id, &lease).await;
+                return Err(error.into());
+            }
+        };
+        let mut driver = match Driver::load(&executor, &run_id, observer).await {
             Ok(driver) => driver,
             Err(error) => {
                 self.leases.release(&self.store, &run_id, &lease).await;
@@ -237,7 +249,8 @@ impl Executor {
     /// go back to waiting; succeeded agents are kept and never repeated. Drive it afterwards.
     pub async fn retry(&self, run_id: &str) -> Result<(), Error> {
         let (observer, _) = mpsc::unbounded_channel();
-        let mut driver = Driver::load(self, run_id, observer).await?;
+        let executor = self.for_run(run_id).await?;
+        let mut driver = Driver::load(&executor, run_id, observer).await?;
         driver.retry_now().await
     }
 

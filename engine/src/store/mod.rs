@@ -28,6 +28,7 @@ mod ticks;
 pub mod tokens;
 mod waiters;
 pub mod worker_tokens;
+pub mod workspaces;
 mod writer;
 
 use std::str::FromStr;

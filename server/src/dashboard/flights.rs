@@ -2,11 +2,12 @@
 //! diagnostics, invalid repository files included (the API lists only runnable ones), and
 //! one flight's text, generations, graph and inputs (`GET /ui/flights/{name}`).
 
+use crate::tenant::Scoped;
 use std::path::PathBuf;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use murmur_engine::store::FlightGeneration;
 use murmur_parser::{Dag, Parsed};
 use serde::{Deserialize, Serialize};
@@ -71,9 +72,9 @@ pub struct Which {
     generation: Option<i64>,
 }
 
-fn file_of(state: &AppState, name: &str) -> PathBuf {
-    let dir = state.inner.repository.join(".murmur/flights");
-    dir.join(format!("{name}.md"))
+/// The repository's file of flight `name`; `None` for another tenant than the server's.
+fn file_of(state: &AppState, name: &str) -> Option<PathBuf> {
+    Some(state.flights_dir()?.join(format!("{name}.md")))
 }
 
 /// Whether `name` is a catalog flight or a repository file (valid or not).
@@ -82,7 +83,7 @@ pub async fn exists(state: &AppState, name: &str) -> bool {
         return false;
     }
     matches!(state.store().catalog_flight(name, None).await, Ok(Some(_)))
-        || file_of(state, name).is_file()
+        || file_of(state, name).is_some_and(|path| path.is_file())
 }
 
 fn counts(parsed: &Parsed) -> (usize, usize) {
@@ -90,7 +91,7 @@ fn counts(parsed: &Parsed) -> (usize, usize) {
     (errors, parsed.diagnostics.len() - errors)
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Listed>>, ApiError> {
+pub async fn list(Scoped(state): Scoped) -> Result<Json<Vec<Listed>>, ApiError> {
     let mut listed: Vec<Listed> = Vec::new();
     for saved in state.store().catalog_flights().await? {
         let parsed = murmur_parser::parse(&saved.markdown, &saved.name);
@@ -101,8 +102,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Listed>>, Ap
             &parsed,
         ));
     }
-    let dir = state.inner.repository.join(".murmur/flights");
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+    // Another tenant than the server's has no repository files.
+    let mut files: Vec<(String, PathBuf)> = state
+        .flights_dir()
+        .and_then(|dir| std::fs::read_dir(dir).ok())
         .map(|entries| {
             entries
                 .flatten()
@@ -146,7 +149,7 @@ fn entry(name: &str, origin: &'static str, generation: Option<i64>, parsed: &Par
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(name): Path<String>,
     which: Result<Query<Which>, QueryRejection>,
 ) -> Result<Json<Detail>, ApiError> {
@@ -161,9 +164,9 @@ pub async fn show(
     let (origin, generation, markdown) = match (&saved, which.generation) {
         (Some(saved), _) => ("catalog", Some(saved.generation), saved.markdown.clone()),
         (None, Some(_)) => return Err(missing()),
-        (None, None) => match std::fs::read_to_string(&file) {
-            Ok(text) => ("repository", None, text),
-            Err(_) => return Err(missing()),
+        (None, None) => match file.as_ref().map(std::fs::read_to_string) {
+            Some(Ok(text)) => ("repository", None, text),
+            _ => return Err(missing()),
         },
     };
     let generations = match &saved {
@@ -176,7 +179,7 @@ pub async fn show(
         origin,
         generation,
         generations,
-        shadows_file: saved.is_some() && file.is_file(),
+        shadows_file: saved.is_some() && file.is_some_and(|path| path.is_file()),
         markdown,
         parsed,
     })))

@@ -3,12 +3,13 @@
 //! wakes on the commits of the unfinished runs it lists; the store tells of no new runs, so
 //! it also looks for them every second. The browser never polls.
 
+use crate::tenant::Scoped;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -46,7 +47,7 @@ pub struct Listed {
 }
 
 pub async fn runs(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     filter: Result<Query<Filter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter.map_err(|e| ApiError::invalid(e.body_text()))?;

@@ -3,10 +3,11 @@
 //! (`GET /ui/runs/{id}/agents/{slug}/log`), and queueing a follow-up
 //! (`POST /ui/runs/{id}/agents/{slug}/queue`), which the API has no route for yet.
 
+use crate::tenant::Scoped;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use murmur_engine::executor;
 use murmur_engine::store::RunRow;
@@ -84,7 +85,7 @@ fn tenant(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RunPage>, ApiError> {
@@ -110,7 +111,7 @@ pub fn total_cost(run: &RunDetail) -> Option<f64> {
 }
 
 pub async fn log(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path((id, slug)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<AgentLog>, ApiError> {
@@ -140,7 +141,7 @@ pub async fn log(
 }
 
 pub async fn queue(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Path((id, slug)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

@@ -105,6 +105,7 @@ impl Driver<'_> {
                 title: format!("{}: {}", self.flight.title, agent.slug),
             },
             required: coding,
+            extra: self.executor.extra_repositories(),
         };
         let plan = CodingPlan {
             runtime,

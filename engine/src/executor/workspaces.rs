@@ -1,0 +1,278 @@
+//! Runs in a workspace: the executor as it runs that workspace's agents (its first
+//! repository's mirror as the repository, its check command and secrets), and the mirrors
+//! this host keeps of the workspace's repositories.
+
+use std::path::PathBuf;
+
+use murmur_protocol::ExtraRepository;
+use murmur_runtime::mirror::{self, Credential};
+
+use super::Executor;
+use crate::secrets::Secrets;
+use crate::workspace::{Workspace, WorkspaceRepository};
+
+/// Why a workspace's repositories cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error(
+        "workspace `{0}` does not exist (any more); `murmur workspace ls` lists the workspaces"
+    )]
+    Gone(String),
+    #[error("workspace `{workspace}`: {source}")]
+    Mirror {
+        workspace: String,
+        source: mirror::Error,
+    },
+    #[error(
+        "workspace `{workspace}` authenticates to its repository with secret `{secret}`, which cannot be opened: {why}"
+    )]
+    Credential {
+        workspace: String,
+        secret: String,
+        why: String,
+    },
+    #[error(
+        "workspace `{workspace}`: the repository refused the credential in secret `{secret}` ({source}); set a valid token with `murmur secret set {secret}`"
+    )]
+    Refused {
+        workspace: String,
+        secret: String,
+        source: mirror::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] crate::workspace::Invalid),
+    #[error("workspace `{0}` exists already; `murmur workspace rm {0}` removes it")]
+    Exists(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+impl Executor {
+    /// Records a new workspace of the store's tenant, once its name and every repository
+    /// (reachable, a git repository, its base branch there) checked out; the origin's default
+    /// branch becomes the base of a repository given none.
+    pub async fn add_workspace(
+        &self,
+        mut workspace: Workspace,
+    ) -> Result<Workspace, WorkspaceError> {
+        workspace.check()?;
+        if self.store.workspace(&workspace.name).await?.is_some() {
+            return Err(WorkspaceError::Exists(workspace.name));
+        }
+        self.check_repositories(&mut workspace).await?;
+        workspace.created_at = self.clock.stamp();
+        // Mirrors left by an earlier workspace of this name are not this one's repositories.
+        let old = self.mirror_of(&workspace, 0);
+        if let Some(folder) = old.parent() {
+            let _ = std::fs::remove_dir_all(folder);
+        }
+        if !self.store.add_workspace(&workspace).await? {
+            return Err(WorkspaceError::Exists(workspace.name));
+        }
+        Ok(workspace)
+    }
+
+    /// Where this process keeps its mirrors of workspace repositories: beside the agents'
+    /// working folders, in the server's state folder.
+    pub fn mirror_root(&self) -> PathBuf {
+        self.work_root.with_file_name("mirrors")
+    }
+
+    /// Where this process keeps the mirror of `workspace`'s repository `index`.
+    pub fn mirror_of(&self, workspace: &Workspace, index: usize) -> PathBuf {
+        workspace.mirror_of(&self.mirror_root(), self.store.tenant(), index)
+    }
+
+    /// The commit each of this host's mirrors of `workspace` has its base branch at (`None`
+    /// for one not made yet).
+    pub async fn mirror_heads(&self, workspace: &Workspace) -> Vec<Option<String>> {
+        let mut heads = Vec::new();
+        for index in 0..workspace.repositories.len() {
+            heads.push(mirror::head(&self.mirror_of(workspace, index)).await.ok());
+        }
+        heads
+    }
+
+    /// For a run in a multi-repository workspace, its repositories beside the first: the
+    /// other mirrors in the folder of the one this executor works in, in repository order.
+    pub fn extra_repositories(&self) -> Vec<ExtraRepository> {
+        let Ok(inside) = self.repository.strip_prefix(self.mirror_root()) else {
+            return Vec::new();
+        };
+        let (Some(dir), 3) = (self.repository.parent(), inside.components().count()) else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut mirrors: Vec<(usize, String)> = entries
+            .flatten()
+            .filter(|e| e.path().join(".git").is_dir())
+            .filter_map(|e| {
+                let folder = e.file_name().to_string_lossy().into_owned();
+                let (index, _) = folder.split_once('-')?;
+                Some((index.parse().ok()?, folder))
+            })
+            .filter(|(index, _)| *index > 0)
+            .collect();
+        mirrors.sort();
+        let mut extra: Vec<ExtraRepository> = Vec::new();
+        for (index, folder) in mirrors {
+            let mut name = readable(&folder);
+            if extra.iter().any(|e| e.name == name) {
+                name = format!("{name}-{index}");
+            }
+            let repository = dir.join(&folder).display().to_string();
+            extra.push(ExtraRepository { name, repository });
+        }
+        extra
+    }
+
+    /// This executor as it runs agents of `workspace`.
+    pub fn in_workspace(&self, workspace: &Workspace) -> Executor {
+        let mut executor = self.clone();
+        executor.repository = self.mirror_of(workspace, 0);
+        let defaults = &workspace.defaults;
+        if defaults.check.is_some() {
+            executor.check_command.clone_from(&defaults.check);
+        }
+        for secret in &defaults.secrets {
+            if !executor.environment.secrets.contains(secret) {
+                executor.environment.secrets.push(secret.clone());
+            }
+        }
+        executor
+    }
+
+    /// The executor that drives run `run_id`: this one for a run of the implicit workspace,
+    /// else [`Self::in_workspace`], with the mirrors made first where this host has none.
+    pub async fn for_run(&self, run_id: &str) -> Result<Executor, WorkspaceError> {
+        let Some(name) = self.store.run_workspace(run_id).await? else {
+            return Ok(self.clone());
+        };
+        let workspace = self
+            .store
+            .workspace(&name)
+            .await?
+            .ok_or(WorkspaceError::Gone(name))?;
+        self.ensure_mirrors(&workspace).await?;
+        Ok(self.in_workspace(&workspace))
+    }
+
+    /// Clones every repository of `workspace` this host has no mirror of yet.
+    pub async fn ensure_mirrors(&self, workspace: &Workspace) -> Result<(), WorkspaceError> {
+        for (index, repository) in workspace.repositories.iter().enumerate() {
+            let dir = self.mirror_of(workspace, index);
+            if dir.join(".git").is_dir() {
+                continue;
+            }
+            let credential = self.credential(workspace, repository).await?;
+            let base = match &repository.base {
+                Some(base) => base.clone(),
+                None => mirror::check_remote(&repository.url, None, credential.as_ref())
+                    .await
+                    .map_err(|e| failed(workspace, repository, e))?,
+            };
+            mirror::ensure(&repository.url, &dir, &base, credential.as_ref())
+                .await
+                .map_err(|e| failed(workspace, repository, e))?;
+        }
+        Ok(())
+    }
+
+    /// Brings every mirror of `workspace` up to date with its origin (made first where
+    /// missing); answers each base branch's commit, in repository order.
+    pub async fn fetch_mirrors(
+        &self,
+        workspace: &Workspace,
+    ) -> Result<Vec<String>, WorkspaceError> {
+        self.ensure_mirrors(workspace).await?;
+        let mut heads = Vec::new();
+        for (index, repository) in workspace.repositories.iter().enumerate() {
+            let credential = self.credential(workspace, repository).await?;
+            let dir = self.mirror_of(workspace, index);
+            let head = mirror::fetch(&dir, credential.as_ref())
+                .await
+                .map_err(|e| failed(workspace, repository, e))?;
+            heads.push(head);
+        }
+        Ok(heads)
+    }
+
+    /// Checks that each repository of `workspace` is a reachable git repository with its
+    /// base branch (the origin's default branch filled in where none was given).
+    pub async fn check_repositories(
+        &self,
+        workspace: &mut Workspace,
+    ) -> Result<(), WorkspaceError> {
+        let checked = workspace.clone();
+        for repository in &mut workspace.repositories {
+            let credential = self.credential(&checked, repository).await?;
+            let base = mirror::check_remote(
+                &repository.url,
+                repository.base.as_deref(),
+                credential.as_ref(),
+            )
+            .await
+            .map_err(|e| failed(&checked, repository, e))?;
+            repository.base = Some(base);
+        }
+        Ok(())
+    }
+
+    /// The token in the repository's credential secret, opened in memory.
+    async fn credential(
+        &self,
+        workspace: &Workspace,
+        repository: &WorkspaceRepository,
+    ) -> Result<Option<Credential>, WorkspaceError> {
+        let Some(secret) = &repository.credential else {
+            return Ok(None);
+        };
+        let fail = |why: String| WorkspaceError::Credential {
+            workspace: workspace.name.clone(),
+            secret: secret.clone(),
+            why,
+        };
+        let keyring = self
+            .environment
+            .keyring
+            .as_ref()
+            .map_err(|w| fail(w.clone()))?;
+        let opened = Secrets::new(&self.store, keyring)
+            .open(&[secret.as_str()])
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let value = opened
+            .get(secret)
+            .ok_or_else(|| fail("it is not set".to_owned()))?;
+        Ok(Some(Credential::token(value.expose())))
+    }
+}
+
+/// A mirror folder's name (`INDEX-NAME-HASH`) as agents see it: `NAME`.
+fn readable(folder: &str) -> String {
+    let named = folder.split_once('-').map_or(folder, |(_, rest)| rest);
+    named
+        .rsplit_once('-')
+        .map_or(named, |(name, _)| name)
+        .to_owned()
+}
+
+fn failed(
+    workspace: &Workspace,
+    repository: &WorkspaceRepository,
+    source: mirror::Error,
+) -> WorkspaceError {
+    match (&source, &repository.credential) {
+        (mirror::Error::Refused { .. }, Some(secret)) => WorkspaceError::Refused {
+            workspace: workspace.name.clone(),
+            secret: secret.clone(),
+            source,
+        },
+        _ => WorkspaceError::Mirror {
+            workspace: workspace.name.clone(),
+            source,
+        },
+    }
+}
