@@ -1,4 +1,5 @@
-//! Bearer tokens: every route but `/healthz` (and the GitHub webhook) needs one.
+//! Bearer tokens: every route but `/healthz` (and the GitHub webhook) needs one. A token
+//! belongs to one tenant, and the request is served in that tenant (`tenant::Scoped`).
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
@@ -36,10 +37,14 @@ pub async fn require_token(
         .ok_or_else(ApiError::unauthorized)?,
     };
     let token = token.as_str();
-    let Some(name) = state.store().authenticate(token).await? else {
+    let Some(caller) = state.store().caller(token).await? else {
         return Err(ApiError::unauthorized());
     };
-    if let Err(wait) = state.inner.limiter.take(&name, std::time::Instant::now()) {
+    let scoped = state.for_tenant(&caller.tenant).await?;
+    let name = caller.name;
+    // Each tenant names its tokens: two tenants' `ci` tokens have a budget each.
+    let budget = format!("{}/{name}", caller.tenant);
+    if let Err(wait) = state.inner.limiter.take(&budget, std::time::Instant::now()) {
         let seconds = super::limit::retry_after_seconds(wait);
         let message = format!("too many requests for token `{name}`; retry in {seconds}s");
         let mut refused = ApiError::new(
@@ -54,5 +59,8 @@ pub async fn require_token(
         return Ok(refused);
     }
     request.extensions_mut().insert(Caller(name));
+    request
+        .extensions_mut()
+        .insert(super::tenant::TenantState(scoped));
     Ok(next.run(request).await)
 }

@@ -24,6 +24,7 @@ mod runs;
 mod secrets;
 mod start;
 mod supervisor;
+mod tenant;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -47,6 +48,8 @@ mod tests_secrets;
 #[cfg(test)]
 mod tests_start;
 #[cfg(test)]
+mod tests_tenants;
+#[cfg(test)]
 mod tests_triggers;
 pub mod views;
 mod webhooks;
@@ -64,6 +67,9 @@ pub use api::router;
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// Another tenant's executor, for a request of that tenant (`tenant`); `None` serves the
+    /// server's own.
+    scope: Option<Arc<Executor>>,
 }
 
 struct Inner {
@@ -84,6 +90,8 @@ struct Inner {
     dashboard: dashboard::Sessions,
     /// The `workers` pools' dispatch: attempts waiting for a worker, and those assigned.
     workers: workers::Workers,
+    /// Executors of the other tenants requests came for.
+    tenants: tenant::Executors,
 }
 
 impl AppState {
@@ -112,16 +120,18 @@ impl AppState {
                 parsed: parsed::Cache::default(),
                 dashboard: dashboard::Sessions::default(),
                 workers: workers::Workers::default(),
+                tenants: tenant::Executors::default(),
             }),
+            scope: None,
         }
     }
 
     pub fn executor(&self) -> &Executor {
-        &self.inner.executor
+        self.scope.as_deref().unwrap_or(&self.inner.executor)
     }
 
     fn store(&self) -> &murmur_engine::Store {
-        &self.inner.executor.store
+        &self.executor().store
     }
 
     fn workers(&self) -> &workers::Workers {
@@ -159,6 +169,7 @@ impl AppState {
                     run_id: run.id.clone(),
                     flight: Some(run.flight.clone()),
                     trigger,
+                    tenant: self.scope.as_ref().map(|e| e.store.clone()),
                 });
             }
         }
@@ -171,6 +182,7 @@ impl AppState {
             run_id,
             flight: None,
             trigger: supervisor::Trigger::Resume,
+            tenant: self.scope.as_ref().map(|e| e.store.clone()),
         });
     }
 

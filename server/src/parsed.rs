@@ -39,23 +39,26 @@ pub enum Parse {
     Invalid(Arc<Parsed>),
 }
 
+type Key = (String, bool, String);
+
 #[derive(Default)]
 pub struct Cache {
-    /// By catalog-or-file and name.
-    entries: Mutex<HashMap<(bool, String), (Version, Parse)>>,
+    /// By tenant (two tenants' generation 1 of `deploy` are different texts),
+    /// catalog-or-file and name.
+    entries: Mutex<HashMap<Key, (Version, Parse)>>,
     /// How many texts were parsed: what tests check the cache by.
     parses: AtomicU64,
 }
 
 impl Cache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(bool, String), (Version, Parse)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, (Version, Parse)>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The parse of `text` as flight `name` at `version`: kept from before when `version`
     /// is the one parsed last, parsed (and kept) otherwise.
-    pub fn parse(&self, name: &str, version: Version, text: &str) -> Parse {
-        let key = (version.is_from_catalog(), name.to_owned());
+    pub fn parse(&self, tenant: &str, name: &str, version: Version, text: &str) -> Parse {
+        let key = (tenant.to_owned(), version.is_from_catalog(), name.to_owned());
         if let Some((kept, parse)) = self.lock().get(&key)
             && *kept == version
         {

@@ -50,6 +50,8 @@ pub struct Handoff {
     /// The run's flight, when the caller knows it (for the log).
     pub flight: Option<String>,
     pub trigger: Trigger,
+    /// The store of the run's tenant when it is not the server's own.
+    pub tenant: Option<store::Store>,
 }
 
 /// First wait after a drive failed on the store; it doubles up to [`MAX_BACKOFF`].
@@ -170,7 +172,11 @@ async fn supervise(
         tokio::select! {
             job = jobs.recv() => match job {
                 Some(job) => {
-                    drives.spawn(drive_run(executor.clone(), job, shared.clone()));
+                    let executor = match job.handoff.tenant.clone() {
+                        Some(store) => crate::tenant::executor_of(&executor, store),
+                        None => executor.clone(),
+                    };
+                    drives.spawn(drive_run(executor, job, shared.clone()));
                 }
                 None => break,
             },

@@ -57,8 +57,8 @@ pub async fn submit(
         return login_page(&headers, StatusCode::FORBIDDEN, Some(note));
     }
     let token = form.token.trim();
-    let name = match state.store().authenticate(token).await {
-        Ok(Some(name)) if !token.is_empty() => name,
+    let caller = match state.store().caller(token).await {
+        Ok(Some(caller)) if !token.is_empty() => caller,
         Ok(_) => {
             let note = "That token is not valid here (`murmur token create` makes one).";
             return login_page(&headers, StatusCode::UNAUTHORIZED, Some(note));
@@ -69,8 +69,8 @@ pub async fn submit(
             return login_page(&headers, StatusCode::SERVICE_UNAVAILABLE, Some(note));
         }
     };
-    tracing::info!(token = %name, "dashboard login");
-    let (id, _) = state.inner.dashboard.open(token, state.store().tenant());
+    tracing::info!(token = %caller.name, tenant = %caller.tenant, "dashboard login");
+    let (id, _) = state.inner.dashboard.open(token, &caller.tenant);
     let mut response = see_other("/");
     let cookies = response.headers_mut();
     let (key, value) = session::session_cookie(&headers, &id);

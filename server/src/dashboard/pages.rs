@@ -14,8 +14,8 @@ use crate::AppState;
 /// The session of the request, when its token is still valid.
 pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Option<Session> {
     let session = state.inner.dashboard.of(headers)?;
-    match state.store().authenticate(&session.token).await {
-        Ok(Some(_)) if session.tenant == state.store().tenant() => Some(session),
+    match state.store().caller(&session.token).await {
+        Ok(Some(caller)) if session.tenant == caller.tenant => Some(session),
         Ok(_) => {
             state.inner.dashboard.close(headers);
             None
@@ -53,6 +53,9 @@ pub async fn run(
     let Some(session) = viewer(&state, &headers).await else {
         return see_other("/login");
     };
+    let Ok(state) = state.for_tenant(&session.tenant).await else {
+        return see_other("/login");
+    };
     match super::run::run_of(&state, &session.tenant, &id).await {
         Ok(run) => shell(&session, &format!("Run {}", run.id), "run", &run.id),
         Err(_) => html::not_found(&format!("No run `{id}`.")),
@@ -72,6 +75,9 @@ pub async fn flight(
     headers: HeaderMap,
 ) -> Response {
     let Some(session) = viewer(&state, &headers).await else {
+        return see_other("/login");
+    };
+    let Ok(state) = state.for_tenant(&session.tenant).await else {
         return see_other("/login");
     };
     if super::flights::exists(&state, &name).await {

@@ -74,14 +74,10 @@ pub async fn run_of(state: &AppState, tenant: &str, id: &str) -> Result<RunRow, 
     Ok(run)
 }
 
-/// The tenant a request acts for. `auth` has checked its token already: the session's
-/// tenant for a browser, the store's for a bearer token (whose lookup the store scopes).
-fn tenant(state: &AppState, headers: &HeaderMap) -> String {
-    state
-        .inner
-        .dashboard
-        .of(headers)
-        .map_or_else(|| state.store().tenant().to_owned(), |s| s.tenant)
+/// The tenant a request acts for: `auth` scoped the state to its token's (the session's
+/// for a browser).
+fn tenant(state: &AppState, _: &HeaderMap) -> String {
+    state.store().tenant().to_owned()
 }
 
 pub async fn show(
