@@ -368,20 +368,23 @@ async fn a_full_pool_goes_to_the_oldest_waiting_run(db: &TestDb) {
     let younger = start(&x, &noting("younger")).await;
     let (older_driving, _) = drive_in_background(&y, &older);
     let (younger_driving, _) = drive_in_background(&x, &younger);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting = base.store.runs_waiting_for("local").await.expect("waiters");
-        let runs: Vec<&str> = waiting.iter().map(|(run, _)| run.as_str()).collect();
-        if runs == [older.as_str(), younger.as_str()] {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "both wait for the one machine: {runs:?}"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Both join this process's line for the machine once the store has their waits.
+    let mut line = base.store.watch_pool_line("local");
+    let both = [older.clone(), younger.clone()];
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        line.wait_for(|runs| runs[..] == both[..]),
+    )
+    .await
+    .expect("both wait for the one machine")
+    .expect("the line is watched");
+    let waiting = base.store.runs_waiting_for("local").await.expect("waiters");
+    let runs: Vec<&str> = waiting.iter().map(|(run, _)| run.as_str()).collect();
+    assert_eq!(
+        runs,
+        [older.as_str(), younger.as_str()],
+        "the store has both waits, oldest first"
+    );
     std::fs::write(&go, "").expect("go");
     for run in [holding, older_driving, younger_driving] {
         assert_eq!(

@@ -157,6 +157,17 @@ async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
     tx.execute(&lock).await.map(drop)
 }
 
+/// Live machine rows of a pool at `now`, for the store's waiting lines (`store::turns`).
+pub(super) async fn live_in_pool(
+    backend: &super::backend::Backend,
+    tenant: &str,
+    pool: &str,
+    now: &str,
+) -> Result<usize, sqlx::Error> {
+    let rows: Vec<ClaimRow> = backend.fetch_all(&claims_of(tenant, pool)).await?;
+    Ok(rows.iter().filter(|row| row.is_live(now)).count())
+}
+
 /// Every machine row of a pool.
 fn claims_of(tenant: &str, pool: &str) -> sea_query::SelectStatement {
     Query::select()

@@ -25,6 +25,8 @@ mod server;
 mod statements;
 pub mod tenants;
 mod ticks;
+mod turns;
+pub use turns::PoolPlace;
 pub mod tokens;
 mod waiters;
 pub mod worker_tokens;
@@ -223,11 +225,13 @@ impl Store {
 
     /// A watch of the run's latest committed version: it changes with every commit of this
     /// process, and on PostgreSQL of every process sharing the store. On SQLite, other
-    /// processes' commits are not told: watchers also look again now and then.
+    /// processes' commits are found by one look at every watched run's version, twice a
+    /// second for the whole process (`store/notify`).
     pub fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<i64> {
         if let Backend::Postgres(pool) = &self.backend {
             self.notifier.listen(pool);
         }
+        self.notifier.poll(&self.backend);
         self.notifier.watch(run_id)
     }
 

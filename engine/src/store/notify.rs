@@ -25,6 +25,9 @@ pub(super) struct Notifier {
     pub instance: String,
     runs: Mutex<HashMap<String, watch::Sender<i64>>>,
     listening: Mutex<bool>,
+    polling: Mutex<bool>,
+    /// The process's waiting lines (queued runs, runs waiting for machines).
+    pub turns: Arc<super::turns::Turns>,
 }
 
 impl Notifier {
@@ -58,6 +61,29 @@ impl Notifier {
         }
     }
 
+    /// Starts looking at the watched runs' versions in the store (once per store): one query
+    /// for every watched run of the process, so that other processes' commits reach the
+    /// watchers on SQLite, and on PostgreSQL while the listener is reconnecting.
+    pub fn poll(self: &Arc<Self>, backend: &super::backend::Backend) {
+        let mut polling = self.polling.lock().unwrap_or_else(PoisonError::into_inner);
+        if !std::mem::replace(&mut *polling, true) {
+            let every = match backend {
+                super::backend::Backend::Sqlite(_) => POLL_SQLITE,
+                super::backend::Backend::Postgres(_) => POLL_POSTGRES,
+            };
+            tokio::spawn(poll(Arc::downgrade(self), backend.clone(), every));
+        }
+    }
+
+    /// The runs watched now, with the version their watchers last saw.
+    fn watched(&self) -> Vec<(String, i64)> {
+        let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        runs.iter()
+            .filter(|(_, sender)| sender.receiver_count() > 0)
+            .map(|(run, sender)| (run.clone(), *sender.borrow()))
+            .collect()
+    }
+
     /// Starts listening for other processes' commits (once per store).
     pub fn listen(self: &Arc<Self>, pool: &PgPool) {
         let mut listening = self
@@ -66,6 +92,50 @@ impl Notifier {
             .unwrap_or_else(PoisonError::into_inner);
         if !std::mem::replace(&mut *listening, true) {
             tokio::spawn(listen(Arc::downgrade(self), pool.clone()));
+        }
+    }
+}
+
+/// How often watched runs are looked at: often on SQLite, where nothing else tells other
+/// processes' commits; rarely on PostgreSQL, where it only covers a reconnecting listener.
+const POLL_SQLITE: Duration = Duration::from_millis(500);
+const POLL_POSTGRES: Duration = Duration::from_secs(2);
+
+/// Runs per query of the poll (bound variables stay far below either database's limit).
+const POLL_CHUNK: usize = 500;
+
+/// Looks at the versions of every watched run, until the store is gone.
+async fn poll(notifier: Weak<Notifier>, backend: super::backend::Backend, every: Duration) {
+    use sea_query::{Expr, ExprTrait, Query};
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(strong) = notifier.upgrade() else {
+            return;
+        };
+        let watched = strong.watched();
+        drop(strong);
+        for chunk in watched.chunks(POLL_CHUNK) {
+            let select = Query::select()
+                .columns([super::schema::Runs::Id, super::schema::Runs::Version])
+                .from(super::schema::Runs::Table)
+                .and_where(
+                    Expr::col(super::schema::Runs::Id)
+                        .is_in(chunk.iter().map(|(id, _)| id.as_str())),
+                )
+                .to_owned();
+            let found: Vec<(String, i64)> = match backend.fetch_all(&select).await {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::debug!(%error, "looking at watched runs failed; trying again");
+                    break;
+                }
+            };
+            let Some(notifier) = notifier.upgrade() else {
+                return;
+            };
+            for (run, version) in found {
+                notifier.committed(&run, version);
+            }
         }
     }
 }

@@ -86,6 +86,23 @@ impl Request {
         }
     }
 
+    /// A committed checkpoint that ends its run or frees machines moves the process's waiting
+    /// lines on (`store::turns`).
+    fn tell_turns(&self, outcome: &Outcome, turns: &super::turns::Turns) {
+        let (Request::Checkpoint { checkpoint, .. }, Outcome::Version(Ok(_))) = (self, outcome)
+        else {
+            return;
+        };
+        if checkpoint.status.is_terminal() {
+            turns.changed();
+        }
+        if let Some(machines) = &checkpoint.machines
+            && (!machines.free.is_empty() || machines.done_waiting)
+        {
+            turns.freed(&checkpoint.tenant, &machines.pool, machines.free.len());
+        }
+    }
+
     fn answer(self, outcome: Outcome) {
         match (self, outcome) {
             (Request::Checkpoint { reply, .. }, Outcome::Version(result)) => {
@@ -213,6 +230,7 @@ async fn write_loop(
                     if let Some((run, version)) = request.committed(outcome) {
                         notifier.committed(run, version);
                     }
+                    request.tell_turns(outcome, &notifier.turns);
                 }
                 let checkpoints = group
                     .iter()
