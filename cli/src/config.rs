@@ -31,6 +31,12 @@ pub struct Config {
     /// Limits on agents that spawn agents.
     #[serde(default)]
     pub agents: Spawning,
+    /// Where cloud pools' machines run: an account, region or project and its network.
+    #[serde(default)]
+    pub placements: BTreeMap<String, crate::cloud::PlacementConfig>,
+    /// Machine shapes per provider, for cloud pools.
+    #[serde(default)]
+    pub environments: BTreeMap<String, crate::cloud::EnvironmentConfig>,
 }
 
 /// `agents:`: how deep children may nest and how many one agent may spawn.
@@ -65,6 +71,8 @@ pub struct AgentVariables {
 pub struct Server {
     /// Requests per API token; 50 per second with bursts of 200 unless set.
     pub rate_limit: Option<RateLimit>,
+    /// What cloud machines' workers connect back to.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -135,12 +143,14 @@ pub struct Pool {
     /// Where the pool's machines run (`local`, `workers`, a placement's name); accepted as the
     /// platform writes it, and run on this host's slots until placements exist here.
     pub placement: Option<String>,
-    #[expect(dead_code, reason = "machine shapes are for cloud placements")]
+    /// The machine shape (`environments:`) of a cloud pool.
     pub environment: Option<String>,
     /// How long an agent whose turn is done stays idle on its machine before it sleeps.
     pub sleep_after: Option<murmur_parser::Duration>,
-    #[expect(dead_code, reason = "local slots have no idle machine to destroy")]
+    /// A cloud pool's idle machines beyond `min_idle` are destroyed after this.
     pub idle_timeout: Option<murmur_parser::Duration>,
+    /// A cloud VM whose worker has not registered by then is terminated and made again (5m).
+    pub boot_timeout: Option<murmur_parser::Duration>,
 }
 
 pub const FILE: &str = ".murmur/murmur.yaml";
@@ -160,8 +170,11 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_saphyr::from_str(&text)
-            .with_context(|| format!("{} is not a valid configuration", path.display()))
+        let config: Self = serde_saphyr::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        // Broken placements and environments are refused here, naming the key.
+        crate::cloud::cloud_pools(&config)?;
+        Ok(config)
     }
 
     /// The Claude Code CLI: configured, else `MURMUR_CLAUDE_BIN`, else `claude` on PATH.

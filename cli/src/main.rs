@@ -3,6 +3,7 @@
 mod agent_cli;
 mod agent_client;
 mod cli;
+mod cloud;
 mod commands;
 mod config;
 mod context;
@@ -125,7 +126,6 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Machines { command } => commands::machines::run(command),
         Command::Pool { command } => commands::pools::run(command),
         Command::Secret { command } => commands::secret::run(command),
-        Command::Setup(args) => commands::setup::run(&args),
         Command::Completions { shell } => Ok(commands::completions(shell)),
     }
 }

@@ -20,6 +20,7 @@ pub mod machines;
 mod metrics;
 mod openapi;
 mod parsed;
+pub mod pools;
 mod runs;
 mod secrets;
 mod start;
@@ -214,6 +215,8 @@ pub struct ServeOptions {
     pub rate_limit: (u32, u32),
     /// The pools of `pools:` in `.murmur/murmur.yaml`, for `GET /v1/pools`.
     pub pools: Vec<murmur_engine::machine::PoolSpec>,
+    /// The cloud pools among them, with their providers: the pool manager keeps their VMs.
+    pub cloud: Vec<pools::CloudPool>,
 }
 
 /// Why the server could not start.
@@ -243,6 +246,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let (executor, issuer) = agent_api::for_server(options.executor, address);
     let state = AppState::with_rate(executor, options.repository, options.webhook_secret, rate);
     workers::start(&state, &options.pools);
+    pools::start(&state, options.cloud);
     state.show_pools(options.pools);
     tokio::spawn(failover::take_over(state.clone()));
     tokio::spawn(cron::keep_time(state.clone(), state.executor().clock.now()));

@@ -38,12 +38,27 @@ pub enum PoolCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Show the cloud API calls that provisioning a machine of cloud pool POOL makes (`murmur
+    /// serve` keeps the pool's machines up; this makes no call)
+    Up {
+        /// A pool whose placement is one of `placements:`
+        pool: String,
+        /// Print the calls instead of making them (the only mode: the server provisions)
+        #[arg(long, required = true)]
+        dry_run: bool,
+    },
 }
 
 pub fn run(command: PoolCommand) -> anyhow::Result<Exit> {
     match command {
         PoolCommand::Status { pool, json, db } => status(&db, pool.as_deref(), json),
         PoolCommand::Flush { pool, db } => flush(&db, pool.as_deref()),
+        PoolCommand::Up { pool, .. } => {
+            let config = Config::load(&repository_for(None))?;
+            let calls = block_on(super::cloud_pool::dry_run(&config, &pool))?;
+            emit(&calls.iter().map(|call| format!("{}\n", sanitize(call))).collect::<String>());
+            Ok(Exit::Success)
+        }
     }
 }
 
@@ -89,18 +104,40 @@ fn pools_of(config: &Config, wanted: Option<&str>) -> anyhow::Result<Vec<PoolSpe
         .collect())
 }
 
+/// A pool as `pool status` shows it: with its VMs when it is a cloud pool.
+#[derive(serde::Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    view: PoolView,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    instances: Vec<super::cloud_pool::InstanceView>,
+}
+
 fn status(db: &DbArgs, wanted: Option<&str>, json: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
-    let pools = pools_of(&Config::load(&repo)?, wanted)?;
+    let config = Config::load(&repo)?;
+    let pools = pools_of(&config, wanted)?;
     block_on(async {
-        let shown: Vec<PoolView> = match existing_store(db, &repo)? {
-            Some(url) => pool_status(&Store::open(&url).await?, &pools).await?,
+        let store = match existing_store(db, &repo)? {
+            Some(url) => Some(Store::open(&url).await?),
+            None => None,
+        };
+        let views: Vec<PoolView> = match &store {
+            Some(store) => pool_status(store, &pools).await?,
             // Reading never creates a store: without one, every pool is empty.
             None => pools.iter().map(PoolStatus::empty).collect(),
         }
         .into_iter()
         .map(PoolView::from)
         .collect();
+        let mut shown = Vec::new();
+        for view in views {
+            let instances = match &store {
+                Some(store) => super::cloud_pool::instances(store, &config, &view.pool).await?,
+                None => Vec::new(),
+            };
+            shown.push(Shown { view, instances });
+        }
         if json {
             emit_line(&serde_json::to_string_pretty(&shown)?);
         } else {
@@ -110,12 +147,13 @@ fn status(db: &DbArgs, wanted: Option<&str>, json: bool) -> anyhow::Result<Exit>
     })
 }
 
-fn table(pools: &[PoolView]) -> String {
+fn table(pools: &[Shown]) -> String {
     let mut out = format!(
         "{:<16} {:<10} {:>7} {:>8} {:>7}  {}\n",
         "POOL", "PLACEMENT", "MAX_VMS", "MIN_IDLE", "QUEUED", "MACHINES"
     );
-    for pool in pools {
+    for shown in pools {
+        let pool = &shown.view;
         let machines: Vec<String> = pool
             .machines
             .iter()
@@ -136,6 +174,7 @@ fn table(pools: &[PoolView]) -> String {
             pool.queued_agents,
             machines
         ));
+        out.push_str(&super::cloud_pool::table(&shown.instances));
     }
     out
 }

@@ -19,7 +19,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
                 .map_err(|e| format!("{e:#}"));
         }
         let rate_limit = crate::config::Config::load(&repo)?.rate_limit()?;
-        let pools = crate::commands::pools::pool_specs(&crate::config::Config::load(&repo)?);
+        let config = crate::config::Config::load(&repo)?;
+        let pools = crate::commands::pools::pool_specs(&config);
+        let cloud = crate::cloud::serve_pools(&config).await?;
         let webhook_secret = std::env::var("MURMUR_GITHUB_WEBHOOK_SECRET")
             .ok()
             .filter(|secret| !secret.is_empty());
@@ -30,6 +32,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
             webhook_secret,
             rate_limit,
             pools,
+            cloud,
         })
         .await?;
         Ok(Exit::Success)

@@ -133,7 +133,7 @@ pub(super) async fn apply(
 
 /// Serialises claims on one pool: the row lock (PostgreSQL) or the write lock (SQLite) is
 /// held until the transaction ends, so two processes never count the same free machine.
-async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
+pub(super) async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
     if matches!(tx, Tx::Sqlite(_)) {
         return Ok(());
     }

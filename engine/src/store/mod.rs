@@ -7,6 +7,7 @@ mod backend;
 mod catalog;
 pub mod children;
 pub mod claims;
+pub mod cloud_machines;
 mod counts;
 mod creation;
 mod finished;

@@ -74,6 +74,20 @@ impl Workers {
         pools.keys().cloned().collect()
     }
 
+    /// Attempts waiting here for a machine of `pool`.
+    pub(crate) fn waiting(&self, pool: &str) -> usize {
+        self.dispatch().waiting(pool)
+    }
+
+    /// A machine is gone (its VM vanished): its attempts end here, and their drivers retry
+    /// them elsewhere.
+    pub(crate) fn lose(&self, machine: &str) {
+        let ended = self.dispatch().lose(machine);
+        if !ended.is_empty() {
+            self.changed.notify_waiters();
+        }
+    }
+
     /// `(now, now + lease)` as stored timestamps.
     fn lease_window(&self, clock: &dyn Clock) -> (String, String) {
         let now = clock.now();
@@ -90,7 +104,8 @@ impl Workers {
 pub fn start(state: &super::AppState, pools: &[PoolSpec]) {
     let workers = state.workers().clone();
     let mut served = Vec::new();
-    for spec in pools.iter().filter(|spec| spec.placement == "workers") {
+    // A cloud pool (any placement but `local`) is a workers pool whose machines a provider makes.
+    for spec in pools.iter().filter(|spec| spec.placement != "local") {
         let placement = placement::WorkersPlacement::new(&spec.name, workers.clone());
         state
             .executor()
@@ -126,7 +141,7 @@ async fn expire(workers: Workers, store: Store, clock: Arc<dyn Clock>) {
                 continue;
             }
         };
-        for machine in lost.iter().filter(|m| m.placement == "workers") {
+        for machine in lost.iter().filter(|m| m.placement != "local") {
             let ended = workers.dispatch().lose(&machine.id);
             tracing::warn!(
                 machine = %machine.id,

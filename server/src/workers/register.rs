@@ -1,6 +1,7 @@
 //! `POST /v1/workers/register`: a worker token makes a machine of its pool. The machine gets
 //! a credential of its own, shown once in the answer and kept only hashed; everything after
-//! registration is done with it, never with the token.
+//! registration is done with it, never with the token. A cloud VM registers the same way with
+//! the one-time bootstrap credential of its boot script instead of a worker token.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -36,7 +37,7 @@ pub async fn register(
     let token = bearer(&headers).ok_or_else(not_a_worker_token)?;
     let store = state.store();
     let Some(worker_token) = store.worker_token(token).await? else {
-        return Err(not_a_worker_token());
+        return register_cloud(&state, &headers, token, body).await;
     };
     let mut register: Register = json_body(&headers, body, "a registration")?
         .ok_or_else(|| ApiError::invalid("send a registration"))?;
@@ -95,11 +96,81 @@ pub async fn register(
     }))
 }
 
+/// A cloud VM's first contact: its boot script's one-time bootstrap credential registers the
+/// machine the pool manager made for it, once; from then on only the machine's own credential
+/// works, so the user-data readable inside the VM is worth nothing.
+async fn register_cloud(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Registered>, ApiError> {
+    // Read before the credential is spent: a malformed request must not waste it.
+    let register: Register = json_body(headers, body, "a registration")?
+        .ok_or_else(|| ApiError::invalid("send a registration"))?;
+    let store = state.store();
+    let now = state.executor().clock.stamp();
+    let Some(cloud) = store
+        .redeem_bootstrap(token, &now)
+        .await
+        .map_err(machine_error)?
+    else {
+        return Err(not_a_worker_token());
+    };
+    let machine = cloud.machine;
+    if !register.pool.is_empty() && register.pool != machine.pool {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this bootstrap credential registers machine {} of pool `{}`, not a machine of `{}`",
+                machine.id, machine.pool, register.pool
+            ),
+        ));
+    }
+    let workers = state.workers();
+    let credential = format!("murm_{}", uuid::Uuid::new_v4().simple());
+    let (now, expires) = workers.lease_window(state.executor().clock.as_ref());
+    let registered = store
+        .register_cloud_machine(
+            &machine.id,
+            &register.public_key,
+            &credential,
+            &expires,
+            &now,
+        )
+        .await
+        .map_err(machine_error)?;
+    if !registered {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "machine {} is {} and no longer waits for its worker (its boot took longer than boot_timeout)",
+                machine.id, machine.state
+            ),
+        ));
+    }
+    let up = MachineEvent::Provisioned {
+        provider_id: cloud.instance_id.unwrap_or(register.host.clone()),
+    };
+    store
+        .apply_machine_event(&machine.id, machine.version, &up, &now)
+        .await
+        .map_err(machine_error)?;
+    tracing::info!(machine = %machine.id, pool = %machine.pool, host = %register.host, "cloud machine registered with its bootstrap credential");
+    Ok(Json(Registered {
+        machine_id: machine.id,
+        credential,
+        lease_secs: workers.lease.as_secs(),
+    }))
+}
+
 fn not_a_worker_token() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
-        "send a worker token as `Authorization: Bearer TOKEN`; this one is unknown, revoked, or not a worker token (`murmur token create --worker --pool POOL` makes one)",
+        "send a worker token as `Authorization: Bearer TOKEN`; this one is unknown, revoked, or not a worker token (`murmur token create --worker --pool POOL` makes one), or a cloud machine's bootstrap credential that was used already or expired",
     )
 }
 

@@ -64,7 +64,7 @@ async fn heartbeat(state: &AppState, headers: &HeaderMap) -> Result<MachineRow, 
     let machine = store
         .machine_by_credential(credential)
         .await?
-        .filter(|m| m.placement == "workers")
+        .filter(|m| m.placement != "local")
         .ok_or_else(no_machine)?;
     let (now, expires) = state
         .workers()
