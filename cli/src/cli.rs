@@ -74,6 +74,9 @@ pub enum Command {
     },
     #[command(flatten)]
     Agents(crate::agent_cli::AgentCommand),
+    /// Your own keys (Anthropic, OpenAI, GitHub) into `.murmur/murmur.local.yaml`, encrypted
+    /// for this server's tenant; agents get them as environment variables
+    Setup(crate::commands::setup::SetupArgs),
     /// Secrets for agents, encrypted at rest: `murmur secret set NAME < value`
     Secret {
         #[command(subcommand)]

@@ -64,7 +64,7 @@ fn ignore_generated_files(repo: &Path) {
         let _ = std::fs::create_dir_all(repo.join(".murmur"));
         let _ = std::fs::write(
             &ignore,
-            "# Written by murmur: what runs leave here.\nmurmur.db*\nwork/\nlogs/\n",
+            "# Written by murmur: what runs leave here.\nmurmur.db*\nwork/\nlogs/\nmurmur.local.yaml\n",
         );
     }
 }
@@ -90,7 +90,9 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         environment: config
             .agent_environment(|| Ok(crate::commands::keys::Keys::load(repo)?.keyring))?,
         identity: None,
-    })
+    };
+    crate::commands::setup::apply_profile(&mut executor, repo).await?;
+    Ok(executor)
 }
 
 /// How this process names itself as a run's driver: `murmur serve`, `murmur runs resume`, …

@@ -126,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Machines { command } => commands::machines::run(command),
         Command::Pool { command } => commands::pools::run(command),
         Command::Secret { command } => commands::secret::run(command),
+        Command::Setup(args) => commands::setup::run(&args),
         Command::Completions { shell } => Ok(commands::completions(shell)),
     }
 }

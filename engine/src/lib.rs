@@ -16,6 +16,7 @@ pub mod machine;
 pub mod model;
 pub mod persona;
 pub mod preflight;
+pub mod profile;
 pub mod retry;
 pub mod run;
 pub mod schedule;

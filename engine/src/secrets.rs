@@ -43,7 +43,7 @@ impl<'a> Secrets<'a> {
     }
 
     /// The tenant's data key; made (and stored wrapped) the first time one is needed.
-    async fn data_key(&self, at: &str) -> Result<DataKey, Error> {
+    pub(crate) async fn data_key(&self, at: &str) -> Result<DataKey, Error> {
         if let Some(stored) = self.store.data_key().await? {
             return self.unwrap(&stored).await;
         }

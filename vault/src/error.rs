@@ -33,6 +33,10 @@ pub enum Error {
     )]
     Decrypt { tenant: String, name: String },
     #[error(
+        "the profile of `{developer}` in tenant `{tenant}` does not open with that tenant's key: it was written by another server or for another tenant, or changed; run `murmur setup` again"
+    )]
+    Profile { tenant: String, developer: String },
+    #[error(
         "`{name}` is not a secret name: use letters, digits and `_`, not starting with a digit or `MURMUR_`, at most {max} characters (it becomes an environment variable)",
         max = crate::value::MAX_NAME
     )]

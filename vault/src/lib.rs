@@ -16,6 +16,7 @@ mod data_key;
 mod error;
 pub mod kek;
 mod machine;
+mod profile;
 mod value;
 mod wire;
 
@@ -23,4 +24,5 @@ pub use data_key::{DataKey, Sealed};
 pub use error::Error;
 pub use kek::{Kek, KeyFile, Keyring, LocalKek, WrappedKey, keyring_from_env};
 pub use machine::{MachineKey, MachinePublicKey, SealedSecrets, seal_to};
+pub use profile::Profile;
 pub use value::{MAX_NAME, MAX_VALUE, ReadError, SecretSet, SecretValue, check_name};

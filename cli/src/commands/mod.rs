@@ -20,6 +20,7 @@ pub mod remote_runs;
 pub mod runs;
 pub mod secret;
 pub mod server;
+pub mod setup;
 mod spawn;
 mod stream;
 pub mod tenant;

@@ -19,6 +19,10 @@ pub struct AgentEnvironment {
     /// Opens the secrets; else why there is no key, which an attempt that needs secrets
     /// fails with.
     pub keyring: Result<Arc<Keyring>, String>,
+    /// The developer's own credentials (`murmur setup`, `crate::profile`), opened once at
+    /// start: agents get them as they get secrets (sealed to the machine, masked), the
+    /// workspace's secrets winning on a name.
+    pub profile: Option<Arc<SecretSet>>,
 }
 
 impl Default for AgentEnvironment {
@@ -29,6 +33,7 @@ impl Default for AgentEnvironment {
             keyring: Err("no key-encryption key is configured: set MURMUR_KEK or \
                           MURMUR_KEY_FILE as for `murmur secret set`"
                 .to_owned()),
+            profile: None,
         }
     }
 }
@@ -46,11 +51,26 @@ impl std::fmt::Debug for AgentEnvironment {
 impl AgentEnvironment {
     /// Whether an attempt needs its secrets opened before it starts.
     pub fn has_secrets(&self) -> bool {
-        !self.secrets.is_empty()
+        !self.secrets.is_empty() || self.profile.is_some()
     }
 
     /// The workspace's secrets in plaintext, in memory; the error says what to do.
     pub async fn open(&self, store: &Store) -> Result<SecretSet, String> {
+        let mut opened = self.open_secrets(store).await?;
+        for (name, value) in self.profile.iter().flat_map(|profile| profile.iter()) {
+            if opened.get(name).is_none() {
+                opened
+                    .insert(name, value.clone())
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(opened)
+    }
+
+    async fn open_secrets(&self, store: &Store) -> Result<SecretSet, String> {
+        if self.secrets.is_empty() {
+            return Ok(SecretSet::new());
+        }
         let keyring = self.keyring.as_ref().map_err(|why| {
             format!(
                 "the workspace gives its agents secrets ({}) but cannot open them: {why}",
