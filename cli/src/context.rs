@@ -73,7 +73,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
     ignore_generated_files(repo);
     let store = open_store(db, repo).await?;
     let config = Config::load(repo)?;
-    Ok(Executor {
+    let mut executor = Executor {
         store,
         clock: Arc::new(SystemClock),
         slots: config.local_slots(),
