@@ -42,7 +42,7 @@ struct Row {
     name: String,
     repositories: String,
     defaults: String,
-    min_idle: i64,
+    min_idle: i32,
     created_at: String,
 }
 
@@ -85,7 +85,7 @@ impl Store {
                 workspace.name.as_str().into(),
                 repositories.into(),
                 defaults.into(),
-                i64::from(workspace.min_idle).into(),
+                i32::try_from(workspace.min_idle).unwrap_or(i32::MAX).into(),
                 workspace.created_at.as_str().into(),
             ])
             .on_conflict(
