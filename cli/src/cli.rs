@@ -67,6 +67,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::tenant::TenantCommand,
     },
+    /// Workspaces: named sets of repositories (and their defaults) the server works in
+    Workspace {
+        #[command(subcommand)]
+        command: crate::commands::workspace::WorkspaceCommand,
+    },
     /// Pull requests that agents opened with `out: pr` (remotes other than GitHub)
     Pr {
         #[command(subcommand)]

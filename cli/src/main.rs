@@ -118,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
         },
         Command::Tenant { command } => commands::tenant::run(command),
+        Command::Workspace { command } => commands::workspace::run(command),
         Command::Pr { command } => match command {
             PrCommand::Ls { json, db } => commands::pr::list(&db, json),
             PrCommand::Show { id, json, db } => commands::pr::show(&db, &id, json),

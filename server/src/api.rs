@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(super::machines::routes())
         .merge(super::secrets::routes())
+        .merge(super::workspaces::routes())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -25,6 +25,8 @@ pub struct Known {
     pub source: String,
     pub flight: Flight,
     pub origin: Origin,
+    /// The workspace its runs work in; `None` for the repository the server runs in.
+    pub workspace: Option<String>,
 }
 
 use murmur_parser::valid_flight_name;
@@ -74,7 +76,7 @@ pub async fn find(state: &AppState, name: &str) -> Result<Option<Known>, ApiErro
 }
 
 /// A catalog generation, parsed once.
-fn cached_catalog(state: &AppState, saved: FlightGeneration) -> Result<Known, ApiError> {
+pub(crate) fn cached_catalog(state: &AppState, saved: FlightGeneration) -> Result<Known, ApiError> {
     let version = Version::Generation(saved.generation);
     let tenant = state.store().tenant();
     let parse = state
@@ -85,11 +87,12 @@ fn cached_catalog(state: &AppState, saved: FlightGeneration) -> Result<Known, Ap
 }
 
 /// A flight from its kept parse; the 400 with every diagnostic when it is invalid.
-fn known(name: &str, parse: Parse, origin: Origin) -> Result<Known, ApiError> {
+pub(crate) fn known(name: &str, parse: Parse, origin: Origin) -> Result<Known, ApiError> {
     match parse {
         Parse::Valid { source, flight } => Ok(Known {
             name: name.to_owned(),
             source: source.as_ref().to_owned(),
+            workspace: catalog_workspace(&origin, &flight),
             flight: Flight::clone(&flight),
             origin,
         }),
@@ -102,9 +105,19 @@ pub fn from_catalog(saved: FlightGeneration) -> Result<Known, ApiError> {
     Ok(Known {
         name: saved.name.clone(),
         source: source.text().to_owned(),
+        workspace: flight.workspace.clone(),
         flight,
         origin: Origin::Catalog(saved),
     })
+}
+
+/// A catalog flight works in the workspace its `workspace:` names; a file, in the workspace
+/// it lives in (set by whoever read it from there).
+fn catalog_workspace(origin: &Origin, flight: &Flight) -> Option<String> {
+    match origin {
+        Origin::Catalog(_) => flight.workspace.clone(),
+        Origin::Repository(_) => None,
+    }
 }
 
 /// The repository's file of flight `name`; `None` for another tenant than the server's.

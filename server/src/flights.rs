@@ -126,7 +126,7 @@ fn markdown_body(
     responses((status = 200, description = "the flights, by name", body = Vec<FlightSummary>))
 )]
 pub async fn list(Scoped(state): Scoped) -> Json<Vec<FlightSummary>> {
-    let known = catalog::flights(&state).await;
+    let known = super::workspace_flights::all(&state).await;
     Json(known.iter().map(summary).collect())
 }
 

@@ -54,6 +54,8 @@ mod tests_tenants;
 mod tests_triggers;
 pub mod views;
 mod webhooks;
+mod workspace_flights;
+mod workspaces;
 mod workers;
 
 use std::path::PathBuf;

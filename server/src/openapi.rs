@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     api, approve, events, flights, machines, metrics, runs, secrets, start, webhooks, workers,
+    workspaces,
 };
 
 #[derive(OpenApi)]
@@ -26,6 +27,7 @@ use super::{
         approve::approve_agent,
         machines::list_machines, machines::list_pools,
         secrets::list_secrets, secrets::set_secret, secrets::remove_secret,
+        workspaces::list_workspaces, workspaces::add_workspace, workspaces::show_workspace, workspaces::remove_workspace,
         workers::register::register, workers::routes::poll, workers::routes::updates,
         events::events, webhooks::github, api::healthz, api::readyz, metrics::metrics, document,
     ),

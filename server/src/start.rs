@@ -35,6 +35,9 @@ pub struct StartBody {
     #[serde(default)]
     #[schema(value_type = Object)]
     inputs: BTreeMap<String, Value>,
+    /// The workspace whose flight to run, needed when the name exists in several.
+    #[serde(default)]
+    workspace: Option<String>,
 }
 
 /// A run accepted (or, for `cancel`, being canceled).
@@ -85,7 +88,7 @@ fn input_pairs(inputs: &BTreeMap<String, Value>) -> Vec<String> {
          )),
         (status = 400, description = "invalid body, unknown or missing inputs, or an invalid flight (with diagnostics)", body = ErrorEnvelope),
         (status = 404, description = "no such flight", body = ErrorEnvelope),
-        (status = 409, description = "the Idempotency-Key started a run of another flight (`idempotency_key_reused`), or a concurrent request with it is still creating its run (`in_progress`: retry shortly)", body = ErrorEnvelope),
+        (status = 409, description = "the name exists in several workspaces and none was chosen (`ambiguous_flight`), the Idempotency-Key started a run of another flight (`idempotency_key_reused`), or a concurrent request with it is still creating its run (`in_progress`: retry shortly)", body = ErrorEnvelope),
         (status = 415, description = "the body is not `application/json`", body = ErrorEnvelope),
     )
 )]
@@ -110,7 +113,10 @@ pub async fn start_run(
     {
         return claimed_answer(store, &runs, &name).await;
     }
-    let known = catalog::find(&state, &name).await?.ok_or_else(unknown)?;
+    let wanted = request.workspace.as_deref();
+    let (known, executor) = super::workspace_flights::for_start(&state, &name, wanted)
+        .await?
+        .ok_or_else(unknown)?;
     let inputs = input_pairs(&request.inputs);
     let path = match &known.origin {
         catalog::Origin::Repository(path) => Some(path.display().to_string()),
@@ -124,7 +130,10 @@ pub async fn start_run(
         inputs: &inputs,
         event: None,
     };
-    let prepared = state.executor().prepare(&start).map_err(start_error)?;
+    let prepared = executor.prepare(&start).map_err(start_error)?;
+    if let Some(workspace) = &known.workspace {
+        store.set_run_workspace(&prepared.id, workspace).await?;
+    }
     // The commit and the hand-off run on a task of their own: a client that goes away drops
     // this future, and must not cut a committed run off from its driver.
     let run_id = prepared.id.clone();

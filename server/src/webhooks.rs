@@ -1,6 +1,8 @@
 //! `POST /v1/webhooks/github`: a signed GitHub event starts every flight whose `on:` matches.
 //! Unsigned or wrongly signed deliveries are refused before anything is read from them, and a
-//! delivery GitHub sends again (same `X-GitHub-Delivery`) starts nothing new.
+//! delivery GitHub sends again (same `X-GitHub-Delivery`) starts nothing new. A delivery for
+//! a repository that workspaces hold starts those workspaces' flights, each in the
+//! workspace's tenant, and a push brings the mirrors of that repository up to date first.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,15 +10,17 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use murmur_engine::executor::{self, StartRequest};
+use murmur_engine::executor::{self, Executor, PreparedRun, StartRequest};
 use murmur_engine::store::claims::{Claim, Claimed, ClaimedRun, delivery_key};
-use murmur_parser::{EventFilter, Flight, Triggers};
+use murmur_engine::workspace::Workspace;
+use murmur_parser::{EventFilter, Triggers};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::catalog::Known;
 use super::error::{ApiError, ErrorEnvelope};
 use super::supervisor;
 
@@ -124,51 +128,38 @@ pub async fn github(
     {
         return Ok(duplicate(delivery, earlier));
     }
-    let mut prepared = Vec::new();
-    for (name, source, flight) in matching_flights(&state, &event).await {
-        let start = StartRequest {
-            flight_name: &name,
-            flight_path: None,
-            source: &source,
-            flight: &flight,
-            inputs: &[],
-            event: Some(&payload),
-        };
-        match state.executor().prepare(&start) {
-            Ok(run) => prepared.push(run),
-            Err(error) => {
-                tracing::warn!(flight = %name, %error, "a webhook delivery did not start the flight")
+    let workspaces = matching_workspaces(&state, &payload).await;
+    if event.trigger == Trigger::Push {
+        // The repository moved: every mirror of it is brought up to date now, whatever
+        // flights start, so the next run of each of its workspaces starts from the push.
+        for (tenant, workspace) in &workspaces {
+            if let Err(error) = tenant.executor().fetch_mirrors(workspace).await {
+                tracing::warn!(%error, "a push delivery could not update a workspace's mirror");
             }
         }
     }
-    let claim = claim.filter(|_| !prepared.is_empty());
-    let started: Vec<StartedRun> = prepared
-        .iter()
-        .map(|run| StartedRun {
-            flight: run.flight.clone(),
-            run_id: run.id.clone(),
-        })
-        .collect();
-    // On a task of its own, so a client that goes away cannot cut committed runs off from
-    // their driver.
-    let committing = tokio::spawn(async move {
-        let claim = claim.as_deref().map(Claim::Key);
-        state
-            .start_runs(claim, &prepared, supervisor::Trigger::Webhook)
-            .await
-    });
-    match committing.await.map_err(ApiError::internal)? {
-        Ok(Claimed::Won) => {}
-        Ok(Claimed::Lost(earlier)) => return Ok(duplicate(delivery, earlier)),
-        Ok(Claimed::Pending) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "in_progress",
-                "another delivery with this X-GitHub-Delivery is still starting its runs; retry shortly",
-            ));
+    let mut groups = vec![(state.clone(), own_runs(&state, &event, &payload).await)];
+    for (tenant, workspace) in &workspaces {
+        let runs = workspace_runs(tenant, workspace, &event, &payload).await?;
+        match groups
+            .iter_mut()
+            .find(|(s, _)| s.store().tenant() == tenant.store().tenant())
+        {
+            Some((_, group)) => group.extend(runs),
+            None => groups.push((tenant.clone(), runs)),
         }
-        Err(executor::Error::Store(error)) => return Err(error.into()),
-        Err(other) => return Err(ApiError::internal(other)),
+    }
+    groups.retain(|(_, runs)| !runs.is_empty());
+    let mut started = Vec::new();
+    let mut earlier = Vec::new();
+    for (tenant, prepared) in groups {
+        match start_group(tenant, claim.clone(), prepared).await? {
+            Ok(runs) => started.extend(runs),
+            Err(lost) => earlier.extend(lost),
+        }
+    }
+    if started.is_empty() && !earlier.is_empty() {
+        return Ok(duplicate(delivery, earlier));
     }
     let status = if started.is_empty() {
         StatusCode::OK
@@ -315,18 +306,158 @@ fn is_deletion(payload: &Value) -> bool {
         || (!after.is_empty() && after.bytes().all(|b| b == b'0'))
 }
 
-/// The known valid flights (catalog and repository) whose `on:` admits the event.
-async fn matching_flights(state: &AppState, event: &GitHubEvent) -> Vec<(String, String, Flight)> {
-    super::catalog::flights(state)
-        .await
+/// The flights among `known` whose `on:` admits the event.
+fn matching(event: &GitHubEvent, known: Vec<Known>) -> Vec<Known> {
+    known
         .into_iter()
         .filter(|known| {
             event
                 .filter(&known.flight.frontmatter.on)
                 .is_some_and(|filter| event.admitted_by(filter))
         })
-        .map(|known| (known.name, known.source, known.flight))
         .collect()
+}
+
+/// Runs of the server's own flights (its catalog's without a workspace, its repository's)
+/// that the event starts, as before workspaces existed.
+async fn own_runs(state: &AppState, event: &GitHubEvent, payload: &Value) -> Vec<PreparedRun> {
+    let own = super::catalog::flights(state)
+        .await
+        .into_iter()
+        .filter(|known| known.workspace.is_none())
+        .collect();
+    let mut prepared = Vec::new();
+    for known in matching(event, own) {
+        if let Some(run) = prepare(state.executor(), &known, payload) {
+            prepared.push(run);
+        }
+    }
+    prepared
+}
+
+/// Runs of workspace `workspace`'s flights (its tenant's catalog flights of it, then its
+/// files) that the event starts, each recorded as working in the workspace.
+async fn workspace_runs(
+    tenant: &AppState,
+    workspace: &Workspace,
+    event: &GitHubEvent,
+    payload: &Value,
+) -> Result<Vec<PreparedRun>, ApiError> {
+    let mut known: Vec<Known> = super::catalog::flights(tenant)
+        .await
+        .into_iter()
+        .filter(|k| k.workspace.as_deref() == Some(workspace.name.as_str()))
+        .collect();
+    for file in super::workspace_flights::of_workspace(tenant, workspace).await {
+        if known.iter().all(|k| k.name != file.name) {
+            known.push(file);
+        }
+    }
+    let executor = tenant.executor().in_workspace(workspace);
+    let mut prepared = Vec::new();
+    for known in matching(event, known) {
+        if let Some(run) = prepare(&executor, &known, payload) {
+            tenant
+                .store()
+                .set_run_workspace(&run.id, &workspace.name)
+                .await?;
+            prepared.push(run);
+        }
+    }
+    Ok(prepared)
+}
+
+fn prepare(executor: &Executor, known: &Known, payload: &Value) -> Option<PreparedRun> {
+    let start = StartRequest {
+        flight_name: &known.name,
+        flight_path: None,
+        source: &known.source,
+        flight: &known.flight,
+        inputs: &[],
+        event: Some(payload),
+    };
+    match executor.prepare(&start) {
+        Ok(run) => Some(run),
+        Err(error) => {
+            tracing::warn!(flight = %known.name, %error, "a webhook delivery did not start the flight");
+            None
+        }
+    }
+}
+
+/// The workspaces, of every tenant, that hold the delivery's repository, each with its
+/// tenant's state: a delivery is the business of whoever connected that repository.
+async fn matching_workspaces(state: &AppState, payload: &Value) -> Vec<(AppState, Workspace)> {
+    let repository = &payload["repository"];
+    let mut names: Vec<String> = ["clone_url", "html_url", "ssh_url", "git_url", "url"]
+        .iter()
+        .filter_map(|key| repository[*key].as_str().map(str::to_owned))
+        .collect();
+    if let Some(full_name) = repository["full_name"].as_str() {
+        names.push(format!("github.com/{full_name}"));
+    }
+    let tenants = match state.store().tenants().await {
+        Ok(tenants) => tenants,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the tenants for a webhook delivery");
+            return Vec::new();
+        }
+    };
+    let mut found = Vec::new();
+    for tenant in tenants {
+        // Each tenant's workspaces through its own scoped state: no read crosses tenants.
+        let Ok(scoped) = state.for_tenant(&tenant.name).await else {
+            continue;
+        };
+        let workspaces = match scoped.store().workspaces().await {
+            Ok(workspaces) => workspaces,
+            Err(error) => {
+                tracing::error!(%error, tenant = %tenant.name, "cannot read a tenant's workspaces");
+                continue;
+            }
+        };
+        for workspace in workspaces {
+            if workspace.has_repository(&names) {
+                found.push((scoped.clone(), workspace));
+            }
+        }
+    }
+    found
+}
+
+/// Records one tenant's runs under the delivery's claim in that tenant and hands them over:
+/// the runs started, or (`Err`) those an earlier delivery of this id started there.
+async fn start_group(
+    tenant: AppState,
+    claim: Option<String>,
+    prepared: Vec<PreparedRun>,
+) -> Result<Result<Vec<StartedRun>, Vec<ClaimedRun>>, ApiError> {
+    let started: Vec<StartedRun> = prepared
+        .iter()
+        .map(|run| StartedRun {
+            flight: run.flight.clone(),
+            run_id: run.id.clone(),
+        })
+        .collect();
+    // On a task of its own, so a client that goes away cannot cut committed runs off from
+    // their driver.
+    let committing = tokio::spawn(async move {
+        let claim = claim.as_deref().map(Claim::Key);
+        tenant
+            .start_runs(claim, &prepared, supervisor::Trigger::Webhook)
+            .await
+    });
+    match committing.await.map_err(ApiError::internal)? {
+        Ok(Claimed::Won) => Ok(Ok(started)),
+        Ok(Claimed::Lost(earlier)) => Ok(Err(earlier)),
+        Ok(Claimed::Pending) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "in_progress",
+            "another delivery with this X-GitHub-Delivery is still starting its runs; retry shortly",
+        )),
+        Err(executor::Error::Store(error)) => Err(error.into()),
+        Err(other) => Err(ApiError::internal(other)),
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod setup;
 mod spawn;
 mod stream;
 pub mod tenant;
+pub mod workspace;
 mod view;
 pub mod worker;
 

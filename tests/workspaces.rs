@@ -1,0 +1,572 @@
+//! Workspaces end to end, real processes and real git: a `murmur serve` started in an empty
+//! folder serves workspaces whose origins are local bare repositories. A run works in its
+//! workspace's repository; a name found in two workspaces needs one chosen (409 otherwise);
+//! a push (and its webhook) reaches the next run of that workspace only; a two-repository
+//! workspace gives its agent both on its branch; and the same through a `murmur worker` in a
+//! folder that has no copy of any repository. Bad input: names, URLs, base branches, removal
+//! with runs in flight.
+
+#[path = "../cli/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use support::watched::Watched;
+use support::{http, murmur, murmur_output};
+
+const WEBHOOK_SECRET: &str = "workspaces-webhook-secret";
+
+fn hello(pool: Option<&str>) -> String {
+    let pool = pool.map_or(String::new(), |p| format!("pool: {p}\n"));
+    format!(
+        "---\nruntime: exec\n{pool}---\n# Hello\n\n## hello\n> command: echo \"in $(cat marker.txt)\"\n"
+    )
+}
+
+/// Waits for the file `go` (in the test's folder) before it answers.
+fn hold(go: &Path) -> String {
+    format!(
+        "---\nruntime: exec\n---\n# Hold\n\n## hold\n> command: until [ -e {} ]; do sleep 0.05; done; echo held\n",
+        go.display()
+    )
+}
+
+/// Commits in the second repository of its workspace and says what it sees in both.
+fn pair(pool: Option<&str>) -> String {
+    let pool = pool.map_or(String::new(), |p| format!("pool: {p}\n"));
+    format!(
+        "---\nruntime: exec\n{pool}---\n# Pair\n\n## pair\n> command: cd .murmur/repos/back && echo work > agent.txt && git add agent.txt && git -c user.email=a@a -c user.name=a commit -q -m agent && cd ../../.. && echo \"front $(cat marker.txt) back $(cat .murmur/repos/back/marker.txt) on $(git -C .murmur/repos/back rev-parse --abbrev-ref HEAD)\"\n"
+    )
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A bare origin `NAME.git` seeded with `marker.txt` and flights, and the clone pushes go from.
+struct Origin {
+    bare: PathBuf,
+    seed: PathBuf,
+}
+
+impl Origin {
+    fn new(root: &Path, name: &str, flights: &[(&str, String)]) -> Self {
+        let seed = root.join(format!("seed-{name}"));
+        std::fs::create_dir_all(seed.join(".murmur/flights")).expect("seed");
+        git(&seed, &["init", "--quiet", "-b", "main"]);
+        git(&seed, &["config", "user.email", "t@t"]);
+        git(&seed, &["config", "user.name", "t"]);
+        std::fs::write(seed.join("marker.txt"), format!("repo-{name}\n")).expect("marker");
+        for (flight, text) in flights {
+            let path = seed.join(format!(".murmur/flights/{flight}.md"));
+            std::fs::write(path, text).expect("flight");
+        }
+        git(&seed, &["add", "."]);
+        git(&seed, &["commit", "--quiet", "-m", "seed"]);
+        let bare = root.join(format!("{name}.git"));
+        let target = bare.display().to_string();
+        git(
+            root,
+            &[
+                "clone",
+                "--quiet",
+                "--bare",
+                &seed.display().to_string(),
+                &target,
+            ],
+        );
+        git(&seed, &["remote", "add", "origin", &target]);
+        Self { bare, seed }
+    }
+
+    fn url(&self) -> String {
+        self.bare.display().to_string()
+    }
+
+    /// Pushes a new `marker.txt`; answers the new commit.
+    fn push(&self, marker: &str) -> String {
+        std::fs::write(self.seed.join("marker.txt"), format!("{marker}\n")).expect("marker");
+        git(&self.seed, &["commit", "--quiet", "-am", marker]);
+        git(&self.seed, &["push", "--quiet", "origin", "main"]);
+        self.head()
+    }
+
+    fn head(&self) -> String {
+        git(&self.seed, &["rev-parse", "HEAD"])
+    }
+}
+
+/// A `murmur serve` in a folder with no repository.
+struct Server {
+    folder: tempfile::TempDir,
+    process: Watched,
+    address: String,
+    token: String,
+}
+
+impl Server {
+    fn folder() -> tempfile::TempDir {
+        tempfile::tempdir().expect("the server's folder")
+    }
+
+    fn start(folder: tempfile::TempDir) -> Self {
+        let token = cli_ok(folder.path(), &["token", "create", "--name", "tests"]);
+        let mut command = murmur(folder.path());
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("MURMUR_GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET);
+        let mut process = Watched::spawn(command);
+        let line = process.wait_for("listening on http://");
+        let address = line
+            .split("listening on http://")
+            .nth(1)
+            .expect("address")
+            .trim()
+            .to_owned();
+        Self {
+            folder,
+            process,
+            address,
+            token,
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let (status, body) = http(&self.address, method, path, &headers, body);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn start_run(&self, flight: &str, workspace: Option<&str>) -> (u16, Value) {
+        let body = match workspace {
+            Some(w) => json!({ "workspace": w }).to_string(),
+            None => "{}".to_owned(),
+        };
+        self.request("POST", &format!("/v1/flights/{flight}/runs"), &body)
+    }
+
+    /// Runs `flight` in `workspace` to its end; answers the run as `GET /v1/runs/{id}` has it.
+    fn run(&self, flight: &str, workspace: &str) -> Value {
+        let (status, started) = self.start_run(flight, Some(workspace));
+        assert_eq!(status, 202, "{started}");
+        let id = started["run_id"].as_str().expect("run id").to_owned();
+        self.wait(&id)
+    }
+
+    fn wait(&self, id: &str) -> Value {
+        let auth = format!("Bearer {}", self.token);
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Accept", "text/event-stream"),
+        ];
+        // The stream closes when the run has ended.
+        let (status, events) = http(
+            &self.address,
+            "GET",
+            &format!("/v1/runs/{id}/events"),
+            &headers,
+            "",
+        );
+        assert_eq!(status, 200, "{events}");
+        let (status, run) = self.request("GET", &format!("/v1/runs/{id}"), "");
+        assert_eq!(status, 200, "{run}");
+        assert_eq!(run["status"], "completed", "{run:#}\n{events}");
+        run
+    }
+
+    fn head(&self, workspace: &str) -> String {
+        let (status, shown) = self.request("GET", &format!("/v1/workspaces/{workspace}"), "");
+        assert_eq!(status, 200, "{shown}");
+        shown["heads"][0].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// A signed GitHub `push` delivery for the repository at `url`.
+    fn push_delivery(&self, url: &str, after: &str, id: &str) -> (u16, Value) {
+        let payload = json!({
+            "ref": "refs/heads/main", "after": after, "before": "0".repeat(40),
+            "repository": { "full_name": "local/origin", "clone_url": url },
+        })
+        .to_string();
+        let signature = format!(
+            "sha256={}",
+            hmac_sha256(WEBHOOK_SECRET.as_bytes(), payload.as_bytes())
+        );
+        let headers = [
+            ("X-Hub-Signature-256", signature.as_str()),
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", id),
+            ("Content-Type", "application/json"),
+        ];
+        let (status, body) = http(
+            &self.address,
+            "POST",
+            "/v1/webhooks/github",
+            &headers,
+            &payload,
+        );
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// The server's mirror of repository `index` of `workspace`.
+    fn mirror(&self, workspace: &str, index: usize) -> PathBuf {
+        let dir = self
+            .folder
+            .path()
+            .join(".murmur/mirrors/local")
+            .join(workspace);
+        std::fs::read_dir(&dir)
+            .expect("the workspace's mirrors")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{index}-")))
+            })
+            .expect("the mirror")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.child.kill();
+        if std::thread::panicking() {
+            eprintln!("the server said:\n{}", self.process.said());
+        }
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = murmur_output(dir, args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    )
+}
+
+fn cli_ok(dir: &Path, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = cli(dir, args);
+    assert!(ok, "murmur {args:?}: {stderr}");
+    stdout
+}
+
+fn cli_fails(dir: &Path, args: &[&str], needle: &str) {
+    let (ok, _, stderr) = cli(dir, args);
+    assert!(!ok, "murmur {args:?} should fail");
+    assert!(stderr.contains(needle), "murmur {args:?}: {stderr}");
+}
+
+fn response(run: &Value) -> String {
+    run["agents"][0]["response"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn two_workspaces_each_run_in_their_own_repository() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let go = root.path().join("go");
+    let a = Origin::new(
+        root.path(),
+        "a",
+        &[("hello", hello(None)), ("hold", hold(&go))],
+    );
+    let b = Origin::new(root.path(), "b", &[("hello", hello(None))]);
+    let folder = Server::folder();
+    let here = folder.path();
+    cli_ok(here, &["workspace", "add", "alpha", "--repo", &a.url()]);
+    cli_ok(
+        here,
+        &[
+            "workspace",
+            "add",
+            "beta",
+            "--repo",
+            &b.url(),
+            "--base",
+            "main",
+        ],
+    );
+    // Bad input, each refused with what to fix.
+    cli_fails(
+        here,
+        &["workspace", "add", "Not_A_Slug", "--repo", &a.url()],
+        "is not a workspace name",
+    );
+    let nowhere = root.path().join("nowhere").display().to_string();
+    cli_fails(
+        here,
+        &["workspace", "add", "lost", "--repo", &nowhere],
+        "cannot be read as a git repository",
+    );
+    let plain = root.path().join("seed-a/.murmur").display().to_string();
+    cli_fails(
+        here,
+        &["workspace", "add", "plain", "--repo", &plain],
+        "cannot be read as a git repository",
+    );
+    cli_fails(
+        here,
+        &[
+            "workspace",
+            "add",
+            "nobase",
+            "--repo",
+            &a.url(),
+            "--base",
+            "nope",
+        ],
+        "has no branch `nope`",
+    );
+    cli_fails(
+        here,
+        &["workspace", "add", "alpha", "--repo", &b.url()],
+        "exists already",
+    );
+    cli_fails(
+        here,
+        &[
+            "workspace",
+            "add",
+            "leaky",
+            "--repo",
+            "https://x:s3cr3t@example.com/r.git",
+        ],
+        "carries a credential",
+    );
+    // One repository in two workspaces is allowed.
+    cli_ok(here, &["workspace", "add", "gamma", "--repo", &a.url()]);
+    cli_ok(here, &["workspace", "rm", "gamma"]);
+    let listed: Value =
+        serde_json::from_str(&cli_ok(here, &["workspace", "ls", "--json"])).expect("json");
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alpha", "beta"]);
+
+    let server = Server::start(folder);
+    let (status, refused) = server.start_run("hello", None);
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "ambiguous_flight", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("alpha") && message.contains("beta"),
+        "{message}"
+    );
+    let (status, unknown) = server.start_run("hello", Some("delta"));
+    assert_eq!(status, 404, "{unknown}");
+
+    assert_eq!(response(&server.run("hello", "alpha")), "in repo-a");
+    assert_eq!(response(&server.run("hello", "beta")), "in repo-b");
+
+    // A push with its webhook: the mirror of that workspace moves at once, the other not.
+    let b_before = server.head("beta");
+    let pushed = a.push("repo-a-2");
+    let (status, answer) = server.push_delivery(&a.url(), &pushed, "delivery-1");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(server.head("alpha"), pushed);
+    assert_eq!(server.head("beta"), b_before);
+    assert_eq!(response(&server.run("hello", "alpha")), "in repo-a-2");
+    assert_eq!(response(&server.run("hello", "beta")), "in repo-b");
+    // Without a webhook, the run's start fetches.
+    let pushed = b.push("repo-b-2");
+    assert_eq!(response(&server.run("hello", "beta")), "in repo-b-2");
+    assert_eq!(server.head("beta"), pushed);
+
+    // A workspace with a run in flight stays, and says which run keeps it.
+    let (status, held) = server.start_run("hold", None);
+    assert_eq!(status, 202, "{held}");
+    let held = held["run_id"].as_str().expect("run id").to_owned();
+    cli_fails(server.folder.path(), &["workspace", "rm", "alpha"], &held);
+    let (status, refused) = server.request("DELETE", "/v1/workspaces/alpha", "");
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&held),
+        "{refused}"
+    );
+    std::fs::write(&go, "").expect("go");
+    server.wait(&held);
+    let (status, _) = server.request("DELETE", "/v1/workspaces/alpha", "");
+    assert_eq!(status, 204);
+    let (status, _) = server.request("GET", "/v1/workspaces/alpha", "");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn workspaces_over_http() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let a = Origin::new(root.path(), "a", &[("hello", hello(None))]);
+    let server = Server::start(Server::folder());
+    let add = |body: Value| server.request("POST", "/v1/workspaces", &body.to_string());
+    let (status, added) = add(json!({ "name": "alpha", "repositories": [{ "url": a.url() }] }));
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["repositories"][0]["base"], "main", "{added}");
+    let (status, again) = add(json!({ "name": "alpha", "repositories": [{ "url": a.url() }] }));
+    assert_eq!(
+        (status, again["error"]["code"].clone()),
+        (409, json!("exists")),
+        "{again}"
+    );
+    let (status, bad) = add(json!({ "name": "../x", "repositories": [{ "url": a.url() }] }));
+    assert_eq!(status, 400, "{bad}");
+    let (status, bad) =
+        add(json!({ "name": "b", "repositories": [{ "url": a.url(), "base": "nope" }] }));
+    assert_eq!(status, 400, "{bad}");
+    // A credential secret that is not there: named, with the workspace.
+    let (status, bad) = add(json!({
+        "name": "c", "repositories": [{ "url": a.url(), "credential": "GIT_TOKEN" }]
+    }));
+    assert_eq!(status, 400, "{bad}");
+    let message = bad["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`c`") && message.contains("GIT_TOKEN"),
+        "{message}"
+    );
+    let (status, listed) = server.request("GET", "/v1/workspaces", "");
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    // Only one workspace has `hello`: no choice needed.
+    let (status, started) = server.start_run("hello", None);
+    assert_eq!(status, 202, "{started}");
+    let run = server.wait(started["run_id"].as_str().expect("id"));
+    assert_eq!(response(&run), "in repo-a");
+    let (status, document) = server.request("GET", "/v1/openapi.json", "");
+    assert_eq!(status, 200);
+    assert!(
+        document["paths"]["/v1/workspaces/{name}"]["delete"].is_object(),
+        "{document:#}"
+    );
+}
+
+/// The two-repository workspace `duo` (front, back) of a server; answers the server.
+fn duo(pool: Option<&str>, config: Option<&str>) -> (tempfile::TempDir, Origin, Origin, Server) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let front = Origin::new(
+        root.path(),
+        "front",
+        &[("pair", pair(pool)), ("hello", hello(pool))],
+    );
+    let back = Origin::new(root.path(), "back", &[]);
+    let folder = Server::folder();
+    if let Some(config) = config {
+        std::fs::create_dir_all(folder.path().join(".murmur")).expect(".murmur");
+        std::fs::write(folder.path().join(".murmur/murmur.yaml"), config).expect("config");
+    }
+    cli_ok(
+        folder.path(),
+        &[
+            "workspace",
+            "add",
+            "duo",
+            "--repo",
+            &front.url(),
+            "--repo",
+            &back.url(),
+        ],
+    );
+    (root, front, back, Server::start(folder))
+}
+
+/// The pair agent saw both repositories, on its branch, and its commit is on `back`'s branch.
+fn check_pair(server: &Server, run: &Value) {
+    let branch = run["agents"][0]["branch"]
+        .as_str()
+        .expect("branch")
+        .to_owned();
+    assert_eq!(
+        response(run),
+        format!("front repo-front back repo-back on {branch}"),
+        "{run:#}"
+    );
+    let back = server.mirror("duo", 1);
+    let committed = git(&back, &["show", &format!("{branch}:agent.txt")]);
+    assert_eq!(committed, "work");
+    let front = server.mirror("duo", 0);
+    let status = git(&front, &["status", "--porcelain"]);
+    assert!(
+        status.is_empty(),
+        "the first repository stays clean: {status}"
+    );
+}
+
+#[test]
+fn a_two_repository_workspace_gives_its_agent_both() {
+    let (_root, _front, _back, server) = duo(None, None);
+    let run = server.run("pair", "duo");
+    check_pair(&server, &run);
+}
+
+#[test]
+fn a_worker_with_no_repository_runs_workspace_agents() {
+    let config = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
+    let (root, front, _back, server) = duo(Some("fleet"), Some(config));
+    let worker_token = cli_ok(
+        server.folder.path(),
+        &[
+            "token",
+            "create",
+            "--worker",
+            "--pool",
+            "fleet",
+            "--name",
+            "fleet-workers",
+        ],
+    );
+    let worker_dir = root.path().join("worker");
+    std::fs::create_dir_all(&worker_dir).expect("worker folder");
+    let url = format!("http://{}", server.address);
+    let mut command = murmur(&worker_dir);
+    command.args(["worker", "--server", &url, "--token", &worker_token]);
+    command.arg("--dir").arg(&worker_dir);
+    let mut worker = Watched::spawn(command);
+    worker.wait_for("registered machine");
+
+    let run = server.run("hello", "duo");
+    assert_eq!(response(&run), "in repo-front");
+    let run = server.run("pair", "duo");
+    check_pair(&server, &run);
+    front.push("repo-front-2");
+    assert_eq!(response(&server.run("hello", "duo")), "in repo-front-2");
+    let _ = worker.child.kill();
+}
