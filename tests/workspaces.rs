@@ -396,6 +396,30 @@ fn two_workspaces_each_run_in_their_own_repository() {
 
     assert_eq!(response(&server.run("hello", "alpha")), "in repo-a");
     assert_eq!(response(&server.run("hello", "beta")), "in repo-b");
+    // The CLI chooses the same way.
+    let url = format!("http://{}", server.address);
+    let mut command = murmur(root.path());
+    command.args([
+        "flight",
+        "run",
+        "hello",
+        "--server",
+        &url,
+        "--workspace",
+        "beta",
+        "--detach",
+    ]);
+    let out = command
+        .env("MURMUR_TOKEN", &server.token)
+        .output()
+        .expect("murmur runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(response(&server.wait(&id)), "in repo-b");
 
     // A push with its webhook: the mirror of that workspace moves at once, the other not.
     let b_before = server.head("beta");

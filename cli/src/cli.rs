@@ -196,6 +196,9 @@ pub struct RunArgs {
     /// stream; the API token is read from MURMUR_TOKEN
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// With --server: the workspace whose flight NAME runs (needed when several have one)
+    #[arg(long, value_name = "W", requires = "server")]
+    pub workspace: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }

@@ -38,7 +38,11 @@ pub fn start(url: &str, args: &RunArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Usage);
     };
     let path = format!("/v1/flights/{}/runs", args.flight);
-    let accepted: Accepted = match remote.post(&path, Some(&json!({ "inputs": inputs }))) {
+    let mut body = json!({ "inputs": inputs });
+    if let Some(workspace) = &args.workspace {
+        body["workspace"] = json!(workspace);
+    }
+    let accepted: Accepted = match remote.post(&path, Some(&body)) {
         Ok(answer) => serde_json::from_value(answer).context("unexpected answer")?,
         Err(error) => {
             remote::report(error)?;

@@ -18,6 +18,7 @@ pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
             json: args.json,
             db: args.db.clone(),
             server: None,
+            workspace: None,
         });
     }
     let slug = args.slug.clone().unwrap_or_default();
