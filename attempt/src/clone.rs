@@ -43,10 +43,25 @@ async fn follow_base(clone: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Pushes the agent's branch back to the repository it was cloned from.
+/// Pushes the agent's branch back to the repository it was cloned from, with the ref that
+/// marks it as Murmur's (where it started), so a machine that resumes it later owns it too.
 pub async fn push_back(clone: &Path, branch: &str) -> Result<(), String> {
     let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
-    run(clone, &["push", "--quiet", "origin", &spec]).await
+    let start = start_ref(branch);
+    let marked = succeeds(clone, &["rev-parse", "--verify", "--quiet", &start])
+        .await
+        .map_err(|e| e.to_string())?;
+    let start_spec = format!("+{start}:{start}");
+    let mut args = vec!["push", "--quiet", "origin", spec.as_str()];
+    if marked {
+        args.push(&start_spec);
+    }
+    run(clone, &args).await
+}
+
+/// Where Murmur records the commit an agent's branch started at (`runtime::workspace`).
+fn start_ref(branch: &str) -> String {
+    format!("refs/murmur/start/{branch}")
 }
 
 /// A local branch for `origin/BRANCH`: created when missing, moved forward when the origin is
@@ -69,6 +84,16 @@ async fn take_branch(clone: &Path, branch: &str) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     if !has_local || behind {
         run(clone, &["update-ref", &local, &remote]).await?;
+    }
+    if !has_local {
+        // The branch is Murmur's where the origin marks it so; without the mark a fresh
+        // worktree would refuse it as the user's. A branch the origin has no mark for stays
+        // unmarked (the fetch fails, and that is the answer).
+        let start = start_ref(branch);
+        let spec = format!("+{start}:{start}");
+        succeeds(clone, &["fetch", "--quiet", "origin", &spec])
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

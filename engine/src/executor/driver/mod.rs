@@ -53,6 +53,8 @@ pub struct Driver<'e> {
     holding: HashSet<usize>,
     /// Whether the store records this run as waiting for machines.
     waiting: bool,
+    /// The run's place in the line for machines of its pool, while it waits for them.
+    pool_place: Option<crate::store::PoolPlace>,
     /// This host's slots, once an attempt ran on them.
     local: Option<std::sync::Arc<dyn crate::executor::Placement>>,
 }
@@ -65,6 +67,8 @@ enum Wake {
     Messages(Vec<Message>),
     Cancel,
     Watch,
+    /// Machines of the pool this run waits for may have come free.
+    Pool,
     /// A retry delay is over.
     Timer,
     /// Another process took the run over: stop everything, commit nothing.
@@ -134,6 +138,7 @@ impl<'e> Driver<'e> {
             machine_budget: None,
             holding: HashSet::new(),
             waiting: false,
+            pool_place: None,
             local: None,
         };
         driver.sync_instances();
@@ -198,10 +203,9 @@ impl<'e> Driver<'e> {
         if left_behind {
             murmur_runtime::kill_marked("MURMUR_RUN_ID", &self.row.id);
         }
-        let mut watch = tokio::time::interval(self.look_again_every());
         let mut commits = self.executor.store.watch_run(&self.row.id);
         if self.model.status() == RunStatus::Queued
-            && let Some(ended) = self.wait_for_turn(&mut cancel, &mut watch).await?
+            && let Some(ended) = self.wait_for_turn(&mut cancel, &mut commits).await?
         {
             return Ok(ended);
         }
@@ -216,7 +220,7 @@ impl<'e> Driver<'e> {
             if self.model.status().is_terminal() {
                 return Ok(self.model.status());
             }
-            let wake = self.wake(&mut cancel, &mut watch, &mut commits).await;
+            let wake = self.wake(&mut cancel, &mut commits).await;
             // Stamped now: the events below happen at this moment, not when the wait began.
             batch = self.batch();
             match wake {
@@ -233,6 +237,7 @@ impl<'e> Driver<'e> {
                     let events = self.model.cancel();
                     self.stage(&mut batch, events)?;
                 }
+                Wake::Pool => self.look_at_pool().await?,
                 Wake::Watch => {
                     self.look_at_pool().await?;
                     if let Some(status) = self.changed_elsewhere().await? {
@@ -262,20 +267,31 @@ impl<'e> Driver<'e> {
     }
 
     /// `max_concurrent`: a queued run waits until it is among the first runs of its flight
-    /// (running ones, then queued ones by age). Returns the status when the run ended while
-    /// waiting (canceled here or elsewhere).
+    /// (running ones, then queued ones by age), first come first served; the store's waiting
+    /// line tells it (`store::turns`), so a queued run costs nothing while it waits. Returns
+    /// the status when the run ended while waiting (canceled here or elsewhere).
     async fn wait_for_turn(
         &mut self,
         cancel: &mut oneshot::Receiver<()>,
-        watch: &mut tokio::time::Interval,
+        commits: &mut tokio::sync::watch::Receiver<i64>,
     ) -> Result<Option<RunStatus>, Error> {
+        let limit = self.flight.frontmatter.max_concurrent as usize;
+        if limit == 0 {
+            return Ok(None);
+        }
+        let store = self.executor.store.clone();
+        let (flight, id, created) = (
+            self.row.flight.clone(),
+            self.row.id.clone(),
+            self.row.created_at.clone(),
+        );
+        let turn = store.wait_for_turn(&flight, limit, &id, &created);
+        tokio::pin!(turn);
         loop {
-            if self.admitted().await? {
-                return Ok(None);
-            }
             tokio::select! {
                 () = lease_lost(self.lease.as_mut()) => return Err(Error::LeaseLost(self.row.id.clone())),
-                _ = watch.tick() => {
+                admitted = &mut turn => return admitted.map(|()| None).map_err(Error::from),
+                Ok(()) = commits.changed() => {
                     if let Some(status) = self.changed_elsewhere().await? {
                         return Ok(Some(status));
                     }
@@ -283,28 +299,6 @@ impl<'e> Driver<'e> {
                 Ok(()) = &mut *cancel => return self.cancel_now().await.map(Some),
             }
         }
-    }
-
-    /// Whether the flight's `max_concurrent` leaves room for this run, first come first served.
-    /// Counting older queued runs too keeps two drivers from taking the same slot.
-    async fn admitted(&self) -> Result<bool, Error> {
-        let limit = self.flight.frontmatter.max_concurrent as usize;
-        if limit == 0 {
-            return Ok(true);
-        }
-        let me = (&self.row.created_at, &self.row.id);
-        let ahead = self
-            .executor
-            .store
-            .unfinished_runs()
-            .await?
-            .iter()
-            .filter(|run| run.flight == self.row.flight && run.id != self.row.id)
-            .filter(|run| {
-                run.status == RunStatus::Running.as_str() || (&run.created_at, &run.id) < me
-            })
-            .count();
-        Ok(ahead < limit)
     }
 
     /// Cancels now, without driving: for a run no process is driving (or from another
@@ -328,7 +322,6 @@ impl<'e> Driver<'e> {
     async fn wake(
         &mut self,
         cancel: &mut oneshot::Receiver<()>,
-        watch: &mut tokio::time::Interval,
         commits: &mut tokio::sync::watch::Receiver<i64>,
     ) -> Wake {
         // This driver's own commits are already in: only a newer one is someone else's.
@@ -336,6 +329,7 @@ impl<'e> Driver<'e> {
             return Wake::Watch;
         }
         let retry_in = self.model.next_timer_at().map(|_| self.until_next_retry());
+        self.keep_pool_place();
         tokio::select! {
             biased;
             () = lease_lost(self.lease.as_mut()) => Wake::LeaseLost,
@@ -347,19 +341,26 @@ impl<'e> Driver<'e> {
                 Wake::Messages(messages)
             }
             Ok(()) = &mut *cancel => Wake::Cancel,
-            _ = watch.tick() => Wake::Watch,
+            () = told(self.pool_place.as_ref()) => Wake::Pool,
             Ok(()) = commits.changed() => Wake::Watch,
             () = tokio::time::sleep(retry_in.unwrap_or_default()), if retry_in.is_some() => Wake::Timer,
         }
     }
 
-    /// How often the driver looks at the store for what it is not told: other processes'
-    /// commits on SQLite, other runs freeing machines or leaving `max_concurrent` room.
-    fn look_again_every(&self) -> Duration {
-        if self.executor.store.tells_other_processes() {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_millis(500)
+    /// While the run waits for machines, its place in the pool's line (oldest runs are told
+    /// first when machines come free); none otherwise.
+    fn keep_pool_place(&mut self) {
+        match (&self.machine_budget, &self.pool_place) {
+            (Some(_), None) => {
+                self.pool_place = Some(self.executor.store.wait_for_machines(
+                    machines::LOCAL_POOL,
+                    self.executor.slots,
+                    &self.row.id,
+                    &self.row.created_at,
+                ));
+            }
+            (None, Some(_)) => self.pool_place = None,
+            _ => {}
         }
     }
 
@@ -407,6 +408,14 @@ impl<'e> Driver<'e> {
                 () = &mut deadline => return,
             }
         }
+    }
+}
+
+/// Resolves when machines may have come free for a run waiting for them; never otherwise.
+async fn told(place: Option<&crate::store::PoolPlace>) {
+    match place {
+        Some(place) => place.told().await,
+        None => std::future::pending().await,
     }
 }
 
