@@ -189,3 +189,47 @@ fn a_broken_placement_is_refused_naming_the_key() {
         "{said}"
     );
 }
+
+#[test]
+fn a_vm_sleeps_with_its_agent_and_the_same_instance_wakes_for_a_follow_up() {
+    let flight = |ledger: &std::path::Path| {
+        let release = ledger.with_file_name("release");
+        format!(
+            "---\nruntime: exec\npool: cloud\n---\n# Rest\n\n\
+             ## writer\n> command: echo \"start writer $(date +%s%3N) $PWD\" >> {ledger}; echo wrote\n\n\
+             ## other\n> pool: local\n> command: while [ ! -f {release} ]; do sleep 0.05; done; echo released\n\n",
+            ledger = ledger.display(),
+            release = release.display(),
+        )
+    };
+    let Some(mut cloud) = Cloud::start("max_vms: 2, sleep_after: 1s", flight) else {
+        return;
+    };
+    let run = cloud.start_run();
+    cloud.wait_until("the writer ran", |c| c.starts().len() == 1);
+    let vm = cloud.starts()[0].vm.clone();
+    cloud.wait_until("its VM stopped with it", |c| {
+        c.pool_count("sleeping") == 1
+            && c.ec2
+                .instances()
+                .iter()
+                .any(|i| i.id == vm && i.state == "stopped")
+    });
+    cloud.murmur(&[
+        "queue",
+        "add",
+        "--run",
+        &run,
+        "--detach",
+        "writer",
+        "once more",
+    ]);
+    cloud.wait_until("the writer ran again", |c| c.starts().len() == 2);
+    let again = cloud.starts();
+    assert_eq!(again[1].vm, vm, "woken on the same instance: {again:?}");
+    let ever = cloud.ec2.instances();
+    assert_eq!(ever.len(), 1, "no other VM was made: {ever:?}");
+    std::fs::write(cloud.path("release"), "").expect("release");
+    let events = cloud.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+}

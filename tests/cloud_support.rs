@@ -477,6 +477,11 @@ impl Cloud {
         events
     }
 
+    /// A path next to the ledger, in the repository's folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.ledger.with_file_name(name)
+    }
+
     /// Every agent start the ledger noted.
     pub fn starts(&self) -> Vec<Start> {
         std::fs::read_to_string(&self.ledger)

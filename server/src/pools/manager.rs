@@ -118,8 +118,15 @@ impl Manager {
                 )
             })
             .count();
+        // A lost machine may come back (its worker polls again) until it is given up on: it
+        // stands in for a warm one meanwhile, not for a waiting attempt.
+        let lost = machines
+            .iter()
+            .filter(|m| m.machine.state == MachineState::Lost)
+            .count();
         let waiting = self.state.workers().waiting(&self.pool.spec.name);
-        let wanted = (waiting + self.pool.spec.min_idle).saturating_sub(coming);
+        let min_idle = self.pool.spec.min_idle;
+        let wanted = (waiting + min_idle).saturating_sub(coming + lost.min(min_idle));
         for _ in 0..wanted {
             if !self.provision_one(cluster).await? {
                 break;

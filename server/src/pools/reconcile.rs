@@ -94,8 +94,19 @@ impl Manager {
     ) -> Result<(), Error> {
         let row = &machine.machine;
         if row.state == MachineState::Lost {
-            // Its attempts were retried elsewhere when it was lost; its VM is not trusted.
-            return self.destroy(machine).await;
+            // Its attempts were retried elsewhere when it was lost. A worker that polls again
+            // gets it back (a server restart, a network cut); one silent for a whole boot's
+            // time is given up on, and its VM destroyed.
+            let events = self.state.store().machine_events(&row.id).await?;
+            let since = events
+                .last()
+                .and_then(|event| chrono::DateTime::parse_from_rfc3339(&event.at).ok());
+            let patience =
+                chrono::Duration::from_std(self.pool.boot_timeout).unwrap_or(chrono::Duration::MAX);
+            if since.is_some_and(|at| self.now() - at.with_timezone(&chrono::Utc) >= patience) {
+                return self.destroy(machine).await;
+            }
+            return Ok(());
         }
         let Some(instance) = &machine.instance_id else {
             return Ok(());

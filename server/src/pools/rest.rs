@@ -164,11 +164,16 @@ impl Manager {
             }
             tracing::info!(machine = %row.id, %instance, "woke the VM for its agent");
         }
-        let row = store.machine(&row.id).await?;
-        store
-            .apply_machine_event(&row.id, row.version, &MachineEvent::Woke, &self.stamp())
-            .await
-            .map(drop)
+        // Awake, then free for the agent's attempt (which waits for this machine): idle, so
+        // the pool counts it ready and makes no other VM for that attempt.
+        let keep = MachineEvent::Released { how: Release::Keep };
+        for event in [MachineEvent::Woke, keep] {
+            let row = store.machine(&row.id).await?;
+            store
+                .apply_machine_event(&row.id, row.version, &event, &self.stamp())
+                .await?;
+        }
+        Ok(())
     }
 
     /// A sleep that failed: the machine runs again (busy with nothing, which the worker's next
