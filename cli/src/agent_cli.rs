@@ -115,15 +115,25 @@ pub struct SpawnArgs {
     pub persona: Option<String>,
     #[arg(long)]
     pub model: Option<String>,
-    /// What the agent delivers (`out:`); inside an agent only
+    /// What the agent delivers (`out:`: respond, pr, push, diff, report, none, ...)
     #[arg(long)]
     pub out: Option<String>,
-    /// What the agent does once its turn is done (`on_idle:`); inside an agent only
+    /// What the agent does once its turn is done (`on_idle:`)
     #[arg(long, value_name = "WHAT")]
     pub on_idle: Option<String>,
     /// An input of the --flight, as NAME=VALUE (repeatable); inside an agent only
     #[arg(long = "input", value_name = "NAME=VALUE", requires = "flight")]
     pub inputs: Vec<String>,
+    /// One child per item read from stdin (a JSON array of strings, or one item a line),
+    /// each SLUG-ITEM with `{}` in the prompt standing for its item; prints their names.
+    /// Inside an agent only
+    #[arg(long, conflicts_with = "flight", requires = "slug")]
+    pub each: bool,
+    /// Give the agent the secret NAME (set with `murmur secret set`) for its lifetime only,
+    /// as the environment variable NAME (repeatable); inside an agent, only a secret the
+    /// agent has itself
+    #[arg(short = 'e', long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
     /// Run in the background and print the run id
     #[arg(long)]
     pub detach: bool,

@@ -91,6 +91,14 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
             .agent_environment(|| Ok(crate::commands::keys::Keys::load(repo)?.keyring))?,
         identity: None,
     };
+    // A run may have secrets of its own (`murmur spawn -e`) where the workspace has no
+    // `secrets:`: open the key that is there, never making one for that (and a key that
+    // cannot be opened fails only an attempt that needs it, with the keyring's message).
+    if executor.environment.keyring.is_err()
+        && let Ok(Some(keys)) = crate::commands::keys::Keys::existing(repo)
+    {
+        executor.environment.keyring = Ok(std::sync::Arc::new(keys.keyring));
+    }
     crate::commands::setup::apply_profile(&mut executor, repo).await?;
     Ok(executor)
 }

@@ -304,3 +304,89 @@ fn under_murmur_serve_an_agent_spawns_a_child_through_the_server() {
     server.kill().expect("stop");
     let _ = server.wait();
 }
+
+/// `sh SCRIPT`, the script written to a file next to the repository: no quoting of the
+/// script inside the flight's one command line.
+fn script_flight(dir: &Path, script: &str) -> String {
+    let path = dir.join("lead.sh");
+    std::fs::write(&path, script).expect("script");
+    parent_flight(&format!("sh {}", path.display()))
+}
+
+#[test]
+fn spawn_each_makes_one_child_per_item_once_and_the_items_stay_data() {
+    let scripts = tempfile::tempdir().expect("temp dir");
+    let items = scripts.path().join("items");
+    std::fs::write(&items, "alpha\nBeta Two\n$(touch pwned)\nalpha\n").expect("items");
+    let spawn = format!(
+        "{BIN} spawn rev --each --runtime exec 'echo got-{{}}' < {} | paste -sd, -",
+        items.display()
+    );
+    let script = format!(
+        "set -e\nfirst=$({spawn})\nagain=$({spawn})\na=$({BIN} wait rev-alpha)\nb=$({BIN} wait rev-beta-two)\nc=$({BIN} wait rev-touch-pwned)\nn=$({BIN} ls --json | grep -c '\"parent\"')\necho \"first=$first again=$again answers=$a|$b|$c children=$n\"\n"
+    );
+    let dir = repo(&script_flight(scripts.path(), &script), Some(SLOTS));
+    let run = murmur(dir.path(), &["flight", "run", "parent"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let lead = lead_of(dir.path(), &parent_run(dir.path()));
+    let names = "rev-alpha,rev-beta-two,rev-touch-pwned";
+    assert_eq!(
+        lead["response"],
+        format!(
+            "first={names} again={names} answers=got-alpha|got-Beta Two|got-$(touch pwned) children=3"
+        ),
+        "{lead}"
+    );
+    let found = Command::new("find")
+        .arg(dir.path())
+        .args(["-name", "pwned"])
+        .output()
+        .expect("find");
+    assert!(
+        found.stdout.is_empty(),
+        "an item ran as shell text: {}",
+        text(&found)
+    );
+}
+
+#[test]
+fn spawn_each_refuses_items_that_share_a_name_and_a_prompt_without_the_item() {
+    let scripts = tempfile::tempdir().expect("temp dir");
+    let script = format!(
+        "printf 'a b\\na-b\\n' | {BIN} spawn rev --each --runtime exec 'echo {{}}' 2>&1; echo \"exit $?\"; echo one | {BIN} spawn rev --each --runtime exec 'echo same' 2>&1; echo \"exit $?\"; {BIN} ls --json\n"
+    );
+    let dir = repo(&script_flight(scripts.path(), &script), None);
+    let run = murmur(dir.path(), &["flight", "run", "parent"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let lead = lead_of(dir.path(), &parent_run(dir.path()));
+    let answer = lead["response"].as_str().unwrap_or_default();
+    assert!(
+        answer.contains("would both be the child `rev-a-b`") && answer.contains("exit 2"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("put {} (or ${{ item }}) in the prompt"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("[]"), "nothing was spawned: {answer}");
+}
+
+#[test]
+fn an_agent_spawns_a_whole_flight_with_inputs() {
+    let script = format!(
+        "{BIN} spawn --flight greet --input name=world >/dev/null && echo \"got $({BIN} wait greet)\""
+    );
+    let dir = repo(&parent_flight(&script), Some(SLOTS));
+    let greet = "---\nruntime: exec\ninputs:\n  name:\n    required: true\n---\n# Greet\n\n## hello\n> command: echo \"hello ${{ inputs.name }}\"\n";
+    std::fs::write(dir.path().join(".murmur/flights/greet.md"), greet).expect("flight");
+    let run = murmur(dir.path(), &["flight", "run", "parent"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let id = parent_run(dir.path());
+    let lead = lead_of(dir.path(), &id);
+    assert_eq!(lead["response"], "got hello world", "{lead}");
+    let hello = all_agents(dir.path())
+        .into_iter()
+        .find(|agent| agent["slug"] == "hello")
+        .expect("the child flight's agent");
+    assert_eq!(hello["parent"], format!("{id}/lead"), "{hello}");
+}

@@ -122,3 +122,32 @@ fn tools_list_answers_with_the_six_tools_and_their_schemas() {
     let status = mcp.wait().expect("ends");
     assert!(status.success(), "murmur mcp ends when its input does");
 }
+
+#[test]
+fn a_child_gets_the_persona_and_model_its_parent_spawned_it_with() {
+    let bin = env!("CARGO_BIN_EXE_murmur");
+    let parent = format!(
+        "---\nruntime: exec\n---\n# Parent\n\n## lead\n> command: {bin} spawn kid --runtime claude --persona tester --model claude-sonnet-4-5 'Say hi.' >/dev/null && echo \"got $({bin} wait kid)\"\n"
+    );
+    let project = Project::new(&[("parent", &parent)]);
+    let server = ModelServer::start(vec![Turn::text("kid-answer")]);
+    let out = project
+        .murmur(&server, &["flight", "run", "parent"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let calls = server.scripted_requests();
+    assert_eq!(calls.len(), 1, "the child's one model call");
+    assert_eq!(calls[0]["model"], "claude-sonnet-4-5", "{}", calls[0]);
+    let system = calls[0]["system"].to_string();
+    let tester = murmur_engine::persona::builtin("tester")
+        .map(|persona| persona.system_prompt.chars().take(40).collect::<String>())
+        .expect("the built-in tester persona");
+    assert!(system.contains(&tester), "the tester persona: {system}");
+    let agents = project.json(&server, &["ls", "--all", "--json"]);
+    let lead = agents
+        .as_array()
+        .and_then(|all| all.iter().find(|agent| agent["slug"] == "lead"))
+        .expect("the lead");
+    assert_eq!(lead["response"], "got kid-answer", "{lead}");
+}

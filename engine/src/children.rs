@@ -5,7 +5,7 @@
 
 use murmur_parser::Flight;
 
-use crate::executor::{Error as ExecutorError, Executor};
+use crate::executor::{Error as ExecutorError, Executor, StartRequest};
 use crate::identity::Grant;
 use crate::run;
 use crate::state::RunStatus;
@@ -44,6 +44,14 @@ pub enum Error {
     OutsideSubtree(String),
     #[error("a spawn of `{0}` by this agent is still being recorded elsewhere; try again")]
     Pending(String),
+    #[error(
+        "`{0}` is not a secret this agent has: an agent gives its children only secrets it was given (the workspace's `secrets:` in .murmur/murmur.yaml, or its own `murmur spawn -e`)"
+    )]
+    SecretNotHeld(String),
+    #[error("{0}; `murmur spawn -e NAME` names a secret set with `murmur secret set NAME`")]
+    BadSecret(String),
+    #[error("there is no secret `{0}` in this tenant: set it first with `murmur secret set {0}`")]
+    UnknownSecret(String),
     #[error(transparent)]
     Executor(#[from] ExecutorError),
     #[error(transparent)]
@@ -58,6 +66,8 @@ pub struct ChildRun<'a> {
     pub source: &'a str,
     pub flight: &'a Flight,
     pub inputs: &'a [String],
+    /// Secrets given to the child's agents for its lifetime only (`murmur spawn -e`).
+    pub secrets: &'a [String],
 }
 
 /// What a spawn came to.
@@ -85,6 +95,10 @@ impl Executor {
                 child,
                 created: false,
             });
+        }
+        let held = self.secrets_held(&parent.run).await?;
+        if let Some(name) = request.secrets.iter().find(|name| !held.contains(name)) {
+            return Err(Error::SecretNotHeld(name.clone()));
         }
         let depth = self.depth_of(&parent.run).await? + 1;
         if depth > limits.max_depth {
@@ -123,7 +137,7 @@ impl Executor {
         let depth = i64::from(depth);
         match self
             .store
-            .create_child(&at, request.slug, depth, &new)
+            .create_child(&at, request.slug, depth, &new, request.secrets)
             .await?
         {
             Spawned::Created => Ok(SpawnedChild {
@@ -141,6 +155,68 @@ impl Executor {
                 created: false,
             }),
             Spawned::Pending => Err(Error::Pending(request.slug.to_owned())),
+        }
+    }
+
+    /// The secrets the agents of `run` get: the workspace's and the run's own.
+    pub async fn secrets_held(&self, run: &str) -> Result<Vec<String>, Error> {
+        let mut held = self.environment.secrets.clone();
+        for name in self.store.run_secrets(run).await? {
+            if !held.contains(&name) {
+                held.push(name);
+            }
+        }
+        Ok(held)
+    }
+
+    /// Records a run (nobody's child) whose agents get `secrets` for its lifetime besides
+    /// the workspace's: top-level `murmur spawn -e NAME`. Every name must be a secret of the
+    /// tenant. Returns the run's id.
+    pub async fn create_granted(
+        &self,
+        request: &StartRequest<'_>,
+        secrets: &[String],
+    ) -> Result<String, Error> {
+        self.check_secrets(secrets).await?;
+        let inputs =
+            run::resolve_inputs(request.flight, request.inputs).map_err(ExecutorError::from)?;
+        let agents = run::agents_of(request.flight);
+        let has_check = self.check_command.is_some();
+        run::check_runnable(request.flight, &agents, &self.repository, has_check)
+            .map_err(ExecutorError::from)?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let slugs: Vec<String> = agents.iter().map(|a| a.slug.clone()).collect();
+        let inputs = serde_json::to_value(&inputs).unwrap_or_default();
+        let new = NewRun {
+            id: &id,
+            flight: request.flight_name,
+            flight_path: request.flight_path,
+            source: request.source,
+            digest: &run::digest(request.source),
+            inputs: &inputs,
+            created_at: &self.clock.stamp(),
+            agents: &slugs,
+            event: request.event,
+        };
+        self.store.create_granted_run(&new, secrets).await?;
+        Ok(id)
+    }
+
+    /// Refuses a name that is not a secret of the tenant (its value is not read).
+    async fn check_secrets(&self, secrets: &[String]) -> Result<(), Error> {
+        for name in secrets {
+            murmur_vault::check_name(name).map_err(|e| Error::BadSecret(e.to_string()))?;
+        }
+        let known: Vec<String> = self
+            .store
+            .secrets()
+            .await?
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        match secrets.iter().find(|name| !known.contains(name)) {
+            Some(name) => Err(Error::UnknownSecret(name.clone())),
+            None => Ok(()),
         }
     }
 

@@ -64,11 +64,27 @@ fn full_item(id: &str, output: &Output<'_>) -> Value {
             call_id,
             name,
             arguments,
-        } => json!({
-            "type": "function_call", "id": id, "status": "completed",
-            "call_id": call_id, "name": name, "arguments": arguments.to_string(),
-        }),
+        } => {
+            let mut item = json!({
+                "type": "function_call", "id": id, "status": "completed",
+                "call_id": call_id, "name": name, "arguments": arguments.to_string(),
+            });
+            // Codex 0.169 names an MCP tool by its server's namespace and the tool's own name:
+            // a flat `mcp__SERVER__TOOL` is an "unsupported call".
+            if let Some((namespace, tool)) = mcp_tool(name) {
+                item["namespace"] = namespace.into();
+                item["name"] = tool.into();
+            }
+            item
+        }
     }
+}
+
+/// `mcp__SERVER__TOOL` as (`mcp__SERVER`, `TOOL`), the way Claude Code spells an MCP tool.
+fn mcp_tool(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("mcp__")?;
+    let (server, tool) = rest.split_once("__")?;
+    Some((&name[..5 + server.len()], tool))
 }
 
 /// The item as it is announced (`output_item.added`): in progress, nothing streamed yet.

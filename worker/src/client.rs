@@ -53,6 +53,11 @@ impl Client {
         }
     }
 
+    /// The server's URL as this worker reaches it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub async fn register(&self, token: &str, register: &Register) -> Result<Registered, Error> {
         self.post("/v1/workers/register", token, register).await
     }

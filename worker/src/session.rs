@@ -114,7 +114,8 @@ impl Session {
         }
     }
 
-    fn start(&self, spec: AttemptSpec) {
+    fn start(&self, mut spec: AttemptSpec) {
+        reach_back(&mut spec, self.client.base());
         let key = spec.key.clone();
         tracing::info!("starting attempt {key}");
         let (updates, mut received) = mpsc::unbounded_channel();
@@ -134,6 +135,21 @@ impl Session {
                 filled.notify_one();
             }
         });
+    }
+}
+
+/// The variable that holds the agent API's URL (`murmur_engine::identity::API_URL_VAR`).
+const API_URL_VAR: &str = "MURMUR_API_URL";
+
+/// An agent on this machine calls the agent API (`murmur spawn`, `murmur mcp`) through the
+/// URL this worker reaches the server by: the server serves that API next to the worker
+/// routes, and the URL it put in the spec is its own listener's address, which from another
+/// host may be unreachable (a wildcard or loopback bind).
+fn reach_back(spec: &mut AttemptSpec, server: &str) {
+    for (name, value) in &mut spec.env {
+        if name == API_URL_VAR {
+            server.clone_into(value);
+        }
     }
 }
 

@@ -85,10 +85,65 @@ pub fn spawn_body(args: &SpawnArgs) -> anyhow::Result<Value> {
         "out": args.out, "on_idle": args.on_idle,
         "flight": flight,
         "inputs": args.inputs,
+        "secrets": args.secrets,
     }))
 }
 
+/// The spawn requests of `--each`: one child per item, `SLUG-ITEM` as a fan-out instance is
+/// named, so that spawning the same items again finds the same children. Two items that
+/// would share a name are refused before anything is spawned.
+pub fn each_bodies(args: &SpawnArgs, items: &[String]) -> anyhow::Result<Vec<Value>> {
+    let body = spawn_body(args)?;
+    let slug = body["slug"].as_str().unwrap_or_default().to_owned();
+    let mut named: Vec<(String, &String)> = Vec::new();
+    for item in items {
+        let name = murmur_parser::instance_slug(&slug, item);
+        match named.iter().find(|(other, _)| *other == name) {
+            Some((_, first)) if *first == item => {}
+            Some((_, first)) => anyhow::bail!(
+                "the items {first:?} and {item:?} would both be the child `{name}`: make them differ in letters or digits"
+            ),
+            None => named.push((name, item)),
+        }
+    }
+    anyhow::ensure!(!named.is_empty(), "--each read no items on stdin");
+    Ok(named
+        .into_iter()
+        .map(|(name, item)| {
+            let mut body = body.clone();
+            body["slug"] = json!(name);
+            body["item"] = json!(item);
+            body
+        })
+        .collect())
+}
+
+/// `--each`: the items are stdin, a JSON array of strings or one item a line.
+fn spawn_each(client: &AgentClient, args: &SpawnArgs) -> anyhow::Result<Exit> {
+    let mut input = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+        .map_err(|e| anyhow::anyhow!("cannot read the items of --each from stdin: {e}"))?;
+    let bodies = match each_bodies(args, &murmur_parser::items_from_text(&input)) {
+        Ok(bodies) => bodies,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(Exit::Usage);
+        }
+    };
+    for body in bodies {
+        match client.spawn(&body) {
+            Ok(answer) if args.json => emit_line(&serde_json::to_string(&answer)?),
+            Ok(answer) => emit_line(answer["name"].as_str().unwrap_or_default()),
+            Err(error) => return refused(error),
+        }
+    }
+    Ok(Exit::Success)
+}
+
 fn spawn(client: &AgentClient, args: &SpawnArgs) -> anyhow::Result<Exit> {
+    if args.each {
+        return spawn_each(client, args);
+    }
     let body = spawn_body(args)?;
     match client.spawn(&body) {
         Ok(answer) if args.json => {

@@ -32,6 +32,16 @@ impl Keys {
             file: Some(file),
         })
     }
+
+    /// As [`Self::load`] when a key source is there already; `None` rather than making a
+    /// key file (for runs that may need a key without the workspace's `secrets:` saying so).
+    pub fn existing(repo: &Path) -> anyhow::Result<Option<Self>> {
+        let set = std::env::var_os(murmur_vault::kek::KEK_VAR).is_some_and(|v| !v.is_empty());
+        if set || key_file_path().is_ok_and(|path| path.exists()) {
+            return Self::load(repo).map(Some);
+        }
+        Ok(None)
+    }
 }
 
 fn key_file_path() -> anyhow::Result<PathBuf> {

@@ -60,6 +60,12 @@ struct SpawnParams {
     /// The flight's inputs as NAME=VALUE.
     #[serde(default)]
     inputs: Vec<String>,
+    /// One child per item, named SLUG-ITEM, with `{}` in the prompt standing for the item;
+    /// the answer is then an array, one spawn answer per child.
+    each: Option<Vec<String>>,
+    /// Secrets (names) the child gets for its lifetime only; only secrets this agent has.
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -93,7 +99,7 @@ struct QueueParams {
 #[tool_router(server_handler)]
 impl Murmur {
     #[tool(
-        description = "Start a child agent (or, with `flight`, a whole flight) under this agent. Returns as soon as the child is recorded, with its name; spawning the same slug again returns the same child."
+        description = "Start a child agent (or, with `flight`, a whole flight; with `each`, one child per item) under this agent. Returns as soon as the child is recorded, with its name; spawning the same slug again returns the same child."
     )]
     async fn spawn(
         &self,
@@ -109,19 +115,37 @@ impl Murmur {
             out: params.out,
             on_idle: params.on_idle,
             inputs: params.inputs,
+            each: params.each.is_some(),
+            secrets: params.secrets,
             detach: true,
             json: true,
             db: DbArgs { db: None },
         };
-        let body = match super::agent_calls::spawn_body(&args) {
-            Ok(body) => body,
+        let bodies = match &params.each {
+            Some(items) => super::agent_calls::each_bodies(&args, items),
+            None => super::agent_calls::spawn_body(&args).map(|body| vec![body]),
+        };
+        let bodies = match bodies {
+            Ok(bodies) => bodies,
             Err(error) => {
                 return Ok(CallToolResult::error(vec![ContentBlock::text(
                     error.to_string(),
                 )]));
             }
         };
-        self.call(move |client| client.spawn(&body)).await
+        let each = params.each.is_some();
+        self.call(move |client| {
+            let mut answers = Vec::new();
+            for body in &bodies {
+                answers.push(client.spawn(body)?);
+            }
+            Ok(if each {
+                Value::Array(answers)
+            } else {
+                answers.remove(0)
+            })
+        })
+        .await
     }
 
     #[tool(

@@ -2,14 +2,24 @@
 //! (recorded, checkpointed, resumable, listed by `murmur ls`); `murmur spawn --flight NAME`
 //! starts a flight.
 
+use murmur_engine::children;
+use murmur_engine::executor::{self, StartRequest};
+
 use crate::Exit;
 use crate::agent_cli::SpawnArgs;
 use crate::cli::RunArgs;
-use crate::commands::flight::Chosen;
-use crate::commands::runs;
-use crate::context::repository_for;
+use crate::commands::flight::{self, Chosen};
+use crate::commands::{follow, runs};
+use crate::context::{block_on, database_url, executor, repository_for};
+use crate::output::emit_line;
 
 pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
+    if args.each {
+        eprintln!(
+            "error: murmur spawn --each makes children of an agent, and runs outside one; here, fan out with `> each:` in a flight"
+        );
+        return Ok(Exit::Usage);
+    }
     if let Some(flight) = &args.flight {
         return runs::start(&RunArgs {
             flight: flight.clone(),
@@ -55,20 +65,73 @@ pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
         path: None,
         repo: repository_for(None),
     };
+    if !args.secrets.is_empty() {
+        return start_granted(&chosen, args);
+    }
     runs::start_chosen(&chosen, &[], args.detach, args.json, &args.db)
+}
+
+/// As `runs::start_chosen`, with the run's agents given `-e` secrets for its lifetime.
+fn start_granted(chosen: &Chosen, args: &SpawnArgs) -> anyhow::Result<Exit> {
+    if let Err(exit) = flight::preflight(chosen)? {
+        return Ok(exit);
+    }
+    let repo = &chosen.repo;
+    block_on(async {
+        let executor = executor(&args.db, repo).await?;
+        let request = StartRequest {
+            flight_name: &chosen.name,
+            flight_path: None,
+            source: &chosen.source,
+            flight: &chosen.flight,
+            inputs: &[],
+            event: None,
+        };
+        let id = match executor.create_granted(&request, &args.secrets).await {
+            Ok(id) => id,
+            Err(
+                error @ (children::Error::UnknownSecret(_)
+                | children::Error::BadSecret(_)
+                | children::Error::Executor(executor::Error::Prepare(_))),
+            ) => {
+                eprintln!("error: {error}");
+                return Ok(Exit::Usage);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if args.detach {
+            runs::detach(&id, &database_url(&args.db, repo)?, repo)?;
+            emit_line(&id);
+            return Ok(Exit::Success);
+        }
+        eprintln!("run {id} of {} (1 agent)", chosen.name);
+        follow::drive(&executor, &id, args.json).await
+    })
 }
 
 /// A one-section flight. The prompt's lines that start with `#` are escaped, so that none of
 /// them becomes a heading of the flight.
 fn flight_text(slug: &str, prompt: &str, args: &SpawnArgs) -> String {
     let mut text = String::new();
-    if let Some(runtime) = &args.runtime {
-        text.push_str(&format!("---\nruntime: {runtime}\n---\n\n"));
+    let mut front = String::new();
+    for (key, value) in [("runtime", &args.runtime), ("on_idle", &args.on_idle)] {
+        if let Some(value) = value {
+            // Quoted, so that no value becomes YAML structure.
+            let quoted = serde_json::Value::from(value.as_str()).to_string();
+            front.push_str(&format!("{key}: {quoted}\n"));
+        }
+    }
+    if !front.is_empty() {
+        text.push_str(&format!("---\n{front}---\n\n"));
     }
     text.push_str(&format!("# {slug}\n\n## {slug}\n"));
-    for (key, value) in [("persona", &args.persona), ("model", &args.model)] {
+    for (key, value) in [
+        ("persona", &args.persona),
+        ("model", &args.model),
+        ("out", &args.out),
+    ] {
         if let Some(value) = value {
-            text.push_str(&format!("> {key}: {value}\n"));
+            text.push_str(&format!("> {key}: {}\n", value.replace('\n', " ")));
         }
     }
     if args.runtime.as_deref() == Some("exec") {
@@ -101,6 +164,8 @@ mod tests {
             out: None,
             on_idle: None,
             inputs: Vec::new(),
+            each: false,
+            secrets: Vec::new(),
             detach: false,
             json: false,
             db: crate::cli::DbArgs { db: None },

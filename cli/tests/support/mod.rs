@@ -10,6 +10,7 @@ pub mod beacon;
 pub mod check;
 pub mod db;
 pub mod fixture;
+pub mod marker;
 pub mod session;
 pub mod tmux;
 pub mod watched;

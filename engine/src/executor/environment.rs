@@ -49,6 +49,17 @@ impl std::fmt::Debug for AgentEnvironment {
 }
 
 impl AgentEnvironment {
+    /// These settings with `extra` secrets too: a run's own (`murmur spawn -e`).
+    pub fn with_secrets(&self, extra: &[String]) -> Self {
+        let mut environment = self.clone();
+        for name in extra {
+            if !environment.secrets.contains(name) {
+                environment.secrets.push(name.clone());
+            }
+        }
+        environment
+    }
+
     /// Whether an attempt needs its secrets opened before it starts.
     pub fn has_secrets(&self) -> bool {
         !self.secrets.is_empty() || self.profile.is_some()

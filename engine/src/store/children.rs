@@ -20,6 +20,14 @@ enum AgentChildren {
     CreatedAt,
 }
 
+#[derive(sea_query::Iden, Clone, Copy)]
+enum RunSecrets {
+    Table,
+    Tenant,
+    RunId,
+    Name,
+}
+
 const CHILD_COLUMNS: [AgentChildren; 5] = [
     AgentChildren::ParentRun,
     AgentChildren::ParentSlug,
@@ -59,14 +67,15 @@ pub enum Spawned {
 }
 
 impl Store {
-    /// Creates `run` as the child `slug` of `parent` at `depth`, unless `parent` has a child
-    /// of that slug already.
+    /// Creates `run` as the child `slug` of `parent` at `depth`, its agents given `secrets`
+    /// besides the workspace's, unless `parent` has a child of that slug already.
     pub async fn create_child(
         &self,
         parent: &Parent<'_>,
         slug: &str,
         depth: i64,
         run: &NewRun<'_>,
+        secrets: &[String],
     ) -> Result<Spawned, Error> {
         let claim = Query::insert()
             .into_table(AgentChildren::Table)
@@ -99,9 +108,11 @@ impl Store {
                 .to_owned(),
             )
             .to_owned();
+        let mut inserts = self.run_inserts(run);
+        inserts.extend(self.grant_insert(run.id, secrets));
         let creation = Creation {
             claim: Some(claim),
-            inserts: self.run_inserts(run),
+            inserts,
         };
         match self.writer.create(creation).await? {
             Created::Won => Ok(Spawned::Created),
@@ -153,6 +164,59 @@ impl Store {
             .and_where(Expr::col(AgentChildren::RunId).eq(run))
             .to_owned();
         Ok(self.fetch(&select).await?.into_iter().next())
+    }
+
+    /// Creates `run` (nobody's child) with `secrets` given to its agents besides the
+    /// workspace's, in one transaction, so that no driver sees the run without them.
+    pub async fn create_granted_run(
+        &self,
+        run: &NewRun<'_>,
+        secrets: &[String],
+    ) -> Result<(), Error> {
+        let mut inserts = self.run_inserts(run);
+        inserts.extend(self.grant_insert(run.id, secrets));
+        let creation = Creation {
+            claim: None,
+            inserts,
+        };
+        match self.writer.create(creation).await? {
+            Created::Won => Ok(()),
+            other => Err(Error::NotWritten(format!(
+                "a run without a claim was not written ({other:?})"
+            ))),
+        }
+    }
+
+    /// The secrets given to `run`'s agents besides the workspace's (`murmur spawn -e`).
+    pub async fn run_secrets(&self, run: &str) -> Result<Vec<String>, Error> {
+        let select = Query::select()
+            .column(RunSecrets::Name)
+            .from(RunSecrets::Table)
+            .and_where(Expr::col(RunSecrets::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(RunSecrets::RunId).eq(run))
+            .order_by(RunSecrets::Name, Order::Asc)
+            .to_owned();
+        let rows: Vec<(String,)> = self.fetch(&select).await?;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
+    }
+
+    fn grant_insert(&self, run: &str, secrets: &[String]) -> Option<sea_query::InsertStatement> {
+        if secrets.is_empty() {
+            return None;
+        }
+        let mut insert = Query::insert()
+            .into_table(RunSecrets::Table)
+            .columns([RunSecrets::Tenant, RunSecrets::RunId, RunSecrets::Name])
+            .on_conflict(
+                OnConflict::columns([RunSecrets::Tenant, RunSecrets::RunId, RunSecrets::Name])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        for name in secrets {
+            insert.values_panic([self.tenant.as_str().into(), run.into(), name.into()]);
+        }
+        Some(insert)
     }
 
     fn children_select(&self) -> sea_query::SelectStatement {

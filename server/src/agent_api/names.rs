@@ -258,6 +258,12 @@ pub(super) fn child_error(error: ChildError) -> ApiError {
             ApiError::new(StatusCode::FORBIDDEN, "outside_subtree", error.to_string())
         }
         ChildError::Pending(_) => ApiError::new(StatusCode::CONFLICT, "busy", error.to_string()),
+        ChildError::SecretNotHeld(_) => {
+            ApiError::new(StatusCode::FORBIDDEN, "secret_not_held", error.to_string())
+        }
+        ChildError::BadSecret(_) | ChildError::UnknownSecret(_) => {
+            ApiError::invalid(error.to_string())
+        }
         ChildError::Executor(error) => executor_error(error),
         ChildError::Store(error) => error.into(),
     }

@@ -33,6 +33,13 @@ pub struct SpawnBody {
     /// The flight's inputs as `NAME=VALUE`.
     #[serde(default)]
     pub inputs: Vec<String>,
+    /// One item of `murmur spawn --each`: `{}` and `${{ item }}` in the prompt stand for it.
+    /// It reaches the child as the input `item`, so in an `exec` command it is a quoted
+    /// variable, never shell text.
+    pub item: Option<String>,
+    /// Secrets the child's agents get for its lifetime only (`murmur spawn -e NAME`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,7 +61,17 @@ pub(super) async fn spawn(
             murmur_parser::slugify(&body.slug, 63)
         )));
     }
+    let mut inputs = body.inputs.clone();
+    if let Some(item) = &body.item {
+        check_item(&body, item)?;
+        inputs.push(format!("{ITEM_INPUT}={item}"));
+    }
     let (name, source) = match &body.flight {
+        Some(_) if body.item.is_some() => {
+            return Err(ApiError::invalid(
+                "--each spawns one agent per item: give a prompt, not --flight",
+            ));
+        }
         Some(flight) => (flight.name.clone(), flight.source.clone()),
         None if body.prompt.trim().is_empty() => {
             return Err(ApiError::invalid(format!(
@@ -86,7 +103,8 @@ pub(super) async fn spawn(
         flight_name: &name,
         source: &source,
         flight: &flight,
-        inputs: &body.inputs,
+        inputs: &inputs,
+        secrets: &body.secrets,
     };
     let spawned = api
         .executor
@@ -114,12 +132,38 @@ pub(super) async fn spawn(
     Ok((status, Json(answer)))
 }
 
+/// The input that carries an item of `--each`.
+const ITEM_INPUT: &str = "item";
+/// What stands for the item in the prompt of `--each`.
+const ITEM_MARKS: [&str; 2] = ["{}", "${{ item }}"];
+
+fn check_item(body: &SpawnBody, item: &str) -> Result<(), ApiError> {
+    if item.trim().is_empty() || item.len() > 4096 {
+        return Err(ApiError::invalid(
+            "an item of --each is empty or longer than 4 KiB",
+        ));
+    }
+    if !ITEM_MARKS.iter().any(|mark| body.prompt.contains(mark)) {
+        return Err(ApiError::invalid(
+            "with --each, put {} (or ${{ item }}) in the prompt where the item goes",
+        ));
+    }
+    Ok(())
+}
+
 /// A one-section flight, as top-level `murmur spawn` writes it: the prompt's lines that start
 /// with `#` are escaped, so that none of them becomes a heading; an `exec` child runs the
-/// prompt as its command.
+/// prompt as its command. An item's marks become a reference to the input that carries it.
 fn one_agent_flight(body: &SpawnBody) -> String {
     let slug = &body.slug;
+    let mut prompt = body.prompt.clone();
     let mut front = String::new();
+    if body.item.is_some() {
+        for mark in ITEM_MARKS {
+            prompt = prompt.replace(mark, &format!("${{{{ inputs.{ITEM_INPUT} }}}}"));
+        }
+        front.push_str(&format!("inputs:\n  {ITEM_INPUT}:\n    required: true\n"));
+    }
     for (key, value) in [("runtime", &body.runtime), ("on_idle", &body.on_idle)] {
         if let Some(value) = value {
             front.push_str(&format!("{key}: {}\n", yaml_scalar(value)));
@@ -140,11 +184,11 @@ fn one_agent_flight(body: &SpawnBody) -> String {
         }
     }
     if body.runtime.as_deref() == Some("exec") {
-        text.push_str(&format!("> command: {}\n", body.prompt.replace('\n', " ")));
+        text.push_str(&format!("> command: {}\n", prompt.replace('\n', " ")));
         return text;
     }
     text.push('\n');
-    for line in body.prompt.lines() {
+    for line in prompt.lines() {
         if line.trim_start().starts_with('#') {
             text.push('\\');
         }
@@ -174,7 +218,47 @@ mod tests {
             on_idle: None,
             flight: None,
             inputs: Vec::new(),
+            item: None,
+            secrets: Vec::new(),
         }
+    }
+
+    #[test]
+    fn every_flag_of_spawn_reaches_the_child_flight() {
+        let mut all = body(Some("codex"), "Review it.");
+        all.model = Some("gpt-5.5".into());
+        all.out = Some("pr".into());
+        all.on_idle = Some("keep-alive".into());
+        let text = one_agent_flight(&all);
+        let parsed = murmur_parser::parse(&text, "child-a");
+        assert!(parsed.is_valid(), "{:?}\n{text}", parsed.diagnostics);
+        let flight = parsed.flight.expect("flight");
+        assert_eq!(flight.frontmatter.runtime, murmur_parser::Runtime::Codex);
+        assert_eq!(flight.frontmatter.on_idle, murmur_parser::OnIdle::KeepAlive);
+        let agent = &flight.agents[0];
+        assert_eq!(agent.persona.as_deref(), Some("tester"));
+        assert_eq!(agent.model.as_deref(), Some("gpt-5.5"));
+        assert_eq!(agent.out.as_deref(), Some("pr"));
+    }
+
+    #[test]
+    fn an_item_reaches_an_exec_child_as_a_quoted_variable() {
+        let mut each = body(Some("exec"), "echo {} && echo ${{ item }}");
+        each.item = Some("$(touch pwned)".into());
+        let text = one_agent_flight(&each);
+        let parsed = murmur_parser::parse(&text, "child-a");
+        assert!(parsed.is_valid(), "{:?}\n{text}", parsed.diagnostics);
+        let flight = parsed.flight.expect("flight");
+        let command = flight.agents[0].command.clone().expect("command");
+        assert_eq!(
+            command,
+            "echo ${{ inputs.item }} && echo ${{ inputs.item }}"
+        );
+        assert!(flight.frontmatter.inputs.contains_key("item"), "{text}");
+        assert!(
+            !text.contains("pwned"),
+            "the item is not in the flight: {text}"
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Driver<'_> {
             store: self.executor.store.clone(),
             clock: self.executor.clock.clone(),
         };
-        let environment = &self.executor.environment;
+        let environment = &self.environment;
         let stop = launch::launch(
             request,
             placement,

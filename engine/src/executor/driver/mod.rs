@@ -57,6 +57,8 @@ pub struct Driver<'e> {
     pool_place: Option<crate::store::PoolPlace>,
     /// This host's slots, once an attempt ran on them.
     local: Option<std::sync::Arc<dyn crate::executor::Placement>>,
+    /// The workspace's agent environment, with this run's own secrets (`murmur spawn -e`).
+    environment: crate::executor::environment::AgentEnvironment,
 }
 
 /// How long a run that ends waits for the agents it stopped to be gone.
@@ -117,6 +119,9 @@ impl<'e> Driver<'e> {
             .event
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok());
+        let environment = executor
+            .environment
+            .with_secrets(&store.run_secrets(&row.id).await?);
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut driver = Self {
             executor,
@@ -140,6 +145,7 @@ impl<'e> Driver<'e> {
             waiting: false,
             pool_place: None,
             local: None,
+            environment,
         };
         driver.sync_instances();
         for index in agents_len..driver.agents.len() {

@@ -1,0 +1,152 @@
+//! `murmur spawn -e NAME`: one agent gets a secret for its lifetime only. Top-level, the
+//! developer gives it to `lead`; inside `lead`, `murmur spawn given -e NAME` passes it on to
+//! one child while its sibling does not get it, and a secret the lead does not have cannot be
+//! passed on. The value, sealed to the machine like `secrets:`, is then looked for where it
+//! must not be: the SQLite store and its WAL, `.murmur/` (worktrees, logs), answers and logs.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_murmur");
+const MARKER: &str = "marker-5be0c7a1-given-to-one-child";
+/// The lead and two children at once.
+const SLOTS: &str = "pools:\n  local:\n    max_vms: 4\n";
+
+fn murmur(dir: &Path, keys: &Path, args: &[&str]) -> Command {
+    let mut command = support::murmur(dir);
+    command
+        .args(args)
+        .env_remove("MURMUR_KEK")
+        .env_remove("MURMUR_KEK_PREVIOUS")
+        .env("MURMUR_KEY_FILE", keys)
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn output(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("murmur starts");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("murmur ends")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+const LEAD: &str = "set -e
+BIN spawn given -e DEPLOY_TOKEN --runtime exec 'printf %s \"$DEPLOY_TOKEN\" | sha256sum | cut -c1-64; echo \"value $DEPLOY_TOKEN\"' >/dev/null
+BIN spawn sibling --runtime exec 'echo \"sibling=${DEPLOY_TOKEN:-unset}\"' >/dev/null
+refused=$(BIN spawn thief -e OTHER_TOKEN --runtime exec 'echo no' 2>&1 || true)
+g=$(BIN wait given | paste -sd' ' -)
+s=$(BIN wait sibling)
+echo \"lead=${DEPLOY_TOKEN:+has-it} given=[$g] $s refused=[$refused]\"
+";
+
+#[test]
+fn a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join(".murmur")).expect("mkdir");
+    std::fs::write(dir.path().join(".murmur/murmur.yaml"), SLOTS).expect("config");
+    let keys_dir = tempfile::tempdir().expect("keys");
+    let keys = keys_dir.path().join("murmur/keys");
+    let set = output(
+        murmur(dir.path(), &keys, &["secret", "set", "DEPLOY_TOKEN"]),
+        &format!("{MARKER}\n"),
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    let script = dir.path().join("lead.sh");
+    std::fs::write(&script, LEAD.replace("BIN", BIN)).expect("script");
+
+    let unknown = output(
+        murmur(
+            dir.path(),
+            &keys,
+            &["spawn", "lead", "-e", "NOPE", "--runtime", "exec", "true"],
+        ),
+        "",
+    );
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("there is no secret `NOPE`"),
+        "{}",
+        text(&unknown)
+    );
+
+    let command = format!("sh {}", script.display());
+    let args = [
+        "spawn",
+        "lead",
+        "-e",
+        "DEPLOY_TOKEN",
+        "--runtime",
+        "exec",
+        &command,
+    ];
+    let spawned = output(murmur(dir.path(), &keys, &args), "");
+    assert_eq!(spawned.status.code(), Some(0), "{}", text(&spawned));
+
+    let runs = json(&output(
+        murmur(dir.path(), &keys, &["runs", "ls", "--json"]),
+        "",
+    ));
+    let runs = runs.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        runs.len(),
+        3,
+        "lead, given and sibling; the refused spawn recorded nothing: {runs:?}"
+    );
+    let lead_run = runs
+        .iter()
+        .find(|run| run["flight"] == "lead")
+        .expect("the lead's run");
+    let shown = |run: &Value| {
+        let id = run["id"].as_str().expect("id");
+        json(&output(
+            murmur(dir.path(), &keys, &["runs", "show", id, "--json"]),
+            "",
+        ))
+    };
+    let lead = shown(lead_run);
+    let hash = hex::encode(Sha256::digest(MARKER.as_bytes()));
+    let answer = lead["agents"][0]["response"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with(&format!(
+            "lead=has-it given=[{hash} value ***] sibling=unset refused=[error: `OTHER_TOKEN` is not a secret this agent has"
+        )),
+        "{answer}"
+    );
+    for run in &runs {
+        let id = run["id"].as_str().expect("id");
+        let logs = output(murmur(dir.path(), &keys, &["runs", "logs", id]), "");
+        for answer in [shown(run).to_string(), text(&logs)] {
+            assert!(
+                !answer.contains(MARKER),
+                "the marker in an answer:\n{answer}"
+            );
+        }
+    }
+    let files = support::marker::files_holding(dir.path(), MARKER);
+    assert!(files.is_empty(), "the marker in {files:?}");
+}
