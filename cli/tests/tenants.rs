@@ -125,6 +125,61 @@ fn a_revoked_token_is_refused_by_a_running_server() {
     let _ = server.wait();
 }
 
+#[test]
+fn a_tenants_token_works_in_its_tenant_only_on_a_running_server() {
+    let fixture = Fixture::with_history(&Backend::Sqlite, "tenant_serve");
+    fixture.write_flight(
+        "hello",
+        "---\nruntime: exec\n---\n# Hello\n\n## greet\n> command: echo hi\n",
+    );
+    ok(&fixture, &["tenant", "create", "acme"]);
+    let local = ok(&fixture, &["token", "create", "--name", "ci"]);
+    let acme = ok(
+        &fixture,
+        &["token", "create", "--name", "ci", "--tenant", "acme"],
+    );
+    let (mut server, address) = support::serve(fixture.repo());
+    let url = format!("http://{address}");
+    let remote = |token: &str, args: &[&str]| -> Output {
+        let mut command = support::murmur(fixture.repo());
+        command
+            .args(args)
+            .args(["--server", &url])
+            .env("MURMUR_TOKEN", token)
+            .env("NO_COLOR", "1");
+        command.output().expect("murmur runs")
+    };
+    let started = remote(&local, &["flight", "run", "hello", "--detach"]);
+    assert!(started.status.success(), "{}", text(&started));
+    let run_id = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    let shown = remote(&local, &["runs", "show", &run_id, "--json"]);
+    assert!(shown.status.success(), "{}", text(&shown));
+
+    let theirs = remote(&acme, &["runs", "show", &run_id, "--json"]);
+    assert!(!theirs.status.success(), "{}", text(&theirs));
+    assert!(text(&theirs).contains("no run"), "{}", text(&theirs));
+    let listed = remote(&acme, &["runs", "ls", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(!text(&listed).contains(&run_id), "{}", text(&listed));
+    let acme_start = remote(&acme, &["flight", "run", "hello", "--detach"]);
+    assert!(
+        !acme_start.status.success(),
+        "the repository's flights are the server's tenant's: {}",
+        text(&acme_start)
+    );
+    let auth = format!("Bearer {acme}");
+    let (status, body) = support::http(
+        &address,
+        "GET",
+        "/v1/flights",
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!((status, body.contains("hello")), (200, false), "{body}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 every_backend!(
     tenants_are_made_by_name_and_listed,
     each_tenant_lists_its_own_tokens_only
