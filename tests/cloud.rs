@@ -154,6 +154,18 @@ fn min_idle_two_refills_and_idle_timeout_destroys_the_extras() {
     };
     cloud.wait_until("two warm machines", |c| c.pool_count("idle") == 2);
     assert_eq!(cloud.ec2.live().len(), 2);
+    // The calls one more would take, without making them or showing a credential.
+    let plan = cloud.murmur_without_db(&["pool", "up", "cloud", "--dry-run"]);
+    assert!(
+        plan.contains("ec2:DescribeImages region=us-east-1"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("ec2:RunInstances") && plan.contains("HibernationOptions.Configured=true"),
+        "{plan}"
+    );
+    assert!(!plan.contains("murb_"), "no credential in a plan: {plan}");
+    assert_eq!(cloud.ec2.live().len(), 2, "a dry run makes nothing");
     let run = cloud.start_run();
     let events = cloud.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");

@@ -344,6 +344,20 @@ impl Cloud {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `murmur ARGS` in the repository without `--db` (for commands that take none).
+    pub fn murmur_without_db(&self, args: &[&str]) -> String {
+        let mut command = super::support::murmur(self.fixture.repo());
+        command.args(args).env("NO_COLOR", "1");
+        Self::with_aws(&mut command);
+        let out = command.output().expect("murmur runs");
+        assert!(
+            out.status.success(),
+            "murmur {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Boots new instances from their user-data, pauses stopped ones, continues started ones
     /// and kills terminated ones.
     fn step(&mut self) {
