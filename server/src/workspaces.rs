@@ -148,6 +148,9 @@ pub fn no_workspace(name: &str) -> ApiError {
 /// A workspace error as an answer: what the caller can fix is a 400 saying what.
 pub fn workspace_error(error: WorkspaceError) -> ApiError {
     match error {
+        error if error.is_internal() && !matches!(error, WorkspaceError::Store(_)) => {
+            ApiError::internal(error)
+        }
         WorkspaceError::Store(error) => error.into(),
         WorkspaceError::Exists(_) => {
             ApiError::new(StatusCode::CONFLICT, "exists", error.to_string())

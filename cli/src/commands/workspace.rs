@@ -26,6 +26,7 @@ pub enum WorkspaceCommand {
     },
     /// Show workspace NAME: its repositories, defaults and mirrors
     Show {
+        /// The workspace's name
         name: String,
         #[arg(long)]
         json: bool,
@@ -34,6 +35,7 @@ pub enum WorkspaceCommand {
     },
     /// Remove workspace NAME (refused while runs in it have not finished)
     Rm {
+        /// The workspace's name
         name: String,
         #[command(flatten)]
         db: DbArgs,

@@ -47,6 +47,21 @@ pub enum WorkspaceError {
     Store(#[from] crate::store::Error),
 }
 
+impl WorkspaceError {
+    /// Whether the fault is this host's (a mirror it cannot update, the store) rather than
+    /// the workspace's: such an error's text (paths on this host) is for the log only.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(_)
+                | Self::Mirror {
+                    source: mirror::Error::Update { .. } | mirror::Error::Missing(_),
+                    ..
+                }
+        )
+    }
+}
+
 impl Executor {
     /// Records a new workspace of the store's tenant, once its name and every repository
     /// (reachable, a git repository, its base branch there) checked out; the origin's default
