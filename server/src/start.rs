@@ -183,7 +183,7 @@ async fn must_wait(
 ) -> Result<bool, murmur_engine::store::Error> {
     let store = state.store();
     let limit = flight.frontmatter.max_concurrent as usize;
-    if limit > 0 && store.runs_ahead(name, run_id).await? >= limit {
+    if limit > 0 && store.has_runs_ahead(name, run_id, limit).await? {
         return Ok(true);
     }
     let executor = state.executor();

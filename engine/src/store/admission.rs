@@ -24,6 +24,45 @@ impl Store {
     /// Runs of `flight` ahead of run `id` for `max_concurrent`: every running one, and the
     /// queued ones created before it (by creation time, then id, as drivers take turns).
     pub async fn runs_ahead(&self, flight: &str, id: &str) -> Result<usize, Error> {
+        let ahead = self.ahead_of(id).await?;
+        let count = Query::select()
+            .expr_as(Expr::col(Runs::Id).count(), "count")
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(Runs::Flight).eq(flight))
+            .and_where(Expr::col(Runs::Id).ne(id))
+            .cond_where(ahead)
+            .to_owned();
+        let rows: Vec<Count> = self.fetch(&count).await?;
+        Ok(rows
+            .first()
+            .map_or(0, |row| usize::try_from(row.count).unwrap_or(0)))
+    }
+
+    /// Whether at least `limit` runs of `flight` are ahead of run `id` (see
+    /// [`Self::runs_ahead`]): reads no more than `limit` rows however many runs wait.
+    pub async fn has_runs_ahead(
+        &self,
+        flight: &str,
+        id: &str,
+        limit: usize,
+    ) -> Result<bool, Error> {
+        let ahead = self.ahead_of(id).await?;
+        let first = Query::select()
+            .column(Runs::Id)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(Runs::Flight).eq(flight))
+            .and_where(Expr::col(Runs::Id).ne(id))
+            .cond_where(ahead)
+            .limit(limit as u64)
+            .to_owned();
+        let rows: Vec<(String,)> = self.fetch(&first).await?;
+        Ok(rows.len() >= limit)
+    }
+
+    /// The condition for runs ahead of run `id`: running, or queued and created before it.
+    async fn ahead_of(&self, id: &str) -> Result<Cond, Error> {
         let mine = Query::select()
             .column(Runs::CreatedAt)
             .from(Runs::Table)
@@ -43,25 +82,13 @@ impl Store {
                     .add(Expr::col(Runs::CreatedAt).eq(created_at.as_str()))
                     .add(Expr::col(Runs::Id).lt(id)),
             );
-        let ahead = Cond::any()
+        Ok(Cond::any()
             .add(Expr::col(Runs::Status).eq(RunStatus::Running.as_str()))
             .add(
                 Cond::all()
                     .add(Expr::col(Runs::Status).eq(RunStatus::Queued.as_str()))
                     .add(older),
-            );
-        let count = Query::select()
-            .expr_as(Expr::col(Runs::Id).count(), "count")
-            .from(Runs::Table)
-            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
-            .and_where(Expr::col(Runs::Flight).eq(flight))
-            .and_where(Expr::col(Runs::Id).ne(id))
-            .cond_where(ahead)
-            .to_owned();
-        let rows: Vec<Count> = self.fetch(&count).await?;
-        Ok(rows
-            .first()
-            .map_or(0, |row| usize::try_from(row.count).unwrap_or(0)))
+            ))
     }
 
     /// Whether a new run would wait for a machine of `pool` (of `capacity` machines) at
@@ -72,7 +99,7 @@ impl Store {
         capacity: usize,
         now: &str,
     ) -> Result<bool, Error> {
-        if !self.runs_waiting_for(pool).await?.is_empty() {
+        if self.any_waiting_for(pool).await? {
             return Ok(true);
         }
         Ok(self.machines_in_use(pool, now).await? >= capacity)

@@ -117,7 +117,7 @@ async fn decide_loop(turns: Weak<Turns>, backend: Backend) {
 }
 
 /// Admits every queued run among the first `max_concurrent` of its flight (running runs
-/// first, then queued ones by age): one query per flight with waiting runs.
+/// first, then queued ones by age): two small queries per flight with waiting runs.
 async fn admit(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
     let flights: Vec<((String, String), usize)> = {
         let mut lines = turns.lines();
@@ -132,8 +132,16 @@ async fn admit(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
             .collect()
     };
     for ((tenant, flight), limit) in flights {
+        let running: Vec<(i64,)> = backend.fetch_all(&running_runs(&tenant, &flight)).await?;
+        let running = running
+            .first()
+            .map_or(0, |(n,)| usize::try_from(*n).unwrap_or(0));
+        let room = limit.saturating_sub(running);
+        if room == 0 {
+            continue;
+        }
         let first: Vec<(String,)> = backend
-            .fetch_all(&first_runs(&tenant, &flight, limit))
+            .fetch_all(&oldest_queued(&tenant, &flight, room))
             .await?;
         let mut lines = turns.lines();
         let Some(waiting) = lines.flights.get_mut(&(tenant, flight)) else {
@@ -154,24 +162,29 @@ async fn admit(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// The first `limit` unfinished runs of a flight in the order they take places: running ones,
-/// then queued ones by creation time and id.
-fn first_runs(tenant: &str, flight: &str, limit: usize) -> sea_query::SelectStatement {
-    let running = RunStatus::Running.as_str();
-    let queued = RunStatus::Queued.as_str();
+/// How many runs of a flight are running (they hold their places first).
+fn running_runs(tenant: &str, flight: &str) -> sea_query::SelectStatement {
+    Query::select()
+        .expr(Expr::col(Runs::Id).count())
+        .from(Runs::Table)
+        .and_where(Expr::col(Runs::Tenant).eq(tenant))
+        .and_where(Expr::col(Runs::Status).eq(RunStatus::Running.as_str()))
+        .and_where(Expr::col(Runs::Flight).eq(flight))
+        .to_owned()
+}
+
+/// The `room` oldest queued runs of a flight (by creation time, then id): the ones whose
+/// turn it is. Read through the status index in its order, so only those rows are read.
+fn oldest_queued(tenant: &str, flight: &str, room: usize) -> sea_query::SelectStatement {
     Query::select()
         .column(Runs::Id)
         .from(Runs::Table)
         .and_where(Expr::col(Runs::Tenant).eq(tenant))
+        .and_where(Expr::col(Runs::Status).eq(RunStatus::Queued.as_str()))
         .and_where(Expr::col(Runs::Flight).eq(flight))
-        .and_where(Expr::col(Runs::Status).is_in([running, queued]))
-        .order_by_expr(
-            Expr::cust(format!("CASE WHEN status = '{running}' THEN 0 ELSE 1 END")),
-            sea_query::Order::Asc,
-        )
         .order_by(Runs::CreatedAt, sea_query::Order::Asc)
         .order_by(Runs::Id, sea_query::Order::Asc)
-        .limit(limit as u64)
+        .limit(room as u64)
         .to_owned()
 }
 

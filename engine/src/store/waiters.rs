@@ -150,6 +150,19 @@ impl Store {
             .collect())
     }
 
+    /// Whether any run waits for machines of `pool` (one row read, however many wait).
+    pub(super) async fn any_waiting_for(&self, pool: &str) -> Result<bool, Error> {
+        let select = Query::select()
+            .column(PoolWaiters::RunId)
+            .from(PoolWaiters::Table)
+            .and_where(Expr::col(PoolWaiters::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(PoolWaiters::Pool).eq(pool))
+            .limit(1)
+            .to_owned();
+        let rows: Vec<(String,)> = self.fetch(&select).await?;
+        Ok(!rows.is_empty())
+    }
+
     /// Extends the waits `owner_id` records, with its leases.
     pub(super) async fn renew_waiters(
         &self,

@@ -164,12 +164,15 @@ impl<'e> Driver<'e> {
     ) -> Result<RunStatus, Error> {
         // The previous holder is gone, or it was this process, whose drive of the run ended
         // without letting the lease go (the lease is no longer in this process's registry).
+        // A run never leased before (epoch 0) never started an agent: nothing can be left
+        // behind, and looking would read every process's environment for each new run.
         let previous = &lease.previous;
-        let left_behind = previous.owner.as_deref() == Some(&self.executor.leases.owner().id)
-            || previous
-                .holder
-                .as_ref()
-                .is_none_or(|holder| holder.is_gone_here());
+        let left_behind = previous.epoch > 0
+            && (previous.owner.as_deref() == Some(&self.executor.leases.owner().id)
+                || previous
+                    .holder
+                    .as_ref()
+                    .is_none_or(|holder| holder.is_gone_here()));
         self.lease = Some(lease);
         let ended = match self.drive_loop(cancel, left_behind).await {
             Err(Error::EndedElsewhere { status, .. }) => Ok(status),
