@@ -3,8 +3,9 @@
 //! agents are split between the pool `fleet` (the two workers) and `local` (this host's slots).
 //! Prints the run's agents/s, the agents each pool ran, and the claim latency of a warm worker
 //! machine (from an attempt's `agent_started` to its `agent_placed`: queued for the pool,
-//! taken by an idle worker's poll, claimed in the store). `cargo bench -p murmur --bench
-//! worker_pool`; `BENCH_AGENTS` (1000) sets the flight's size.
+//! taken by an idle worker's poll, claimed in the store), and each pool's own agents/s (its
+//! agents over the span from its first start to its last finish). `cargo bench -p murmur
+//! --bench worker_pool`; `BENCH_AGENTS` (1000) sets the flight's size.
 
 #[path = "worker_pool/cluster.rs"]
 mod cluster;
@@ -31,6 +32,12 @@ fn main() {
         done.seconds,
         agents as f64 / done.seconds
     );
+    for (pool, (n, seconds)) in &figures.by_pool {
+        println!(
+            "pool {pool}: {n} agents in {seconds:.2}s (first start to last finish), {:.0} agents/s",
+            *n as f64 / seconds
+        );
+    }
     println!(
         "agents by machine: {}",
         figures

@@ -129,6 +129,21 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     );
     header_lines(
         &mut text,
+        "murmur_machine_claim_duration_seconds",
+        "Time from an attempt handed to its pool until a machine of the pool took it, by pool.",
+        "histogram",
+    );
+    for (pool, snapshot) in state.executor().placements.claims.snapshots() {
+        let labels = format!("pool=\"{}\"", escape(&pool));
+        histogram(
+            &mut text,
+            "murmur_machine_claim_duration_seconds",
+            &labels,
+            &snapshot,
+        );
+    }
+    header_lines(
+        &mut text,
         "murmur_http_request_duration_seconds",
         "HTTP request latency by route and status (to the first byte).",
         "histogram",

@@ -50,6 +50,15 @@ async fn metrics_count_runs_agents_queues_and_latencies() {
     assert_eq!(at("murmur_agents{state=\"completed\"}"), 1.0);
     assert_eq!(at("murmur_queue_depth{kind=\"runs\"}"), 0.0);
     assert_eq!(at("murmur_queue_depth{kind=\"agents\"}"), 0.0);
+    // The run's one attempt was claimed a machine of the local pool once.
+    assert_eq!(
+        at("murmur_machine_claim_duration_seconds_count{pool=\"local\"}"),
+        1.0
+    );
+    assert_eq!(
+        at("murmur_machine_claim_duration_seconds_bucket{pool=\"local\",le=\"+Inf\"}"),
+        1.0
+    );
     // The run was driven here under a lease (let go just after its last commit, which the
     // stream may have seen first).
     assert_eq!(at("murmur_leases_taken_total"), 1.0);

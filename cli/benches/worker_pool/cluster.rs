@@ -26,7 +26,17 @@ pub struct Figures {
     pub by_machine: BTreeMap<String, usize>,
     /// Milliseconds, sorted.
     pub claims: Vec<f64>,
+    /// Per pool (`local`, `fleet`): agents finished, and seconds from the pool's first start to
+    /// its last finish.
+    pub by_pool: BTreeMap<&'static str, (usize, f64)>,
 }
+
+/// When a pool's agents ran: how many finished, the first start and the last finish.
+type Span = (
+    usize,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+);
 
 impl Cluster {
     pub fn start(agents: usize) -> Self {
@@ -134,6 +144,8 @@ impl Cluster {
             let mut started = BTreeMap::new();
             let mut by_machine = BTreeMap::new();
             let mut claims = Vec::new();
+            let mut pool_of = BTreeMap::new();
+            let mut spans: BTreeMap<&'static str, Span> = BTreeMap::new();
             for event in store.events(run, 0).await.expect("events") {
                 let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
                 let slug = data["slug"].as_str().unwrap_or_default().to_owned();
@@ -144,6 +156,7 @@ impl Cluster {
                     "agent_placed" => {
                         let machine = data["machine"].as_str().unwrap_or_default().to_owned();
                         let local = machine.starts_with("local:");
+                        pool_of.insert(slug.clone(), if local { "local" } else { "fleet" });
                         *by_machine.entry(machine).or_insert(0) += 1;
                         if let (false, Some(at)) = (local, started.get(&slug)) {
                             claims.push(
@@ -152,11 +165,30 @@ impl Cluster {
                             );
                         }
                     }
+                    "agent_succeeded" => {
+                        let (Some(pool), Some(began)) = (pool_of.get(&slug), started.get(&slug))
+                        else {
+                            continue;
+                        };
+                        let at = stamp(&event.at);
+                        let span = spans.entry(pool).or_insert((0, *began, at));
+                        *span = (span.0 + 1, span.1.min(*began), span.2.max(at));
+                    }
                     _ => {}
                 }
             }
             claims.sort_by(f64::total_cmp);
-            Figures { by_machine, claims }
+            let by_pool = spans
+                .into_iter()
+                .map(|(pool, (n, first, last))| {
+                    (pool, (n, (last - first).num_milliseconds() as f64 / 1000.0))
+                })
+                .collect();
+            Figures {
+                by_machine,
+                claims,
+                by_pool,
+            }
         })
     }
 

@@ -84,6 +84,8 @@ pub struct Launch<'a> {
     pub tenant: &'a str,
     /// The machine holding the agent's session and workspace (`AttemptSpec::affinity`).
     pub affinity: Option<String>,
+    /// The claim latency of the agent's pool: observed once a machine takes the attempt.
+    pub claims: Arc<crate::histogram::Histogram>,
 }
 
 /// Where a local pull request is recorded once its attempt reports it.
@@ -101,6 +103,7 @@ pub fn launch(
     messages: mpsc::UnboundedSender<Message>,
 ) -> Result<oneshot::Sender<()>, Error> {
     let (index, attempt) = (launch.index, launch.attempt);
+    let claims = Some((std::time::Instant::now(), launch.claims.clone()));
     let mut spec = spec_of(launch);
     spec.environment.pass.clone_from(&environment.pass);
     let key = spec.key.clone();
@@ -113,6 +116,7 @@ pub fn launch(
         messages,
         recorder,
         mask: Mask::default(),
+        claims,
     };
     if !environment.has_secrets() {
         let handle = placement.start(spec, updates)?;
@@ -230,6 +234,8 @@ struct Relay {
     /// The attempt's secret values: masked in what comes back from its machine too, which
     /// may run code of its own between the agent and here.
     mask: Mask,
+    /// When the attempt was handed to its placement, until a machine took it.
+    claims: Option<(std::time::Instant, Arc<crate::histogram::Histogram>)>,
 }
 
 impl Relay {
@@ -243,7 +249,7 @@ impl Relay {
     }
 
     async fn run(
-        self,
+        mut self,
         handle: AttemptHandle,
         mut updates: mpsc::UnboundedReceiver<AttemptUpdate>,
         mut stopped: oneshot::Receiver<()>,
@@ -290,7 +296,12 @@ impl Relay {
         });
     }
 
-    fn pass_on(&self, update: AttemptUpdate) {
+    fn pass_on(&mut self, update: AttemptUpdate) {
+        if matches!(update, AttemptUpdate::Placed { .. })
+            && let Some((handed, claims)) = self.claims.take()
+        {
+            claims.observe(handed.elapsed());
+        }
         let (index, attempt) = (self.index, self.attempt);
         let message = match update {
             AttemptUpdate::Line { stream, text } => Message::Line {

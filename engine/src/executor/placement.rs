@@ -3,12 +3,14 @@
 //! a cloud VM) is the placement's business, and so are process trees, folders and timeouts.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use murmur_attempt::Machine;
 use murmur_protocol::{AttemptSpec, AttemptUpdate};
 use murmur_vault::{MachineKey, MachinePublicKey, SecretSet};
 use tokio::sync::mpsc;
+
+use crate::histogram::{Histogram, Snapshot};
 
 /// Where the machines of a pool run.
 pub trait Placement: Send + Sync {
@@ -84,6 +86,39 @@ impl Drop for AttemptHandle {
 #[derive(Clone, Default)]
 pub struct Placements {
     by_pool: Arc<RwLock<BTreeMap<String, Arc<dyn Placement>>>>,
+    /// How long attempts of each pool waited for a machine, whichever placement it has.
+    pub claims: ClaimLatency,
+}
+
+/// Claim latency per pool: from an attempt handed to its pool's placement until a machine of
+/// the pool took it (`agent_placed`). Near zero on the local pool, whose slot the checkpoint
+/// already counted; on a `workers` pool, until an idle worker's poll claimed its machine.
+#[derive(Clone, Default)]
+pub struct ClaimLatency {
+    by_pool: Arc<Mutex<BTreeMap<String, Arc<Histogram>>>>,
+}
+
+impl ClaimLatency {
+    /// The histogram of `pool`, made on first use.
+    pub fn of(&self, pool: &str) -> Arc<Histogram> {
+        let mut by_pool = self
+            .by_pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_pool.entry(pool.to_owned()).or_default().clone()
+    }
+
+    /// Every pool's histogram as it is now, by pool name.
+    pub fn snapshots(&self) -> Vec<(String, Snapshot)> {
+        let by_pool = self
+            .by_pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_pool
+            .iter()
+            .map(|(pool, histogram)| (pool.clone(), histogram.snapshot()))
+            .collect()
+    }
 }
 
 impl Placements {

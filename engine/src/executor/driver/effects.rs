@@ -44,6 +44,7 @@ impl Driver<'_> {
             identity: self.executor.identity.as_ref(),
             tenant: self.executor.store.tenant(),
             affinity: self.affinity_of(index),
+            claims: self.executor.placements.claims.of(&pool),
         };
         let recorder = Recorder {
             store: self.executor.store.clone(),
