@@ -79,7 +79,7 @@ impl Manager {
                 cluster
             }
         };
-        if self.ticks % RECONCILE_EVERY == 0 {
+        if self.ticks.is_multiple_of(RECONCILE_EVERY) {
             self.reconcile(&cluster).await?;
         }
         self.ticks = self.ticks.wrapping_add(1);
