@@ -47,6 +47,8 @@ async fn the_document_is_public_and_names_every_route() {
             "/v1/workers/poll",
             "/v1/workers/register",
             "/v1/workers/updates",
+            "/v1/workspaces",
+            "/v1/workspaces/{name}",
         ]
     );
     let runs = &doc["paths"]["/v1/runs"]["get"]["responses"];
