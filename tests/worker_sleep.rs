@@ -293,7 +293,7 @@ fn an_agent_whose_worker_was_killed_is_resurrected_on_the_other_from_its_branch(
     let run = cluster.start_run();
     let mut events = cluster.events(&run);
     let first = asleep_on(&mut events, [&one, &two]);
-    let mut processes = [one_process, two_process];
+    let processes = [one_process, two_process];
     processes[first].signal("-KILL");
     let (dead, survivor) = ([&one, &two][first], [&one, &two][1 - first]);
     let survivor_dir = ["one", "two"][1 - first];
