@@ -6,6 +6,7 @@
 
 mod backends;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -103,10 +104,10 @@ impl Case<'_> {
             }
             Kind::Token => {
                 let name = format!("t{key}");
-                if !owned.tokens.contains_key(&name) {
+                if let Entry::Vacant(slot) = owned.tokens.entry(name.clone()) {
                     let token = format!("mur_{}_{}", self.number, self.run_id(row));
                     store.add_token(&name, &token, AT).await?;
-                    owned.tokens.insert(name, token);
+                    slot.insert(token);
                 }
             }
             Kind::Machine => {

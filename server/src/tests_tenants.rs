@@ -408,7 +408,7 @@ async fn a_dashboard_session_sees_its_tenant_and_a_revoked_token_is_refused_at_o
         StatusCode::OK
     );
 
-    assert_eq!(run_ids(&t.app, ACME).await, [acme_run.clone()]);
+    assert_eq!(run_ids(&t.app, ACME).await, std::slice::from_ref(&acme_run));
     assert_eq!(t.acme.revoke_token("ci").await.expect("revoke"), 1);
     let (status, body) = call(&t.app, request(ACME, "GET", "/v1/runs", None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the next request: {body}");
