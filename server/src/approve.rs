@@ -4,8 +4,8 @@
 use crate::tenant::Scoped;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::Path;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use murmur_engine::executor::{self, Verdict};

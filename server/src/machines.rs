@@ -7,8 +7,8 @@ use crate::tenant::Scoped;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
 use axum::routing::get;
 use axum::{Json, Router};
 use murmur_engine::machine::{MachineState, PoolSpec, PoolStatus, pool_status};

@@ -58,7 +58,11 @@ impl Cache {
     /// The parse of `text` as flight `name` at `version`: kept from before when `version`
     /// is the one parsed last, parsed (and kept) otherwise.
     pub fn parse(&self, tenant: &str, name: &str, version: Version, text: &str) -> Parse {
-        let key = (tenant.to_owned(), version.is_from_catalog(), name.to_owned());
+        let key = (
+            tenant.to_owned(),
+            version.is_from_catalog(),
+            name.to_owned(),
+        );
         if let Some((kept, parse)) = self.lock().get(&key)
             && *kept == version
         {

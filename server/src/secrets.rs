@@ -4,8 +4,8 @@
 
 use crate::tenant::Scoped;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::Path;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -62,9 +62,7 @@ pub struct SecretBody {
     get, path = "/v1/secrets", tag = "secrets",
     responses((status = 200, description = "the secrets", body = Vec<SecretView>))
 )]
-pub async fn list_secrets(
-    Scoped(state): Scoped,
-) -> Result<Json<Vec<SecretView>>, ApiError> {
+pub async fn list_secrets(Scoped(state): Scoped) -> Result<Json<Vec<SecretView>>, ApiError> {
     let entries = state.executor().store.secrets().await?;
     Ok(Json(entries.into_iter().map(SecretView::from).collect()))
 }

@@ -6,8 +6,8 @@
 use crate::tenant::Scoped;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::Path;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use murmur_engine::executor;
 use murmur_engine::store::RunRow;
