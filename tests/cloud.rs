@@ -116,6 +116,8 @@ fn an_aws_pool_keeps_warm_vms_runs_agents_on_them_and_reconciles_after_a_restart
     );
 
     // A flush terminates the idle VMs (min_idle then makes a new warm one).
+    // (The run ends with its last update; the machine that sent it is released right after.)
+    cloud.wait_until("no machine busy", |c| c.pool_count("busy") == 0);
     let before: Vec<String> = cloud.ec2.live().into_iter().map(|vm| vm.id).collect();
     cloud.murmur(&["pool", "flush", "cloud"]);
     cloud.wait_until("the flushed VMs terminated", |c| {
