@@ -34,6 +34,10 @@ pub struct AgentApi {
     issuer: Issuer,
     limits: Limits,
     drive: Drive,
+    /// Child runs this API has handed to `drive`: until its driver takes the lease, a run
+    /// looks never driven, and driving it a second time would take the lease from the
+    /// first driver and run its agents again.
+    started: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl AgentApi {
@@ -45,7 +49,27 @@ impl AgentApi {
             issuer,
             limits,
             drive,
+            started: Arc::default(),
         }
+    }
+
+    /// Hands a new child run to its driver, once.
+    fn start(&self, run_id: &str) {
+        let mut started = self
+            .started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if started.insert(run_id.to_owned()) {
+            (self.drive)(run_id.to_owned());
+        }
+    }
+
+    /// Whether this API handed `run_id` to a driver already.
+    fn started(&self, run_id: &str) -> bool {
+        self.started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(run_id)
     }
 
     pub fn router(self) -> Router {

@@ -229,9 +229,15 @@ pub(super) fn ensure_driven(api: &AgentApi, run: &RunRow) {
     let finished = murmur_engine::RunStatus::parse(&run.status)
         .is_some_and(murmur_engine::RunStatus::is_terminal);
     let now = api.executor.clock.stamp();
-    // Never driven: its creator died between recording it and starting its driver.
-    let never_driven = run.lease_epoch == 0 && run.lease_owner.is_none();
-    if !finished && (never_driven || run.shown_status(&now) == "interrupted") {
+    // Never driven: its creator died between recording it and starting its driver (one
+    // this API started may simply not have taken its lease yet).
+    let never_driven = run.lease_epoch == 0 && run.lease_owner.is_none() && !api.started(&run.id);
+    if finished {
+        return;
+    }
+    if never_driven {
+        api.start(&run.id);
+    } else if run.shown_status(&now) == "interrupted" {
         (api.drive)(run.id.clone());
     }
 }

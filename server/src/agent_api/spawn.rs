@@ -112,7 +112,7 @@ pub(super) async fn spawn(
         .await
         .map_err(child_error)?;
     if spawned.created {
-        (api.drive)(spawned.child.run_id.clone());
+        api.start(&spawned.child.run_id);
     } else {
         // Found again: its driver may have died with an engine that was restarted.
         let run = api.executor.store.run(&spawned.child.run_id).await?;
