@@ -251,7 +251,13 @@ fn an_attempt_in_flight_is_interrupted_and_runs_again() {
 
     let killed = fixture.snapshot(&run);
     assert_eq!(killed.agents["first"], ("completed".to_owned(), 1));
-    assert_eq!(killed.agents["slow"], ("running".to_owned(), 1));
+    // Killed once its command ran: whether `agent_running` was committed by then is a race.
+    assert!(
+        matches!(killed.agents["slow"].0.as_str(), "starting" | "running")
+            && killed.agents["slow"].1 == 1,
+        "{:?}",
+        killed.agents["slow"]
+    );
     assert_eq!(killed.agents["last"].0, "pending");
 
     let session = resume(&fixture, &run, never);

@@ -286,20 +286,24 @@ fn gates_survive_kills_during_the_check_and_the_wait_for_approval(backend: &Back
     check_gate_story(&done);
 }
 
-/// `build`'s lifecycle: one check opened per turn (the one run again after the kill was not
-/// opened again), one follow-up, the approval, then completion.
+/// `build`'s lifecycle: one check per turn (the one cut short by the kill is recorded as
+/// interrupted and opened again), one follow-up, the approval, then completion.
 fn check_gate_story(done: &Snapshot) {
     let story = done.story("build");
     let expected = [
         "queued",
         "started (attempt 1)",
         "on machine local:",
+        "running",
         "turn done, checking gates",
+        "checking the `ci` gate",
+        "the `ci` check stopped with its engine",
         "checking the `ci` gate",
         "`ci` gate did not pass: The `ci` gate failed",
         "works on a follow-up: The `ci` gate failed",
         "started (attempt 2)",
         "on machine local:",
+        "running",
         "turn done, checking gates",
         "checking the `ci` gate",
         "`ci` gate passed",

@@ -18,7 +18,7 @@ pub fn event_line(at: &str, event: &Event) -> String {
         Event::RunStarted => "started".to_owned(),
         Event::AgentQueued { .. } => "queued, waiting for a machine".to_owned(),
         Event::AgentStarted { attempt, .. } => {
-            format!("starting (attempt {attempt}): claiming a machine, preparing the workspace")
+            format!("started (attempt {attempt}): claiming a machine, preparing the workspace")
         }
         Event::AgentRunning { .. } => "running".to_owned(),
         Event::AgentResurrected { from, machine, .. } => {

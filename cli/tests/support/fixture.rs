@@ -175,11 +175,12 @@ impl Snapshot {
             .collect()
     }
 
-    /// Agents whose attempt was running: `running` ones, except fan-out templates that have
-    /// their items (they run only through their instances).
+    /// Agents whose attempt was running: `starting` and `running` ones, except fan-out
+    /// templates that have their items (they run only through their instances).
     pub fn in_flight(&self) -> BTreeSet<&str> {
         let expanded = self.with_line("fans out over");
         let mut running = self.in_state("running");
+        running.extend(self.in_state("starting"));
         running.retain(|slug| !expanded.contains(slug));
         running
     }
