@@ -2,7 +2,8 @@
 //! developer gives it to `lead`; inside `lead`, `murmur spawn given -e NAME` passes it on to
 //! one child while its sibling does not get it, and a secret the lead does not have cannot be
 //! passed on. The value, sealed to the machine like `secrets:`, is then looked for where it
-//! must not be: the SQLite store and its WAL, `.murmur/` (worktrees, logs), answers and logs.
+//! must not be: the store (the SQLite file and its WAL, or a `pg_dump` of PostgreSQL), `.murmur/`
+//! (worktrees, logs), answers and logs. On SQLite and PostgreSQL.
 
 mod support;
 
@@ -12,16 +13,20 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use support::db::Backend;
+use support::fixture::Fixture;
 
 const BIN: &str = env!("CARGO_BIN_EXE_murmur");
 const MARKER: &str = "marker-5be0c7a1-given-to-one-child";
 /// The lead and two children at once.
 const SLOTS: &str = "pools:\n  local:\n    max_vms: 4\n";
 
-fn murmur(dir: &Path, keys: &Path, args: &[&str]) -> Command {
-    let mut command = support::murmur(dir);
+/// The store in `MURMUR_DATABASE_URL`: a `--db` after `murmur spawn`'s prompt would be prompt.
+fn murmur(fixture: &Fixture, keys: &Path, args: &[&str]) -> Command {
+    let mut command = support::murmur(fixture.repo());
     command
         .args(args)
+        .env("MURMUR_DATABASE_URL", fixture.db_url())
         .env_remove("MURMUR_KEK")
         .env_remove("MURMUR_KEK_PREVIOUS")
         .env("MURMUR_KEY_FILE", keys)
@@ -64,24 +69,23 @@ s=$(BIN wait sibling)
 echo \"lead=${DEPLOY_TOKEN:+has-it} given=[$g] $s refused=[$refused]\"
 ";
 
-#[test]
-fn a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join(".murmur")).expect("mkdir");
-    std::fs::write(dir.path().join(".murmur/murmur.yaml"), SLOTS).expect("config");
+fn a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere(backend: &Backend) {
+    let fixture = Fixture::with_history(backend, "spawn_secrets");
+    fixture.write_config(SLOTS);
+    let dir = &fixture;
     let keys_dir = tempfile::tempdir().expect("keys");
     let keys = keys_dir.path().join("murmur/keys");
     let set = output(
-        murmur(dir.path(), &keys, &["secret", "set", "DEPLOY_TOKEN"]),
+        murmur(dir, &keys, &["secret", "set", "DEPLOY_TOKEN"]),
         &format!("{MARKER}\n"),
     );
     assert!(set.status.success(), "{}", text(&set));
-    let script = dir.path().join("lead.sh");
+    let script = keys_dir.path().join("lead.sh");
     std::fs::write(&script, LEAD.replace("BIN", BIN)).expect("script");
 
     let unknown = output(
         murmur(
-            dir.path(),
+            dir,
             &keys,
             &["spawn", "lead", "-e", "NOPE", "--runtime", "exec", "true"],
         ),
@@ -104,13 +108,10 @@ fn a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere() {
         "exec",
         &command,
     ];
-    let spawned = output(murmur(dir.path(), &keys, &args), "");
+    let spawned = output(murmur(dir, &keys, &args), "");
     assert_eq!(spawned.status.code(), Some(0), "{}", text(&spawned));
 
-    let runs = json(&output(
-        murmur(dir.path(), &keys, &["runs", "ls", "--json"]),
-        "",
-    ));
+    let runs = json(&output(murmur(dir, &keys, &["runs", "ls", "--json"]), ""));
     let runs = runs.as_array().cloned().unwrap_or_default();
     assert_eq!(
         runs.len(),
@@ -124,7 +125,7 @@ fn a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere() {
     let shown = |run: &Value| {
         let id = run["id"].as_str().expect("id");
         json(&output(
-            murmur(dir.path(), &keys, &["runs", "show", id, "--json"]),
+            murmur(dir, &keys, &["runs", "show", id, "--json"]),
             "",
         ))
     };
@@ -139,7 +140,7 @@ fn a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere() {
     );
     for run in &runs {
         let id = run["id"].as_str().expect("id");
-        let logs = output(murmur(dir.path(), &keys, &["runs", "logs", id]), "");
+        let logs = output(murmur(dir, &keys, &["runs", "logs", id]), "");
         for answer in [shown(run).to_string(), text(&logs)] {
             assert!(
                 !answer.contains(MARKER),
@@ -147,6 +148,21 @@ fn a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere() {
             );
         }
     }
-    let files = support::marker::files_holding(dir.path(), MARKER);
+    let files = support::marker::files_holding(fixture.repo(), MARKER);
     assert!(files.is_empty(), "the marker in {files:?}");
+    if let Backend::Postgres(_) = backend {
+        let dump = Command::new("pg_dump")
+            .arg(fixture.db_url())
+            .output()
+            .expect("pg_dump runs");
+        assert!(dump.status.success(), "{}", text(&dump));
+        let dumped = String::from_utf8_lossy(&dump.stdout);
+        assert!(dumped.contains("run_secrets"), "pg_dump dumped the store");
+        assert!(
+            !dumped.contains(MARKER),
+            "the marker in the PostgreSQL store"
+        );
+    }
 }
+
+every_backend!(a_secret_given_with_spawn_e_reaches_that_child_only_and_rests_nowhere);
