@@ -121,7 +121,7 @@ pub struct SpawnArgs {
     /// What the agent does once its turn is done (`on_idle:`)
     #[arg(long, value_name = "WHAT")]
     pub on_idle: Option<String>,
-    /// An input of the --flight, as NAME=VALUE (repeatable); inside an agent only
+    /// An input of the --flight, as NAME=VALUE (repeatable)
     #[arg(long = "input", value_name = "NAME=VALUE", requires = "flight")]
     pub inputs: Vec<String>,
     /// One child per item read from stdin (a JSON array of strings, or one item a line),

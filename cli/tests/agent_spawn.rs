@@ -390,3 +390,20 @@ fn an_agent_spawns_a_whole_flight_with_inputs() {
         .expect("the child flight's agent");
     assert_eq!(hello["parent"], format!("{id}/lead"), "{hello}");
 }
+
+#[test]
+fn top_level_spawn_of_a_flight_takes_its_inputs() {
+    let dir = repo(&parent_flight("echo unused"), None);
+    let greet = "---\nruntime: exec\ninputs:\n  name:\n    required: true\n---\n# Greet\n\n## hello\n> command: echo \"hello ${{ inputs.name }}\"\n";
+    std::fs::write(dir.path().join(".murmur/flights/greet.md"), greet).expect("flight");
+    let run = murmur(
+        dir.path(),
+        &["spawn", "--flight", "greet", "--input", "name=world"],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let hello = all_agents(dir.path())
+        .into_iter()
+        .find(|agent| agent["slug"] == "hello")
+        .expect("the flight's agent");
+    assert_eq!(hello["response"], "hello world", "{hello}");
+}

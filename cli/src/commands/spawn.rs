@@ -21,9 +21,15 @@ pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Usage);
     }
     if let Some(flight) = &args.flight {
+        if !args.secrets.is_empty() {
+            eprintln!(
+                "error: -e gives one agent a secret; for a whole flight, name the secrets in `secrets:` of .murmur/murmur.yaml"
+            );
+            return Ok(Exit::Usage);
+        }
         return runs::start(&RunArgs {
             flight: flight.clone(),
-            inputs: Vec::new(),
+            inputs: args.inputs.clone(),
             detach: args.detach,
             json: args.json,
             db: args.db.clone(),
