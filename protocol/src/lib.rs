@@ -6,9 +6,9 @@ mod attempt;
 mod outcome;
 pub mod worker;
 
+pub use attempt::ExtraRepository;
 pub use attempt::{
     AttemptKey, AttemptSpec, CodingSpec, EnvironmentSpec, ExecSpec, LocalPullRequest,
     PullRequestDraft, RuntimeSpec, UpstreamResult, WorkspaceSpec,
 };
-pub use attempt::ExtraRepository;
 pub use outcome::{AttemptFailure, AttemptUpdate, Delivered, FailureKind, Finished, Stream};

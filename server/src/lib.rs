@@ -54,9 +54,9 @@ mod tests_tenants;
 mod tests_triggers;
 pub mod views;
 mod webhooks;
+mod workers;
 mod workspace_flights;
 mod workspaces;
-mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;

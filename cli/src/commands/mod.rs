@@ -4,6 +4,7 @@ pub mod agent_calls;
 pub mod agents;
 pub mod approve;
 pub mod catalog;
+pub mod cloud_pool;
 pub mod flight;
 pub mod follow;
 mod frame;
@@ -11,7 +12,6 @@ pub(crate) mod keys;
 mod live;
 pub mod machines;
 pub mod mcp;
-pub mod cloud_pool;
 pub mod pools;
 pub mod pr;
 pub mod prune;
@@ -24,9 +24,9 @@ pub mod setup;
 mod spawn;
 mod stream;
 pub mod tenant;
-pub mod workspace;
 mod view;
 pub mod worker;
+pub mod workspace;
 
 use clap::CommandFactory;
 

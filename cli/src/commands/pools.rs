@@ -56,7 +56,12 @@ pub fn run(command: PoolCommand) -> anyhow::Result<Exit> {
         PoolCommand::Up { pool, .. } => {
             let config = Config::load(&repository_for(None))?;
             let calls = block_on(super::cloud_pool::dry_run(&config, &pool))?;
-            emit(&calls.iter().map(|call| format!("{}\n", sanitize(call))).collect::<String>());
+            emit(
+                &calls
+                    .iter()
+                    .map(|call| format!("{}\n", sanitize(call)))
+                    .collect::<String>(),
+            );
             Ok(Exit::Success)
         }
     }

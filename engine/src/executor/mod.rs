@@ -28,11 +28,11 @@ pub use claimed::PreparedRun;
 use driver::Driver;
 pub use driver::Verdict;
 pub use environment::AgentEnvironment;
-pub use workspaces::WorkspaceError;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 pub use murmur_attempt::{ClaudeSettings, CodexSettings, GitHubSettings};
 pub use placement::{AttemptHandle, LocalPlacement, Placement, PlacementError, Placements};
 pub use pools::Pools;
+pub use workspaces::WorkspaceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
