@@ -146,8 +146,10 @@ fn an_aws_pool_keeps_warm_vms_runs_agents_on_them_and_reconciles_after_a_restart
 fn min_idle_two_refills_and_idle_timeout_destroys_the_extras() {
     let one_agent = |ledger: &std::path::Path| {
         format!(
-            "---\nruntime: exec\npool: cloud\n---\n# One\n\n## a\n> command: echo \"start a $(date +%s%3N) $PWD\" >> {}\n\n",
-            ledger.display()
+            // The agent holds its machine until the test has seen the refill.
+            "---\nruntime: exec\npool: cloud\n---\n# One\n\n## a\n> command: echo \"start a $(date +%s%3N) $PWD\" >> {}; while [ ! -e {} ]; do sleep 0.05; done\n\n",
+            ledger.display(),
+            ledger.with_file_name("go").display()
         )
     };
     let Some(mut cloud) = Cloud::start("min_idle: 2, max_vms: 3, idle_timeout: 2s", one_agent)
@@ -169,12 +171,13 @@ fn min_idle_two_refills_and_idle_timeout_destroys_the_extras() {
     assert!(!plan.contains("murb_"), "no credential in a plan: {plan}");
     assert_eq!(cloud.ec2.live().len(), 2, "a dry run makes nothing");
     let run = cloud.start_run();
-    let events = cloud.events_until_ended(&run);
-    assert!(events.contains("event: run_completed"), "{events}");
     // The agent took a warm machine, the pool made a third; past idle_timeout, back to two.
     cloud.wait_until("a third VM for the refill", |c| {
         c.ec2.instances().len() == 3
     });
+    std::fs::write(cloud.path("go"), "").expect("go");
+    let events = cloud.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
     cloud.wait_until("the extra destroyed", |c| {
         c.pool_count("idle") == 2 && c.ec2.live().len() == 2
     });

@@ -191,7 +191,9 @@ fn a_driver_paused_past_its_lease_loses_the_run_and_commits_nothing(
     let mut paused = fixture.command(&["flight", "run", "job", "--json"]);
     paused.env("MURMUR_LEASE_TTL", "1s");
     let mut paused = Driving::launch(paused);
-    paused.until("agent_started", 1);
+    // Paused once its agent runs, not while it is starting: a driver stopped inside a store
+    // transaction would hold the store's lock (SQLite) or the run's row (PostgreSQL).
+    paused.until("agent_running", 1);
     let run = paused.run.clone();
     paused.signal("-STOP");
     // `runs logs --follow` follows the run while its lease is held, and stops with 3 once

@@ -159,15 +159,8 @@ pub async fn flush_pool(
             state: Some(state),
         };
         for machine in store.machines(&filter).await? {
-            let drained = store
-                .apply_machine_event(&machine.id, machine.version, &MachineEvent::Drain, at)
-                .await;
-            let draining = match drained {
-                Ok(draining) => draining,
-                Err(machine_log::Error::Conflict { .. } | machine_log::Error::Refused { .. }) => {
-                    continue;
-                }
-                Err(error) => return Err(error),
+            let Some(draining) = drain(store, machine, at).await? else {
+                continue;
             };
             let ended = store
                 .apply_machine_event(
@@ -184,4 +177,32 @@ pub async fn flush_pool(
         }
     }
     Ok(flushed)
+}
+
+/// Drains `machine` while it is still idle or sleeping. Another event on it meanwhile (its
+/// worker registering or settling) only moves its version: the drain is tried again on the
+/// machine as it is now, and given up only when it was claimed or woken.
+async fn drain(
+    store: &Store,
+    mut machine: MachineRow,
+    at: &str,
+) -> Result<Option<MachineRow>, machine_log::Error> {
+    const ATTEMPTS: usize = 5;
+    for _ in 0..ATTEMPTS {
+        if !matches!(machine.state, MachineState::Idle | MachineState::Sleeping) {
+            return Ok(None);
+        }
+        match store
+            .apply_machine_event(&machine.id, machine.version, &MachineEvent::Drain, at)
+            .await
+        {
+            Ok(draining) => return Ok(Some(draining)),
+            Err(machine_log::Error::Conflict { .. }) => {
+                machine = store.machine(&machine.id).await?
+            }
+            Err(machine_log::Error::Refused { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(None)
 }
