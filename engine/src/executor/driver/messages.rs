@@ -7,14 +7,22 @@ use crate::executor::gates::GateOutcome;
 use crate::executor::launch::Message;
 use crate::model::AgentKind;
 use crate::state::AgentState;
-use murmur_protocol::{AttemptFailure, Finished};
+use murmur_protocol::{AttemptFailure, FailureKind, Finished};
+
+/// How many attempts of an agent beyond its `retries` may end with their machine lost.
+const LOST_MACHINES_TOLERATED: u32 = 3;
 
 impl Driver<'_> {
     /// A failed attempt: retried after a backoff while the agent's `retries` last, else final.
     /// A failure that cannot go better another time (a refused script) is final at once.
     fn failure(&self, index: usize, slug: String, attempt: u32, failure: AttemptFailure) -> Event {
         let agent = &self.agents[index];
-        let budget = agent.retries.unwrap_or(self.flight.frontmatter.retries);
+        let mut budget = agent.retries.unwrap_or(self.flight.frontmatter.retries);
+        if failure.kind == FailureKind::Lost {
+            // A machine that died is not the agent's failure: its attempt is retried on
+            // another (a follow-up turn too, which has used its attempts), a few times over.
+            budget += LOST_MACHINES_TOLERATED;
+        }
         let error = failure.message.clone();
         if attempt > budget || !failure.is_retryable() {
             return Event::AgentFailed {
