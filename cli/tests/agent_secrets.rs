@@ -8,10 +8,10 @@
 //! not reach the agent, but the names `environment.pass` lists do.
 
 mod support;
+use support::{described as text, with_stdin as run};
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 use support::beacon::Beacon;
@@ -30,28 +30,6 @@ fn murmur(fixture: &Fixture, keys: &Path, args: &[&str]) -> Command {
         .env("H7_TEST_HIDDEN", "engine-only")
         .env("H7_TEST_PASSED", "kept");
     command
-}
-
-fn run(command: &mut Command, stdin: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("murmur starts");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("murmur ends")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Every process whose environment or command line holds the marker and that is not one of

@@ -5,11 +5,11 @@
 //! into this tenant and one changed in a byte stop the run with a clear error.
 
 mod support;
+use support::{described as text, with_stdin as run};
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 use support::db::Backend;
@@ -28,28 +28,6 @@ fn murmur(fixture: &Fixture, keys: &Path, args: &[&str]) -> Command {
         .env_remove("ANTHROPIC_API_KEY")
         .env("MURMUR_KEY_FILE", keys);
     command
-}
-
-fn run(command: &mut Command, stdin: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("murmur starts");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("murmur ends")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `murmur setup` with the Anthropic key in its environment and the other two on stdin.

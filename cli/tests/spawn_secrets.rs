@@ -6,10 +6,10 @@
 //! (worktrees, logs), answers and logs. On SQLite and PostgreSQL.
 
 mod support;
+use support::described as text;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -34,26 +34,9 @@ fn murmur(fixture: &Fixture, keys: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// `command` run with `stdin`.
 fn output(mut command: Command, stdin: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("murmur starts");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("murmur ends")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    support::with_stdin(&mut command, stdin)
 }
 
 fn json(out: &Output) -> Value {

@@ -141,3 +141,27 @@ pub fn setup(flight: &str) -> (tempfile::TempDir, String) {
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     (dir, token)
 }
+
+/// Runs `command` with `stdin` written to it and closed, and collects what it printed.
+pub fn with_stdin(command: &mut Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("murmur starts");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("murmur ends")
+}
+
+/// A finished command's status and output, for assertion messages.
+pub fn described(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
