@@ -15,8 +15,9 @@ use super::support::http;
 use super::support::watched::Watched;
 
 const DEADLINE: Duration = Duration::from_secs(90);
-/// How often the test looks at moto while it waits (moto tells nobody).
-const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// The longest the test waits for the server to say something before it looks at moto again
+/// (moto tells nobody; the server logs every act).
+const LOOK_AT_MOST: Duration = Duration::from_millis(100);
 
 pub fn now_ms() -> u64 {
     let since = std::time::SystemTime::now()
@@ -435,7 +436,10 @@ impl Cloud {
                     self.ec2.instances()
                 );
             }
-            std::thread::sleep(LOOK_EVERY);
+            self.server
+                .as_mut()
+                .expect("a running server")
+                .heard_within(LOOK_AT_MOST);
         }
     }
 

@@ -56,6 +56,24 @@ impl Watched {
         }
     }
 
+    /// Waits up to `at_most` for it to log an act (kept; the lines of `GET` requests, such as
+    /// the test's own looks, change nothing and do not count): a test watching state outside
+    /// the process (a cloud API's instances) looks again once the process has done something.
+    pub fn heard_within(&mut self, at_most: std::time::Duration) {
+        let deadline = std::time::Instant::now() + at_most;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                return;
+            };
+            let read_only = line.contains("method=GET");
+            self.seen.push(line);
+            if !read_only {
+                return;
+            }
+        }
+    }
+
     /// Sends `signal` (`-KILL`, `-STOP`, …) to the process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
