@@ -20,6 +20,7 @@ pub mod script;
 mod section;
 mod source;
 mod triggers;
+mod written;
 mod yaml;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,7 @@ pub use flight::{Agent, DequeueStrategy, Flight, Frontmatter, Gate, InputSpec, O
 pub use names::{FLIGHT_NAME_RULE, did_you_mean, is_slug, slugify, valid_flight_name};
 pub use source::{Position, Source};
 pub use triggers::{EventFilter, Schedule, ScheduleError, Triggers, parse_cron};
+pub use written::{OneAgent, one_agent_flight};
 
 /// The outcome of parsing one document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

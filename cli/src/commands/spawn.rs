@@ -115,44 +115,18 @@ fn start_granted(chosen: &Chosen, args: &SpawnArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// A one-section flight. The prompt's lines that start with `#` are escaped, so that none of
-/// them becomes a heading of the flight.
+/// The one-agent flight of a top-level spawn.
 fn flight_text(slug: &str, prompt: &str, args: &SpawnArgs) -> String {
-    let mut text = String::new();
-    let mut front = String::new();
-    for (key, value) in [("runtime", &args.runtime), ("on_idle", &args.on_idle)] {
-        if let Some(value) = value {
-            // Quoted, so that no value becomes YAML structure.
-            let quoted = serde_json::Value::from(value.as_str()).to_string();
-            front.push_str(&format!("{key}: {quoted}\n"));
-        }
-    }
-    if !front.is_empty() {
-        text.push_str(&format!("---\n{front}---\n\n"));
-    }
-    text.push_str(&format!("# {slug}\n\n## {slug}\n"));
-    for (key, value) in [
-        ("persona", &args.persona),
-        ("model", &args.model),
-        ("out", &args.out),
-    ] {
-        if let Some(value) = value {
-            text.push_str(&format!("> {key}: {}\n", value.replace('\n', " ")));
-        }
-    }
-    if args.runtime.as_deref() == Some("exec") {
-        text.push_str(&format!("> command: {}\n", prompt.replace('\n', " ")));
-        return text;
-    }
-    text.push('\n');
-    for line in prompt.lines() {
-        if line.trim_start().starts_with('#') {
-            text.push('\\');
-        }
-        text.push_str(line);
-        text.push('\n');
-    }
-    text
+    murmur_parser::one_agent_flight(&murmur_parser::OneAgent {
+        slug,
+        prompt,
+        runtime: args.runtime.as_deref(),
+        on_idle: args.on_idle.as_deref(),
+        persona: args.persona.as_deref(),
+        model: args.model.as_deref(),
+        out: args.out.as_deref(),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]

@@ -151,11 +151,9 @@ fn check_item(body: &SpawnBody, item: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A one-section flight, as top-level `murmur spawn` writes it: the prompt's lines that start
-/// with `#` are escaped, so that none of them becomes a heading; an `exec` child runs the
-/// prompt as its command. An item's marks become a reference to the input that carries it.
+/// The child's one-agent flight, as top-level `murmur spawn` writes it. An item's marks become
+/// a reference to the input that carries it.
 fn one_agent_flight(body: &SpawnBody) -> String {
-    let slug = &body.slug;
     let mut prompt = body.prompt.clone();
     let mut front = String::new();
     if body.item.is_some() {
@@ -164,43 +162,16 @@ fn one_agent_flight(body: &SpawnBody) -> String {
         }
         front.push_str(&format!("inputs:\n  {ITEM_INPUT}:\n    required: true\n"));
     }
-    for (key, value) in [("runtime", &body.runtime), ("on_idle", &body.on_idle)] {
-        if let Some(value) = value {
-            front.push_str(&format!("{key}: {}\n", yaml_scalar(value)));
-        }
-    }
-    let mut text = String::new();
-    if !front.is_empty() {
-        text.push_str(&format!("---\n{front}---\n\n"));
-    }
-    text.push_str(&format!("# {slug}\n\n## {slug}\n"));
-    for (key, value) in [
-        ("persona", &body.persona),
-        ("model", &body.model),
-        ("out", &body.out),
-    ] {
-        if let Some(value) = value {
-            text.push_str(&format!("> {key}: {}\n", value.replace('\n', " ")));
-        }
-    }
-    if body.runtime.as_deref() == Some("exec") {
-        text.push_str(&format!("> command: {}\n", prompt.replace('\n', " ")));
-        return text;
-    }
-    text.push('\n');
-    for line in prompt.lines() {
-        if line.trim_start().starts_with('#') {
-            text.push('\\');
-        }
-        text.push_str(line);
-        text.push('\n');
-    }
-    text
-}
-
-/// A value as a quoted YAML scalar, so that no value becomes YAML structure.
-fn yaml_scalar(value: &str) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+    murmur_parser::one_agent_flight(&murmur_parser::OneAgent {
+        slug: &body.slug,
+        prompt: &prompt,
+        front: &front,
+        runtime: body.runtime.as_deref(),
+        on_idle: body.on_idle.as_deref(),
+        persona: body.persona.as_deref(),
+        model: body.model.as_deref(),
+        out: body.out.as_deref(),
+    })
 }
 
 #[cfg(test)]
