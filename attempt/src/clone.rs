@@ -105,8 +105,9 @@ async fn run(dir: &Path, args: &[&str]) -> Result<(), String> {
         .map_err(|e| format!("git {}: {e}", args.first().unwrap_or(&"")))
 }
 
-/// A folder name for a repository: readable, and distinct for distinct sources.
-fn folder_name(source: &str) -> String {
+/// A folder name for a repository: readable, and distinct for distinct sources (a worker's
+/// clones and the server's mirrors).
+pub fn folder_name(source: &str) -> String {
     let readable: String = source
         .rsplit(['/', ':'])
         .find(|part| !part.is_empty())

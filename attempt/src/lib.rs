@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What an agent's process keeps of the machine's environment: the engine's own gate checks
 /// (`ci`, `review`) get the same.
+pub use clone::folder_name as repository_folder;
 pub use environ::kept_here as kept_environment;
 pub use settings::{ClaudeSettings, CodexSettings, GitHubSettings, Settings};
 pub use turn::{CodingRuntime, CodingTurn, coding_turn};

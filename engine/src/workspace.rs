@@ -156,9 +156,10 @@ impl Workspace {
     /// Where this server keeps its mirror of repository `index`, below `root`.
     pub fn mirror_of(&self, root: &Path, tenant: &str, index: usize) -> PathBuf {
         let url = self.repositories.get(index).map_or("", |r| r.url.as_str());
-        root.join(tenant)
-            .join(&self.name)
-            .join(format!("{index}-{}", folder_name(url)))
+        root.join(tenant).join(&self.name).join(format!(
+            "{index}-{}",
+            murmur_attempt::repository_folder(url)
+        ))
     }
 
     /// Whether one of its repositories is `url` (a clone URL, `owner/name` or a path).
@@ -179,30 +180,6 @@ fn normalise(url: &str) -> String {
     let url = url.split_once("://").map_or(url, |(_, rest)| rest);
     let url = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
     url.replacen(':', "/", 1).to_ascii_lowercase()
-}
-
-/// A folder name for a repository: readable, and distinct for distinct sources.
-pub fn folder_name(source: &str) -> String {
-    let readable: String = source
-        .rsplit(['/', ':'])
-        .find(|part| !part.is_empty())
-        .unwrap_or("repository")
-        .trim_end_matches(".git")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect();
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{readable}-{:08x}", hash as u32)
 }
 
 #[cfg(test)]
