@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::git::{self, git, succeeds};
 
+mod base;
+pub use base::{BaseMove, Followed};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0} is not inside a git repository; agents need one to branch from")]
@@ -28,6 +31,15 @@ pub enum Error {
         commit: String,
         root: String,
         reason: String,
+    },
+    #[error(
+        "the base branch `{base}` moved on, and {verb} it conflicts with branch `{branch}` in: {}; the branch is left as it was: resolve by hand (take `{base}` into `{branch}` and push it) or set the repository's conflict_resolution to `none`", files.join(", ")
+    )]
+    BaseConflict {
+        base: String,
+        branch: String,
+        verb: &'static str,
+        files: Vec<String>,
     },
     #[error(transparent)]
     Git(#[from] git::Error),
