@@ -15,6 +15,17 @@ impl Moto {
     /// Starts moto on a port of its choosing and waits (at most 60 s) for it to say which.
     /// `None`, with a line on stderr, when no `moto_server` is installed.
     pub fn start() -> Option<Moto> {
+        Self::start_with(&[])
+    }
+
+    /// A moto that checks credentials and IAM policies once `unchecked` requests were served
+    /// (for the test's own set-up: an image lookup, an IAM user and its policy). Unknown access
+    /// keys then get `AuthFailure`, and actions a user's policy does not allow `AccessDenied`.
+    pub fn start_checking_credentials(unchecked: u32) -> Option<Moto> {
+        Self::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", &unchecked.to_string())])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Option<Moto> {
         let Some(binary) = binary() else {
             eprintln!(
                 "skipped: no moto_server on PATH (pip install 'moto[server]', or set MURMUR_MOTO_SERVER)"
@@ -23,6 +34,7 @@ impl Moto {
         };
         let mut child = Command::new(binary)
             .args(["-H", "127.0.0.1", "-p", "0"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
