@@ -4,7 +4,7 @@
 //! the variables the agent's coding CLI reads its credentials and switches from, the run's
 //! `MURMUR_*` context and, last so they win, the attempt's secrets.
 
-use murmur_protocol::RuntimeSpec;
+use murmur_protocol::{CheckSpec, Reviewer, RuntimeSpec};
 
 use crate::Settings;
 
@@ -60,11 +60,19 @@ fn runtime_credentials(
     settings: &Settings,
 ) -> (&'static [&'static str], Vec<String>) {
     match runtime {
-        RuntimeSpec::Exec(_) => (&[], Vec::new()),
-        RuntimeSpec::Claude(_) => (CLAUDE_PREFIXES, Vec::new()),
+        RuntimeSpec::Exec(_) | RuntimeSpec::Check(CheckSpec::Ci { .. }) => (&[], Vec::new()),
+        RuntimeSpec::Claude(_)
+        | RuntimeSpec::Check(CheckSpec::Review {
+            reviewer: Reviewer::Claude(_),
+            ..
+        }) => (CLAUDE_PREFIXES, Vec::new()),
         // A model provider configured in `runtimes.codex.config` names the variable its key
         // is in (`env_key`): without it the provider could not authenticate.
-        RuntimeSpec::Codex(_) => (
+        RuntimeSpec::Codex(_)
+        | RuntimeSpec::Check(CheckSpec::Review {
+            reviewer: Reviewer::Codex(_),
+            ..
+        }) => (
             CODEX_PREFIXES,
             settings
                 .codex

@@ -1,7 +1,9 @@
 //! One attempt of one agent, start to end: its git workspace (worktree, upstream merges, the
-//! prepare hook, delivery), its runtime (`exec`, Claude Code, Codex) and its timeout. The
-//! same code runs in-process for the local pool and inside `murmur worker` on a machine.
+//! prepare hook, delivery), its runtime (`exec`, Claude Code, Codex) and its timeout; or a
+//! gate check of an agent's work (`ci`, `review`) in that agent's worktree. The same code
+//! runs in-process for the local pool and inside `murmur worker` on a machine.
 
+mod check;
 mod clone;
 mod environ;
 mod files;

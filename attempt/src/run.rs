@@ -29,6 +29,10 @@ pub async fn run(
     stop: oneshot::Receiver<()>,
 ) -> Result<Finished, AttemptFailure> {
     let failed = |message: String| AttemptFailure::new(FailureKind::Failed, message);
+    if let RuntimeSpec::Check(check) = &spec.runtime {
+        let check = check.clone();
+        return crate::check::run(machine, machine_key, spec, check, stop).await;
+    }
     if let RuntimeSpec::Exec(exec) = &spec.runtime
         && let Err(refused) = &exec.script
     {
@@ -107,6 +111,8 @@ pub async fn run(
             };
             coding_turn(&machine.settings, turn, runtime_updates, stopped).await
         }
+        // Ran above, before any of an agent's workspace is touched.
+        RuntimeSpec::Check(_) => Err("a gate check is not an agent's turn".to_owned()),
     };
     let _ = forwarding.await;
     // The answer and an error's last stderr line are stored and shown like output lines.
@@ -142,6 +148,7 @@ pub async fn run(
         response,
         delivered,
         local_pull_request,
+        verdict: None,
     })
 }
 

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::CheckSpec;
+
 /// Which attempt of which agent: unique in a store, and the key events are acknowledged by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AttemptKey {
@@ -62,6 +64,8 @@ pub enum RuntimeSpec {
     Exec(ExecSpec),
     Claude(CodingSpec),
     Codex(CodingSpec),
+    /// A gate check of the agent's work (`ci`, `review`), run where its workspace is.
+    Check(CheckSpec),
 }
 
 /// An `exec` agent's script, with its `${{ }}` references already bound to variables.

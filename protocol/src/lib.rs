@@ -3,10 +3,12 @@
 //! worker on another machine speaks exactly what the local pool runs in-process.
 
 mod attempt;
+mod check;
 mod outcome;
 pub mod worker;
 
 pub use attempt::ExtraRepository;
+pub use check::{CheckSpec, Reviewer, Verdict};
 pub use attempt::{
     AttemptKey, AttemptSpec, CodingSpec, EnvironmentSpec, ExecSpec, LocalPullRequest,
     PullRequestDraft, RuntimeSpec, UpstreamResult, WorkspaceSpec,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::LocalPullRequest;
+use crate::{LocalPullRequest, Verdict};
 
 /// One report of a running attempt, in the order it happened.
 #[expect(
@@ -50,6 +50,9 @@ pub struct Finished {
     pub delivered: Delivered,
     /// `out: pr` without a GitHub remote: the pull request the engine records.
     pub local_pull_request: Option<LocalPullRequest>,
+    /// A gate check's verdict (`RuntimeSpec::Check`); an agent's turn has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
 }
 
 /// An agent's deliverables: its branch and commits, pull requests, and what the model cost.

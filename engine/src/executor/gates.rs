@@ -1,74 +1,94 @@
-//! The effects of committed `gate_opened` events that the engine checks itself: `ci` runs the
-//! workspace's check command on the agent's branch, `review` asks a reviewer agent, `merge`
-//! merges the agent's pull request (or branch). `approve` waits for a person instead.
-//! Each check may run twice (a restart repeats an unanswered one), so each is repeatable.
+//! The effects of committed `gate_opened` events that the engine checks itself. `ci` (the
+//! workspace's check command) and `review` (a reviewer session over the diff) run on the
+//! machine that holds the agent's workspace: they go to the placement of the agent's pool as an
+//! attempt whose runtime is the check (`RuntimeSpec::Check`), like an agent's turn, and come
+//! back with a typed verdict. `merge` acts on the repository, not on a machine, and stays here.
+//! `approve` waits for a person instead. Each check may run twice (a restart repeats an
+//! unanswered one), so each is repeatable.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use murmur_protocol::{AttemptFailure, AttemptSpec, AttemptUpdate, FailureKind, Finished};
+use murmur_runtime::github;
 use murmur_runtime::workspace::{self, Repository};
-use murmur_runtime::{Update, exec, github};
 use tokio::sync::{mpsc, oneshot};
 
-use murmur_attempt::{CodingRuntime, CodingTurn, Settings, coding_turn};
-use murmur_protocol::{CodingSpec, ExecSpec, RuntimeSpec};
+use murmur_attempt::Settings;
 
+use super::environment::AgentEnvironment;
 use super::launch::Message;
+use super::placement::{AttemptHandle, Placement};
 use crate::clock::Clock;
 use crate::event::GateKind;
 use crate::store::Store;
 
-/// How many trailing lines of a failed check go back to the agent.
-const CHECK_TAIL_LINES: usize = 80;
+/// What a check found: passed (a note), failed (feedback for the agent), broken (the agent
+/// fails). The machine's verdict, as the protocol carries it.
+pub use murmur_protocol::Verdict as GateOutcome;
 
-/// Everything one gate check needs, gathered by the driver.
+/// How many machines a check may lose before it counts as broken: a machine that died is
+/// not the agent's failure, so its check runs again on another (from the agent's branch).
+const LOST_MACHINES_TOLERATED: u32 = 3;
+
+/// One gate check, as the driver decided it.
 pub struct GateCheck {
     pub index: usize,
     pub attempt: u32,
     pub gate: GateKind,
-    pub slug: String,
-    pub repository: PathBuf,
-    /// The agent's worktree; checks and reviews run there.
-    pub worktree: PathBuf,
-    pub branch: Option<String>,
-    pub prs: Vec<String>,
-    /// The workspace's check command, for `ci`.
-    pub check_command: Option<String>,
-    pub env: Vec<(String, String)>,
-    /// The reviewer's runtime, for `review`: none when no coding runtime is configured.
-    pub reviewer: Option<(CodingRuntime, CodingSpec)>,
-    /// A scratch folder for merging without touching the user's checkout.
-    pub scratch: PathBuf,
-    pub store: Store,
-    pub clock: std::sync::Arc<dyn Clock>,
-    /// How this machine reaches the reviewer's runtime and GitHub.
-    pub settings: Settings,
-    /// What of this machine's environment the check keeps besides the documented base
-    /// (`environment.pass`): a check runs the agent's code, so it sees what agents see.
-    pub pass: Vec<String>,
+    pub work: CheckWork,
 }
 
-/// What a check found.
-pub enum GateOutcome {
-    Passed(String),
-    /// The agent's work does not pass; the text goes back to it as a follow-up.
-    Failed(String),
-    /// The gate cannot be checked at all (no check command, no branch): the agent fails.
+/// Who checks the gate.
+pub enum CheckWork {
+    /// `ci`, `review`: the machine holding the agent's workspace, through its pool's placement.
+    Placed(Box<PlacedCheck>),
+    /// `merge`: the engine, on the repository.
+    Merge(Box<MergeCheck>),
+    /// Nothing can be checked (no check command, no branch, no reviewer): said at once.
     Broken(String),
 }
 
-/// Starts the check in a task; returns the handle that stops it.
+/// A `ci` or `review` check handed to a placement.
+pub struct PlacedCheck {
+    /// Its key names the check (`SLUG:GATE:VERSION`), so that it never shares an update
+    /// stream with an attempt of the agent, nor with an earlier opening of the same gate.
+    pub spec: AttemptSpec,
+    pub placement: Arc<dyn Placement>,
+    /// The agents' environment: the check gets their secrets, sealed to its machine.
+    pub environment: AgentEnvironment,
+    pub store: Store,
+}
+
+/// Everything a `merge` needs, gathered by the driver.
+pub struct MergeCheck {
+    pub slug: String,
+    pub repository: PathBuf,
+    /// The agent's worktree; a branch merges only when it exists.
+    pub worktree: PathBuf,
+    pub branch: Option<String>,
+    pub prs: Vec<String>,
+    /// A scratch folder for merging without touching the user's checkout.
+    pub scratch: PathBuf,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// How this host reaches GitHub.
+    pub settings: Settings,
+}
+
+/// Starts the check in a task; returns the handle that stops it. The check's end always
+/// comes back as a `Message::Gate`, a stopped one too (the driver waits for it).
 pub fn check(check: GateCheck, messages: mpsc::UnboundedSender<Message>) -> oneshot::Sender<()> {
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(async move {
         let (index, attempt, gate) = (check.index, check.attempt, check.gate);
-        // Like an attempt, a check's processes inherit nothing of the engine's environment:
-        // they get the agents' documented base, the passed names and the check's variables.
-        let outcome = match gate {
-            GateKind::Ci => murmur_runtime::sealed_environment(ci(&check, stopped)).await,
-            GateKind::Review => murmur_runtime::sealed_environment(review(check, stopped)).await,
-            GateKind::Merge => merge(&check).await,
-            GateKind::Approve => return,
+        if gate == GateKind::Approve {
+            return;
+        }
+        let outcome = match check.work {
+            CheckWork::Placed(placed) => on_machine(*placed, stopped).await,
+            CheckWork::Merge(merge_check) => merge(&merge_check).await,
+            CheckWork::Broken(reason) => GateOutcome::Broken(reason),
         };
         let _ = messages.send(Message::Gate {
             index,
@@ -80,117 +100,90 @@ pub fn check(check: GateCheck, messages: mpsc::UnboundedSender<Message>) -> ones
     stop
 }
 
-async fn ci(check: &GateCheck, stop: oneshot::Receiver<()>) -> GateOutcome {
-    let Some(command) = check.check_command.clone() else {
-        return GateOutcome::Broken(
-            "the `ci` gate needs the workspace's check command: set `checks.command` in .murmur/murmur.yaml (for example `cargo test`)".to_owned(),
-        );
-    };
-    if let Err(broken) = worktree_of(check) {
-        return broken;
+/// Runs the check on a machine of the agent's pool, again on another when its machine is lost.
+async fn on_machine(check: PlacedCheck, stopped: oneshot::Receiver<()>) -> GateOutcome {
+    let key = check.spec.key.clone();
+    // `None` once the driver asked for the stop.
+    let mut stopped = Some(stopped);
+    for _ in 0..=LOST_MACHINES_TOLERATED {
+        let (updates, received) = mpsc::unbounded_channel();
+        let handle = match hand_over(&check, updates).await {
+            Ok(handle) => handle,
+            Err(reason) => return GateOutcome::Broken(reason),
+        };
+        match follow(handle, received, &mut stopped).await {
+            Ok(finished) => {
+                return finished.verdict.unwrap_or_else(|| {
+                    GateOutcome::Broken(format!("the machine that ran check {key} gave no verdict (is `murmur worker` older than the server?)"))
+                });
+            }
+            Err(failure) if failure.kind == FailureKind::Lost && stopped.is_some() => {
+                tracing::warn!(check = %key, "the machine running the check was lost; running it again on another");
+            }
+            Err(failure) => return GateOutcome::Broken(failure.message),
+        }
     }
-    let script = RuntimeSpec::Exec(ExecSpec {
-        script: Ok(command.clone()),
-        script_env: Vec::new(),
-    });
-    let mut env = murmur_attempt::kept_environment(&script, &check.pass, &check.settings);
-    env.extend(check.env.iter().cloned());
-    let request = exec::ExecRequest {
-        script: command.clone(),
-        prompt: String::new(),
-        workdir: check.worktree.clone(),
-        env,
+    GateOutcome::Broken(format!(
+        "check {key} lost its machine {} times",
+        LOST_MACHINES_TOLERATED + 1
+    ))
+}
+
+/// Hands the check to its placement, its secrets sealed to the machine that takes it.
+async fn hand_over(
+    check: &PlacedCheck,
+    updates: mpsc::UnboundedSender<AttemptUpdate>,
+) -> Result<AttemptHandle, String> {
+    let spec = check.spec.clone();
+    let started = if check.environment.has_secrets() {
+        let secrets = check.environment.open(&check.store).await?;
+        check.placement.start_sealed(spec, secrets, updates)
+    } else {
+        check.placement.start(spec, updates)
     };
-    let (updates, mut lines) = mpsc::unbounded_channel();
-    let tail = tokio::spawn(async move {
-        let mut tail = VecDeque::with_capacity(CHECK_TAIL_LINES);
-        while let Some(update) = lines.recv().await {
-            if let Update::Line(line) = update {
-                if tail.len() == CHECK_TAIL_LINES {
-                    tail.pop_front();
+    started.map_err(|error| error.to_string())
+}
+
+/// The check's end; a channel that closes without one means its machine was lost. A stop is
+/// passed on, and the end still awaited, so nothing of the check outlives its report.
+async fn follow(
+    handle: AttemptHandle,
+    mut updates: mpsc::UnboundedReceiver<AttemptUpdate>,
+    stopped: &mut Option<oneshot::Receiver<()>>,
+) -> Result<Finished, AttemptFailure> {
+    let mut handle = Some(handle);
+    loop {
+        let asked = async {
+            match stopped.as_mut() {
+                Some(stop) => {
+                    let _ = stop.await;
                 }
-                tail.push_back(line.text);
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some(AttemptUpdate::Ended { outcome }) => return outcome,
+                // Where it runs, and its output, are the machine's business: the verdict
+                // carries what the agent needs.
+                Some(_) => {}
+                None => return Err(AttemptFailure::new(
+                    FailureKind::Lost,
+                    "the machine running the check stopped reporting",
+                )),
+            },
+            // A dropped sender is a stop too: the driver is gone.
+            () = asked => {
+                *stopped = None;
+                if let Some(handle) = handle.take() {
+                    handle.stop();
+                }
             }
         }
-        Vec::from(tail).join("\n")
-    });
-    let result = exec::run(request, updates, stop).await;
-    let output = tail.await.unwrap_or_default();
-    match result {
-        Ok(_) => GateOutcome::Passed(format!("`{command}` passed")),
-        Err(exec::Error::Exit { code, .. }) => GateOutcome::Failed(format!(
-            "The `ci` gate failed: the check `{command}` exited with status {code} on your branch.\n\nIts last output:\n```\n{output}\n```\n\nFix the cause, run the check yourself, and commit the fix."
-        )),
-        Err(error) => GateOutcome::Broken(format!("the check `{command}` could not run: {error}")),
     }
 }
 
-async fn review(check: GateCheck, stop: oneshot::Receiver<()>) -> GateOutcome {
-    let branch = match worktree_of(&check) {
-        Ok(branch) => branch,
-        Err(broken) => return broken,
-    };
-    let diff = match Repository::open(&check.repository, None).await {
-        Ok(repository) => repository.branch_diff(&branch).await,
-        Err(error) => Err(error),
-    };
-    let diff = match diff {
-        Ok(diff) => diff,
-        Err(error) => {
-            return GateOutcome::Broken(format!("cannot read the diff to review: {error}"));
-        }
-    };
-    let prompt = review_prompt(&check.slug, &branch, &diff);
-    let (updates, _) = mpsc::unbounded_channel();
-    let Some((runtime, spec)) = check.reviewer.clone() else {
-        return GateOutcome::Broken(
-            "the `review` gate needs a coding-agent runtime (claude or codex) for its reviewer; set `runtime` on the `reviewer` persona or the flight".to_owned(),
-        );
-    };
-    let described = match runtime {
-        CodingRuntime::Claude => RuntimeSpec::Claude(spec.clone()),
-        CodingRuntime::Codex => RuntimeSpec::Codex(spec.clone()),
-    };
-    let mut env = murmur_attempt::kept_environment(&described, &check.pass, &check.settings);
-    env.extend(check.env.iter().cloned());
-    let turn = CodingTurn {
-        runtime,
-        spec,
-        prompt,
-        workdir: &check.worktree,
-        env,
-    };
-    let answer = coding_turn(&check.settings, turn, updates, stop).await;
-    match answer {
-        Ok((response, _)) => verdict(&response),
-        Err(error) => GateOutcome::Broken(format!("the reviewer did not answer: {error}")),
-    }
-}
-
-fn review_prompt(slug: &str, branch: &str, diff: &str) -> String {
-    format!(
-        "Review the change agent `{slug}` made on branch `{branch}` (the diff against the base branch is below; the working tree is checked out here).\n\nAnswer with `APPROVE` on the first line when it is correct and ready to merge. Otherwise answer with `REQUEST CHANGES` on the first line, followed by exactly what must change.\n\n```diff\n{diff}\n```\n"
-    )
-}
-
-/// `APPROVE` on the first non-empty line passes; anything else is a request for changes.
-fn verdict(response: &str) -> GateOutcome {
-    let first = response
-        .lines()
-        .map(|line| line.trim().trim_matches(['*', '`', '#', ' ']))
-        .find(|line| !line.is_empty())
-        .unwrap_or_default();
-    if first.to_ascii_uppercase().starts_with("APPROVE") {
-        GateOutcome::Passed(response.trim().to_owned())
-    } else {
-        GateOutcome::Failed(format!(
-            "The `review` gate requested changes. The reviewer wrote:\n\n{}\n\nMake these changes and commit them.",
-            response.trim()
-        ))
-    }
-}
-
-async fn merge(check: &GateCheck) -> GateOutcome {
+async fn merge(check: &MergeCheck) -> GateOutcome {
     let repository = match Repository::open(&check.repository, None).await {
         Ok(repository) => repository,
         Err(error) => return GateOutcome::Broken(error.to_string()),
@@ -216,7 +209,7 @@ async fn merge(check: &GateCheck) -> GateOutcome {
     GateOutcome::Passed(merged.join("; "))
 }
 
-async fn merge_branch(check: &GateCheck, repository: &Repository, branch: &str) -> GateOutcome {
+async fn merge_branch(check: &MergeCheck, repository: &Repository, branch: &str) -> GateOutcome {
     let message = format!("Merge {branch} (murmur: {})", check.slug);
     match repository
         .merge_into_base(branch, &message, &check.scratch)
@@ -236,7 +229,7 @@ async fn merge_branch(check: &GateCheck, repository: &Repository, branch: &str) 
     }
 }
 
-async fn merge_local(check: &GateCheck, repository: &Repository, id: &str) -> GateOutcome {
+async fn merge_local(check: &MergeCheck, repository: &Repository, id: &str) -> GateOutcome {
     let pr = match check.store.pull_request(id).await {
         Ok(Some(pr)) => pr,
         Ok(None) => return GateOutcome::Broken(format!("pull request local:{id} is not recorded")),
@@ -254,7 +247,7 @@ async fn merge_local(check: &GateCheck, repository: &Repository, id: &str) -> Ga
     outcome
 }
 
-async fn merge_on_github(check: &GateCheck, url: &str) -> GateOutcome {
+async fn merge_on_github(check: &MergeCheck, url: &str) -> GateOutcome {
     let Some(token) = check.settings.github.token.as_deref() else {
         return GateOutcome::Broken(format!(
             "merging {url} needs a GitHub token: set GITHUB_TOKEN (or MURMUR_GITHUB_TOKEN)"
@@ -273,31 +266,13 @@ async fn merge_on_github(check: &GateCheck, url: &str) -> GateOutcome {
     }
 }
 
-/// The agent's branch, when its worktree exists; a gate has nothing to check otherwise.
-fn worktree_of(check: &GateCheck) -> Result<String, GateOutcome> {
+/// The agent's branch, when its worktree exists; a merge has nothing to merge otherwise.
+fn worktree_of(check: &MergeCheck) -> Result<String, GateOutcome> {
     match &check.branch {
         Some(branch) if check.worktree.join(".git").exists() => Ok(branch.clone()),
         _ => Err(GateOutcome::Broken(format!(
-            "the `{}` gate needs the agent's git branch, and agent `{}` has none (is the flight in a git repository?)",
-            check.gate, check.slug
+            "the `merge` gate needs the agent's git branch, and agent `{}` has none (is the flight in a git repository?)",
+            check.slug
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn approve_on_the_first_line_passes() {
-        assert!(matches!(
-            verdict("**APPROVE**\nLooks good."),
-            GateOutcome::Passed(_)
-        ));
-        assert!(matches!(verdict("\nApproved."), GateOutcome::Passed(_)));
-        let GateOutcome::Failed(feedback) = verdict("REQUEST CHANGES\nRename `x`.") else {
-            panic!("changes were requested");
-        };
-        assert!(feedback.contains("Rename `x`."), "{feedback}");
     }
 }

@@ -62,6 +62,7 @@ fn ended(seq: u64) -> Numbered {
                 response: "done".to_owned(),
                 delivered: Default::default(),
                 local_pull_request: None,
+                verdict: None,
             }),
         },
     }

@@ -2,13 +2,14 @@
 //! (an agent's turn, a follow-up, or a fan-out template resolving its items) and checking a gate.
 
 use murmur_parser::{Agent, FanOut, OnIdle, Runtime};
+use murmur_protocol::{AttemptKey, AttemptSpec, CheckSpec, EnvironmentSpec, Reviewer, RuntimeSpec};
 use murmur_runtime::workspace::Repository;
 
 use super::Driver;
 use super::plans::CodingPlan;
 use crate::event::GateKind;
 use crate::executor::Error;
-use crate::executor::gates::{self, GateCheck};
+use crate::executor::gates::{self, CheckWork, GateCheck, MergeCheck, PlacedCheck};
 use crate::executor::launch::{self, Launch, Message, Recorder};
 use crate::model::AgentKind;
 use crate::run::{self, Context};
@@ -75,6 +76,7 @@ impl Driver<'_> {
                 response,
                 delivered: Default::default(),
                 local_pull_request: None,
+                verdict: None,
             }),
         });
         Ok(())
@@ -93,34 +95,107 @@ impl Driver<'_> {
 
     /// The effect of a committed `GateOpened` the engine checks itself.
     pub(super) fn start_check(&mut self, index: usize, attempt: u32, gate: GateKind) {
-        let own = &self.model.agents()[index];
-        let agent = &self.agents[index];
-        let reviewer = self.reviewer_plan(agent);
-        let run_dir = self.executor.work_root.join(&self.row.id);
+        let work = match gate {
+            GateKind::Merge => CheckWork::Merge(Box::new(self.merge_check(index, attempt))),
+            _ => match self.check_on_machine(index, attempt, gate) {
+                Ok(placed) => CheckWork::Placed(Box::new(placed)),
+                Err(reason) => CheckWork::Broken(reason),
+            },
+        };
         let check = GateCheck {
             index,
             attempt,
             gate,
+            work,
+        };
+        let stop = gates::check(check, self.sender.clone());
+        self.stops.insert(index, stop);
+    }
+
+    /// A `ci` or `review` check as the agent's pool runs it: an attempt on the agent's branch
+    /// and worktree whose runtime is the check, sent where the agent's workspace is.
+    fn check_on_machine(
+        &mut self,
+        index: usize,
+        attempt: u32,
+        gate: GateKind,
+    ) -> Result<PlacedCheck, String> {
+        let own = &self.model.agents()[index];
+        let slug = own.slug.clone();
+        let branch = own.delivered.branch.clone().ok_or_else(|| {
+            format!("the `{gate}` gate needs the agent's git branch, and agent `{slug}` has none (is the flight in a git repository?)")
+        })?;
+        let check = match gate {
+            GateKind::Review => {
+                let reviewer = match self.reviewer_plan(&self.agents[index]) {
+                    Some((murmur_attempt::CodingRuntime::Claude, spec)) => Reviewer::Claude(spec),
+                    Some((murmur_attempt::CodingRuntime::Codex, spec)) => Reviewer::Codex(spec),
+                    None => return Err("the `review` gate needs a coding-agent runtime (claude or codex) for its reviewer; set `runtime` on the `reviewer` persona or the flight".to_owned()),
+                };
+                CheckSpec::Review {
+                    agent: slug.clone(),
+                    reviewer,
+                }
+            }
+            _ => CheckSpec::Ci {
+                command: self.executor.check_command.clone().ok_or_else(|| {
+                    "the `ci` gate needs the workspace's check command: set `checks.command` in .murmur/murmur.yaml (for example `cargo test`)".to_owned()
+                })?,
+            },
+        };
+        let (mut workspace, _) = self.plans(index, attempt).map_err(|e| e.to_string())?;
+        // The agent's own branch as it left it: nothing merged in, nothing delivered.
+        workspace.branch = branch;
+        workspace.merge.clear();
+        workspace.start = None;
+        workspace.out = None;
+        workspace.required = true;
+        let spec = AttemptSpec {
+            key: AttemptKey {
+                run_id: self.row.id.clone(),
+                slug: format!("{slug}:{gate}:{}", self.version),
+                attempt,
+            },
+            prompt: String::new(),
+            runtime: RuntimeSpec::Check(check),
+            workspace,
+            env: vec![
+                ("MURMUR_RUN_ID".to_owned(), self.row.id.clone()),
+                ("MURMUR_AGENT".to_owned(), slug),
+                ("MURMUR_GATE".to_owned(), gate.to_string()),
+            ],
+            upstream: Vec::new(),
+            timeout_secs: None,
+            environment: EnvironmentSpec {
+                pass: self.environment.pass.clone(),
+                sealed_secrets: None,
+            },
+            affinity: self.affinity_of(index),
+        };
+        let pool = self.pool_of(index);
+        Ok(PlacedCheck {
+            spec,
+            placement: self.placement_for(&pool),
+            environment: self.environment.clone(),
+            store: self.executor.store.clone(),
+        })
+    }
+
+    /// A `merge`: the engine merges the agent's pull requests (or branch) itself.
+    fn merge_check(&self, index: usize, attempt: u32) -> MergeCheck {
+        let own = &self.model.agents()[index];
+        let run_dir = self.executor.work_root.join(&self.row.id);
+        MergeCheck {
             slug: own.slug.clone(),
             repository: self.executor.repository.clone(),
             worktree: self.worktree_of(index),
             branch: own.delivered.branch.clone(),
             prs: own.delivered.prs.clone(),
-            check_command: self.executor.check_command.clone(),
-            env: vec![
-                ("MURMUR_RUN_ID".to_owned(), self.row.id.clone()),
-                ("MURMUR_AGENT".to_owned(), own.slug.clone()),
-                ("MURMUR_GATE".to_owned(), gate.to_string()),
-            ],
-            reviewer,
             scratch: run_dir.join(format!(".merge-{}-{attempt}", own.slug)),
             store: self.executor.store.clone(),
             clock: self.executor.clock.clone(),
             settings: self.executor.machine_settings(),
-            pass: self.executor.environment.pass.clone(),
-        };
-        let stop = gates::check(check, self.sender.clone());
-        self.stops.insert(index, stop);
+        }
     }
 
     /// The `review` gate's reviewer: persona `reviewer`, on its runtime, else the agent's or the

@@ -1,0 +1,248 @@
+//! Gate checks through `murmur worker`, real processes: a `murmur serve` with a `workers` pool
+//! and a worker in a folder of its own. The `ci` check and the `review` session of an agent
+//! that ran on the worker run there too, in the agent's worktree on the worker (not on the
+//! server's host), and their verdicts come back: a failure reaches the agent as a follow-up,
+//! a pass completes the run. The reviewer is the real Claude Code CLI against the scripted
+//! model server.
+
+#[path = "../cli/tests/claude_project/mod.rs"]
+mod claude_project;
+#[path = "../cli/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use claude_project::{Project, agent, all_text, text};
+use murmur_testkit::{ModelServer, Turn};
+use serde_json::Value;
+use support::http;
+use support::watched::Watched;
+
+/// The variable naming the file the `ci` check writes its working folder to: passed to the
+/// check through `environment.pass`, and set only in the worker's environment.
+const WHERE_VAR: &str = "GATE_CHECK_RECORD";
+
+struct Cluster {
+    project: Project,
+    model: ModelServer,
+    server: Watched,
+    address: String,
+    api_token: String,
+    worker_token: String,
+    dirs: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(flight: &str, config: &str, turns: Vec<Turn>) -> Self {
+        let dirs = tempfile::tempdir().expect("temp dir");
+        let project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
+        let model = ModelServer::start(turns);
+        let token = |args: &[&str]| {
+            let out = project.murmur(&model, args).output().expect("token");
+            assert!(out.status.success(), "{}", text(&out));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let api_token = token(&["token", "create", "--name", "tests"]);
+        let worker_token = token(&[
+            "token", "create", "--worker", "--pool", "fleet", "--name", "fleet",
+        ]);
+        let mut serve = project.murmur(&model, &["serve", "--bind", "127.0.0.1:0"]);
+        serve.env_remove(WHERE_VAR);
+        let mut server = Watched::spawn(serve);
+        let line = server.wait_for("listening on http://");
+        let address = line
+            .split("listening on http://")
+            .nth(1)
+            .expect("address")
+            .trim()
+            .to_owned();
+        Self {
+            project,
+            model,
+            server,
+            address,
+            api_token,
+            worker_token,
+            dirs,
+        }
+    }
+
+    /// A worker in its own folder, once registered; the check records its folder in `record`.
+    fn worker(&self, name: &str, record: &Path) -> Watched {
+        let url = format!("http://{}", self.address);
+        let mut command = self.project.murmur(
+            &self.model,
+            &["worker", "--server", &url, "--token", &self.worker_token],
+        );
+        command.arg("--dir").arg(self.dirs.path().join(name));
+        command.env(WHERE_VAR, record);
+        let mut worker = Watched::spawn(command);
+        worker.wait_for("registered machine");
+        worker
+    }
+
+    /// The worker's folder, as its processes see it.
+    fn worker_dir(&self, name: &str) -> PathBuf {
+        self.dirs
+            .path()
+            .join(name)
+            .canonicalize()
+            .expect("the worker's folder")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dirs.path().join(name)
+    }
+
+    fn start_run(&self) -> String {
+        let auth = format!("Bearer {}", self.api_token);
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let (status, body) = http(
+            &self.address,
+            "POST",
+            "/v1/flights/job/runs",
+            &headers,
+            "{}",
+        );
+        assert!(matches!(status, 201 | 202), "start: {status} {body}");
+        let run: Value = serde_json::from_str(&body).expect("json");
+        run["run_id"]
+            .as_str()
+            .or(run["id"].as_str())
+            .expect("the run's id")
+            .to_owned()
+    }
+
+    /// Waits for the run to end (its event stream closes then) and returns its events.
+    fn events_until_ended(&self, run: &str) -> String {
+        let auth = format!("Bearer {}", self.api_token);
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Accept", "text/event-stream"),
+        ];
+        let path = format!("/v1/runs/{run}/events");
+        let (status, events) = http(&self.address, "GET", &path, &headers, "");
+        assert_eq!(status, 200, "events: {events}");
+        events
+    }
+}
+
+impl Drop for Cluster {
+    /// A failed test shows what the server said.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.server.child.kill();
+            eprintln!("the server said:\n{}", self.server.said());
+        }
+    }
+}
+
+/// `build` commits `fixed.txt` only on a follow-up, saying when it was told what was missing.
+const CI_FLIGHT: &str = "---\nruntime: exec\npool: fleet\n---\n\n# Checked on a worker\n\n## build\n> gate: ci\n> retries: 1\n\n\
+```sh\n\
+case \"$MURMUR_FOLLOW_UP\" in *'fixed.txt is missing'*) echo 'told: fixed.txt is missing' ;; esac\n\
+if [ -n \"$MURMUR_FOLLOW_UP\" ]; then\n  echo ok > fixed.txt && git add fixed.txt && git -c user.name=a -c user.email=a@a commit -qm fix\nfi\n\
+echo \"built on attempt $MURMUR_ATTEMPT\"\n```\n";
+
+#[test]
+fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let check = dirs.path().join("check.sh");
+    std::fs::write(
+        &check,
+        format!(
+            "echo \"$PWD\" >> \"${WHERE_VAR}\"\ntest -f fixed.txt || {{ echo 'fixed.txt is missing'; exit 3; }}\n"
+        ),
+    )
+    .expect("write the check");
+    let config = format!(
+        "pools:\n  fleet: {{ placement: workers, max_vms: 1 }}\nchecks:\n  command: \"sh '{}'\"\nenvironment:\n  pass: [{WHERE_VAR}]\n",
+        check.display()
+    );
+    let cluster = Cluster::new(CI_FLIGHT, &config, Vec::new());
+    let record = cluster.path("where.txt");
+    let _worker = cluster.worker("one", &record);
+    let run = cluster.start_run();
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+    assert!(
+        events.contains("told: fixed.txt is missing"),
+        "the check's failure reached the agent as a follow-up: {events}"
+    );
+    assert!(events.contains("event: gate_failed"), "{events}");
+    assert!(events.contains("event: gate_passed"), "{events}");
+
+    let folders = std::fs::read_to_string(&record).expect("the check recorded where it ran");
+    let folders: Vec<&str> = folders.lines().collect();
+    assert_eq!(folders.len(), 2, "failed once, then passed: {folders:?}");
+    let worktree = cluster.worker_dir("one").join(&run).join("build");
+    for folder in &folders {
+        assert_eq!(
+            Path::new(folder),
+            worktree,
+            "the check ran in the agent's worktree on the worker"
+        );
+    }
+    let server_work = cluster.project.repo().join(".murmur/work");
+    assert!(
+        !server_work.join(&run).join("build").exists(),
+        "nothing of the agent's was checked out on the server's host"
+    );
+    let show = cluster.project.show(&cluster.model, &run);
+    let build = agent(&show, "build");
+    assert_eq!(build["state"], "completed", "{show:#}");
+    assert_eq!(build["attempts"], 2, "{show:#}");
+}
+
+/// `implement` greets in English, and in French too once the reviewer asks for it.
+const REVIEW_FLIGHT: &str = "---\nruntime: exec\npool: fleet\nretries: 1\n---\n\n# Reviewed on a worker\n\n## implement\n> gate: review\n\n\
+```sh\n\
+if [ -n \"$MURMUR_FOLLOW_UP\" ]; then echo Bonjour >> GREETING.md; else echo Hello > GREETING.md; fi\n\
+git add GREETING.md && git -c user.name=a -c user.email=a@a commit -qm greet\n\
+echo \"greeted on attempt $MURMUR_ATTEMPT\"\n```\n";
+
+#[test]
+fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent() {
+    let config = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
+    let turns = vec![
+        Turn::text("REQUEST CHANGES\nSay hello in French as well."),
+        Turn::text("APPROVE\nBoth greetings are there."),
+    ];
+    let cluster = Cluster::new(REVIEW_FLIGHT, config, turns);
+    let record = cluster.path("where.txt");
+    let _worker = cluster.worker("one", &record);
+    let run = cluster.start_run();
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+    assert!(events.contains("event: gate_failed"), "{events}");
+    assert!(events.contains("event: gate_passed"), "{events}");
+
+    let calls = cluster.model.scripted_requests();
+    assert_eq!(calls.len(), 2, "one call per review");
+    assert!(
+        all_text(&calls[0]).contains("+Hello"),
+        "the first review reads the diff: {}",
+        all_text(&calls[0])
+    );
+    assert!(
+        all_text(&calls[1]).contains("+Bonjour"),
+        "the second review reads the fix: {}",
+        all_text(&calls[1])
+    );
+    let worktree = cluster.worker_dir("one").join(&run).join("implement");
+    let worktree = worktree.display().to_string();
+    assert!(
+        calls
+            .iter()
+            .all(|call| call.to_string().contains(&worktree)),
+        "the reviewer worked in the agent's worktree on the worker ({worktree}): {}",
+        calls[0]
+    );
+    let show = cluster.project.show(&cluster.model, &run);
+    let implement = agent(&show, "implement");
+    assert_eq!(implement["state"], "completed", "{show:#}");
+    assert_eq!(implement["attempts"], 2, "{show:#}");
+}
