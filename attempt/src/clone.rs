@@ -66,7 +66,7 @@ fn start_ref(branch: &str) -> String {
 
 /// A local branch for `origin/BRANCH`: created when missing, moved forward when the origin is
 /// ahead (another machine worked on it since), left alone when this clone is ahead.
-async fn take_branch(clone: &Path, branch: &str) -> Result<(), String> {
+pub(crate) async fn take_branch(clone: &Path, branch: &str) -> Result<(), String> {
     let remote = format!("refs/remotes/origin/{branch}");
     let local = format!("refs/heads/{branch}");
     if !succeeds(clone, &["rev-parse", "--verify", "--quiet", &remote])

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use murmur_protocol::{Delivered, LocalPullRequest, WorkspaceSpec};
+use murmur_protocol::{Delivered, FollowBase, LocalPullRequest, WorkspaceSpec};
 use murmur_runtime::exec;
 use murmur_runtime::github;
-use murmur_runtime::workspace::{self, Repository, Worktree};
+use murmur_runtime::workspace::{self, BaseMove, Repository, Worktree};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::GitHubSettings;
@@ -40,6 +40,10 @@ pub async fn prepare(
     plan: &WorkspacePlan,
     env: &[(String, String)],
 ) -> Result<Option<Prepared>, String> {
+    if let Some(base) = plan.spec.base.as_deref().filter(|_| clones(plan)) {
+        // A base other than the clone's own branch: taken from where the clone came from.
+        crate::clone::take_branch(&plan.repository, base).await?;
+    }
     let repository = match Repository::open(&plan.repository, plan.spec.base.as_deref()).await {
         Ok(repository) => repository,
         Err(workspace::Error::NotARepository(_) | workspace::Error::NoBase(_))
@@ -50,6 +54,13 @@ pub async fn prepare(
         Err(error) => return Err(error.to_string()),
     };
     let fresh = !plan.worktree.join(".git").exists();
+    // A long-lived agent's branch (a follow-up, a wake, a retry) may have been left behind by
+    // its base; a branch made now starts where the base is.
+    let continued = !fresh
+        || repository
+            .has_branch(&plan.spec.branch)
+            .await
+            .map_err(|e| e.to_string())?;
     if fresh {
         repository.ensure_clean().await.map_err(|e| e.to_string())?;
         if let Some(commit) = &plan.spec.start {
@@ -60,10 +71,19 @@ pub async fn prepare(
         }
     }
     let start = plan.spec.start.as_deref();
-    let tree = repository
+    let mut tree = repository
         .worktree_from(&plan.worktree, &plan.spec.branch, &plan.spec.merge, start)
         .await
         .map_err(|e| e.to_string())?;
+    if continued && let Some(how) = plan.spec.follow_base {
+        let how = match how {
+            FollowBase::Merge => BaseMove::Merge,
+            FollowBase::Rebase => BaseMove::Rebase,
+        };
+        tree.follow_base(&repository, how)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let extra = prepare_extra(plan, &tree).await?;
     run_prepare_hook(&tree, env).await?;
     Ok(Some(Prepared {

@@ -41,6 +41,7 @@ fn exec_spec(
             },
             required: false,
             extra: Vec::new(),
+            follow_base: None,
         },
         env: vec![("MURMUR_RUN_ID".into(), "run1".into())],
         upstream: Vec::new(),

@@ -199,6 +199,10 @@ pub struct RunArgs {
     /// With --server: the workspace whose flight NAME runs (needed when several have one)
     #[arg(long, value_name = "W", requires = "server")]
     pub workspace: Option<String>,
+    /// With --server: the branch the run's agents start from, over the workspace
+    /// repository's base branch
+    #[arg(long, value_name = "BRANCH", requires = "server")]
+    pub base: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }

@@ -90,6 +90,7 @@ pub async fn executor(db: &DbArgs, repo: &Path) -> anyhow::Result<Executor> {
         environment: config
             .agent_environment(|| Ok(crate::commands::keys::Keys::load(repo)?.keyring))?,
         identity: None,
+        workspace: Default::default(),
     };
     // A run may have secrets of its own (`murmur spawn -e`) where the workspace has no
     // `secrets:`: open the key that is there, never making one for that (and a key that

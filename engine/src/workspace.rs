@@ -53,6 +53,10 @@ pub struct WorkspaceRepository {
 /// What every run of the workspace takes unless its flight says otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkspaceDefaults {
+    /// The base branch of a repository that names none (before the origin's default branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The pool of a flight that names none (`local`, the default, counts as none).
     #[serde(default)]
     pub pool: Option<String>,
     #[serde(default)]
@@ -77,6 +81,50 @@ pub struct Workspace {
     #[serde(default)]
     pub created_at: String,
 }
+
+/// How an executor sets up the agents of a run in a workspace: its base branch and how a
+/// long-lived agent follows it, and the pool its flight's agents run on unless they name
+/// one. Empty for the implicit workspace, whose agents branch from the repository's checked
+/// out branch and are never moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    pub base: Option<String>,
+    pub follow_base: Option<murmur_protocol::FollowBase>,
+    pub pool: Option<String>,
+}
+
+impl RunSettings {
+    /// The settings of a run of `workspace`, on `base` when its start named one (the spawn's
+    /// or flight run's value), else on its first repository's base.
+    pub fn of(workspace: &Workspace, base: Option<&str>) -> Self {
+        let first = workspace.repositories.first();
+        let follow_base = match first.map(|r| r.conflict_resolution).unwrap_or_default() {
+            ConflictResolution::Merge => Some(murmur_protocol::FollowBase::Merge),
+            ConflictResolution::Rebase => Some(murmur_protocol::FollowBase::Rebase),
+            ConflictResolution::None => None,
+        };
+        Self {
+            base: base
+                .map(str::to_owned)
+                .or_else(|| first.and_then(|r| r.base.clone())),
+            follow_base,
+            pool: workspace.defaults.pool.clone(),
+        }
+    }
+
+    /// `flight` as a run of the workspace has it: its default pool where it names none.
+    pub fn apply(&self, flight: &mut murmur_parser::Flight) {
+        if let Some(pool) = &self.pool
+            && flight.frontmatter.pool == DEFAULT_POOL
+        {
+            flight.frontmatter.pool.clone_from(pool);
+        }
+    }
+}
+
+/// The pool a flight names no pool for: the parser fills it in, so a flight that writes
+/// `pool: local` takes the workspace's default pool too.
+const DEFAULT_POOL: &str = "local";
 
 /// Why a workspace cannot be recorded as given.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,7 +165,7 @@ fn has_credential(url: &str) -> bool {
 }
 
 /// A branch name git would take, and that cannot be read as an option.
-fn is_branch(name: &str) -> bool {
+pub fn is_branch(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')
         && !name.contains("..")
@@ -150,6 +198,11 @@ impl Workspace {
                 return Err(Invalid::Branch(base.clone()));
             }
         }
+        if let Some(base) = &self.defaults.base
+            && !is_branch(base)
+        {
+            return Err(Invalid::Branch(base.clone()));
+        }
         Ok(())
     }
 
@@ -160,6 +213,12 @@ impl Workspace {
             "{index}-{}",
             murmur_attempt::repository_folder(url)
         ))
+    }
+
+    /// The base branch of repository `repository` as given: its own, else the workspace's
+    /// (`None`: the origin's default branch).
+    pub fn base_of<'a>(&'a self, repository: &'a WorkspaceRepository) -> Option<&'a str> {
+        repository.base.as_deref().or(self.defaults.base.as_deref())
     }
 
     /// Whether one of its repositories is `url` (a clone URL, `owner/name` or a path).
@@ -244,6 +303,41 @@ mod tests {
         assert!(ws.has_repository(&["github.com/acme/app/".to_owned()]));
         assert!(!ws.has_repository(&["https://github.com/acme/other".to_owned()]));
         assert!(!ws.has_repository(&[String::new()]));
+    }
+
+    #[test]
+    fn a_runs_base_is_its_starts_then_its_repositorys() {
+        let mut ws = workspace("a", "/r");
+        ws.defaults.base = Some("develop".to_owned());
+        assert_eq!(ws.base_of(&ws.repositories[0]), Some("develop"));
+        ws.repositories[0].base = Some("main".to_owned());
+        assert_eq!(ws.base_of(&ws.repositories[0]), Some("main"));
+        assert_eq!(RunSettings::of(&ws, None).base.as_deref(), Some("main"));
+        let own = RunSettings::of(&ws, Some("release"));
+        assert_eq!(own.base.as_deref(), Some("release"));
+        assert_eq!(own.follow_base, Some(murmur_protocol::FollowBase::Merge));
+        ws.repositories[0].conflict_resolution = ConflictResolution::None;
+        assert_eq!(RunSettings::of(&ws, None).follow_base, None);
+        ws.defaults.base = Some("-x".to_owned());
+        assert_eq!(ws.check(), Err(Invalid::Branch("-x".to_owned())));
+    }
+
+    #[test]
+    fn a_flight_naming_no_pool_takes_the_workspaces() {
+        let text = "---\nruntime: exec\n---\n# T\n\n## a\n> command: true\n";
+        let named = "---\nruntime: exec\npool: gpu\n---\n# T\n\n## a\n> command: true\n";
+        let mut ws = workspace("a", "/r");
+        ws.defaults.pool = Some("fleet".to_owned());
+        let settings = RunSettings::of(&ws, None);
+        let mut flight = murmur_parser::parse(text, "t").flight.expect("flight");
+        settings.apply(&mut flight);
+        assert_eq!(flight.frontmatter.pool, "fleet");
+        let mut flight = murmur_parser::parse(named, "t").flight.expect("flight");
+        settings.apply(&mut flight);
+        assert_eq!(flight.frontmatter.pool, "gpu");
+        let mut flight = murmur_parser::parse(text, "t").flight.expect("flight");
+        RunSettings::default().apply(&mut flight);
+        assert_eq!(flight.frontmatter.pool, "local");
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn workspace(name: &str, urls: &[&str]) -> Workspace {
             })
             .collect(),
         defaults: WorkspaceDefaults {
+            base: Some("develop".to_owned()),
             pool: Some("fleet".to_owned()),
             environment: None,
             check: Some("make test".to_owned()),
@@ -102,12 +103,16 @@ async fn workspaces_are_kept_per_tenant(db: &TestDb) {
 
     run(&local, "0run1").await;
     local
-        .set_run_workspace("0run1", "backend")
+        .set_run_workspace("0run1", "backend", Some("release"))
         .await
         .expect("record");
     assert_eq!(
         local.run_workspace("0run1").await.expect("read"),
         Some("backend".to_owned())
+    );
+    assert_eq!(
+        local.run_place("0run1").await.expect("read"),
+        Some(("backend".to_owned(), Some("release".to_owned())))
     );
     assert_eq!(acme.run_workspace("0run1").await.expect("read"), None);
     assert_eq!(

@@ -113,6 +113,19 @@ pub struct WorkspaceSpec {
     /// `.murmur/repos/<name>` inside the agent's worktree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<ExtraRepository>,
+    /// For a worktree that exists already (a follow-up, a wake, a retry) whose base branch
+    /// moved on: how the new base reaches the agent's branch; `None` leaves the branch as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_base: Option<FollowBase>,
+}
+
+/// How a moved base branch reaches a long-lived agent's branch (the workspace repository's
+/// `conflict_resolution`, `none` being no `FollowBase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowBase {
+    Merge,
+    Rebase,
 }
 
 /// A repository of a multi-repository workspace beside the first.

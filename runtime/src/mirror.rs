@@ -139,6 +139,45 @@ pub async fn fetch(dir: &Path, credential: Option<&Credential>) -> Result<String
     head(dir).await
 }
 
+/// Makes the mirror's local branch `branch` what its origin's is (a run's own base branch,
+/// beside the mirror's checked-out one), as of the mirror's last fetch; moved forward only.
+pub async fn take_branch(dir: &Path, branch: &str) -> Result<(), Error> {
+    let _one = UPDATES.lock().await;
+    let checked_out = run(dir, &["symbolic-ref", "--short", "HEAD"], None)
+        .await
+        .map_err(|reason| update_error(dir, reason))?;
+    if checked_out == branch {
+        return Ok(());
+    }
+    let remote = format!("refs/remotes/origin/{branch}");
+    if run(dir, &["rev-parse", "--verify", "--quiet", &remote], None)
+        .await
+        .is_err()
+    {
+        let url = run(dir, &["remote", "get-url", "origin"], None)
+            .await
+            .map_err(|reason| update_error(dir, reason))?;
+        return Err(Error::NoBase {
+            url,
+            base: branch.to_owned(),
+        });
+    }
+    let local = format!("refs/heads/{branch}");
+    let has_local = run(dir, &["rev-parse", "--verify", "--quiet", &local], None)
+        .await
+        .is_ok();
+    let behind = !has_local
+        || run(dir, &["merge-base", "--is-ancestor", &local, &remote], None)
+            .await
+            .is_ok();
+    if behind {
+        run(dir, &["update-ref", &local, &remote], None)
+            .await
+            .map_err(|reason| update_error(dir, reason))?;
+    }
+    Ok(())
+}
+
 /// The commit the mirror's base branch is at.
 pub async fn head(dir: &Path) -> Result<String, Error> {
     run(dir, &["rev-parse", "HEAD"], None)
@@ -311,5 +350,20 @@ mod tests {
                 .await
                 .expect("origin")
         );
+
+        // A run's own base branch: taken from the origin, refused (named) where it has none.
+        git_in(&origin, &["branch", "release"]).await;
+        fetch(&mirror, None).await.expect("fetch");
+        take_branch(&mirror, "release").await.expect("release");
+        let taken = run(&mirror, &["rev-parse", "refs/heads/release"], None).await;
+        assert_eq!(taken.expect("local release"), second);
+        let missing = take_branch(&mirror, "nope").await.expect_err("no branch");
+        assert!(
+            matches!(&missing, Error::NoBase { base, .. } if base == "nope"),
+            "{missing}"
+        );
+        take_branch(&mirror, "trunk")
+            .await
+            .expect("the checked-out base");
     }
 }

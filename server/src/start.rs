@@ -38,6 +38,9 @@ pub struct StartBody {
     /// The workspace whose flight to run, needed when the name exists in several.
     #[serde(default)]
     workspace: Option<String>,
+    /// The branch the run's agents start from, over its workspace repository's base.
+    #[serde(default)]
+    base: Option<String>,
 }
 
 /// A run accepted (or, for `cancel`, being canceled).
@@ -114,7 +117,8 @@ pub async fn start_run(
         return claimed_answer(store, &runs, &name).await;
     }
     let wanted = request.workspace.as_deref();
-    let (known, executor) = super::workspace_flights::for_start(&state, &name, wanted)
+    let base = request.base.as_deref();
+    let (known, executor) = super::workspace_flights::for_start(&state, &name, wanted, base)
         .await?
         .ok_or_else(unknown)?;
     let inputs = input_pairs(&request.inputs);
@@ -132,7 +136,9 @@ pub async fn start_run(
     };
     let prepared = executor.prepare(&start).map_err(start_error)?;
     if let Some(workspace) = &known.workspace {
-        store.set_run_workspace(&prepared.id, workspace).await?;
+        store
+            .set_run_workspace(&prepared.id, workspace, base)
+            .await?;
     }
     // The commit and the hand-off run on a task of their own: a client that goes away drops
     // this future, and must not cut a committed run off from its driver.

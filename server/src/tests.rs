@@ -465,5 +465,6 @@ pub(super) async fn test_executor(
         pools: Default::default(),
         environment: Default::default(),
         identity: None,
+        workspace: Default::default(),
     }
 }

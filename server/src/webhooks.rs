@@ -359,7 +359,7 @@ async fn workspace_runs(
         if let Some(run) = prepare(&executor, &known, payload) {
             tenant
                 .store()
-                .set_run_workspace(&run.id, &workspace.name)
+                .set_run_workspace(&run.id, &workspace.name, None)
                 .await?;
             prepared.push(run);
         }

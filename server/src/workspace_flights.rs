@@ -173,16 +173,23 @@ pub async fn of_workspace(state: &AppState, workspace: &Workspace) -> Vec<Known>
 
 /// The flight a start runs, and the executor that prepares it: for a workspace's flight,
 /// the workspace's mirrors are fetched first and the flight is read again from there, so a
-/// run starts from the base branch as its origin has it now.
+/// run starts from the base branch as its origin has it now. `base`, the start's own base
+/// branch, is checked to exist there; a flight of the server's repository takes none.
 pub async fn for_start(
     state: &AppState,
     name: &str,
     wanted: Option<&str>,
+    base: Option<&str>,
 ) -> Result<Option<(Known, Executor)>, ApiError> {
     let Some(known) = find_in(state, name, wanted).await? else {
         return Ok(None);
     };
     let Some(workspace_name) = known.workspace.clone() else {
+        if base.is_some() {
+            return Err(ApiError::invalid(format!(
+                "`base` chooses the base branch of a workspace's repository, and flight `{name}` runs in the server's own repository, whose checked-out branch is its base; run it in a workspace (`workspace`) or leave `base` out"
+            )));
+        }
         return Ok(Some((known, state.executor().clone())));
     };
     let executor = state.executor();
@@ -195,11 +202,17 @@ pub async fn for_start(
         .fetch_mirrors(&workspace)
         .await
         .map_err(workspace_error)?;
+    if let Some(base) = base {
+        executor
+            .ensure_base(&workspace, base)
+            .await
+            .map_err(workspace_error)?;
+    }
     let known = match known.origin {
         Origin::Repository(_) => find_in(state, name, Some(&workspace_name))
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no flight `{name}`")))?,
         Origin::Catalog(_) => known,
     };
-    Ok(Some((known, executor.in_workspace(&workspace))))
+    Ok(Some((known, executor.in_workspace_on(&workspace, base))))
 }

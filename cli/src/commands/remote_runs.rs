@@ -42,6 +42,9 @@ pub fn start(url: &str, args: &RunArgs) -> anyhow::Result<Exit> {
     if let Some(workspace) = &args.workspace {
         body["workspace"] = json!(workspace);
     }
+    if let Some(base) = &args.base {
+        body["base"] = json!(base);
+    }
     let accepted: Accepted = match remote.post(&path, Some(&body)) {
         Ok(answer) => serde_json::from_value(answer).context("unexpected answer")?,
         Err(error) => {

@@ -35,6 +35,7 @@ pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
             db: args.db.clone(),
             server: None,
             workspace: None,
+            base: None,
         });
     }
     let slug = args.slug.clone().unwrap_or_default();

@@ -53,6 +53,10 @@ pub struct AddArgs {
     /// n-th `--repo`'s); default: the origin's default branch
     #[arg(long = "base")]
     bases: Vec<String>,
+    /// The base branch of every repository given no --base of its own (default: each
+    /// origin's default branch)
+    #[arg(long, value_name = "BRANCH")]
+    default_base: Option<String>,
     /// When a long-lived agent's base moves: merge (default), rebase or none
     #[arg(long, default_value = "merge")]
     conflict_resolution: ConflictResolution,
@@ -103,6 +107,7 @@ fn workspace_of(args: &AddArgs) -> anyhow::Result<Workspace> {
         name: args.name.clone(),
         repositories,
         defaults: WorkspaceDefaults {
+            base: args.default_base.clone(),
             pool: args.pool.clone(),
             environment: None,
             check: args.check.clone(),

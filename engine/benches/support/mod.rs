@@ -31,6 +31,7 @@ pub async fn executor(dir: &Path, slots: usize) -> Executor {
         pools: Default::default(),
         environment: Default::default(),
         identity: None,
+        workspace: Default::default(),
     }
 }
 

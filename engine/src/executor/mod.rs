@@ -155,6 +155,9 @@ pub struct Executor {
     /// Gives every attempt's process its agent identity (`MURMUR_API_URL`,
     /// `MURMUR_AGENT_TOKEN`) while this process serves the agent API; `None` gives none.
     pub identity: Option<crate::identity::Issuer>,
+    /// How the agents of a workspace's run branch and where its flight's agents run
+    /// (`Executor::in_workspace`); empty for the implicit workspace.
+    pub workspace: crate::workspace::RunSettings,
 }
 
 impl Executor {

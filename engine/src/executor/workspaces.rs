@@ -9,7 +9,7 @@ use murmur_runtime::mirror::{self, Credential};
 
 use super::Executor;
 use crate::secrets::Secrets;
-use crate::workspace::{Workspace, WorkspaceRepository};
+use crate::workspace::{RunSettings, Workspace, WorkspaceRepository};
 
 /// Why a workspace's repositories cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -143,10 +143,17 @@ impl Executor {
         extra
     }
 
-    /// This executor as it runs agents of `workspace`.
+    /// This executor as it runs agents of `workspace`, on its first repository's base.
     pub fn in_workspace(&self, workspace: &Workspace) -> Executor {
+        self.in_workspace_on(workspace, None)
+    }
+
+    /// This executor as it runs agents of `workspace`, on `base` when the run's start named
+    /// one (else its first repository's).
+    pub fn in_workspace_on(&self, workspace: &Workspace, base: Option<&str>) -> Executor {
         let mut executor = self.clone();
         executor.repository = self.mirror_of(workspace, 0);
+        executor.workspace = RunSettings::of(workspace, base);
         let defaults = &workspace.defaults;
         if defaults.check.is_some() {
             executor.check_command.clone_from(&defaults.check);
@@ -162,7 +169,7 @@ impl Executor {
     /// The executor that drives run `run_id`: this one for a run of the implicit workspace,
     /// else [`Self::in_workspace`], with the mirrors made first where this host has none.
     pub async fn for_run(&self, run_id: &str) -> Result<Executor, WorkspaceError> {
-        let Some(name) = self.store.run_workspace(run_id).await? else {
+        let Some((name, base)) = self.store.run_place(run_id).await? else {
             return Ok(self.clone());
         };
         let workspace = self
@@ -171,7 +178,29 @@ impl Executor {
             .await?
             .ok_or(WorkspaceError::Gone(name))?;
         self.ensure_mirrors(&workspace).await?;
-        Ok(self.in_workspace(&workspace))
+        if let Some(base) = &base {
+            self.ensure_base(&workspace, base).await?;
+        }
+        Ok(self.in_workspace_on(&workspace, base.as_deref()))
+    }
+
+    /// Makes `base`, a run's own base branch, a branch of the mirror of `workspace`'s first
+    /// repository, as the origin had it at the mirror's last fetch. A base the origin does
+    /// not have is an error naming the workspace, the repository and the branch.
+    pub async fn ensure_base(
+        &self,
+        workspace: &Workspace,
+        base: &str,
+    ) -> Result<(), WorkspaceError> {
+        if !crate::workspace::is_branch(base) {
+            return Err(crate::workspace::Invalid::Branch(base.to_owned()).into());
+        }
+        let Some(repository) = workspace.repositories.first() else {
+            return Err(crate::workspace::Invalid::NoRepository(workspace.name.clone()).into());
+        };
+        mirror::take_branch(&self.mirror_of(workspace, 0), base)
+            .await
+            .map_err(|e| failed(workspace, repository, named(e, &repository.url)))
     }
 
     /// Clones every repository of `workspace` this host has no mirror of yet.
@@ -182,8 +211,8 @@ impl Executor {
                 continue;
             }
             let credential = self.credential(workspace, repository).await?;
-            let base = match &repository.base {
-                Some(base) => base.clone(),
+            let base = match workspace.base_of(repository) {
+                Some(base) => base.to_owned(),
                 None => mirror::check_remote(&repository.url, None, credential.as_ref())
                     .await
                     .map_err(|e| failed(workspace, repository, e))?,
@@ -215,7 +244,8 @@ impl Executor {
     }
 
     /// Checks that each repository of `workspace` is a reachable git repository with its
-    /// base branch (the origin's default branch filled in where none was given).
+    /// base branch (its own, else the workspace's, else the origin's default branch, which
+    /// is recorded as the repository's).
     pub async fn check_repositories(
         &self,
         workspace: &mut Workspace,
@@ -225,7 +255,7 @@ impl Executor {
             let credential = self.credential(&checked, repository).await?;
             let base = mirror::check_remote(
                 &repository.url,
-                repository.base.as_deref(),
+                checked.base_of(repository),
                 credential.as_ref(),
             )
             .await
@@ -262,6 +292,17 @@ impl Executor {
             .get(secret)
             .ok_or_else(|| fail("it is not set".to_owned()))?;
         Ok(Some(Credential::token(value.expose())))
+    }
+}
+
+/// A mirror's error as its repository's: the mirror's own path is this host's business.
+fn named(error: mirror::Error, url: &str) -> mirror::Error {
+    match error {
+        mirror::Error::NoBase { base, .. } => mirror::Error::NoBase {
+            url: url.to_owned(),
+            base,
+        },
+        other => other,
     }
 }
 

@@ -24,6 +24,7 @@ enum RunWorkspaces {
     Tenant,
     RunId,
     Workspace,
+    Base,
 }
 
 /// What removing a workspace did.
@@ -176,21 +177,32 @@ impl Store {
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Records that run `run_id` works in workspace `name`. Written before the run itself,
-    /// so a run never exists without its workspace; a row whose run was never created is
-    /// harmless.
-    pub async fn set_run_workspace(&self, run_id: &str, name: &str) -> Result<(), Error> {
+    /// Records that run `run_id` works in workspace `name`, on base branch `base` when the
+    /// start named one. Written before the run itself, so a run never exists without its
+    /// workspace; a row whose run was never created is harmless.
+    pub async fn set_run_workspace(
+        &self,
+        run_id: &str,
+        name: &str,
+        base: Option<&str>,
+    ) -> Result<(), Error> {
         let insert = Query::insert()
             .into_table(RunWorkspaces::Table)
             .columns([
                 RunWorkspaces::Tenant,
                 RunWorkspaces::RunId,
                 RunWorkspaces::Workspace,
+                RunWorkspaces::Base,
             ])
-            .values_panic([self.tenant.as_str().into(), run_id.into(), name.into()])
+            .values_panic([
+                self.tenant.as_str().into(),
+                run_id.into(),
+                name.into(),
+                base.map(str::to_owned).into(),
+            ])
             .on_conflict(
                 OnConflict::columns([RunWorkspaces::Tenant, RunWorkspaces::RunId])
-                    .update_column(RunWorkspaces::Workspace)
+                    .update_columns([RunWorkspaces::Workspace, RunWorkspaces::Base])
                     .to_owned(),
             )
             .to_owned();
@@ -199,13 +211,18 @@ impl Store {
 
     /// The workspace run `run_id` works in; `None` for the implicit one.
     pub async fn run_workspace(&self, run_id: &str) -> Result<Option<String>, Error> {
+        Ok(self.run_place(run_id).await?.map(|(name, _)| name))
+    }
+
+    /// The workspace run `run_id` works in and the base branch its start named, if any.
+    pub async fn run_place(&self, run_id: &str) -> Result<Option<(String, Option<String>)>, Error> {
         let select = Query::select()
-            .column(RunWorkspaces::Workspace)
+            .columns([RunWorkspaces::Workspace, RunWorkspaces::Base])
             .from(RunWorkspaces::Table)
             .and_where(Expr::col(RunWorkspaces::Tenant).eq(self.tenant.as_str()))
             .and_where(Expr::col(RunWorkspaces::RunId).eq(run_id))
             .to_owned();
-        let found: Vec<(String,)> = self.fetch(&select).await?;
-        Ok(found.into_iter().next().map(|(name,)| name))
+        let found: Vec<(String, Option<String>)> = self.fetch(&select).await?;
+        Ok(found.into_iter().next())
     }
 }

@@ -32,6 +32,7 @@ pub async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
         pools: Default::default(),
         environment: Default::default(),
         identity: None,
+        workspace: Default::default(),
     }
 }
 

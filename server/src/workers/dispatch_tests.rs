@@ -35,6 +35,7 @@ fn spec(slug: &str) -> AttemptSpec {
             },
             required: false,
             extra: Vec::new(),
+            follow_base: None,
         },
         env: Vec::new(),
         upstream: Vec::new(),

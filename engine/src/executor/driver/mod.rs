@@ -87,10 +87,11 @@ impl<'e> Driver<'e> {
         let row = store.run(run_id).await?;
         let parsed = murmur_parser::parse(&row.source, &row.flight);
         let valid = parsed.diagnostics.iter().all(|d| !d.is_error());
-        let flight = parsed
+        let mut flight = parsed
             .flight
             .filter(|_| valid)
             .ok_or_else(|| Error::StoredFlight(row.id.clone()))?;
+        executor.workspace.apply(&mut flight);
         let agents = run::agents_of(&flight);
         let dag = Dag::build(&agents).map_err(|_| Error::StoredFlight(row.id.clone()))?;
         let rests = executor.pools.rests(&flight, &agents);

@@ -85,7 +85,7 @@ impl Driver<'_> {
         let front = &self.flight.frontmatter;
         let workspace = WorkspaceSpec {
             repository: self.executor.repository.display().to_string(),
-            base: None,
+            base: self.executor.workspace.base.clone(),
             start: run::start_commit(self.event.as_ref()),
             worktree: self.worktree_name(index),
             plain: format!("{}/{}", self.row.id, agent.slug),
@@ -106,6 +106,7 @@ impl Driver<'_> {
             },
             required: coding,
             extra: self.executor.extra_repositories(),
+            follow_base: self.executor.workspace.follow_base,
         };
         let plan = CodingPlan {
             runtime,
