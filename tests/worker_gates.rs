@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use claude_project::{Project, agent, all_text, text};
 use murmur_testkit::{ModelServer, Turn};
 use serde_json::Value;
+use support::beacon::Beacon;
 use support::http;
 use support::watched::Watched;
 
@@ -48,6 +49,8 @@ impl Cluster {
         ]);
         let mut serve = project.murmur(&model, &["serve", "--bind", "127.0.0.1:0"]);
         serve.env_remove(WHERE_VAR);
+        // Short, so a killed worker is lost within the test's patience.
+        serve.env("MURMUR_MACHINE_LEASE_TTL", "2");
         let mut server = Watched::spawn(serve);
         let line = server.wait_for("listening on http://");
         let address = line
@@ -147,21 +150,23 @@ case \"$MURMUR_FOLLOW_UP\" in *'fixed.txt is missing'*) echo 'told: fixed.txt is
 if [ -n \"$MURMUR_FOLLOW_UP\" ]; then\n  echo ok > fixed.txt && git add fixed.txt && git -c user.name=a -c user.email=a@a commit -qm fix\nfi\n\
 echo \"built on attempt $MURMUR_ATTEMPT\"\n```\n";
 
+/// A configuration whose `ci` check is `script` (kept in `dirs`), passed the record's variable.
+fn ci_config(dirs: &Path, script: &str, max_vms: u32) -> String {
+    let check = dirs.join("check.sh");
+    std::fs::write(&check, script).expect("write the check");
+    format!(
+        "pools:\n  fleet: {{ placement: workers, max_vms: {max_vms} }}\nchecks:\n  command: \"sh '{}'\"\nenvironment:\n  pass: [{WHERE_VAR}]\n",
+        check.display()
+    )
+}
+
 #[test]
 fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
     let dirs = tempfile::tempdir().expect("temp dir");
-    let check = dirs.path().join("check.sh");
-    std::fs::write(
-        &check,
-        format!(
-            "echo \"$PWD\" >> \"${WHERE_VAR}\"\ntest -f fixed.txt || {{ echo 'fixed.txt is missing'; exit 3; }}\n"
-        ),
-    )
-    .expect("write the check");
-    let config = format!(
-        "pools:\n  fleet: {{ placement: workers, max_vms: 1 }}\nchecks:\n  command: \"sh '{}'\"\nenvironment:\n  pass: [{WHERE_VAR}]\n",
-        check.display()
+    let script = format!(
+        "echo \"$PWD\" >> \"${WHERE_VAR}\"\ntest -f fixed.txt || {{ echo 'fixed.txt is missing'; exit 3; }}\n"
     );
+    let config = ci_config(dirs.path(), &script, 1);
     let cluster = Cluster::new(CI_FLIGHT, &config, Vec::new());
     let record = cluster.path("where.txt");
     let _worker = cluster.worker("one", &record);
@@ -195,6 +200,58 @@ fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
     let build = agent(&show, "build");
     assert_eq!(build["state"], "completed", "{show:#}");
     assert_eq!(build["attempts"], 2, "{show:#}");
+}
+
+/// `build` commits its fix at once; its check reports the first time it runs and waits for `go`.
+const QUICK_FLIGHT: &str = "---\nruntime: exec\npool: fleet\n---\n\n# Checked on a worker\n\n## build\n> gate: ci\n\n\
+```sh\necho ok > fixed.txt && git add fixed.txt && git -c user.name=a -c user.email=a@a commit -qm fix\necho built\n```\n";
+
+#[test]
+fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let beacon = Beacon::bind();
+    let go = dirs.path().join("go");
+    let script = format!(
+        "echo \"$PWD\" >> \"${WHERE_VAR}\"\nif [ ! -e '{go}' ]; then {signal}; until [ -e '{go}' ]; do sleep 0.05; done; fi\ntest -f fixed.txt\n",
+        go = go.display(),
+        signal = beacon.signal(),
+    );
+    let config = ci_config(dirs.path(), &script, 2);
+    let cluster = Cluster::new(QUICK_FLIGHT, &config, Vec::new());
+    let record = cluster.path("where.txt");
+    let mut one = cluster.worker("one", &record);
+    let mut two = cluster.worker("two", &record);
+    let run = cluster.start_run();
+    beacon.wait("the first check");
+    let first = std::fs::read_to_string(&record).expect("the first check's folder");
+    let on_one = first.contains(&cluster.worker_dir("one").display().to_string());
+    let (victim, survivor) = if on_one {
+        (&mut one, "two")
+    } else {
+        (&mut two, "one")
+    };
+    victim.signal("-KILL");
+    std::fs::write(&go, "").expect("touch go");
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+    assert!(events.contains("event: gate_passed"), "{events}");
+
+    let folders = std::fs::read_to_string(&record).expect("the checks' folders");
+    let folders: Vec<&str> = folders.lines().collect();
+    assert_eq!(folders.len(), 2, "once on each worker: {folders:?}");
+    let again = cluster.worker_dir(survivor).join(&run).join("build");
+    assert_eq!(
+        Path::new(folders[1]),
+        again,
+        "the check ran again on the other worker, in a worktree made from the agent's branch"
+    );
+    let show = cluster.project.show(&cluster.model, &run);
+    let build = agent(&show, "build");
+    assert_eq!(build["state"], "completed", "{show:#}");
+    assert_eq!(
+        build["attempts"], 1,
+        "the agent's turn was not repeated: {show:#}"
+    );
 }
 
 /// `implement` greets in English, and in French too once the reviewer asks for it.
