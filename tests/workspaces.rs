@@ -10,6 +10,8 @@
 mod bases;
 #[path = "workspaces/credentials.rs"]
 mod credentials;
+#[path = "workspaces/defaults.rs"]
+mod defaults;
 #[path = "workspaces/harness.rs"]
 mod harness;
 #[path = "../cli/tests/support/mod.rs"]
@@ -226,13 +228,14 @@ fn workspaces_over_http() {
     );
 }
 
-/// The two-repository workspace `duo` (front, back) of a server; answers the server.
+/// The two-repository workspace `duo` (front, back) of a server; answers the server. `pool`
+/// is the pair flight's and the workspace's default pool; `hello` names none.
 fn duo(pool: Option<&str>, config: Option<&str>) -> (tempfile::TempDir, Origin, Origin, Server) {
     let root = tempfile::tempdir().expect("temp dir");
     let front = Origin::new(
         root.path(),
         "front",
-        &[("pair", pair(pool)), ("hello", hello(pool))],
+        &[("pair", pair(pool)), ("hello", hello(None))],
     );
     let back = Origin::new(root.path(), "back", &[]);
     let folder = Server::folder();
@@ -240,18 +243,20 @@ fn duo(pool: Option<&str>, config: Option<&str>) -> (tempfile::TempDir, Origin, 
         std::fs::create_dir_all(folder.path().join(".murmur")).expect(".murmur");
         std::fs::write(folder.path().join(".murmur/murmur.yaml"), config).expect("config");
     }
-    cli_ok(
-        folder.path(),
-        &[
-            "workspace",
-            "add",
-            "duo",
-            "--repo",
-            &front.url(),
-            "--repo",
-            &back.url(),
-        ],
-    );
+    let (front_url, back_url) = (front.url(), back.url());
+    let mut args = vec![
+        "workspace",
+        "add",
+        "duo",
+        "--repo",
+        &front_url,
+        "--repo",
+        &back_url,
+    ];
+    if let Some(pool) = pool {
+        args.extend(["--pool", pool]);
+    }
+    cli_ok(folder.path(), &args);
     (root, front, back, Server::start(folder))
 }
 
@@ -307,10 +312,18 @@ fn a_worker_with_no_repository_runs_workspace_agents() {
     command.args(["worker", "--server", &url, "--token", &worker_token]);
     command.arg("--dir").arg(&worker_dir);
     let mut worker = Watched::spawn(command);
-    worker.wait_for("registered machine");
+    let line = worker.wait_for("registered machine");
+    let machine = line
+        .split("registered machine ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the machine's id")
+        .to_owned();
 
+    // `hello` names no pool: it runs on the workspace's default pool, the worker's.
     let run = server.run("hello", "duo");
     assert_eq!(response(&run), "in repo-front");
+    assert_eq!(run["agents"][0]["machine"], machine.as_str(), "{run:#}");
     let run = server.run("pair", "duo");
     check_pair(&server, &run);
     front.push("repo-front-2");

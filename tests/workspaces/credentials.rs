@@ -71,7 +71,7 @@ fn token_on_a_command_line() -> bool {
     })
 }
 
-fn murmur_with_key(dir: &Path, keys: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+pub fn murmur_with_key(dir: &Path, keys: &Path, args: &[&str], stdin: &str) -> (bool, String) {
     let mut command = crate::support::murmur(dir);
     command
         .args(args)

@@ -131,11 +131,19 @@ impl Server {
     }
 
     pub fn start(folder: tempfile::TempDir) -> Self {
+        Self::start_in_env(folder, &[])
+    }
+
+    /// [`Server::start`] with `env` in the server's environment.
+    pub fn start_in_env(folder: tempfile::TempDir, env: &[(&str, &Path)]) -> Self {
         let token = cli_ok(folder.path(), &["token", "create", "--name", "tests"]);
         let mut command = murmur(folder.path());
         command
             .args(["serve", "--bind", "127.0.0.1:0"])
             .env("MURMUR_GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET);
+        for (name, value) in env {
+            command.env(name, value);
+        }
         let mut process = Watched::spawn(command);
         let line = process.wait_for("listening on http://");
         let address = line
