@@ -1,6 +1,7 @@
-//! Schedules (`on.schedule`): every owed tick of every flight starts one run, exactly once,
-//! also across restarts and across servers sharing the store (the tick is claimed in the
-//! transaction that creates its run). A tick missed while the server was down runs once on start.
+//! Schedules (`on.schedule`): every owed tick of every flight of every tenant starts one run
+//! in that tenant, exactly once, also across restarts and across servers sharing the store
+//! (the tick is claimed, per tenant, in the transaction that creates its run). A tick missed
+//! while the server was down runs once on start.
 
 use std::time::Duration;
 
@@ -26,9 +27,32 @@ pub async fn keep_time(state: AppState, started: DateTime<Utc>) {
     }
 }
 
-/// Starts a run for every tick owed now; returns the runs started. A schedule that never
-/// fired counts from `started` (the server's start), so a new flight owes no past ticks.
+/// Starts a run for every tick owed now, in every tenant; returns the runs started. A
+/// schedule that never fired counts from `started` (the server's start), so a new flight owes
+/// no past ticks.
 pub async fn fire_due(state: &AppState, started: DateTime<Utc>) -> Vec<String> {
+    let tenants = match state.store().tenants().await {
+        Ok(tenants) => tenants,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the tenants for their schedules");
+            return Vec::new();
+        }
+    };
+    let mut runs = Vec::new();
+    for tenant in tenants {
+        // Each tenant's catalog through its own scoped state: its flights start in it alone.
+        match state.for_tenant(&tenant.name).await {
+            Ok(scoped) => runs.extend(fire_due_in(&scoped, started).await),
+            Err(error) => {
+                tracing::warn!(tenant = %tenant.name, ?error, "cannot look at a tenant's schedules");
+            }
+        }
+    }
+    runs
+}
+
+/// [`fire_due`] for the flights of `state`'s tenant.
+async fn fire_due_in(state: &AppState, started: DateTime<Utc>) -> Vec<String> {
     let clock = &state.executor().clock;
     let now = clock.now();
     let mut runs = Vec::new();

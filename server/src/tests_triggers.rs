@@ -1,6 +1,7 @@
 //! GitHub deliveries with real payload shapes against a server on a real git repository:
 //! hostile issue titles stay data, `repos` takes clone URLs, a push runs on its `after`
 //! commit, deletions start nothing, and `tags:` / `branches:` each filter their own refs.
+//! Schedules fire in every tenant, each tick once per tenant however many servers look.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -258,4 +259,102 @@ async fn tags_filter_tag_pushes_and_deletions_start_nothing() {
     )
     .await;
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+}
+
+/// A nightly flight whose one agent says which tenant's catalog it came from.
+fn nightly(word: &str) -> String {
+    format!(
+        "---\nruntime: exec\non:\n  schedule: {{ cron: \"0 2 * * *\", timezone: Europe/Berlin }}\n---\n# Nightly\n\n## report\n> command: echo {word}-nightly\n"
+    )
+}
+
+async fn save_nightly(store: &murmur_engine::Store, word: &str, at: &str) {
+    let text = nightly(word);
+    store
+        .save_flight(&murmur_engine::store::NewGeneration {
+            name: "nightly",
+            markdown: &text,
+            digest: &murmur_engine::run::digest(&text),
+            author: "tests",
+            created_at: at,
+        })
+        .await
+        .expect("save the flight");
+}
+
+#[tokio::test]
+async fn every_tenants_schedule_fires_once_per_tick_in_its_own_tenant() {
+    use chrono::{DateTime, Utc};
+    use murmur_engine::Clock;
+    use murmur_engine::clock::ManualClock;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let clock = Arc::new(ManualClock::new(at("2026-03-02T00:30:00Z")));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
+    let executor = super::tests::test_executor(dir.path(), clock.clone()).await;
+    let local = executor.store.clone();
+    assert!(
+        local
+            .create_tenant("acme", &clock.stamp())
+            .await
+            .expect("tenant")
+    );
+    let acme = local
+        .for_tenant("acme")
+        .await
+        .expect("lookup")
+        .expect("acme");
+    // The same flight name in both catalogs, each with its own text.
+    save_nightly(&local, "local", &clock.stamp()).await;
+    save_nightly(&acme, "acme", &clock.stamp()).await;
+    // Two servers on one store file, each with its own connection pool.
+    let path = dir.path().join(".murmur/murmur.db").display().to_string();
+    let other = murmur_engine::executor::Executor {
+        store: murmur_engine::Store::open(&path)
+            .await
+            .expect("a second store"),
+        ..executor.clone()
+    };
+    let (one, two) = (
+        AppState::new(executor, dir.path().to_path_buf(), None),
+        AppState::new(other, dir.path().to_path_buf(), None),
+    );
+    let started = clock.now();
+    assert!(
+        super::cron::fire_due(&one, started).await.is_empty(),
+        "01:00 UTC has not come"
+    );
+
+    clock.advance(chrono::Duration::minutes(31));
+    let (here, there) = tokio::join!(
+        super::cron::fire_due(&one, started),
+        super::cron::fire_due(&two, started)
+    );
+    let runs: Vec<String> = here.into_iter().chain(there).collect();
+    assert_eq!(runs.len(), 2, "one run per tenant for the tick: {runs:?}");
+    for (store, word) in [(&local, "local"), (&acme, "acme")] {
+        let mut own = Vec::new();
+        for id in &runs {
+            if let Ok(row) = store.run(id).await {
+                own.push(row);
+            }
+        }
+        assert_eq!(own.len(), 1, "{word} sees exactly its own run: {runs:?}");
+        let row = &own[0];
+        assert_eq!(
+            (row.flight.as_str(), row.tenant.as_str()),
+            ("nightly", word)
+        );
+        assert!(
+            row.source.contains(&format!("echo {word}-nightly")),
+            "{}",
+            row.source
+        );
+    }
+    for state in [&one, &two] {
+        assert!(
+            super::cron::fire_due(state, started).await.is_empty(),
+            "each tenant's tick is taken once"
+        );
+    }
 }
