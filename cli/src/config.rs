@@ -138,6 +138,8 @@ pub struct RuntimeBinary {
 pub struct Pool {
     /// How many agents may run at once on this pool.
     pub max_vms: Option<usize>,
+    /// How many of those one tenant's agents may hold at once (all of them unless set).
+    pub max_vms_per_tenant: Option<usize>,
     /// Warm machines the pool keeps ready; local slots need no warm-up.
     pub min_idle: Option<usize>,
     /// Where the pool's machines run (`local`, `workers`, a placement's name); accepted as the
@@ -174,7 +176,37 @@ impl Config {
             .with_context(|| format!("{} is not a valid configuration", path.display()))?;
         // Broken placements and environments are refused here, naming the key.
         crate::cloud::cloud_pools(&config)?;
+        config.check_tenant_caps()?;
         Ok(config)
+    }
+
+    /// `max_vms_per_tenant`: at least 1 and at most the pool's `max_vms`, and only on `local`,
+    /// the pool every agent's machine is counted in today.
+    fn check_tenant_caps(&self) -> anyhow::Result<()> {
+        for (name, pool) in &self.pools {
+            let Some(cap) = pool.max_vms_per_tenant else {
+                continue;
+            };
+            let key = format!("{FILE}: `pools.{name}.max_vms_per_tenant`");
+            if name != "local" {
+                anyhow::bail!(
+                    "{key}: only the `local` pool takes a per-tenant cap so far (every agent's \
+                     machine is counted there); move it to `pools.local`"
+                );
+            }
+            let max_vms = self.local_slots();
+            if cap == 0 {
+                anyhow::bail!(
+                    "{key} must be at least 1 (leave it out to let one tenant use every machine)"
+                );
+            }
+            if cap > max_vms {
+                anyhow::bail!(
+                    "{key} ({cap}) is more than the pool's max_vms ({max_vms}); set it to {max_vms} or less"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The Claude Code CLI: configured, else `MURMUR_CLAUDE_BIN`, else `claude` on PATH.
@@ -252,13 +284,16 @@ impl Config {
         Ok((limit.per_second, burst))
     }
 
-    /// What the driver applies of each pool: its `sleep_after`.
+    /// What the driver applies of each pool: its `sleep_after` and `max_vms_per_tenant`.
     pub fn pool_settings(&self) -> murmur_engine::executor::Pools {
+        let pools = self.pools.iter();
         murmur_engine::executor::Pools {
-            sleep_after: self
-                .pools
-                .iter()
+            sleep_after: pools
+                .clone()
                 .filter_map(|(name, pool)| Some((name.clone(), pool.sleep_after?.as_std())))
+                .collect(),
+            max_vms_per_tenant: pools
+                .filter_map(|(name, pool)| Some((name.clone(), pool.max_vms_per_tenant?)))
                 .collect(),
         }
     }
@@ -330,6 +365,47 @@ mod tests {
         std::fs::write(dir.path().join(FILE), "pool:\n  local: {}\n").unwrap();
         let error = format!("{:#}", Config::load(dir.path()).unwrap_err());
         assert!(error.contains("not a valid configuration"), "{error}");
+    }
+
+    #[test]
+    fn a_per_tenant_cap_is_positive_within_max_vms_and_on_the_local_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".murmur")).unwrap();
+        let load = |yaml: &str| {
+            std::fs::write(dir.path().join(FILE), yaml).unwrap();
+            Config::load(dir.path()).map_err(|e| format!("{e:#}"))
+        };
+        let capped = load("pools:\n  local: { max_vms: 3, max_vms_per_tenant: 1 }\n").unwrap();
+        let settings = capped.pool_settings();
+        assert_eq!(settings.tenant_capacity("local"), Some(1));
+        assert_eq!(settings.tenant_capacity("fleet"), None);
+        for (yaml, says) in [
+            (
+                "pools:\n  local: { max_vms: 3, max_vms_per_tenant: 0 }\n",
+                "must be at least 1",
+            ),
+            (
+                "pools:\n  local: { max_vms: 3, max_vms_per_tenant: 4 }\n",
+                "(4) is more than the pool's max_vms (3)",
+            ),
+            (
+                "pools:\n  local: { max_vms: 2 }\n  fleet: { placement: workers, max_vms: 8, max_vms_per_tenant: 2 }\n",
+                "move it to `pools.local`",
+            ),
+            (
+                "pools:\n  local: { max_vms_per_tenant: -1 }\n",
+                "not a valid configuration",
+            ),
+        ] {
+            let error = load(yaml).unwrap_err();
+            assert!(error.contains(says), "{yaml}: {error}");
+            if !says.contains("valid") {
+                assert!(
+                    error.contains("max_vms_per_tenant"),
+                    "names the key: {error}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What the driver needs to know of each pool's configuration (`pools:` in
-//! `.murmur/murmur.yaml`): how long an agent whose turn is done stays idle on its machine.
+//! `.murmur/murmur.yaml`): how long an agent whose turn is done stays idle on its machine, and
+//! how many machines of the pool one tenant's agents may hold at once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,9 +14,16 @@ pub struct Pools {
     /// `sleep_after` per pool; a pool without it lets an agent's machine go when its turn is
     /// done (the agent's workspace and session stay either way).
     pub sleep_after: BTreeMap<String, Duration>,
+    /// `max_vms_per_tenant` per pool: a pool without it lets one tenant take all its machines.
+    pub max_vms_per_tenant: BTreeMap<String, usize>,
 }
 
 impl Pools {
+    /// How many machines of `pool` one tenant's agents may hold at once, if capped.
+    pub fn tenant_capacity(&self, pool: &str) -> Option<usize> {
+        self.max_vms_per_tenant.get(pool).copied()
+    }
+
     /// How each of `agents` rests after its turn, by the flight's `on_idle` and its pool.
     pub fn rests(&self, flight: &Flight, agents: &[Agent]) -> Vec<Rest> {
         agents

@@ -95,21 +95,21 @@ impl Store {
     }
 
     /// Records a new cloud machine unless its pool has `max_vms` machines that are not
-    /// terminated (`None` then). Counted and inserted in one transaction under the pool's
-    /// lock, so concurrent servers never exceed the cap.
+    /// terminated, of every tenant (`None` then). Counted and inserted in one transaction
+    /// under the pool's lock, so concurrent servers never exceed the cap.
     pub async fn create_cloud_machine(
         &self,
         new: &NewCloudMachine<'_>,
     ) -> Result<Option<MachineRow>, Error> {
         let fail = |e| Error::Store(self.fail(e));
         let mut tx = self.backend.begin().await.map_err(fail)?;
-        super::machines::lock_pool(&mut tx, &self.tenant, new.pool)
+        super::machines::lock_pool(&mut tx, new.pool)
             .await
             .map_err(fail)?;
+        // A pool's machines are shared by the tenants: `max_vms` counts them all.
         let count = Query::select()
             .expr(Expr::col(Machines::Id).count())
             .from(Machines::Table)
-            .and_where(Expr::col(Machines::Tenant).eq(self.tenant.as_str()))
             .and_where(Expr::col(Machines::Pool).eq(new.pool))
             .and_where(Expr::col(Machines::State).ne(MachineState::Terminated.as_str()))
             .to_owned();

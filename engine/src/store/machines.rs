@@ -1,14 +1,15 @@
-//! Machines in use, counted across every process that shares the store. A driver's checkpoint
-//! says which of its run's agents start or stop holding a machine ([`MachineUse`]); the writer
-//! deletes the rows of those that stopped and inserts rows for those that started, in the
-//! checkpoint's own transaction, after locking the pool (the row lock on PostgreSQL; on SQLite
-//! the transaction already holds the write lock), and only while the pool has room. So
-//! `max_vms` holds however many servers start work at once, and it costs no extra commit.
+//! Machines in use, counted across every process and every tenant that share the store. A
+//! driver's checkpoint says which of its run's agents start or stop holding a machine
+//! ([`MachineUse`]); the writer deletes the rows of those that stopped and inserts rows for
+//! those that started, in the checkpoint's own transaction, after locking the pool (the row
+//! lock on PostgreSQL; on SQLite the transaction already holds the write lock), and only while
+//! the pool has room, and the run's tenant has room under `max_vms_per_tenant`. So `max_vms`
+//! and the tenant's cap hold however many servers start work at once, at no extra commit.
 
 use sea_query::{Expr, ExprTrait, OnConflict, Query};
 
 use super::backend::Tx;
-use super::schema::{PoolClaims, Pools};
+use super::schema::PoolClaims;
 use super::{Error, Store};
 use crate::lease::Holder;
 
@@ -16,8 +17,10 @@ use crate::lease::Holder;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineUse {
     pub pool: String,
-    /// The pool's `max_vms`.
+    /// The pool's `max_vms`, across every tenant.
     pub capacity: usize,
+    /// The pool's `max_vms_per_tenant`: how many the run's tenant may hold at once.
+    pub tenant_capacity: Option<usize>,
     /// The driver's lease owner: its rows are renewed with its leases.
     pub owner: String,
     pub holder: Holder,
@@ -41,6 +44,7 @@ pub(super) struct PoolFull {
 
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
+    tenant: String,
     run_id: String,
     agent: String,
     holder: String,
@@ -77,12 +81,12 @@ pub(super) async fn apply(
     if machines.hold.is_empty() {
         return Ok(Ok(()));
     }
-    lock_pool(tx, tenant, &machines.pool).await?;
+    lock_pool(tx, &machines.pool).await?;
     let live = live_claims(tx, tenant, &machines.pool, at).await?;
     let ahead = super::waiters::wanted_before(tx, tenant, run_id, at, machines).await?;
     // A row of an earlier attempt of the same agent (left by a driver that died) may still
     // count; counting it too errs on the side of the cap.
-    let available = machines.capacity.saturating_sub(live + ahead);
+    let available = room(machines, &live, ahead);
     if machines.hold.len() > available {
         return Ok(Err(PoolFull { available }));
     }
@@ -131,65 +135,88 @@ pub(super) async fn apply(
     Ok(Ok(()))
 }
 
+/// Machines the run may take now: what the pool has free, less what older waiting runs of its
+/// tenant want, and no more than its tenant has left under `max_vms_per_tenant`. Waiting
+/// lines are per tenant: a run held back by its tenant's cap never holds back another tenant.
+fn room(machines: &MachineUse, live: &Live, ahead: usize) -> usize {
+    let pool = machines.capacity.saturating_sub(live.all + ahead);
+    match machines.tenant_capacity {
+        Some(cap) => pool.min(cap.saturating_sub(live.tenant + ahead)),
+        None => pool,
+    }
+}
+
+/// A pool's live machine rows: of every tenant, and of the run's own.
+struct Live {
+    all: usize,
+    tenant: usize,
+}
+
+/// The table whose rows serialise claims on a pool (migration 0024): one per pool, of every
+/// tenant, since a pool's machines are shared.
+#[derive(sea_query::Iden, Clone, Copy)]
+enum PoolLocks {
+    Table,
+    Pool,
+    Version,
+}
+
 /// Serialises claims on one pool: the row lock (PostgreSQL) or the write lock (SQLite) is
 /// held until the transaction ends, so two processes never count the same free machine.
-pub(super) async fn lock_pool(tx: &mut Tx, tenant: &str, pool: &str) -> sqlx::Result<()> {
+pub(super) async fn lock_pool(tx: &mut Tx, pool: &str) -> sqlx::Result<()> {
     if matches!(tx, Tx::Sqlite(_)) {
         return Ok(());
     }
     let create = Query::insert()
-        .into_table(Pools::Table)
-        .columns([Pools::Tenant, Pools::Name, Pools::Version])
-        .values_panic([tenant.into(), pool.into(), 0i64.into()])
-        .on_conflict(
-            OnConflict::columns([Pools::Tenant, Pools::Name])
-                .do_nothing()
-                .to_owned(),
-        )
+        .into_table(PoolLocks::Table)
+        .columns([PoolLocks::Pool, PoolLocks::Version])
+        .values_panic([pool.into(), 0i64.into()])
+        .on_conflict(OnConflict::column(PoolLocks::Pool).do_nothing().to_owned())
         .to_owned();
     tx.execute(&create).await?;
     let lock = Query::update()
-        .table(Pools::Table)
-        .value(Pools::Version, Expr::col(Pools::Version).add(1))
-        .and_where(Expr::col(Pools::Tenant).eq(tenant))
-        .and_where(Expr::col(Pools::Name).eq(pool))
+        .table(PoolLocks::Table)
+        .value(PoolLocks::Version, Expr::col(PoolLocks::Version).add(1))
+        .and_where(Expr::col(PoolLocks::Pool).eq(pool))
         .to_owned();
     tx.execute(&lock).await.map(drop)
 }
 
-/// Live machine rows of a pool at `now`, for the store's waiting lines (`store::turns`).
+/// Live machine rows of a pool at `now`, of every tenant, for the store's waiting lines
+/// (`store::turns`): a machine freed in one tenant is free for the others too.
 pub(super) async fn live_in_pool(
     backend: &super::backend::Backend,
-    tenant: &str,
     pool: &str,
     now: &str,
 ) -> Result<usize, sqlx::Error> {
-    let rows: Vec<ClaimRow> = backend.fetch_all(&claims_of(tenant, pool)).await?;
+    let rows: Vec<ClaimRow> = backend.fetch_all(&claims_of(pool)).await?;
     Ok(rows.iter().filter(|row| row.is_live(now)).count())
 }
 
-/// Every machine row of a pool.
-fn claims_of(tenant: &str, pool: &str) -> sea_query::SelectStatement {
+/// Every machine row of a pool, of every tenant.
+fn claims_of(pool: &str) -> sea_query::SelectStatement {
     Query::select()
         .columns([
+            PoolClaims::Tenant,
             PoolClaims::RunId,
             PoolClaims::Agent,
             PoolClaims::Holder,
             PoolClaims::ExpiresAt,
         ])
         .from(PoolClaims::Table)
-        .and_where(Expr::col(PoolClaims::Tenant).eq(tenant))
         .and_where(Expr::col(PoolClaims::Pool).eq(pool))
         .to_owned()
 }
 
-/// How many machines of the pool are in use at `now`; rows of dead holders are removed.
-async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::Result<usize> {
-    let rows: Vec<ClaimRow> = tx.fetch_all(&claims_of(tenant, pool)).await?;
-    let mut live = 0;
+/// How many machines of the pool are in use at `now`, in all and by `tenant`; rows of dead
+/// holders are removed.
+async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::Result<Live> {
+    let rows: Vec<ClaimRow> = tx.fetch_all(&claims_of(pool)).await?;
+    let mut live = Live { all: 0, tenant: 0 };
     for row in rows {
         if row.is_live(now) {
-            live += 1;
+            live.all += 1;
+            live.tenant += usize::from(row.tenant == tenant);
             continue;
         }
         let forget = Query::delete()
@@ -203,10 +230,18 @@ async fn live_claims(tx: &mut Tx, tenant: &str, pool: &str, now: &str) -> sqlx::
 }
 
 impl Store {
-    /// Machines of `pool` in use at `now`, across every process sharing the store.
+    /// Machines of `pool` in use at `now`, by every tenant, across every process sharing the
+    /// store.
     pub async fn machines_in_use(&self, pool: &str, now: &str) -> Result<usize, Error> {
-        let rows: Vec<ClaimRow> = self.fetch(&claims_of(&self.tenant, pool)).await?;
+        let rows: Vec<ClaimRow> = self.fetch(&claims_of(pool)).await?;
         Ok(rows.iter().filter(|row| row.is_live(now)).count())
+    }
+
+    /// Machines of `pool` this store's tenant holds at `now`, across every process.
+    pub async fn tenant_machines_in_use(&self, pool: &str, now: &str) -> Result<usize, Error> {
+        let rows: Vec<ClaimRow> = self.fetch(&claims_of(pool)).await?;
+        let own = |row: &&ClaimRow| row.tenant == self.tenant && row.is_live(now);
+        Ok(rows.iter().filter(own).count())
     }
 
     /// Extends the machine rows `owner_id` holds, with its leases.

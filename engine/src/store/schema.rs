@@ -107,14 +107,6 @@ pub enum FlightGenerations {
 }
 
 #[derive(Iden, Clone, Copy)]
-pub enum Pools {
-    Table,
-    Tenant,
-    Name,
-    Version,
-}
-
-#[derive(Iden, Clone, Copy)]
 pub enum PoolClaims {
     Table,
     Tenant,

@@ -204,7 +204,7 @@ async fn tell_pools(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
     };
     for ((tenant, pool), capacity) in pools {
         let now = crate::clock::Clock::stamp(&crate::clock::SystemClock);
-        let in_use = super::machines::live_in_pool(backend, &tenant, &pool, &now).await?;
+        let in_use = super::machines::live_in_pool(backend, &pool, &now).await?;
         let free = capacity.saturating_sub(in_use);
         if free > 0 {
             turns.freed(&tenant, &pool, free);

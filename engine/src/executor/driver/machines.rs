@@ -13,13 +13,15 @@ use crate::store::MachineUse;
 pub(super) const LOCAL_POOL: &str = "local";
 
 impl Driver<'_> {
-    /// Machines this run may start new work on now: the pool's size less what this run
-    /// holds, and no more than what was free across processes when it last looked.
+    /// Machines this run may start new work on now: the pool's size (or its tenant's cap)
+    /// less what this run holds, and no more than what was free across processes and tenants
+    /// when it last looked.
     pub(super) fn free_machines(&self, batch: &Batch) -> usize {
-        let local = self
-            .executor
-            .slots
-            .saturating_sub(self.model.machines_in_use());
+        let size = match self.executor.pools.tenant_capacity(LOCAL_POOL) {
+            Some(cap) => cap.min(self.executor.slots),
+            None => self.executor.slots,
+        };
+        let local = size.saturating_sub(self.model.machines_in_use());
         match self.machine_budget {
             Some(budget) => local.min(budget.saturating_sub(batch.new_work())),
             None => local,
@@ -51,6 +53,7 @@ impl Driver<'_> {
         Some(MachineUse {
             pool: LOCAL_POOL.to_owned(),
             capacity: self.executor.slots,
+            tenant_capacity: self.executor.pools.tenant_capacity(LOCAL_POOL),
             owner: leases.owner().id.clone(),
             holder: leases.owner().holder.clone(),
             expires_at: leases.expires_at(self.executor.clock.as_ref()),
@@ -114,14 +117,22 @@ impl Driver<'_> {
             return Ok(());
         }
         let now = self.executor.clock.stamp();
-        let in_use = self
-            .executor
-            .store
-            .machines_in_use(LOCAL_POOL, &now)
-            .await?;
+        let store = &self.executor.store;
+        let in_use = store.machines_in_use(LOCAL_POOL, &now).await?;
         let mine = self.model.machines_in_use();
         // Once only this run holds machines, nothing else competes: decide freely again.
-        self.machine_budget = (in_use > mine).then(|| self.executor.slots.saturating_sub(in_use));
+        let pool = (in_use > mine).then(|| self.executor.slots.saturating_sub(in_use));
+        let tenant = match self.executor.pools.tenant_capacity(LOCAL_POOL) {
+            Some(cap) => {
+                let held = store.tenant_machines_in_use(LOCAL_POOL, &now).await?;
+                (held > mine).then(|| cap.saturating_sub(held))
+            }
+            None => None,
+        };
+        self.machine_budget = match (pool, tenant) {
+            (Some(pool), Some(tenant)) => Some(pool.min(tenant)),
+            (pool, tenant) => pool.or(tenant),
+        };
         Ok(())
     }
 }
