@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             post(super::approve::approve_agent),
         )
         .route("/metrics", get(metrics))
+        .route("/v1/metrics", get(metrics::tenant_metrics))
         .merge(super::machines::routes())
         .merge(super::secrets::routes())
         .merge(super::workspaces::routes())

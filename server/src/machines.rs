@@ -141,39 +141,44 @@ pub async fn list_pools(Scoped(state): Scoped) -> Result<Json<Vec<PoolView>>, Ap
     Ok(Json(pools.into_iter().map(PoolView::from).collect()))
 }
 
-/// `murmur_machines{pool, state}` for every known pool and state, and
-/// `murmur_pool_queued_agents{pool}`: what `GET /v1/pools` shows, for Prometheus.
-pub async fn write_metrics(text: &mut String, state: &AppState) -> Result<(), ApiError> {
-    let pools = pool_status(state.store(), &state.pools()).await?;
+/// `murmur_machines{tenant, pool, state}` for every known pool and state, and
+/// `murmur_pool_queued_agents{tenant, pool}`: what `GET /v1/pools` shows each tenant, for
+/// Prometheus. `pools` holds each tenant's name and its pools.
+pub fn write_metrics(text: &mut String, pools: &[(String, &[PoolStatus])]) {
     let _ = writeln!(
         text,
-        "# HELP murmur_machines Machines by pool and state.\n# TYPE murmur_machines gauge"
+        "# HELP murmur_machines Machines by tenant, pool and state.\n# TYPE murmur_machines gauge"
     );
-    for pool in &pools {
-        let name = escape(&pool.pool);
-        for machine_state in MachineState::ALL {
-            let count = pool.machines.get(machine_state.as_str()).copied();
-            let Some(count) = count else { continue };
-            let _ = writeln!(
-                text,
-                "murmur_machines{{pool=\"{name}\",state=\"{machine_state}\"}} {count}"
-            );
+    for (tenant, statuses) in pools {
+        let tenant = escape(tenant);
+        for pool in statuses.iter() {
+            let name = escape(&pool.pool);
+            for machine_state in MachineState::ALL {
+                let count = pool.machines.get(machine_state.as_str()).copied();
+                let Some(count) = count else { continue };
+                let _ = writeln!(
+                    text,
+                    "murmur_machines{{tenant=\"{tenant}\",pool=\"{name}\",state=\"{machine_state}\"}} {count}"
+                );
+            }
         }
     }
     let _ = writeln!(
         text,
-        "# HELP murmur_pool_queued_agents Agents ready and waiting for a machine, by pool.\n\
+        "# HELP murmur_pool_queued_agents Agents ready and waiting for a machine, by tenant and pool.\n\
          # TYPE murmur_pool_queued_agents gauge"
     );
-    for pool in &pools {
-        let name = escape(&pool.pool);
-        let _ = writeln!(
-            text,
-            "murmur_pool_queued_agents{{pool=\"{name}\"}} {}",
-            pool.queued_agents
-        );
+    for (tenant, statuses) in pools {
+        let tenant = escape(tenant);
+        for pool in statuses.iter() {
+            let name = escape(&pool.pool);
+            let _ = writeln!(
+                text,
+                "murmur_pool_queued_agents{{tenant=\"{tenant}\",pool=\"{name}\"}} {}",
+                pool.queued_agents
+            );
+        }
     }
-    Ok(())
 }
 
 /// A label value as Prometheus wants it.

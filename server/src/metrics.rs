@@ -1,6 +1,8 @@
-//! `GET /metrics` in Prometheus text format: runs by status, agents by state, the queue, and
-//! latency histograms of checkpoints (store commits) and of HTTP requests by route and status.
-//! A live event stream's latency is the time to its first byte, not its length.
+//! `GET /metrics` in Prometheus text format, for the operator: every tenant's runs by status,
+//! agents by state, queue, machines and secrets (labelled `tenant`), and the server's own
+//! figures: latency histograms of checkpoints (store commits) and of HTTP requests by route and
+//! status, and its leases. A live event stream's latency is the time to its first byte, not its
+//! length. `GET /v1/metrics` gives a tenant's token its own tenant's series, nothing else.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -12,10 +14,12 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use murmur_engine::histogram::{BOUNDS, Histogram, Snapshot};
+use murmur_engine::machine::{PoolStatus, pool_status};
 use murmur_engine::{AgentState, RunStatus};
 
 use super::AppState;
 use super::error::ApiError;
+use super::tenant::Scoped;
 
 /// Request latencies by (route, status).
 #[derive(Default)]
@@ -58,48 +62,150 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
+/// One tenant's figures: labelled with its name on `/metrics`, alone on `/v1/metrics`.
+struct TenantFigures {
+    tenant: String,
+    runs: BTreeMap<String, i64>,
+    agents: BTreeMap<String, i64>,
+    pools: Vec<PoolStatus>,
+    secrets: usize,
+}
+
+impl TenantFigures {
+    /// Counted by `state`'s tenant's store.
+    async fn of(state: &AppState) -> Result<Self, ApiError> {
+        let store = state.store();
+        Ok(Self {
+            tenant: store.tenant().to_owned(),
+            runs: store.run_counts().await?.into_iter().collect(),
+            agents: store.agent_counts().await?.into_iter().collect(),
+            pools: pool_status(store, &state.pools()).await?,
+            secrets: store.secrets().await?.len(),
+        })
+    }
+
+    fn count(counts: &BTreeMap<String, i64>, name: &str) -> i64 {
+        counts.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// The figures of every tenant, by name.
+async fn every_tenant(state: &AppState) -> Result<Vec<TenantFigures>, ApiError> {
+    let mut figures = Vec::new();
+    for tenant in state.store().tenants().await? {
+        figures.push(TenantFigures::of(&state.for_tenant(&tenant.name).await?).await?);
+    }
+    Ok(figures)
+}
+
+/// The per-tenant families, one sample per tenant and label value (zero for values with
+/// nothing in them), each family's header once.
+fn tenant_families(text: &mut String, tenants: &[TenantFigures]) {
+    let labelled = |tenant: &TenantFigures, label: &str, value: &str| {
+        format!(
+            "tenant=\"{}\",{label}=\"{}\"",
+            escape(&tenant.tenant),
+            escape(value)
+        )
+    };
+    header_lines(
+        text,
+        "murmur_runs",
+        "Runs in the store by tenant and status.",
+        "gauge",
+    );
+    for tenant in tenants {
+        for status in RunStatus::ALL {
+            let count = TenantFigures::count(&tenant.runs, status.as_str());
+            let labels = labelled(tenant, "status", status.as_str());
+            let _ = writeln!(text, "murmur_runs{{{labels}}} {count}");
+        }
+    }
+    header_lines(
+        text,
+        "murmur_agents",
+        "Agents of all runs by tenant and state.",
+        "gauge",
+    );
+    for tenant in tenants {
+        for agent_state in AgentState::ALL {
+            let count = TenantFigures::count(&tenant.agents, agent_state.as_str());
+            let labels = labelled(tenant, "state", agent_state.as_str());
+            let _ = writeln!(text, "murmur_agents{{{labels}}} {count}");
+        }
+    }
+    header_lines(
+        text,
+        "murmur_queue_depth",
+        "Work waiting, by tenant: queued runs, and agents queued for a machine.",
+        "gauge",
+    );
+    for tenant in tenants {
+        let runs = TenantFigures::count(&tenant.runs, RunStatus::Queued.as_str());
+        let agents = TenantFigures::count(&tenant.agents, AgentState::Queued.as_str());
+        for (kind, count) in [("runs", runs), ("agents", agents)] {
+            let labels = labelled(tenant, "kind", kind);
+            let _ = writeln!(text, "murmur_queue_depth{{{labels}}} {count}");
+        }
+    }
+    let pools: Vec<(String, &[PoolStatus])> = tenants
+        .iter()
+        .map(|t| (t.tenant.clone(), t.pools.as_slice()))
+        .collect();
+    super::machines::write_metrics(text, &pools);
+    header_lines(
+        text,
+        "murmur_secrets",
+        "Secrets stored, by tenant.",
+        "gauge",
+    );
+    for tenant in tenants {
+        let name = escape(&tenant.tenant);
+        let _ = writeln!(
+            text,
+            "murmur_secrets{{tenant=\"{name}\"}} {}",
+            tenant.secrets
+        );
+    }
+}
+
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The caller's own tenant's figures: its runs, agents, queue, machines and secrets, labelled
+/// with its name; never another tenant's, nor the server's own (leases, latencies).
+#[utoipa::path(
+    get, path = "/v1/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format: the token's tenant's series only", body = String, content_type = "text/plain"))
+)]
+pub async fn tenant_metrics(Scoped(state): Scoped) -> Result<impl IntoResponse, ApiError> {
+    let mut text = String::new();
+    tenant_families(&mut text, &[TenantFigures::of(&state).await?]);
+    Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text))
+}
+
+/// Every tenant's figures and the server's own, for the operator: a token of the server's own
+/// tenant. Another tenant's token is refused (its figures are at `/v1/metrics`).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 403, description = "a token of a tenant other than the server's own", body = super::error::ErrorEnvelope),
+    )
 )]
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    Scoped(caller): Scoped,
+) -> Result<impl IntoResponse, ApiError> {
+    if caller.store().tenant() != state.store().tenant() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "`/metrics` shows every tenant and is the operator's; read your tenant's figures at `GET /v1/metrics`",
+        ));
+    }
     let store = state.store();
-    let runs: BTreeMap<String, i64> = store.run_counts().await?.into_iter().collect();
-    let agents: BTreeMap<String, i64> = store.agent_counts().await?.into_iter().collect();
     let mut text = String::new();
-    gauge_family(
-        &mut text,
-        "murmur_runs",
-        "Runs in the store by status.",
-        "status",
-        RunStatus::ALL.iter().map(|s| s.as_str()),
-        &runs,
-    );
-    gauge_family(
-        &mut text,
-        "murmur_agents",
-        "Agents of all runs by state.",
-        "state",
-        AgentState::ALL.iter().map(|s| s.as_str()),
-        &agents,
-    );
-    let queued =
-        |counts: &BTreeMap<String, i64>, name: &str| counts.get(name).copied().unwrap_or(0);
-    let queue = BTreeMap::from([
-        (
-            "agents".to_owned(),
-            queued(&agents, AgentState::Queued.as_str()),
-        ),
-        ("runs".to_owned(), queued(&runs, RunStatus::Queued.as_str())),
-    ]);
-    gauge_family(
-        &mut text,
-        "murmur_queue_depth",
-        "Work waiting: queued runs, and agents queued for a machine.",
-        "kind",
-        ["runs", "agents"].into_iter(),
-        &queue,
-    );
+    tenant_families(&mut text, &every_tenant(&state).await?);
     let writes = store.write_stats();
     counter(
         &mut text,
@@ -114,7 +220,6 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         writes.transactions,
     );
     lease_metrics(&mut text, state.executor().leases.counts());
-    super::machines::write_metrics(&mut text, &state).await?;
     header_lines(
         &mut text,
         "murmur_checkpoint_duration_seconds",
@@ -157,13 +262,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             &snapshot,
         );
     }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    ))
+    Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text))
 }
 
 /// What this server did with run leases: held now, taken (and taken over), renewed, lost.
@@ -208,22 +307,6 @@ fn header_lines(text: &mut String, name: &str, help: &str, kind: &str) {
 fn counter(text: &mut String, name: &str, help: &str, value: u64) {
     header_lines(text, name, help, "counter");
     let _ = writeln!(text, "{name} {value}");
-}
-
-/// One gauge per label value, zero for values with nothing in them.
-fn gauge_family<'a>(
-    text: &mut String,
-    name: &str,
-    help: &str,
-    label: &str,
-    values: impl Iterator<Item = &'a str>,
-    counts: &BTreeMap<String, i64>,
-) {
-    header_lines(text, name, help, "gauge");
-    for value in values {
-        let count = counts.get(value).copied().unwrap_or(0);
-        let _ = writeln!(text, "{name}{{{label}=\"{value}\"}} {count}");
-    }
 }
 
 fn histogram(text: &mut String, name: &str, labels: &str, snapshot: &Snapshot) {

@@ -29,7 +29,7 @@ use super::{
         secrets::list_secrets, secrets::set_secret, secrets::remove_secret,
         workspaces::list_workspaces, workspaces::add_workspace, workspaces::show_workspace, workspaces::remove_workspace,
         workers::register::register, workers::routes::poll, workers::routes::updates,
-        events::events, webhooks::github, api::healthz, api::readyz, metrics::metrics, document,
+        events::events, webhooks::github, api::healthz, api::readyz, metrics::metrics, metrics::tenant_metrics, document,
     ),
     security(("bearer" = [])),
     modifiers(&Guarded),

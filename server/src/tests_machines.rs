@@ -185,12 +185,12 @@ async fn metrics_count_machines_per_pool_and_state() {
     assert_eq!(status, StatusCode::OK);
     let page = page.as_str().expect("text").to_owned();
     for line in [
-        "murmur_machines{pool=\"gpu\",state=\"idle\"} 1",
-        "murmur_machines{pool=\"gpu\",state=\"busy\"} 1",
-        "murmur_machines{pool=\"gpu\",state=\"sleeping\"} 0",
-        "murmur_machines{pool=\"local\",state=\"busy\"} 0",
-        "murmur_pool_queued_agents{pool=\"gpu\"} 1",
-        "murmur_pool_queued_agents{pool=\"local\"} 0",
+        "murmur_machines{tenant=\"local\",pool=\"gpu\",state=\"idle\"} 1",
+        "murmur_machines{tenant=\"local\",pool=\"gpu\",state=\"busy\"} 1",
+        "murmur_machines{tenant=\"local\",pool=\"gpu\",state=\"sleeping\"} 0",
+        "murmur_machines{tenant=\"local\",pool=\"local\",state=\"busy\"} 0",
+        "murmur_pool_queued_agents{tenant=\"local\",pool=\"gpu\"} 1",
+        "murmur_pool_queued_agents{tenant=\"local\",pool=\"local\"} 0",
     ] {
         assert!(
             page.lines().any(|l| l == line),

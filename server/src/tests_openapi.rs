@@ -33,6 +33,7 @@ async fn the_document_is_public_and_names_every_route() {
             "/v1/flights/{name}",
             "/v1/flights/{name}/runs",
             "/v1/machines",
+            "/v1/metrics",
             "/v1/openapi.json",
             "/v1/pools",
             "/v1/runs",
