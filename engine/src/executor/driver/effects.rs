@@ -144,9 +144,11 @@ impl Driver<'_> {
             },
         };
         let (mut workspace, _) = self.plans(index, attempt).map_err(|e| e.to_string())?;
-        // The agent's own branch as it left it: nothing merged in, nothing delivered.
+        // The agent's own branch as it left it: nothing merged in, no base taken in (that
+        // is the agent's next turn's), nothing delivered.
         workspace.branch = branch;
         workspace.merge.clear();
+        workspace.follow_base = None;
         workspace.start = None;
         workspace.out = None;
         workspace.required = true;
