@@ -324,6 +324,24 @@ fn a_worker_with_no_repository_runs_workspace_agents() {
     let run = server.run("hello", "duo");
     assert_eq!(response(&run), "in repo-front");
     assert_eq!(run["agents"][0]["machine"], machine.as_str(), "{run:#}");
+    // The worker reaches the origin: it cloned that, not the server's mirror, and pushed the
+    // agent's branch back to both.
+    let branch = run["agents"][0]["branch"]
+        .as_str()
+        .expect("branch")
+        .to_owned();
+    let origins: Vec<String> = std::fs::read_dir(worker_dir.join("repositories"))
+        .expect("the worker's clones")
+        .flatten()
+        .map(|e| git(&e.path(), &["remote", "get-url", "origin"]))
+        .collect();
+    assert!(origins.contains(&front.url()), "{origins:?}");
+    let pushed = format!("refs/heads/{branch}");
+    git(&front.bare, &["rev-parse", "--verify", &pushed]);
+    git(
+        &server.mirror("duo", 0),
+        &["rev-parse", "--verify", &pushed],
+    );
     let run = server.run("pair", "duo");
     check_pair(&server, &run);
     front.push("repo-front-2");

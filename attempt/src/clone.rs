@@ -2,29 +2,73 @@
 //! repository: worktrees come from the clone, the branches an attempt needs are fetched from
 //! the repository first (so an agent whose machine was lost resumes from its branch on a fresh
 //! one), and the agent's branch is pushed back after its turn for the engine and its
-//! downstream agents to see.
+//! downstream agents to see. A clone of an origin (`origin`) talks to it with the attempt's
+//! credential, which stays in memory and in git's environment.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use murmur_runtime::git::{git, succeeds};
+use murmur_runtime::mirror::{self, Credential};
+
+mod origin;
+pub use origin::prepare_for;
+
+/// The credential each clone's origin takes, in memory only: set by every preparation of a
+/// clone of an origin, used by its fetches and its push back.
+static CREDENTIALS: Mutex<BTreeMap<PathBuf, Credential>> = Mutex::new(BTreeMap::new());
 
 /// The clone of `source` below `root`, made or brought up to date, with `branches` present
 /// locally wherever the source has them and this clone has not moved past them.
 pub async fn prepare(source: &str, root: &Path, branches: &[&str]) -> Result<PathBuf, String> {
+    prepare_with(source, None, root, branches).await
+}
+
+/// [`prepare`], talking to `source` with `credential`.
+async fn prepare_with(
+    source: &str,
+    credential: Option<Credential>,
+    root: &Path,
+    branches: &[&str],
+) -> Result<PathBuf, String> {
     let clone = root.join("repositories").join(folder_name(source));
+    {
+        let mut known = CREDENTIALS.lock().unwrap_or_else(PoisonError::into_inner);
+        match &credential {
+            Some(credential) => known.insert(clone.clone(), credential.clone()),
+            None => known.remove(&clone),
+        };
+    }
     if clone.join(".git").is_dir() {
-        run(&clone, &["fetch", "--quiet", "--prune", "origin"]).await?;
+        remote(&clone, &["fetch", "--quiet", "--prune", "origin"]).await?;
         follow_base(&clone).await?;
     } else {
         std::fs::create_dir_all(root.join("repositories"))
             .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
         let target = clone.display().to_string();
-        run(root, &["clone", "--quiet", source, &target]).await?;
+        let args = ["clone", "--quiet", "--", source, &target];
+        mirror::git_with(root, &args, credential.as_ref())
+            .await
+            .map_err(|e| format!("git clone: {e}"))?;
     }
     for branch in branches {
         take_branch(&clone, branch).await?;
     }
     Ok(clone)
+}
+
+/// `git ARGS` in `clone` that talks to its remotes, with its origin's credential if any.
+async fn remote(clone: &Path, args: &[&str]) -> Result<(), String> {
+    let credential = CREDENTIALS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(clone)
+        .cloned();
+    mirror::git_with(clone, args, credential.as_ref())
+        .await
+        .map(drop)
+        .map_err(|e| format!("git {}: {e}", args.first().unwrap_or(&"")))
 }
 
 /// Moves the clone's checked-out base branch forward to the origin's, so a fresh worktree
@@ -52,11 +96,27 @@ pub async fn push_back(clone: &Path, branch: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let start_spec = format!("+{start}:{start}");
-    let mut args = vec!["push", "--quiet", "origin", spec.as_str()];
-    if marked {
-        args.push(&start_spec);
+    for target in pushed_to(clone).await? {
+        let mut args = vec!["push", "--quiet", target, spec.as_str()];
+        if marked {
+            args.push(&start_spec);
+        }
+        remote(clone, &args).await?;
     }
-    run(clone, &args).await
+    Ok(())
+}
+
+/// Where a clone's pushes go: its origin, and for a clone of a workspace's origin the
+/// server's mirror too, when this machine reaches it (`origin::MIRROR`), so the server sees
+/// the branch at once.
+async fn pushed_to(clone: &Path) -> Result<Vec<&'static str>, String> {
+    let remotes = git(clone, &["remote"]).await.map_err(|e| e.to_string())?;
+    let mirrored = remotes.lines().any(|r| r == origin::MIRROR);
+    Ok(if mirrored {
+        vec!["origin", origin::MIRROR]
+    } else {
+        vec!["origin"]
+    })
 }
 
 /// Where Murmur records the commit an agent's branch started at (`runtime::workspace`).
@@ -67,9 +127,9 @@ fn start_ref(branch: &str) -> String {
 /// A local branch for `origin/BRANCH`: created when missing, moved forward when the origin is
 /// ahead (another machine worked on it since), left alone when this clone is ahead.
 pub(crate) async fn take_branch(clone: &Path, branch: &str) -> Result<(), String> {
-    let remote = format!("refs/remotes/origin/{branch}");
+    let tracked = format!("refs/remotes/origin/{branch}");
     let local = format!("refs/heads/{branch}");
-    if !succeeds(clone, &["rev-parse", "--verify", "--quiet", &remote])
+    if !succeeds(clone, &["rev-parse", "--verify", "--quiet", &tracked])
         .await
         .map_err(|e| e.to_string())?
     {
@@ -79,11 +139,11 @@ pub(crate) async fn take_branch(clone: &Path, branch: &str) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?;
     let behind = has_local
-        && succeeds(clone, &["merge-base", "--is-ancestor", &local, &remote])
+        && succeeds(clone, &["merge-base", "--is-ancestor", &local, &tracked])
             .await
             .map_err(|e| e.to_string())?;
     if !has_local || behind {
-        run(clone, &["update-ref", &local, &remote]).await?;
+        run(clone, &["update-ref", &local, &tracked]).await?;
     }
     if !has_local {
         // The branch is Murmur's where the origin marks it so; without the mark a fresh
@@ -91,9 +151,7 @@ pub(crate) async fn take_branch(clone: &Path, branch: &str) -> Result<(), String
         // unmarked (the fetch fails, and that is the answer).
         let start = start_ref(branch);
         let spec = format!("+{start}:{start}");
-        succeeds(clone, &["fetch", "--quiet", "origin", &spec])
-            .await
-            .map_err(|e| e.to_string())?;
+        let _ = remote(clone, &["fetch", "--quiet", "origin", &spec]).await;
     }
     Ok(())
 }

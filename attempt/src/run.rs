@@ -48,7 +48,7 @@ pub async fn run(
     let repository = if machine.clones {
         let mut branches = vec![spec.workspace.branch.as_str()];
         branches.extend(spec.workspace.merge.iter().map(String::as_str));
-        clone::prepare(&spec.workspace.repository, &machine.work_root, &branches)
+        clone::prepare_for(&spec.workspace, &secrets, &machine.work_root, &branches)
             .await
             .map_err(failed)?
     } else {

@@ -43,6 +43,7 @@ fn spec(dir: &std::path::Path, script: &str, environment: EnvironmentSpec) -> At
             required: false,
             extra: Vec::new(),
             follow_base: None,
+            origin: None,
         },
         env: vec![("MURMUR_RUN_ID".into(), "run1".into())],
         upstream: Vec::new(),

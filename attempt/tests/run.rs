@@ -42,6 +42,7 @@ fn exec_spec(
             required: false,
             extra: Vec::new(),
             follow_base: None,
+            origin: None,
         },
         env: vec![("MURMUR_RUN_ID".into(), "run1".into())],
         upstream: Vec::new(),

@@ -91,6 +91,8 @@ pub struct RunSettings {
     pub base: Option<String>,
     pub follow_base: Option<murmur_protocol::FollowBase>,
     pub pool: Option<String>,
+    /// Its first repository's origin, which a worker clones from when it reaches it.
+    pub origin: Option<murmur_protocol::RepositoryOrigin>,
 }
 
 impl RunSettings {
@@ -109,6 +111,10 @@ impl RunSettings {
                 .or_else(|| first.and_then(|r| r.base.clone())),
             follow_base,
             pool: workspace.defaults.pool.clone(),
+            origin: first.map(|r| murmur_protocol::RepositoryOrigin {
+                url: r.url.clone(),
+                credential: r.credential.clone(),
+            }),
         }
     }
 

@@ -117,6 +117,20 @@ pub struct WorkspaceSpec {
     /// moved on: how the new base reaches the agent's branch; `None` leaves the branch as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_base: Option<FollowBase>,
+    /// Where the repository comes from, for a machine that keeps its own clone (a worker):
+    /// it clones from here when it reaches it, else from `repository` (the server's mirror).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RepositoryOrigin>,
+}
+
+/// A workspace repository's origin as a worker clones it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryOrigin {
+    /// A clone URL or a path; never with a credential in it.
+    pub url: String,
+    /// The attempt's secret holding the token git presents to the origin (`None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// How a moved base branch reaches a long-lived agent's branch (the workspace repository's

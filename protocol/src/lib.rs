@@ -13,5 +13,5 @@ pub use attempt::{
     AttemptKey, AttemptSpec, CodingSpec, EnvironmentSpec, ExecSpec, LocalPullRequest,
     PullRequestDraft, RuntimeSpec, UpstreamResult, WorkspaceSpec,
 };
-pub use attempt::FollowBase;
+pub use attempt::{FollowBase, RepositoryOrigin};
 pub use outcome::{AttemptFailure, AttemptUpdate, Delivered, FailureKind, Finished, Stream};

@@ -212,6 +212,16 @@ fn remote_error(url: &str, reason: String, credential: Option<&Credential>) -> E
     }
 }
 
+/// `git ARGS` in `dir` with `credential` for the remote it talks to, as the mirror runs git
+/// (for a worker's own clones): never prompting, the credential in git's environment only.
+pub async fn git_with(
+    dir: &Path,
+    args: &[&str],
+    credential: Option<&Credential>,
+) -> Result<String, String> {
+    run(dir, args, credential).await
+}
+
 /// `git ARGS` in `dir`, never prompting; the credential, if any, in its environment only.
 async fn run(dir: &Path, args: &[&str], credential: Option<&Credential>) -> Result<String, String> {
     let mut command = Command::new("git");

@@ -158,7 +158,10 @@ impl Executor {
         if defaults.check.is_some() {
             executor.check_command.clone_from(&defaults.check);
         }
-        for secret in &defaults.secrets {
+        // A worker opens the origin's credential from the attempt's sealed secrets, so the
+        // agent gets it too, as a CI job gets its repository token.
+        let credential = executor.workspace.origin.as_ref().and_then(|o| o.credential.as_ref());
+        for secret in defaults.secrets.iter().chain(credential) {
             if !executor.environment.secrets.contains(secret) {
                 executor.environment.secrets.push(secret.clone());
             }

@@ -36,6 +36,7 @@ fn spec(slug: &str) -> AttemptSpec {
             required: false,
             extra: Vec::new(),
             follow_base: None,
+            origin: None,
         },
         env: Vec::new(),
         upstream: Vec::new(),
