@@ -38,6 +38,8 @@ struct Timing {
     seconds: f64,
     cpu_seconds: f64,
     events: usize,
+    /// Store transactions (fsyncs) the run's checkpoints took.
+    transactions: u64,
 }
 
 async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> Timing {
@@ -51,9 +53,11 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> Timing {
         }
         count
     });
+    let written = executor.store.write_stats();
     let started = Instant::now();
     let cpu_before = cpu_seconds();
     let status = executor.drive(&id, observer).await.expect("drive");
+    let transactions = executor.store.write_stats().transactions - written.transactions;
     let seconds = started.elapsed().as_secs_f64();
     let cpu_seconds = cpu_seconds() - cpu_before;
     assert_eq!(status, RunStatus::Completed);
@@ -61,11 +65,22 @@ async fn run_flight(dir: &std::path::Path, text: &str, slots: usize) -> Timing {
         seconds,
         cpu_seconds,
         events: counting.await.unwrap_or(0),
+        transactions,
     }
 }
 
 /// User + system time of this process and its reaped children, from `/proc/self/stat`.
 fn cpu_seconds() -> f64 {
+    stat_seconds(11..15)
+}
+
+/// User + system time of the reaped children alone: what the agents' processes cost.
+fn children_cpu_seconds() -> f64 {
+    stat_seconds(13..15)
+}
+
+/// The sum of `/proc/self/stat` time fields `range` (0 is the field after the command name).
+fn stat_seconds(range: std::ops::Range<usize>) -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The fields after the command name, which may contain spaces, start at its `)`.
     let fields: Vec<&str> = stat
@@ -73,7 +88,7 @@ fn cpu_seconds() -> f64 {
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     // utime, stime, cutime, cstime are fields 14 to 17 of proc(5), in clock ticks.
-    let ticks: f64 = (11..15)
+    let ticks: f64 = range
         .filter_map(|i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
         .sum();
     ticks / 100.0
@@ -186,23 +201,31 @@ async fn main() {
         floor * 1e3
     );
     let cpu_before = cpu_seconds();
+    let child_before = children_cpu_seconds();
     let spawn = spawn_floor(dir.path(), 200).await;
+    let child_cpu = (children_cpu_seconds() - child_before) / 200.0;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // The most agents/s this machine can run at all: every core busy with agents' processes.
+    let spawn_bound = cores as f64 / child_cpu.max(1e-6);
     println!(
-        "bare `sh -c true` through the exec runtime: {:.3} ms ({:.2} ms CPU)",
+        "bare `sh -c true` through the exec runtime: {:.3} ms ({:.2} ms CPU, {:.2} ms of it the child's); \
+         spawn bound {spawn_bound:.0} agents/s on {cores} cores",
         spawn * 1e3,
-        (cpu_seconds() - cpu_before) / 200.0 * 1e3
+        (cpu_seconds() - cpu_before) / 200.0 * 1e3,
+        child_cpu * 1e3
     );
 
     let chain_dir = tempfile::tempdir().expect("temp dir");
     let chain = run_flight(chain_dir.path(), &chain(200), 2).await;
     let per_agent = chain.seconds / 200.0;
     println!(
-        "200-agent chain: {:.2} s, {:.3} ms per agent ({:.2} ms CPU, {} events); \
+        "200-agent chain: {:.2} s, {:.3} ms per agent ({:.2} ms CPU, {} events, {:.2} fsyncs per agent); \
          {:.2}x the commit + spawn floor, engine overhead beyond both {:.3} ms per agent",
         chain.seconds,
         per_agent * 1e3,
         chain.cpu_seconds / 200.0 * 1e3,
         chain.events,
+        chain.transactions as f64 / 200.0,
         per_agent / (floor + spawn),
         (per_agent - floor - spawn) * 1e3
     );
@@ -210,9 +233,11 @@ async fn main() {
     let wide_dir = tempfile::tempdir().expect("temp dir");
     let wide_run = run_flight(wide_dir.path(), &wide(1000), 64).await;
     println!(
-        "1,000-agent wide flight (64 slots): {:.2} s, {:.0} agents/s ({:.2} ms CPU per agent, {} events)",
+        "1,000-agent wide flight (64 slots): {:.2} s, {:.0} agents/s, {:.0}% of the spawn bound \
+         ({:.2} ms CPU per agent, {} events)",
         wide_run.seconds,
         1000.0 / wide_run.seconds,
+        1000.0 / wide_run.seconds / spawn_bound * 100.0,
         wide_run.cpu_seconds,
         wide_run.events
     );

@@ -56,8 +56,12 @@ impl Driver<'_> {
         }
     }
 
-    /// Applies events to the model (refusing illegal ones) and adds them to the batch.
+    /// Applies events to the model (refusing illegal ones) and adds them to the batch, after
+    /// the riders, which happened before them.
     pub(super) fn stage(&mut self, batch: &mut Batch, events: Vec<Event>) -> Result<(), Error> {
+        if !events.is_empty() {
+            self.stage_riders(batch)?;
+        }
         for event in events {
             self.model.apply(&event)?;
             if let Some(index) = event.slug().and_then(|slug| self.model.index_of(slug)) {
@@ -80,6 +84,19 @@ impl Driver<'_> {
                 }
             }
             batch.events.push(event);
+        }
+        Ok(())
+    }
+
+    /// Stages the riders; one that the state no longer allows (its agent killed meanwhile) is
+    /// dropped, as its message would have been.
+    pub(super) fn stage_riders(&mut self, batch: &mut Batch) -> Result<(), Error> {
+        self.ride_until = None;
+        for rider in std::mem::take(&mut self.riders) {
+            match self.stage(batch, vec![rider]) {
+                Ok(()) | Err(Error::Replay(_)) => {}
+                Err(other) => return Err(other),
+            }
         }
         Ok(())
     }

@@ -12,7 +12,23 @@ use murmur_protocol::{AttemptFailure, FailureKind, Finished};
 /// How many attempts of an agent beyond its `retries` may end with their machine lost.
 const LOST_MACHINES_TOLERATED: u32 = 3;
 
+/// An attempt's phases that need no checkpoint of their own: they ride the next one (see
+/// `RIDE_WINDOW`). Losing one in a crash loses nothing: the attempt is interrupted either way.
+pub(super) fn rides(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::AgentRunning { .. } | Event::AgentPlaced { .. }
+    )
+}
+
 impl Driver<'_> {
+    /// Holds a rider until the next checkpoint, or its window ends.
+    pub(super) fn ride(&mut self, event: Event) {
+        self.ride_until
+            .get_or_insert_with(|| tokio::time::Instant::now() + super::RIDE_WINDOW);
+        self.riders.push(event);
+    }
+
     /// A failed attempt: retried after a backoff while the agent's `retries` last, else final.
     /// A failure that cannot go better another time (a refused script) is final at once.
     fn failure(&self, index: usize, slug: String, attempt: u32, failure: AttemptFailure) -> Event {

@@ -59,10 +59,20 @@ pub struct Driver<'e> {
     local: Option<std::sync::Arc<dyn crate::executor::Placement>>,
     /// The workspace's agent environment, with this run's own secrets (`murmur spawn -e`).
     environment: crate::executor::environment::AgentEnvironment,
+    /// Events that ride the next checkpoint instead of forcing one (`rides`), not yet
+    /// applied to the model; committed at the latest by `ride_until`.
+    riders: Vec<Event>,
+    ride_until: Option<tokio::time::Instant>,
 }
 
 /// How long a run that ends waits for the agents it stopped to be gone.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long an attempt's `agent_placed` / `agent_running` may wait for a checkpoint that is
+/// committed anyway (its first lines, its end) before it is committed on its own. A short
+/// agent's end comes within it, so its phases cost no fsync of their own on the critical path,
+/// and a reader still sees `running` this soon after the process started.
+const RIDE_WINDOW: Duration = Duration::from_millis(10);
 
 /// Why the loop woke up.
 enum Wake {
@@ -73,6 +83,8 @@ enum Wake {
     Pool,
     /// A retry delay is over.
     Timer,
+    /// Riders waited their window: they are committed on their own.
+    Ride,
     /// Another process took the run over: stop everything, commit nothing.
     LeaseLost,
 }
@@ -147,6 +159,8 @@ impl<'e> Driver<'e> {
             pool_place: None,
             local: None,
             environment,
+            riders: Vec::new(),
+            ride_until: None,
         };
         driver.sync_instances();
         for index in agents_len..driver.agents.len() {
@@ -239,10 +253,15 @@ impl<'e> Driver<'e> {
                     // messages before it left (an exit makes later lines of that attempt stale).
                     for message in messages {
                         if let Some(event) = self.event_for(message) {
-                            self.stage(&mut batch, vec![event])?;
+                            if messages::rides(&event) && batch.events.is_empty() {
+                                self.ride(event);
+                            } else {
+                                self.stage(&mut batch, vec![event])?;
+                            }
                         }
                     }
                 }
+                Wake::Ride => self.stage_riders(&mut batch)?,
                 Wake::Cancel => {
                     let events = self.model.cancel();
                     self.stage(&mut batch, events)?;
@@ -340,9 +359,12 @@ impl<'e> Driver<'e> {
         }
         let retry_in = self.model.next_timer_at().map(|_| self.until_next_retry());
         self.keep_pool_place();
+        let ride_until = self.ride_until;
         tokio::select! {
             biased;
             () = lease_lost(self.lease.as_mut()) => Wake::LeaseLost,
+            // Before messages: a stream of riders alone must not hold the first back forever.
+            () = tokio::time::sleep_until(ride_until.unwrap_or_else(tokio::time::Instant::now)), if ride_until.is_some() => Wake::Ride,
             message = self.receiver.recv() => {
                 let mut messages: Vec<Message> = message.into_iter().collect();
                 while let Ok(more) = self.receiver.try_recv() {
