@@ -78,11 +78,13 @@ impl Turns {
     }
 
     /// Machines of a pool came free here: the oldest runs waiting for it in this process are
-    /// told (as many as came free), so the machines go to them first and nobody else wakes.
-    pub fn freed(&self, tenant: &str, pool: &str, machines: usize) {
+    /// told (as many as came free, in each tenant's line: the pool's machines are shared), so
+    /// the machines go to them first and nobody else wakes.
+    pub fn freed(&self, pool: &str, machines: usize) {
         let lines = self.lines();
-        if let Some(pool) = lines.pools.get(&(tenant.to_owned(), pool.to_owned())) {
-            for notify in pool.waiting.values().take(machines.max(1)) {
+        let lines_of_pool = lines.pools.iter().filter(|((_, name), _)| name == pool);
+        for (_, line) in lines_of_pool {
+            for notify in line.waiting.values().take(machines.max(1)) {
                 notify.notify_one();
             }
         }
@@ -202,12 +204,12 @@ async fn tell_pools(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
             .map(|(key, pool)| (key.clone(), pool.capacity))
             .collect()
     };
-    for ((tenant, pool), capacity) in pools {
+    for ((_, pool), capacity) in pools {
         let now = crate::clock::Clock::stamp(&crate::clock::SystemClock);
         let in_use = super::machines::live_in_pool(backend, &pool, &now).await?;
         let free = capacity.saturating_sub(in_use);
         if free > 0 {
-            turns.freed(&tenant, &pool, free);
+            turns.freed(&pool, free);
         }
     }
     Ok(())

@@ -99,7 +99,7 @@ impl Request {
         if let Some(machines) = &checkpoint.machines
             && (!machines.free.is_empty() || machines.done_waiting)
         {
-            turns.freed(&checkpoint.tenant, &machines.pool, machines.free.len());
+            turns.freed(&machines.pool, machines.free.len());
         }
     }
 
