@@ -12,6 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::routing::get;
 use axum::{Json, Router};
 use murmur_engine::machine::{MachineState, PoolSpec, PoolStatus, pool_status};
+use murmur_engine::store::pool_events::{PoolEvent, stopped_reason};
 use murmur_engine::store::{MachineFilter, MachineRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -62,6 +63,56 @@ pub struct PoolView {
     pub machines: BTreeMap<String, usize>,
     /// Agents of unfinished runs that are ready and wait for a machine of this pool.
     pub queued_agents: usize,
+    /// Why provisioning for this cloud pool stopped (refused credentials or permission, an
+    /// unusable placement), until a server restarts on it; absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_stopped: Option<String>,
+    /// A cloud pool's latest provisioning events, oldest first: locations passed over for
+    /// lack of capacity, back-offs, stops, VMs made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<PoolEventView>,
+}
+
+/// One provisioning event of a cloud pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PoolEventView {
+    pub at: String,
+    /// `capacity`, `backoff`, `stopped`, `resumed` or `provisioned`.
+    pub kind: String,
+    /// The zone or subnet it was about.
+    pub location: Option<String>,
+    pub message: String,
+}
+
+impl From<PoolEvent> for PoolEventView {
+    fn from(event: PoolEvent) -> Self {
+        Self {
+            at: event.at,
+            kind: event.kind.as_str().to_owned(),
+            location: event.location,
+            message: event.message,
+        }
+    }
+}
+
+/// How many of a pool's latest events a view shows.
+const SHOWN_EVENTS: u64 = 10;
+
+/// The views of `pools`, each with its provisioning events: what `GET /v1/pools` and
+/// `murmur pool status` show.
+pub async fn pool_views(
+    store: &murmur_engine::Store,
+    pools: &[PoolSpec],
+) -> Result<Vec<PoolView>, murmur_engine::store::Error> {
+    let mut views = Vec::new();
+    for status in pool_status(store, pools).await? {
+        let events = store.pool_events(&status.pool, SHOWN_EVENTS).await?;
+        let mut view = PoolView::from(status);
+        view.provisioning_stopped = stopped_reason(&events).map(str::to_owned);
+        view.events = events.into_iter().map(PoolEventView::from).collect();
+        views.push(view);
+    }
+    Ok(views)
 }
 
 impl From<PoolStatus> for PoolView {
@@ -77,6 +128,8 @@ impl From<PoolStatus> for PoolView {
                 .map(|(state, count)| (state.to_owned(), count))
                 .collect(),
             queued_agents: status.queued_agents,
+            provisioning_stopped: None,
+            events: Vec::new(),
         }
     }
 }
@@ -137,8 +190,7 @@ pub async fn list_machines(
     responses((status = 200, description = "the pools", body = Vec<PoolView>))
 )]
 pub async fn list_pools(Scoped(state): Scoped) -> Result<Json<Vec<PoolView>>, ApiError> {
-    let pools = pool_status(state.store(), &state.pools()).await?;
-    Ok(Json(pools.into_iter().map(PoolView::from).collect()))
+    Ok(Json(pool_views(state.store(), &state.pools()).await?))
 }
 
 /// `murmur_machines{tenant, pool, state}` for every known pool and state, and

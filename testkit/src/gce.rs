@@ -9,12 +9,12 @@
 //! There is no usable Compute Engine emulator (see `shared/spec/dependencies.md`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -27,10 +27,22 @@ use ops::{Effect, Operation};
 /// The bearer token `POST /token` hands out.
 pub const ACCESS_TOKEN: &str = "gce-test-access-token";
 
+/// Application default credentials of the `authorized_user` kind whose token comes from the
+/// server at `url`: what `GOOGLE_APPLICATION_CREDENTIALS` names in a test.
+pub fn user_credentials(url: &str) -> Value {
+    json!({
+        "type": "authorized_user",
+        "client_id": "murmur-test",
+        "client_secret": "not-a-secret",
+        "refresh_token": "refresh",
+        "token_uri": format!("{url}/token"),
+    })
+}
+
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub method: &'static str,
+    pub method: String,
     pub path: String,
     pub authorization: Option<String>,
     pub body: Option<Value>,
@@ -45,6 +57,8 @@ struct Inner {
     next_id: u64,
     exhausted: HashSet<String>,
     deny: bool,
+    /// Only inserts are refused (the credentials lack `compute.instances.create`).
+    deny_inserts: bool,
     requests: Vec<Request>,
 }
 
@@ -110,6 +124,34 @@ impl GceServer {
     /// Every call answers 403 PERMISSION_DENIED while `deny` is true.
     pub fn deny_all(&self, deny: bool) {
         self.inner().deny = deny;
+    }
+
+    /// Inserts answer 403 PERMISSION_DENIED (a missing `compute.instances.create`) while
+    /// `deny` is true; every other call is served.
+    pub fn deny_inserts(&self, deny: bool) {
+        self.inner().deny_inserts = deny;
+    }
+
+    /// Inserts into `zone` succeed again.
+    pub fn refill_zone(&self, zone: &str) {
+        self.inner().exhausted.remove(zone);
+    }
+
+    /// A running instance made outside the API (by someone else, behind the pool's back),
+    /// with `labels` and no startup-script.
+    pub fn put_running(&self, zone: &str, name: &str, labels: &[(&str, &str)]) {
+        let mut inner = self.inner();
+        let id = inner.take_id();
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        let body = json!({"name": name, "labels": labels});
+        let project = inner.project.clone();
+        let instance = completed(body, id, &project, zone, "RUNNING");
+        inner
+            .instances
+            .insert((zone.to_owned(), name.to_owned()), instance);
     }
 
     /// The instance resource as the API would answer it.
@@ -180,64 +222,75 @@ pub(crate) fn error(code: StatusCode, status: &str, message: &str) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-/// Records the request, then answers the refusal when the test said so or the project is unknown.
-fn admit(
-    inner: &mut Inner,
-    method: &'static str,
-    path: String,
-    headers: &HeaderMap,
+/// Records the request, then locks the state for the handler, or answers the refusal when
+/// the test said so or the project is unknown.
+fn admit<'s>(
+    shared: &'s Shared,
+    request: (&Method, &Uri, &HeaderMap),
     body: Option<Value>,
     project: &str,
-) -> Option<Response> {
+) -> Result<MutexGuard<'s, Inner>, Response> {
+    let (method, uri, headers) = request;
+    let mut inner = shared.lock().expect("gce server state");
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let inserting = *method == Method::POST && uri.path().ends_with("/instances");
     inner.requests.push(Request {
-        method,
-        path,
+        method: method.as_str().to_owned(),
+        path: uri.path().to_owned(),
         authorization,
         body,
     });
-    if inner.deny {
-        return Some(error(
+    if inner.deny || (inner.deny_inserts && inserting) {
+        return Err(error(
             StatusCode::FORBIDDEN,
             "PERMISSION_DENIED",
-            "Required 'compute.instances.insert' permission for 'projects/acme'",
+            &format!(
+                "Required 'compute.instances.{}' permission for 'projects/{project}'",
+                if inserting { "create" } else { "get" }
+            ),
         ));
     }
     if project != inner.project {
-        return Some(error(
+        return Err(error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             &format!("The resource 'projects/{project}' was not found"),
         ));
     }
-    None
+    Ok(inner)
 }
 
 fn zone_link(project: &str, zone: &str) -> String {
     format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}")
 }
 
+/// The resource fields the API adds to an inserted instance.
+fn completed(mut body: Value, id: u64, project: &str, zone: &str, status: &str) -> Value {
+    let name = body["name"].as_str().unwrap_or_default().to_owned();
+    body["id"] = json!(id.to_string());
+    body["kind"] = json!("compute#instance");
+    body["status"] = json!(status);
+    body["zone"] = json!(zone_link(project, zone));
+    body["selfLink"] = json!(format!("{}/instances/{name}", zone_link(project, zone)));
+    body
+}
+
 async fn insert(
     State(shared): State<Shared>,
     Path((project, zone)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
-    axum::Json(mut body): axum::Json<Value>,
+    axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let mut inner = shared.lock().expect("state");
-    let path = format!("/compute/v1/projects/{project}/zones/{zone}/instances");
-    if let Some(refused) = admit(
-        &mut inner,
-        "POST",
-        path,
-        &headers,
-        Some(body.clone()),
-        &project,
-    ) {
-        return refused;
-    }
+    let request = (&method, &uri, &headers);
+    let mut inner = match admit(&shared, request, Some(body.clone()), &project) {
+        Ok(inner) => inner,
+        Err(refused) => return refused,
+    };
     let Some(name) = body["name"].as_str().map(str::to_owned) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -253,19 +306,12 @@ async fn insert(
             &format!("The resource '{name}' already exists"),
         );
     }
-    let exhausted = inner.exhausted.contains(&zone);
     let id = inner.take_id();
-    body["id"] = json!(id.to_string());
-    body["kind"] = json!("compute#instance");
-    body["status"] = json!("PROVISIONING");
-    body["zone"] = json!(zone_link(&project, &zone));
-    body["selfLink"] = json!(format!("{}/instances/{name}", zone_link(&project, &zone)));
-    if !exhausted {
-        inner.instances.insert(key.clone(), body);
-    }
-    let effect = if exhausted {
+    let effect = if inner.exhausted.contains(&zone) {
         Effect::Exhausted
     } else {
+        let instance = completed(body, id, &project, &zone, "PROVISIONING");
+        inner.instances.insert(key, instance);
         Effect::Status("RUNNING")
     };
     inner.begin(&project, &zone, &name, "insert", effect)
@@ -274,17 +320,19 @@ async fn insert(
 async fn act(
     State(shared): State<Shared>,
     Path((project, zone, name, verb)): Path<(String, String, String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut inner = shared.lock().expect("state");
-    let path = format!("/compute/v1/projects/{project}/zones/{zone}/instances/{name}/{verb}");
-    if let Some(refused) = admit(&mut inner, "POST", path, &headers, None, &project) {
-        return refused;
-    }
-    let (during, after) = match verb.as_str() {
-        "suspend" => ("SUSPENDING", "SUSPENDED"),
-        "resume" | "start" => ("PROVISIONING", "RUNNING"),
-        "stop" => ("STOPPING", "TERMINATED"),
+    let mut inner = match admit(&shared, (&method, &uri, &headers), None, &project) {
+        Ok(inner) => inner,
+        Err(refused) => return refused,
+    };
+    let (during, effect) = match verb.as_str() {
+        "suspend" => ("SUSPENDING", Effect::Status("SUSPENDED")),
+        "resume" | "start" => ("PROVISIONING", Effect::Status("RUNNING")),
+        "stop" => ("STOPPING", Effect::Status("TERMINATED")),
+        "delete" if method == Method::DELETE => ("STOPPING", Effect::Delete),
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -297,36 +345,38 @@ async fn act(
         return not_found(&project, &zone, &name);
     };
     instance["status"] = json!(during);
-    inner.begin(&project, &zone, &name, &verb, Effect::Status(after))
+    inner.begin(&project, &zone, &name, &verb, effect)
 }
 
 async fn delete(
     State(shared): State<Shared>,
     Path((project, zone, name)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut inner = shared.lock().expect("state");
-    let path = format!("/compute/v1/projects/{project}/zones/{zone}/instances/{name}");
-    if let Some(refused) = admit(&mut inner, "DELETE", path, &headers, None, &project) {
-        return refused;
-    }
-    let Some(instance) = inner.instances.get_mut(&(zone.clone(), name.clone())) else {
-        return not_found(&project, &zone, &name);
-    };
-    instance["status"] = json!("STOPPING");
-    inner.begin(&project, &zone, &name, "delete", Effect::Delete)
+    let verb = "delete".to_owned();
+    act(
+        State(shared),
+        Path((project, zone, name, verb)),
+        method,
+        uri,
+        headers,
+    )
+    .await
 }
 
 async fn get_instance(
     State(shared): State<Shared>,
     Path((project, zone, name)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut inner = shared.lock().expect("state");
-    let path = format!("/compute/v1/projects/{project}/zones/{zone}/instances/{name}");
-    if let Some(refused) = admit(&mut inner, "GET", path, &headers, None, &project) {
-        return refused;
-    }
+    let inner = match admit(&shared, (&method, &uri, &headers), None, &project) {
+        Ok(inner) => inner,
+        Err(refused) => return refused,
+    };
     match inner.instances.get(&(zone.clone(), name.clone())) {
         Some(instance) => axum::Json(instance.clone()).into_response(),
         None => not_found(&project, &zone, &name),
@@ -337,13 +387,14 @@ async fn list(
     State(shared): State<Shared>,
     Path((project, zone)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut inner = shared.lock().expect("state");
-    let path = format!("/compute/v1/projects/{project}/zones/{zone}/instances");
-    if let Some(refused) = admit(&mut inner, "GET", path, &headers, None, &project) {
-        return refused;
-    }
+    let inner = match admit(&shared, (&method, &uri, &headers), None, &project) {
+        Ok(inner) => inner,
+        Err(refused) => return refused,
+    };
     let wanted = match query.get("filter").map(|f| ops::label_filter(f)) {
         None => None,
         Some(Some(pair)) => Some(pair),
@@ -371,15 +422,15 @@ async fn list(
 
 async fn get_operation(
     State(shared): State<Shared>,
-    Path((project, zone, operation)): Path<(String, String, String)>,
+    Path((project, _zone, operation)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut inner = shared.lock().expect("state");
-    let path = format!("/compute/v1/projects/{project}/zones/{zone}/operations/{operation}");
-    if let Some(refused) = admit(&mut inner, "GET", path, &headers, None, &project) {
-        return refused;
+    match admit(&shared, (&method, &uri, &headers), None, &project) {
+        Ok(mut inner) => inner.look(&operation),
+        Err(refused) => refused,
     }
-    inner.look(&operation)
 }
 
 async fn token() -> Response {

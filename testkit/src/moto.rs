@@ -1,7 +1,7 @@
 //! moto's server (the real AWS wire protocol, EC2 and KMS) on a free port, for the cloud tests.
 //! `.ci/run` installs it; without one the caller skips, saying so.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -58,6 +58,52 @@ impl Moto {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// One call of a query-protocol API (`service` `ec2` or `iam`, at API `version`), its
+    /// parameters form-encoded and unsigned: moto routes by the credential scope, and does not
+    /// check the signature of its unchecked requests. The status and the XML answer.
+    pub fn query(&self, service: &str, version: &str, params: &[(&str, &str)]) -> (u16, String) {
+        let mut body = format!("Version={version}");
+        for (key, value) in params {
+            body.push_str(&format!("&{key}={}", form_encode(value)));
+        }
+        let address = self.url.trim_start_matches("http://");
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host, Signature=00"
+        );
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {address}\r\nAuthorization: {auth}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(address).expect("moto answers");
+        stream.write_all(request.as_bytes()).expect("sent to moto");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("moto's answer");
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map_or_else(String::new, |(_, body)| body.to_owned());
+        (status, body)
+    }
+}
+
+/// `text` as a form value: everything but unreserved characters percent-encoded.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 impl Drop for Moto {

@@ -4,6 +4,7 @@
 use anyhow::bail;
 use murmur_engine::Store;
 use murmur_pool::{InstanceId, Provision, Tags};
+use murmur_server::machines::PoolView;
 use serde::Serialize;
 
 use crate::cloud::{CloudPoolConfig, cloud_pools, provider};
@@ -85,6 +86,29 @@ pub fn table(instances: &[InstanceView]) -> String {
             sanitize(vm.instance_id.as_deref().unwrap_or("(creating)")),
             sanitize(vm.location.as_deref().unwrap_or("-")),
             sanitize(vm.provider_state.as_deref().unwrap_or("?")),
+        ));
+    }
+    out
+}
+
+/// The lines under a cloud pool's table row: why its provisioning stopped, and what it ran
+/// into lately (locations without capacity, back-offs).
+pub fn story(pool: &PoolView) -> String {
+    let mut out = String::new();
+    if let Some(reason) = &pool.provisioning_stopped {
+        out.push_str(&format!("  STOPPED: {}\n", sanitize(reason)));
+    }
+    for event in pool
+        .events
+        .iter()
+        .filter(|e| e.kind == "capacity" || e.kind == "backoff")
+    {
+        out.push_str(&format!(
+            "  {} {} {}: {}\n",
+            sanitize(&event.at),
+            event.kind,
+            sanitize(event.location.as_deref().unwrap_or("-")),
+            sanitize(&event.message)
         ));
     }
     out

@@ -4,9 +4,9 @@
 
 use anyhow::bail;
 use clap::Subcommand;
-use murmur_engine::machine::{PoolSpec, PoolStatus, flush_pool, pool_status};
+use murmur_engine::machine::{PoolSpec, PoolStatus, flush_pool};
 use murmur_engine::{Clock, Store, SystemClock};
-use murmur_server::machines::{PoolView, with_local};
+use murmur_server::machines::{PoolView, pool_views, with_local};
 
 use crate::Exit;
 use crate::cli::DbArgs;
@@ -128,13 +128,14 @@ fn status(db: &DbArgs, wanted: Option<&str>, json: bool) -> anyhow::Result<Exit>
             None => None,
         };
         let views: Vec<PoolView> = match &store {
-            Some(store) => pool_status(store, &pools).await?,
+            Some(store) => pool_views(store, &pools).await?,
             // Reading never creates a store: without one, every pool is empty.
-            None => pools.iter().map(PoolStatus::empty).collect(),
-        }
-        .into_iter()
-        .map(PoolView::from)
-        .collect();
+            None => pools
+                .iter()
+                .map(PoolStatus::empty)
+                .map(PoolView::from)
+                .collect(),
+        };
         let mut shown = Vec::new();
         for view in views {
             let instances = match &store {
@@ -180,6 +181,7 @@ fn table(pools: &[Shown]) -> String {
             machines
         ));
         out.push_str(&super::cloud_pool::table(&shown.instances));
+        out.push_str(&super::cloud_pool::story(pool));
     }
     out
 }

@@ -18,6 +18,7 @@ mod machine_lease;
 pub mod machine_log;
 mod machines;
 mod notify;
+pub mod pool_events;
 mod pulls;
 mod rows;
 mod schema;

@@ -3,8 +3,6 @@
 //! the API call that needs the permission and the SDK's credential chain, so the pool stops
 //! instead of retrying.
 
-use std::io::{Read, Write};
-
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use murmur_aws::{CHAIN, Ec2, Placement};
@@ -21,36 +19,10 @@ fn client(url: &str, key: &str, secret: &str) -> Client {
     Client::from_conf(config)
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
-/// One IAM query-protocol call, unsigned (moto serves it among the unchecked requests).
-fn iam(url: &str, params: &[(&str, &str)]) -> String {
-    let mut body = "Version=2010-05-08".to_owned();
-    for (key, value) in params {
-        body.push_str(&format!("&{key}={}", encode(value)));
-    }
-    let address = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).expect("moto answers");
-    let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00";
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {address}\r\nAuthorization: {auth}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("sent");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("answered");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{params:?}: {answer}");
+/// One IAM call, among the requests moto does not check.
+fn iam(moto: &Moto, params: &[(&str, &str)]) -> String {
+    let (status, answer) = moto.query("iam", "2010-05-08", params);
+    assert_eq!(status, 200, "{params:?}: {answer}");
     answer
 }
 
@@ -100,9 +72,9 @@ async fn unknown_credentials_and_a_missing_permission_are_denied_naming_both() {
         .await
         .expect("images");
     let image = images.images()[0].image_id().expect("an id").to_owned();
-    iam(url, &[("Action", "CreateUser"), ("UserName", "murmur")]);
+    iam(&moto, &[("Action", "CreateUser"), ("UserName", "murmur")]);
     let key = iam(
-        url,
+        &moto,
         &[("Action", "CreateAccessKey"), ("UserName", "murmur")],
     );
     let (id, secret) = (
@@ -111,7 +83,7 @@ async fn unknown_credentials_and_a_missing_permission_are_denied_naming_both() {
     );
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:DescribeImages","ec2:DescribeInstances"],"Resource":"*"}]}"#;
     iam(
-        url,
+        &moto,
         &[
             ("Action", "PutUserPolicy"),
             ("UserName", "murmur"),

@@ -29,10 +29,29 @@ pub struct Gce {
 impl Gce {
     /// Validates the placement and builds a client on application default credentials.
     pub async fn connect(placement: Placement) -> Result<Self, Error> {
+        Self::build(placement, None).await
+    }
+
+    /// Validates the placement and builds a client on `credentials` instead of application
+    /// default credentials (tests point a user account's token endpoint at their server).
+    pub async fn with_credentials(
+        placement: Placement,
+        credentials: google_cloud_auth::credentials::Credentials,
+    ) -> Result<Self, Error> {
+        Self::build(placement, Some(credentials)).await
+    }
+
+    async fn build(
+        placement: Placement,
+        credentials: Option<google_cloud_auth::credentials::Credentials>,
+    ) -> Result<Self, Error> {
         placement.validate()?;
         let mut builder = Instances::builder().with_retry_policy(retry_policy());
         if let Some(endpoint) = &placement.endpoint {
             builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(credentials) = credentials {
+            builder = builder.with_credentials(credentials);
         }
         let client = builder.build().await.map_err(|e| Error::Denied {
             provider: "gcp",

@@ -6,7 +6,6 @@ use google_cloud_compute_v1::client::Instances;
 use murmur_gcp::{Gce, Placement};
 use murmur_pool::{Error, InstanceId, InstanceState, Provider, Provision, Shape, Tags};
 use murmur_testkit::gce::{ACCESS_TOKEN, GceServer};
-use serde_json::json;
 
 const ZONES: [&str; 2] = ["us-central1-a", "us-central1-b"];
 
@@ -22,24 +21,13 @@ fn placement(url: &str) -> Placement {
 }
 
 async fn gce(url: &str) -> Gce {
-    let user = json!({
-        "type": "authorized_user",
-        "client_id": "murmur-test",
-        "client_secret": "not-a-secret",
-        "refresh_token": "refresh",
-    });
+    let user = murmur_testkit::gce::user_credentials(url);
     let credentials = google_cloud_auth::credentials::user_account::Builder::new(user)
-        .with_token_uri(format!("{url}/token"))
         .build()
         .expect("user credentials");
-    let client = Instances::builder()
-        .with_endpoint(url)
-        .with_credentials(credentials)
-        .with_retry_policy(murmur_gcp::retry_policy())
-        .build()
+    Gce::with_credentials(placement(url), credentials)
         .await
-        .expect("client");
-    Gce::with_client(placement(url), client)
+        .expect("client")
 }
 
 fn request(machine: &str, cluster: &str) -> Provision {

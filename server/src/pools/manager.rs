@@ -9,7 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use murmur_engine::machine::{MachineEvent, MachineState};
 use murmur_engine::store::cloud_machines::{CloudMachine, NewCloudMachine};
-use murmur_pool::{Error as CloudError, InstanceId, Provision, Tags};
+use murmur_engine::store::pool_events::{PoolEvent, PoolEventKind, stopped_reason};
+use murmur_pool::{Error as CloudError, InstanceId, Provision, Provisioned, Tags};
 
 use super::{CloudPool, Timing, boot};
 use crate::AppState;
@@ -18,6 +19,8 @@ use crate::AppState;
 const RECONCILE_EVERY: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(300);
+/// How many of a pool's latest events decide whether its provisioning stopped.
+const STORY: u64 = 50;
 
 pub struct Manager {
     pub(super) state: AppState,
@@ -33,6 +36,34 @@ pub struct Manager {
     /// Why provisioning stopped for good (denied, misconfigured), once said.
     stopped: Option<String>,
     ticks: u32,
+}
+
+/// How often a machine's insert is tried again when SQLite refuses it for a write that
+/// committed meanwhile (its count read a snapshot that is no longer the latest).
+const LOCKED_RETRIES: u32 = 20;
+
+/// Records a new cloud machine within `max_vms`. On SQLite the count and the insert are one
+/// deferred transaction, which fails at once (no busy wait) when another writer committed
+/// between them; a pool whose runs commit all the time would then never grow, so a refused
+/// insert is tried again at once with a fresh count.
+async fn create_counted(
+    store: &murmur_engine::Store,
+    new: &NewCloudMachine<'_>,
+) -> Result<
+    Option<murmur_engine::store::machine_log::MachineRow>,
+    murmur_engine::store::machine_log::Error,
+> {
+    use murmur_engine::store::machine_log::Error;
+    let mut tries = 0;
+    loop {
+        match store.create_cloud_machine(new).await {
+            Err(Error::Store(murmur_engine::store::Error::Locked(_))) if tries < LOCKED_RETRIES => {
+                tries += 1;
+                tokio::task::yield_now().await;
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Manager {
@@ -75,6 +106,7 @@ impl Manager {
             None => {
                 let fresh = uuid::Uuid::now_v7().simple().to_string();
                 let cluster = self.state.store().cloud_cluster(&fresh).await?;
+                self.resume_if_stopped().await?;
                 self.cluster = Some(cluster.clone());
                 cluster
             }
@@ -117,7 +149,8 @@ impl Manager {
                     MachineState::Idle | MachineState::Provisioning | MachineState::Waking
                 )
             })
-            .count();
+            .count()
+            + self.waking_soon(machines).await?;
         // A lost machine may come back (its worker polls again) until it is given up on: it
         // stands in for a warm one meanwhile, not for a waiting attempt.
         let lost = machines
@@ -157,7 +190,7 @@ impl Manager {
             bootstrap_expires_at: &expires,
             at: &now,
         };
-        let Some(machine) = store.create_cloud_machine(&new).await? else {
+        let Some(machine) = create_counted(&store, &new).await? else {
             return Ok(false);
         };
         let request = Provision {
@@ -176,10 +209,7 @@ impl Manager {
                 store
                     .set_cloud_instance(&id, &instance.id.0, &instance.location)
                     .await?;
-                for skipped in &made.skipped {
-                    tracing::warn!(pool = %self.pool.spec.name, location = %skipped.location, reason = %skipped.reason, "no capacity there; provisioned in the next location");
-                }
-                tracing::info!(pool = %self.pool.spec.name, machine = %id, instance = %instance.id, location = %instance.location, "provisioned a VM; waiting for its worker to register");
+                self.provisioned(&id, &made).await;
                 self.backoff = FIRST_BACKOFF;
                 Ok(true)
             }
@@ -188,23 +218,88 @@ impl Manager {
                 let _ = store
                     .apply_machine_event(&id, machine.version, &ended, &self.stamp())
                     .await;
-                self.refused(&error);
+                self.refused(&error).await;
                 Ok(false)
             }
         }
     }
 
-    fn refused(&mut self, error: &CloudError) {
+    /// Says where the VM was made, and which locations were passed over on the way.
+    async fn provisioned(&self, machine: &str, made: &Provisioned) {
+        let pool = &self.pool.spec.name;
+        let instance = &made.instance;
+        for skipped in &made.skipped {
+            tracing::warn!(%pool, location = %skipped.location, reason = %skipped.reason, "no capacity there; trying the placement's next location");
+            let message = format!(
+                "{}; tried the next location (the VM was made in {})",
+                skipped.reason, instance.location
+            );
+            self.note(PoolEventKind::Capacity, Some(&skipped.location), message)
+                .await;
+        }
+        tracing::info!(%pool, %machine, instance = %instance.id, location = %instance.location, "provisioned a VM; waiting for its worker to register");
+        let message = format!("made VM {} for machine {machine}", instance.id);
+        self.note(
+            PoolEventKind::Provisioned,
+            Some(&instance.location),
+            message,
+        )
+        .await;
+    }
+
+    async fn refused(&mut self, error: &CloudError) {
         let pool = &self.pool.spec.name;
         if error.stops_pool() {
             tracing::error!(%pool, %error, "provisioning for this pool stops until the server restarts with this fixed");
-            self.stopped = Some(error.to_string());
+            let message =
+                format!("provisioning stopped until the server restarts with this fixed: {error}");
+            self.stopped = Some(message.clone());
+            self.note(PoolEventKind::Stopped, None, message).await;
             return;
         }
         let until = self.now() + chrono::Duration::from_std(self.backoff).unwrap_or_default();
         tracing::warn!(%pool, %error, backoff_secs = self.backoff.as_secs(), "cannot provision a VM; backing off");
+        let location = match error {
+            CloudError::Capacity { location, .. } => Some(location.clone()),
+            _ => None,
+        };
+        let message = format!("{error}; trying again in {} s", self.backoff.as_secs());
+        self.note(PoolEventKind::Backoff, location.as_deref(), message)
+            .await;
         self.backoff_until = Some(until);
         self.backoff = (self.backoff * 2).min(LONGEST_BACKOFF);
+    }
+
+    /// Adds an event to the pool's story in the store (`murmur pool status` shows it).
+    async fn note(&self, kind: PoolEventKind, location: Option<&str>, message: String) {
+        let event = PoolEvent {
+            at: self.stamp(),
+            kind,
+            location: location.map(str::to_owned),
+            message,
+        };
+        let added = self
+            .state
+            .store()
+            .add_pool_event(&self.pool.spec.name, &event)
+            .await;
+        if let Err(error) = added {
+            tracing::warn!(pool = %self.pool.spec.name, %error, "cannot record the pool's event");
+        }
+    }
+
+    /// A server starting on a pool whose provisioning had stopped tries again, and says so.
+    async fn resume_if_stopped(&self) -> Result<(), murmur_engine::store::Error> {
+        let events = self
+            .state
+            .store()
+            .pool_events(&self.pool.spec.name, STORY)
+            .await?;
+        if stopped_reason(&events).is_some() {
+            let message = "a server started on this pool: provisioning is tried again".into();
+            self.note(PoolEventKind::Resumed, None, message).await;
+        }
+        Ok(())
     }
 
     /// Terminates a machine and destroys its VM, however far it got. An idle or sleeping
@@ -250,3 +345,7 @@ impl Manager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "manager_tests.rs"]
+mod tests;

@@ -76,6 +76,27 @@ impl Manager {
         Ok(())
     }
 
+    /// How many sleeping machines are wanted back by their agent (a follow-up came) but not
+    /// woken yet: the attempt waiting for one is the next tick's wake, not a new VM.
+    pub(super) async fn waking_soon(&self, machines: &[CloudMachine]) -> Result<usize, Error> {
+        let mut soon = 0;
+        for machine in machines {
+            let row = &machine.machine;
+            let (MachineState::Sleeping, Some(held)) = (&row.state, &row.agent) else {
+                continue;
+            };
+            let agents = self.state.store().agents_on_machine(&row.id).await?;
+            let wanted = agents.iter().any(|(run, slug, state)| {
+                *run == held.run_id
+                    && *slug == held.slug
+                    && state != SLEEPING
+                    && !FINISHED.contains(&state.as_str())
+            });
+            soon += usize::from(wanted);
+        }
+        Ok(soon)
+    }
+
     /// The machine is the sleeping agent's (claimed for it, released to sleep with it), then
     /// its VM is put to sleep. The store goes first, so no worker claims it meanwhile.
     async fn sleep(&self, machine: &CloudMachine, agent: &AgentOn) -> Result<(), Error> {
