@@ -160,7 +160,11 @@ impl Executor {
         }
         // A worker opens the origin's credential from the attempt's sealed secrets, so the
         // agent gets it too, as a CI job gets its repository token.
-        let credential = executor.workspace.origin.as_ref().and_then(|o| o.credential.as_ref());
+        let credential = executor
+            .workspace
+            .origin
+            .as_ref()
+            .and_then(|o| o.credential.as_ref());
         for secret in defaults.secrets.iter().chain(credential) {
             if !executor.environment.secrets.contains(secret) {
                 executor.environment.secrets.push(secret.clone());
