@@ -47,18 +47,7 @@ impl Cluster {
         let worker_token = token(&[
             "token", "create", "--worker", "--pool", "fleet", "--name", "fleet",
         ]);
-        let mut serve = project.murmur(&model, &["serve", "--bind", "127.0.0.1:0"]);
-        serve.env_remove(WHERE_VAR);
-        // Short, so a killed worker is lost within the test's patience.
-        serve.env("MURMUR_MACHINE_LEASE_TTL", "2");
-        let mut server = Watched::spawn(serve);
-        let line = server.wait_for("listening on http://");
-        let address = line
-            .split("listening on http://")
-            .nth(1)
-            .expect("address")
-            .trim()
-            .to_owned();
+        let (server, address) = serve(&project, &model, "127.0.0.1:0");
         Self {
             project,
             model,
@@ -68,6 +57,15 @@ impl Cluster {
             worker_token,
             dirs,
         }
+    }
+
+    /// Kills the server and starts another on the same address and store.
+    fn restart_server(&mut self) {
+        self.server.signal("-KILL");
+        let _ = self.server.child.wait();
+        let (server, address) = serve(&self.project, &self.model, &self.address);
+        assert_eq!(address, self.address);
+        self.server = server;
     }
 
     /// A worker in its own folder, once registered; the check records its folder in `record`.
@@ -131,6 +129,23 @@ impl Cluster {
         assert_eq!(status, 200, "events: {events}");
         events
     }
+}
+
+/// `murmur serve` on `bind`, once it listens, and the address it listens on.
+fn serve(project: &Project, model: &ModelServer, bind: &str) -> (Watched, String) {
+    let mut serve = project.murmur(model, &["serve", "--bind", bind]);
+    serve.env_remove(WHERE_VAR);
+    // Short, so a killed worker is lost within the test's patience.
+    serve.env("MURMUR_MACHINE_LEASE_TTL", "2");
+    let mut server = Watched::spawn(serve);
+    let line = server.wait_for("listening on http://");
+    let address = line
+        .split("listening on http://")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .to_owned();
+    (server, address)
 }
 
 impl Drop for Cluster {
@@ -251,6 +266,39 @@ fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
     assert_eq!(
         build["attempts"], 1,
         "the agent's turn was not repeated: {show:#}"
+    );
+}
+
+#[test]
+fn a_check_cut_short_by_a_server_restart_runs_again_on_the_same_worker() {
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let beacon = Beacon::bind();
+    let go = dirs.path().join("go");
+    let script = format!(
+        "echo \"$PWD\" >> \"${WHERE_VAR}\"\n{signal}\nuntil [ -e '{go}' ]; do sleep 0.05; done\ntest -f fixed.txt\n",
+        go = go.display(),
+        signal = beacon.signal(),
+    );
+    let config = ci_config(dirs.path(), &script, 1);
+    let mut cluster = Cluster::new(QUICK_FLIGHT, &config, Vec::new());
+    let record = cluster.path("where.txt");
+    let _worker = cluster.worker("one", &record);
+    let run = cluster.start_run();
+    beacon.wait("the first check");
+    cluster.restart_server();
+    beacon.wait("the check, opened again by the new server");
+    std::fs::write(&go, "").expect("touch go");
+    let events = cluster.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+    assert!(events.contains("event: gate_interrupted"), "{events}");
+    assert!(events.contains("event: gate_passed"), "{events}");
+    let folders = std::fs::read_to_string(&record).expect("the checks' folders");
+    let worktree = cluster.worker_dir("one").join(&run).join("build");
+    let folders: Vec<&str> = folders.lines().collect();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    assert!(
+        folders.iter().all(|f| Path::new(f) == worktree),
+        "{folders:?}"
     );
 }
 

@@ -15,6 +15,7 @@ use murmur_runtime::workspace::{self, Repository};
 use tokio::sync::{mpsc, oneshot};
 
 use murmur_attempt::Settings;
+use murmur_attempt::secrets::Mask;
 
 use super::environment::AgentEnvironment;
 use super::launch::Message;
@@ -107,13 +108,14 @@ async fn on_machine(check: PlacedCheck, stopped: oneshot::Receiver<()>) -> GateO
     let mut stopped = Some(stopped);
     for _ in 0..=LOST_MACHINES_TOLERATED {
         let (updates, received) = mpsc::unbounded_channel();
-        let handle = match hand_over(&check, updates).await {
-            Ok(handle) => handle,
+        let (handle, mask) = match hand_over(&check, updates).await {
+            Ok(started) => started,
             Err(reason) => return GateOutcome::Broken(reason),
         };
         match follow(handle, received, &mut stopped).await {
             Ok(finished) => {
-                return finished.verdict.unwrap_or_else(|| {
+                let verdict = finished.verdict.map(|verdict| masked(verdict, &mask));
+                return verdict.unwrap_or_else(|| {
                     GateOutcome::Broken(format!("the machine that ran check {key} gave no verdict (is `murmur worker` older than the server?)"))
                 });
             }
@@ -129,19 +131,29 @@ async fn on_machine(check: PlacedCheck, stopped: oneshot::Receiver<()>) -> GateO
     ))
 }
 
-/// Hands the check to its placement, its secrets sealed to the machine that takes it.
+/// Hands the check to its placement, its secrets sealed to the machine that takes it; what
+/// masks their values in its verdict here too (the machine masks them first).
 async fn hand_over(
     check: &PlacedCheck,
     updates: mpsc::UnboundedSender<AttemptUpdate>,
-) -> Result<AttemptHandle, String> {
+) -> Result<(AttemptHandle, Mask), String> {
     let spec = check.spec.clone();
-    let started = if check.environment.has_secrets() {
-        let secrets = check.environment.open(&check.store).await?;
-        check.placement.start_sealed(spec, secrets, updates)
-    } else {
-        check.placement.start(spec, updates)
-    };
-    started.map_err(|error| error.to_string())
+    if !check.environment.has_secrets() {
+        let handle = check.placement.start(spec, updates);
+        return Ok((handle.map_err(|e| e.to_string())?, Mask::default()));
+    }
+    let secrets = check.environment.open(&check.store).await?;
+    let mask = Mask::new(&secrets);
+    let handle = check.placement.start_sealed(spec, secrets, updates);
+    Ok((handle.map_err(|e| e.to_string())?, mask))
+}
+
+fn masked(verdict: GateOutcome, mask: &Mask) -> GateOutcome {
+    match verdict {
+        GateOutcome::Passed(text) => GateOutcome::Passed(mask.apply(text)),
+        GateOutcome::Failed(text) => GateOutcome::Failed(mask.apply(text)),
+        GateOutcome::Broken(text) => GateOutcome::Broken(mask.apply(text)),
+    }
 }
 
 /// The check's end; a channel that closes without one means its machine was lost. A stop is
