@@ -202,3 +202,69 @@ fn check_branch(server: &Server, policy: &str, branch: &str, pushed: &str) {
         }
     }
 }
+
+/// Each turn rewrites `marker.txt`, which the base changes too.
+fn clash(go: &std::path::Path) -> String {
+    format!(
+        "---\nruntime: exec\non_idle: keep-alive\n---\n# Clash\n\n## grow\n> command: echo \"the agent's\" > marker.txt && git -c user.email=a@a -c user.name=a commit -q -am clash && echo clashed\n\n## hold\n> command: until [ -e {} ]; do sleep 0.05; done; echo held\n",
+        go.display()
+    )
+}
+
+#[test]
+fn a_moved_base_that_conflicts_fails_the_turn_and_leaves_the_branch() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let go = root.path().join("go");
+    let a = Origin::new(root.path(), "a", &[("clash", clash(&go))]);
+    let folder = Server::folder();
+    cli_ok(
+        folder.path(),
+        &["workspace", "add", "w", "--repo", &a.url()],
+    );
+    let server = Server::start(folder);
+    let (status, started) = server.start_with("clash", json!({ "workspace": "w" }));
+    assert_eq!(status, 202, "{started}");
+    let id = started["run_id"].as_str().expect("id").to_owned();
+    let mut events = server.events(&id);
+    let idle = events.until(|e| is(e, "agent_idle", 1));
+    let branch = idle["delivered"]["branch"]
+        .as_str()
+        .expect("branch")
+        .to_owned();
+    let mirror = server.mirror("w", 0);
+    let before = git(&mirror, &["rev-parse", &branch]);
+    let pushed = a.push("the base's");
+    let (status, answer) = server.push_delivery(&a.url(), &pushed, "clashing-base");
+    assert_eq!(status, 200, "{answer}");
+    cli_ok(
+        server.folder.path(),
+        &[
+            "queue",
+            "add",
+            "--run",
+            &id,
+            "--detach",
+            "grow",
+            "once more",
+        ],
+    );
+    let failed = events.until(|e| {
+        e["slug"] == "grow" && (e["type"] == "agent_failed" || e["type"] == "agent_idle")
+    });
+    assert_eq!(failed["type"], "agent_failed", "{failed}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    for part in [
+        "`main`",
+        branch.as_str(),
+        "marker.txt",
+        "conflict_resolution",
+    ] {
+        assert!(error.contains(part), "{part} in {error}");
+    }
+    assert_eq!(
+        git(&mirror, &["rev-parse", &branch]),
+        before,
+        "the branch is untouched"
+    );
+    std::fs::write(&go, "").expect("go");
+}
