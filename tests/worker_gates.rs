@@ -1,9 +1,11 @@
 //! Gate checks through `murmur worker`, real processes: a `murmur serve` with a `workers` pool
-//! and a worker in a folder of its own. The `ci` check and the `review` session of an agent
-//! that ran on the worker run there too, in the agent's worktree on the worker (not on the
-//! server's host), and their verdicts come back: a failure reaches the agent as a follow-up,
-//! a pass completes the run. The reviewer is the real Claude Code CLI against the scripted
-//! model server.
+//! and workers in folders of their own. The `ci` check and the `review` session of an agent
+//! that ran on a worker run there too, in the agent's worktree on the worker (not on the
+//! server's host), with the agents' environment (a passed variable set only on the worker, a
+//! secret sealed to the worker, masked in what comes back), and their verdicts come back: a
+//! failure reaches the agent as a follow-up, a pass completes the run. A check whose worker is
+//! killed runs again on the other, from the agent's branch; one cut short by a server restart
+//! runs again. The reviewer is the real Claude Code CLI against the scripted model server.
 
 #[path = "../cli/tests/claude_project/mod.rs"]
 mod claude_project;
@@ -11,6 +13,7 @@ mod claude_project;
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use claude_project::{Project, agent, all_text, text};
 use murmur_testkit::{ModelServer, Turn};
@@ -22,6 +25,9 @@ use support::watched::Watched;
 /// The variable naming the file the `ci` check writes its working folder to: passed to the
 /// check through `environment.pass`, and set only in the worker's environment.
 const WHERE_VAR: &str = "GATE_CHECK_RECORD";
+
+/// A secret's value, found nowhere but where it is used.
+const SECRET: &str = "secret-5f0c2e-for-the-check-only";
 
 struct Cluster {
     project: Project,
@@ -35,9 +41,25 @@ struct Cluster {
 
 impl Cluster {
     fn new(flight: &str, config: &str, turns: Vec<Turn>) -> Self {
+        Self::with_secret(flight, config, turns, None)
+    }
+
+    /// The same, with a secret of the tenant's set first (`murmur secret set NAME`).
+    fn with_secret(
+        flight: &str,
+        config: &str,
+        turns: Vec<Turn>,
+        secret: Option<(&str, &str)>,
+    ) -> Self {
         let dirs = tempfile::tempdir().expect("temp dir");
         let project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
         let model = ModelServer::start(turns);
+        let keys = dirs.path().join("keys");
+        if let Some((name, value)) = secret {
+            let mut set = with_keys(project.murmur(&model, &["secret", "set", name]), &keys);
+            let out = support::with_stdin(&mut set, &format!("{value}\n"));
+            assert!(out.status.success(), "{}", text(&out));
+        }
         let token = |args: &[&str]| {
             let out = project.murmur(&model, args).output().expect("token");
             assert!(out.status.success(), "{}", text(&out));
@@ -47,7 +69,7 @@ impl Cluster {
         let worker_token = token(&[
             "token", "create", "--worker", "--pool", "fleet", "--name", "fleet",
         ]);
-        let (server, address) = serve(&project, &model, "127.0.0.1:0");
+        let (server, address) = serve(&project, &model, &keys, "127.0.0.1:0");
         Self {
             project,
             model,
@@ -63,7 +85,8 @@ impl Cluster {
     fn restart_server(&mut self) {
         self.server.signal("-KILL");
         let _ = self.server.child.wait();
-        let (server, address) = serve(&self.project, &self.model, &self.address);
+        let keys = self.dirs.path().join("keys");
+        let (server, address) = serve(&self.project, &self.model, &keys, &self.address);
         assert_eq!(address, self.address);
         self.server = server;
     }
@@ -131,9 +154,18 @@ impl Cluster {
     }
 }
 
+/// The command with the tenant's key file (and no other key-encryption key).
+fn with_keys(mut command: Command, keys: &Path) -> Command {
+    command
+        .env_remove("MURMUR_KEK")
+        .env_remove("MURMUR_KEK_PREVIOUS")
+        .env("MURMUR_KEY_FILE", keys);
+    command
+}
+
 /// `murmur serve` on `bind`, once it listens, and the address it listens on.
-fn serve(project: &Project, model: &ModelServer, bind: &str) -> (Watched, String) {
-    let mut serve = project.murmur(model, &["serve", "--bind", bind]);
+fn serve(project: &Project, model: &ModelServer, keys: &Path, bind: &str) -> (Watched, String) {
+    let mut serve = with_keys(project.murmur(model, &["serve", "--bind", bind]), keys);
     serve.env_remove(WHERE_VAR);
     // Short, so a killed worker is lost within the test's patience.
     serve.env("MURMUR_MACHINE_LEASE_TTL", "2");
@@ -179,10 +211,11 @@ fn ci_config(dirs: &Path, script: &str, max_vms: u32) -> String {
 fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
     let dirs = tempfile::tempdir().expect("temp dir");
     let script = format!(
-        "echo \"$PWD\" >> \"${WHERE_VAR}\"\ntest -f fixed.txt || {{ echo 'fixed.txt is missing'; exit 3; }}\n"
+        "echo \"$PWD\" >> \"${WHERE_VAR}\"\nprintf '%s\\n' \"$DEPLOY_TOKEN\" >> \"${WHERE_VAR}.token\"\necho \"token $DEPLOY_TOKEN\"\ntest -f fixed.txt || {{ echo 'fixed.txt is missing'; exit 3; }}\n"
     );
-    let config = ci_config(dirs.path(), &script, 1);
-    let cluster = Cluster::new(CI_FLIGHT, &config, Vec::new());
+    let config = ci_config(dirs.path(), &script, 1) + "secrets: [DEPLOY_TOKEN]\n";
+    let secret = Some(("DEPLOY_TOKEN", SECRET));
+    let cluster = Cluster::with_secret(CI_FLIGHT, &config, Vec::new(), secret);
     let record = cluster.path("where.txt");
     let _worker = cluster.worker("one", &record);
     let run = cluster.start_run();
@@ -198,6 +231,16 @@ fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
     let folders = std::fs::read_to_string(&record).expect("the check recorded where it ran");
     let folders: Vec<&str> = folders.lines().collect();
     assert_eq!(folders.len(), 2, "failed once, then passed: {folders:?}");
+    let tokens = std::fs::read_to_string(cluster.path("where.txt.token")).expect("the tokens");
+    assert_eq!(
+        tokens.lines().collect::<Vec<_>>(),
+        [SECRET, SECRET],
+        "the secret reached the check on the worker, sealed to it"
+    );
+    assert!(
+        events.contains("token ***") && !events.contains(SECRET),
+        "the value is masked in the failure that went back: {events}"
+    );
     let worktree = cluster.worker_dir("one").join(&run).join("build");
     for folder in &folders {
         assert_eq!(
