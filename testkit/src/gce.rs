@@ -229,7 +229,7 @@ fn admit<'s>(
     request: (&Method, &Uri, &HeaderMap),
     body: Option<Value>,
     project: &str,
-) -> Result<MutexGuard<'s, Inner>, Response> {
+) -> Result<MutexGuard<'s, Inner>, Box<Response>> {
     let (method, uri, headers) = request;
     let mut inner = shared.lock().expect("gce server state");
     let authorization = headers
@@ -244,21 +244,21 @@ fn admit<'s>(
         body,
     });
     if inner.deny || (inner.deny_inserts && inserting) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "PERMISSION_DENIED",
             &format!(
                 "Required 'compute.instances.{}' permission for 'projects/{project}'",
                 if inserting { "create" } else { "get" }
             ),
-        ));
+        )));
     }
     if project != inner.project {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             &format!("The resource 'projects/{project}' was not found"),
-        ));
+        )));
     }
     Ok(inner)
 }
@@ -289,7 +289,7 @@ async fn insert(
     let request = (&method, &uri, &headers);
     let mut inner = match admit(&shared, request, Some(body.clone()), &project) {
         Ok(inner) => inner,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(name) = body["name"].as_str().map(str::to_owned) else {
         return error(
@@ -326,7 +326,7 @@ async fn act(
 ) -> Response {
     let mut inner = match admit(&shared, (&method, &uri, &headers), None, &project) {
         Ok(inner) => inner,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (during, effect) = match verb.as_str() {
         "suspend" => ("SUSPENDING", Effect::Status("SUSPENDED")),
@@ -375,7 +375,7 @@ async fn get_instance(
 ) -> Response {
     let inner = match admit(&shared, (&method, &uri, &headers), None, &project) {
         Ok(inner) => inner,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match inner.instances.get(&(zone.clone(), name.clone())) {
         Some(instance) => axum::Json(instance.clone()).into_response(),
@@ -393,7 +393,7 @@ async fn list(
 ) -> Response {
     let inner = match admit(&shared, (&method, &uri, &headers), None, &project) {
         Ok(inner) => inner,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let wanted = match query.get("filter").map(|f| ops::label_filter(f)) {
         None => None,
@@ -429,7 +429,7 @@ async fn get_operation(
 ) -> Response {
     match admit(&shared, (&method, &uri, &headers), None, &project) {
         Ok(mut inner) => inner.look(&operation),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
