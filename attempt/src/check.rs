@@ -41,7 +41,7 @@ pub async fn run(
     };
     let mut env = environ::kept_here(&spec.runtime, &spec.environment.pass, &machine.settings);
     env.extend(spec.env.iter().cloned());
-    let place = match worktree(machine, &spec, &env).await {
+    let place = match worktree(machine, &spec, &env, &secrets).await {
         Ok(place) => place,
         Err(Refusal::Broken(reason)) => return Ok(finished(Verdict::Broken(reason))),
         Err(Refusal::Failed(message)) => return Err(failed(message)),
@@ -84,18 +84,20 @@ enum Refusal {
     Failed(String),
 }
 
-/// The agent's worktree on this machine. A worker fetches the agent's branch first and, when
-/// the agent worked elsewhere, checks it out again in a worktree of its own clone.
+/// The agent's worktree on this machine. A worker fetches the agent's branch first (into the
+/// clone its attempts use, of the origin when it reaches it) and, when the agent worked
+/// elsewhere, checks it out again in a worktree of that clone.
 async fn worktree(
     machine: &Machine,
     spec: &AttemptSpec,
     env: &[(String, String)],
+    secrets: &SecretSet,
 ) -> Result<Place, Refusal> {
     let workspace = &spec.workspace;
     let worktree = machine.work_root.join(&workspace.worktree);
     let repository = if machine.clones {
         let branches = [workspace.branch.as_str()];
-        clone::prepare(&workspace.repository, &machine.work_root, &branches)
+        clone::prepare_for(workspace, secrets, &machine.work_root, &branches)
             .await
             .map_err(Refusal::Failed)?
     } else {
