@@ -8,6 +8,8 @@
 
 #[path = "workspaces/bases.rs"]
 mod bases;
+#[path = "workspaces/children.rs"]
+mod children;
 #[path = "workspaces/credentials.rs"]
 mod credentials;
 #[path = "workspaces/defaults.rs"]

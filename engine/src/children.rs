@@ -96,7 +96,16 @@ impl Executor {
                 created: false,
             });
         }
-        let held = self.secrets_held(&parent.run).await?;
+        // A child works where its parent does: in the parent's workspace, on its base.
+        let place = self.store.run_place(&parent.run).await?;
+        let executor = match &place {
+            Some(_) => self
+                .for_run(&parent.run)
+                .await
+                .map_err(ExecutorError::from)?,
+            None => self.clone(),
+        };
+        let held = executor.secrets_held(&parent.run).await?;
         if let Some(name) = request.secrets.iter().find(|name| !held.contains(name)) {
             return Err(Error::SecretNotHeld(name.clone()));
         }
@@ -117,8 +126,8 @@ impl Executor {
         let inputs =
             run::resolve_inputs(request.flight, request.inputs).map_err(ExecutorError::from)?;
         let agents = run::agents_of(request.flight);
-        let has_check = self.check_command.is_some();
-        run::check_runnable(request.flight, &agents, &self.repository, has_check)
+        let has_check = executor.check_command.is_some();
+        run::check_runnable(request.flight, &agents, &executor.repository, has_check)
             .map_err(ExecutorError::from)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let slugs: Vec<String> = agents.iter().map(|a| a.slug.clone()).collect();
@@ -134,6 +143,11 @@ impl Executor {
             agents: &slugs,
             event: None,
         };
+        if let Some((workspace, base)) = &place {
+            self.store
+                .set_run_workspace(&id, workspace, base.as_deref())
+                .await?;
+        }
         let depth = i64::from(depth);
         match self
             .store
