@@ -1,8 +1,9 @@
 //! `murmur worker`: a machine of the `workers` placement. It connects out to `murmur serve`
 //! (it needs no inbound port), registers its machine with a worker token and an ephemeral key
 //! pair made in memory, then polls for work (which renews its machine's lease), runs what it
-//! is given with the same attempt runner as the local pool, and sends each attempt's numbered
-//! updates until the server acknowledges them. It knows nothing of the engine or its store:
+//! is given (agents' turns, and gate checks in an agent's worktree) with the same attempt
+//! runner as the local pool, and sends each attempt's numbered updates until the server
+//! acknowledges them. It knows nothing of the engine or its store:
 //! everything it learns comes over the protocol of `murmur_protocol::worker`.
 //!
 //! Connection trouble is never fatal: a server that is down, a dropped connection or a 401

@@ -1,10 +1,12 @@
 //! The `workers` placement: machines that are `murmur worker` processes connecting out to this
 //! server. A worker registers its machine with a worker token (`register`), then polls for
 //! work, which renews its machine's lease, and sends its attempts' numbered updates
-//! (`routes`). Attempts of a `workers` pool wait here until an idle machine of the pool polls;
-//! that machine is claimed in the store (idle → busy) and gets the attempt. A machine silent
-//! past its lease is marked lost by [`expire`]: its attempts end without `Ended`, which their
-//! drivers retry elsewhere, and whatever it sends for them later is refused.
+//! (`routes`). Attempts of a `workers` pool (agents' turns, and the `ci` and `review` checks of
+//! their gates, which are attempts whose runtime is the check) wait here until an idle machine
+//! of the pool polls; that machine is claimed in the store (idle → busy) and gets the attempt.
+//! A machine silent past its lease is marked lost by [`expire`]: its attempts end without
+//! `Ended`, which their drivers retry elsewhere, and whatever it sends for them later is
+//! refused.
 //!
 //! What is assigned lives in this process only: a worker whose server restarts is told to stop
 //! what it runs, and the restarted server's drivers run those attempts again.
