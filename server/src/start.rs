@@ -167,9 +167,10 @@ async fn commit(
         .map_err(start_error)
 }
 
-/// The status a new run starts in: `queued` when the flight's `max_concurrent` or the
-/// pool makes it wait (as the store has them now), else `running`. The run is committed and
-/// driven already, so a store that cannot say answers what the run's row says: `queued`.
+/// The status a new run starts in: `queued` when the flight's `max_concurrent`, the pool or
+/// the tenant's share of it makes it wait (as the store has them now), else `running`. The
+/// run is committed and driven already, so a store that cannot say answers what the run's
+/// row says: `queued`.
 async fn status_at_start(state: &AppState, flight: &Flight, name: &str, run_id: &str) -> RunStatus {
     match must_wait(state, flight, name, run_id).await {
         Ok(true) => RunStatus::Queued,
@@ -194,6 +195,12 @@ async fn must_wait(
     }
     let executor = state.executor();
     let now = executor.clock.stamp();
+    // A tenant at its share of the pool waits however free the pool is.
+    if let Some(cap) = executor.pools.tenant_capacity(LOCAL_POOL)
+        && store.tenant_machines_in_use(LOCAL_POOL, &now).await? >= cap
+    {
+        return Ok(true);
+    }
     store.pool_is_full(LOCAL_POOL, executor.slots, &now).await
 }
 

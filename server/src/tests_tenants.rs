@@ -35,6 +35,11 @@ struct Two {
 }
 
 async fn two_tenants() -> Two {
+    two_tenants_with(|_| {}).await
+}
+
+/// [`two_tenants`] with the server's executor adjusted first.
+async fn two_tenants_with(adjust: impl FnOnce(&mut murmur_engine::executor::Executor)) -> Two {
     let dir = tempfile::tempdir().expect("temp dir");
     let flights = dir.path().join(".murmur/flights");
     std::fs::create_dir_all(&flights).expect("mkdir");
@@ -42,6 +47,7 @@ async fn two_tenants() -> Two {
     let mut executor = test_executor(dir.path(), Arc::new(SystemClock)).await;
     let kek = LocalKek::generate().expect("a key");
     executor.environment.keyring = Ok(Arc::new(Keyring::new(Kek::Local(kek))));
+    adjust(&mut executor);
     let local = executor.store.clone();
     assert!(local.create_tenant("acme", AT).await.expect("tenant"));
     let acme = local
@@ -426,5 +432,80 @@ async fn a_dashboard_session_sees_its_tenant_and_a_revoked_token_is_refused_at_o
         run_ids(&t.app, LOCAL).await,
         ["0aa1local"],
         "local's token still works"
+    );
+}
+
+/// Makes agent `build` of the run `id` of `store`'s tenant hold a machine of the local pool
+/// until far in the future, as a driver's checkpoint would.
+async fn hold_a_machine(store: &Store, id: &str) {
+    let owner = murmur_engine::lease::Owner::this_process("tests");
+    let machines = murmur_engine::store::MachineUse {
+        pool: "local".to_owned(),
+        capacity: 3,
+        tenant_capacity: Some(1),
+        owner: owner.id.clone(),
+        holder: owner.holder.clone(),
+        expires_at: "2999-01-01T00:00:00.000Z".to_owned(),
+        run_created_at: AT.to_owned(),
+        done_waiting: false,
+        hold: vec![("build".to_owned(), 1)],
+        free: Vec::new(),
+    };
+    let commit = murmur_engine::store::Commit {
+        run_id: id,
+        expected_version: 0,
+        at: AT,
+        events: &[],
+        agents: &[],
+        status: murmur_engine::RunStatus::Running,
+        finished_at: None,
+        fence: None,
+        machines: Some(&machines),
+    };
+    store.commit(&commit).await.expect("hold a machine");
+}
+
+#[tokio::test]
+async fn a_start_answers_queued_while_its_tenant_holds_its_share_of_the_pool() {
+    let two = two_tenants_with(|executor| {
+        executor.slots = 3;
+        executor
+            .pools
+            .max_vms_per_tenant
+            .insert("local".to_owned(), 1);
+    })
+    .await;
+    store_run(&two.local, "held-run").await;
+    hold_a_machine(&two.local, "held-run").await;
+    let now = SystemClock.stamp();
+    assert_eq!(
+        two.acme
+            .machines_in_use("local", &now)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        two.acme
+            .tenant_machines_in_use("local", &now)
+            .await
+            .expect("count"),
+        0
+    );
+    for (token, word) in [(LOCAL, "local"), (ACME, "acme")] {
+        put_flight(&two.app, token, "deploy", &deploy(word)).await;
+    }
+    let start = |token| request(token, "POST", "/v1/flights/deploy/runs", Some(json!({})));
+    let (status, capped) = call(&two.app, start(LOCAL)).await;
+    assert_eq!(
+        (status, capped["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("queued")),
+        "the tenant holds its one machine: {capped}"
+    );
+    let (status, other) = call(&two.app, start(ACME)).await;
+    assert_eq!(
+        (status, other["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("running")),
+        "the pool has room for another tenant: {other}"
     );
 }
