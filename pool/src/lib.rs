@@ -16,4 +16,4 @@ pub use error::Error;
 pub use instance::{Instance, InstanceId, InstanceState, Tags};
 pub use locations::{Skipped, try_locations};
 pub use placements::{AwsPlacement, GcpPlacement, config, is_gce_name};
-pub use provider::{BoxFuture, Provider, Provision, Provisioned, Shape};
+pub use provider::{BoxFuture, Lifecycle, Provider, Provision, Provisioned, Shape};

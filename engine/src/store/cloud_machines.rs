@@ -6,7 +6,7 @@
 
 use sea_query::{Expr, ExprTrait, Iden, OnConflict, Order, Query};
 
-use super::machine_log::{Error, MachineRow, RawMachine};
+use super::machine_log::{Error, MachineRow, NewMachine, RawMachine, machine_insert};
 use super::schema::{Agents, Machines};
 use super::{Store, token_hash};
 use crate::machine::MachineState;
@@ -118,27 +118,18 @@ impl Store {
         if usize::try_from(live).unwrap_or(usize::MAX) >= new.max_vms {
             return Ok(None);
         }
-        let machine = Query::insert()
-            .into_table(Machines::Table)
-            .columns([
-                Machines::Tenant,
-                Machines::Id,
-                Machines::Pool,
-                Machines::Placement,
-                Machines::State,
-                Machines::CreatedAt,
-                Machines::Version,
-            ])
-            .values_panic([
-                self.tenant.as_str().into(),
-                new.id.into(),
-                new.pool.into(),
-                new.placement.into(),
-                MachineState::Provisioning.as_str().into(),
-                new.at.into(),
-                0i64.into(),
-            ])
-            .to_owned();
+        let machine = machine_insert(
+            &self.tenant,
+            &NewMachine {
+                id: new.id,
+                pool: new.pool,
+                placement: new.placement,
+                public_key: None,
+                credential: None,
+                lease_expires_at: None,
+                at: new.at,
+            },
+        );
         let cloud = Query::insert()
             .into_table(CloudMachines::Table)
             .columns([

@@ -15,7 +15,7 @@
 //!   the attempts of the machines it returns. Leases, claims and counts are in
 //!   `store/machine_lease.rs`.
 
-use sea_query::{Expr, ExprTrait, Order, Query};
+use sea_query::{Expr, ExprTrait, InsertStatement, Order, Query};
 
 use super::schema::{MachineEvents, Machines};
 use super::{Store, token_hash};
@@ -149,6 +149,38 @@ pub(super) const MACHINE_COLUMNS: [Machines; 12] = [
     Machines::Version,
 ];
 
+/// The insert of `new`'s row, in `provisioning` at version 0: the one way a machine row is
+/// made (`create_machine` here, cloud machines in `store/cloud_machines`).
+pub(super) fn machine_insert(tenant: &str, new: &NewMachine<'_>) -> InsertStatement {
+    Query::insert()
+        .into_table(Machines::Table)
+        .columns([
+            Machines::Tenant,
+            Machines::Id,
+            Machines::Pool,
+            Machines::Placement,
+            Machines::State,
+            Machines::PublicKey,
+            Machines::CredentialHash,
+            Machines::LeaseExpiresAt,
+            Machines::CreatedAt,
+            Machines::Version,
+        ])
+        .values_panic([
+            tenant.into(),
+            new.id.into(),
+            new.pool.into(),
+            new.placement.into(),
+            MachineState::Provisioning.as_str().into(),
+            new.public_key.into(),
+            new.credential.map(token_hash).into(),
+            new.lease_expires_at.into(),
+            new.at.into(),
+            0i64.into(),
+        ])
+        .to_owned()
+}
+
 impl Store {
     /// Records a new machine in `provisioning`. Refused with [`Error::Exists`] when the id
     /// is taken.
@@ -156,33 +188,7 @@ impl Store {
         if self.find_machine(new.id).await?.is_some() {
             return Err(Error::Exists(new.id.to_owned()));
         }
-        let insert = Query::insert()
-            .into_table(Machines::Table)
-            .columns([
-                Machines::Tenant,
-                Machines::Id,
-                Machines::Pool,
-                Machines::Placement,
-                Machines::State,
-                Machines::PublicKey,
-                Machines::CredentialHash,
-                Machines::LeaseExpiresAt,
-                Machines::CreatedAt,
-                Machines::Version,
-            ])
-            .values_panic([
-                self.tenant.as_str().into(),
-                new.id.into(),
-                new.pool.into(),
-                new.placement.into(),
-                MachineState::Provisioning.as_str().into(),
-                new.public_key.into(),
-                new.credential.map(token_hash).into(),
-                new.lease_expires_at.into(),
-                new.at.into(),
-                0i64.into(),
-            ])
-            .to_owned();
+        let insert = machine_insert(&self.tenant, new);
         // Two creators racing for one id: the primary key refuses the second.
         if let Err(error) = self.execute(&insert).await {
             return match self.find_machine(new.id).await? {

@@ -12,7 +12,7 @@ mod state;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::Filter;
-use murmur_pool::{BoxFuture, Error, Instance, InstanceId, Provider, Provision, Provisioned, Tags};
+use murmur_pool::{Error, Instance, InstanceId, Lifecycle, Provision, Provisioned, Tags};
 
 pub use errors::CHAIN;
 
@@ -68,8 +68,24 @@ impl Ec2 {
     pub fn placement(&self) -> &Placement {
         &self.placement
     }
+}
 
-    async fn stop(&self, id: &InstanceId) -> Result<(), Error> {
+impl Lifecycle for Ec2 {
+    fn kind(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn provision(&self, request: &Provision) -> Result<Provisioned, Error> {
+        let locations = locations(&self.placement);
+        let root = self.root_device(&request.shape.image).await?;
+        let (instance, skipped) =
+            murmur_pool::try_locations(&locations, |subnet| self.run(request, subnet, &root))
+                .await?;
+        Ok(Provisioned { instance, skipped })
+    }
+
+    /// `StopInstances` with `Hibernate=true`.
+    async fn sleep(&self, id: &InstanceId) -> Result<(), Error> {
         self.client
             .stop_instances()
             .instance_ids(&id.0)
@@ -80,7 +96,8 @@ impl Ec2 {
         Ok(())
     }
 
-    async fn start(&self, id: &InstanceId) -> Result<(), Error> {
+    /// `StartInstances`.
+    async fn wake(&self, id: &InstanceId) -> Result<(), Error> {
         self.client
             .start_instances()
             .instance_ids(&id.0)
@@ -90,7 +107,8 @@ impl Ec2 {
         Ok(())
     }
 
-    async fn terminate(&self, id: &InstanceId) -> Result<(), Error> {
+    /// `TerminateInstances`.
+    async fn destroy(&self, id: &InstanceId) -> Result<(), Error> {
         let sent = self
             .client
             .terminate_instances()
@@ -103,7 +121,8 @@ impl Ec2 {
         }
     }
 
-    async fn describe(&self, cluster: &str) -> Result<Vec<Instance>, Error> {
+    /// `DescribeInstances` by the cluster tag, live states only.
+    async fn list(&self, cluster: &str) -> Result<Vec<Instance>, Error> {
         let cluster_tag = Filter::builder()
             .name(format!("tag:{}", Tags::CLUSTER))
             .values(cluster)
@@ -135,42 +154,6 @@ impl Ec2 {
                 return Ok(found);
             }
         }
-    }
-}
-
-impl Provider for Ec2 {
-    fn kind(&self) -> &'static str {
-        "aws"
-    }
-
-    fn provision<'a>(
-        &'a self,
-        request: &'a Provision,
-    ) -> BoxFuture<'a, Result<Provisioned, Error>> {
-        Box::pin(async move {
-            let locations = locations(&self.placement);
-            let root = self.root_device(&request.shape.image).await?;
-            let (instance, skipped) =
-                murmur_pool::try_locations(&locations, |subnet| self.run(request, subnet, &root))
-                    .await?;
-            Ok(Provisioned { instance, skipped })
-        })
-    }
-
-    fn sleep<'a>(&'a self, id: &'a InstanceId) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.stop(id))
-    }
-
-    fn wake<'a>(&'a self, id: &'a InstanceId) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.start(id))
-    }
-
-    fn destroy<'a>(&'a self, id: &'a InstanceId) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.terminate(id))
-    }
-
-    fn list<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<Vec<Instance>, Error>> {
-        Box::pin(self.describe(cluster))
     }
 
     fn plan(&self, request: &Provision) -> Vec<String> {

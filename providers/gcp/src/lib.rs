@@ -12,7 +12,7 @@ mod operation;
 mod state;
 
 use google_cloud_compute_v1::client::Instances;
-use murmur_pool::{BoxFuture, Error, Instance, InstanceId, Provider, Provision, Provisioned};
+use murmur_pool::{Error, Instance, InstanceId, Lifecycle, Provision, Provisioned};
 
 pub use errors::{CHAIN, retry_policy};
 
@@ -80,54 +80,6 @@ impl Gce {
         &self.placement
     }
 
-    async fn suspend(&self, id: &InstanceId) -> Result<(), Error> {
-        let (zone, name) = state::split(id)?;
-        let sent = self
-            .client
-            .suspend()
-            .set_project(&self.placement.project)
-            .set_zone(zone)
-            .set_instance(name)
-            .send()
-            .await;
-        let operation = sent.map_err(|e| self.error("instances.suspend", &id.0, e))?;
-        self.wait(zone, operation, "instances.suspend", &id.0).await
-    }
-
-    async fn resume(&self, id: &InstanceId) -> Result<(), Error> {
-        let (zone, name) = state::split(id)?;
-        let sent = self
-            .client
-            .resume()
-            .set_project(&self.placement.project)
-            .set_zone(zone)
-            .set_instance(name)
-            .send()
-            .await;
-        let operation = sent.map_err(|e| self.error("instances.resume", &id.0, e))?;
-        self.wait(zone, operation, "instances.resume", &id.0).await
-    }
-
-    async fn delete(&self, id: &InstanceId) -> Result<(), Error> {
-        let (zone, name) = state::split(id)?;
-        let sent = self
-            .client
-            .delete()
-            .set_project(&self.placement.project)
-            .set_zone(zone)
-            .set_instance(name)
-            .send()
-            .await;
-        let done = match sent.map_err(|e| self.error("instances.delete", &id.0, e)) {
-            Ok(operation) => self.wait(zone, operation, "instances.delete", &id.0).await,
-            Err(error) => Err(error),
-        };
-        match done {
-            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
-
     /// Reads one instance back (`instances.get`).
     pub async fn get(&self, id: &InstanceId) -> Result<Instance, Error> {
         let (zone, name) = state::split(id)?;
@@ -168,49 +120,80 @@ impl Gce {
             }
         }
     }
+}
 
-    async fn list_all(&self, cluster: &str) -> Result<Vec<Instance>, Error> {
+impl Lifecycle for Gce {
+    fn kind(&self) -> &'static str {
+        "gcp"
+    }
+
+    async fn provision(&self, request: &Provision) -> Result<Provisioned, Error> {
+        let body = insert::validate(&self.placement, request)?;
+        let zones = &self.placement.zones;
+        let (instance, skipped) =
+            murmur_pool::try_locations(zones, |zone| self.insert(request, &body, zone)).await?;
+        Ok(Provisioned { instance, skipped })
+    }
+
+    /// `instances.suspend`, awaited.
+    async fn sleep(&self, id: &InstanceId) -> Result<(), Error> {
+        let (zone, name) = state::split(id)?;
+        let sent = self
+            .client
+            .suspend()
+            .set_project(&self.placement.project)
+            .set_zone(zone)
+            .set_instance(name)
+            .send()
+            .await;
+        let operation = sent.map_err(|e| self.error("instances.suspend", &id.0, e))?;
+        self.wait(zone, operation, "instances.suspend", &id.0).await
+    }
+
+    /// `instances.resume`, awaited.
+    async fn wake(&self, id: &InstanceId) -> Result<(), Error> {
+        let (zone, name) = state::split(id)?;
+        let sent = self
+            .client
+            .resume()
+            .set_project(&self.placement.project)
+            .set_zone(zone)
+            .set_instance(name)
+            .send()
+            .await;
+        let operation = sent.map_err(|e| self.error("instances.resume", &id.0, e))?;
+        self.wait(zone, operation, "instances.resume", &id.0).await
+    }
+
+    /// `instances.delete`, awaited; an instance already gone is fine.
+    async fn destroy(&self, id: &InstanceId) -> Result<(), Error> {
+        let (zone, name) = state::split(id)?;
+        let sent = self
+            .client
+            .delete()
+            .set_project(&self.placement.project)
+            .set_zone(zone)
+            .set_instance(name)
+            .send()
+            .await;
+        let done = match sent.map_err(|e| self.error("instances.delete", &id.0, e)) {
+            Ok(operation) => self.wait(zone, operation, "instances.delete", &id.0).await,
+            Err(error) => Err(error),
+        };
+        match done {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `instances.list` in every zone by the cluster label.
+    async fn list(&self, cluster: &str) -> Result<Vec<Instance>, Error> {
         let mut found = Vec::new();
         for zone in &self.placement.zones {
             found.extend(self.list_zone(zone, cluster).await?);
         }
         found.retain(|i| i.state != murmur_pool::InstanceState::Gone);
         Ok(found)
-    }
-}
-
-impl Provider for Gce {
-    fn kind(&self) -> &'static str {
-        "gcp"
-    }
-
-    fn provision<'a>(
-        &'a self,
-        request: &'a Provision,
-    ) -> BoxFuture<'a, Result<Provisioned, Error>> {
-        Box::pin(async move {
-            let body = insert::validate(&self.placement, request)?;
-            let zones = &self.placement.zones;
-            let (instance, skipped) =
-                murmur_pool::try_locations(zones, |zone| self.insert(request, &body, zone)).await?;
-            Ok(Provisioned { instance, skipped })
-        })
-    }
-
-    fn sleep<'a>(&'a self, id: &'a InstanceId) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.suspend(id))
-    }
-
-    fn wake<'a>(&'a self, id: &'a InstanceId) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.resume(id))
-    }
-
-    fn destroy<'a>(&'a self, id: &'a InstanceId) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.delete(id))
-    }
-
-    fn list<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<Vec<Instance>, Error>> {
-        Box::pin(self.list_all(cluster))
     }
 
     fn plan(&self, request: &Provision) -> Vec<String> {
