@@ -194,6 +194,10 @@ async fn main() {
         println!("overhead: bench");
         return;
     }
+    // `cargo bench --bench overhead -- wide` runs only the figures named so (after the floors):
+    // `chain`, `wide`, `concurrent`, `10000`.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| name.contains(only));
     let dir = tempfile::tempdir().expect("temp dir");
     let floor = fsync_floor(dir.path(), 200).await;
     println!(
@@ -215,6 +219,21 @@ async fn main() {
         child_cpu * 1e3
     );
 
+    if wanted("chain") {
+        chain_figure(floor, spawn).await;
+    }
+    if wanted("wide") {
+        wide_figure(spawn_bound).await;
+    }
+    if wanted("concurrent") {
+        concurrent_runs(20, 50).await;
+    }
+    if wanted("10000") {
+        big_figure().await;
+    }
+}
+
+async fn chain_figure(floor: f64, spawn: f64) {
     let chain_dir = tempfile::tempdir().expect("temp dir");
     let chain = run_flight(chain_dir.path(), &chain(200), 2).await;
     let per_agent = chain.seconds / 200.0;
@@ -229,7 +248,9 @@ async fn main() {
         per_agent / (floor + spawn),
         (per_agent - floor - spawn) * 1e3
     );
+}
 
+async fn wide_figure(spawn_bound: f64) {
     let wide_dir = tempfile::tempdir().expect("temp dir");
     let wide_run = run_flight(wide_dir.path(), &wide(1000), 64).await;
     println!(
@@ -241,9 +262,9 @@ async fn main() {
         wide_run.cpu_seconds,
         wide_run.events
     );
+}
 
-    concurrent_runs(20, 50).await;
-
+async fn big_figure() {
     let big_dir = tempfile::tempdir().expect("temp dir");
     let big = run_flight(big_dir.path(), &wide(10_000), 64).await;
     println!(
