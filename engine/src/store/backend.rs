@@ -24,6 +24,17 @@ impl Backend {
         })
     }
 
+    /// A transaction that reads and then writes on what it read (a count under a cap). On
+    /// SQLite a deferred one fails at once, without waiting out the busy timeout, when
+    /// another writer commits between its read and its write; `BEGIN IMMEDIATE` takes the
+    /// write lock first, so it waits its turn instead. PostgreSQL locks rows explicitly.
+    pub async fn begin_write(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
     pub async fn fetch_all<T>(&self, statement: &impl SqlxBinder) -> sqlx::Result<Vec<T>>
     where
         T: for<'r> FromRow<'r, sqlx::sqlite::SqliteRow>

@@ -102,7 +102,7 @@ impl Store {
         new: &NewCloudMachine<'_>,
     ) -> Result<Option<MachineRow>, Error> {
         let fail = |e| Error::Store(self.fail(e));
-        let mut tx = self.backend.begin().await.map_err(fail)?;
+        let mut tx = self.backend.begin_write().await.map_err(fail)?;
         super::machines::lock_pool(&mut tx, new.pool)
             .await
             .map_err(fail)?;

@@ -38,34 +38,6 @@ pub struct Manager {
     ticks: u32,
 }
 
-/// How often a machine's insert is tried again when SQLite refuses it for a write that
-/// committed meanwhile (its count read a snapshot that is no longer the latest).
-const LOCKED_RETRIES: u32 = 20;
-
-/// Records a new cloud machine within `max_vms`. On SQLite the count and the insert are one
-/// deferred transaction, which fails at once (no busy wait) when another writer committed
-/// between them; a pool whose runs commit all the time would then never grow, so a refused
-/// insert is tried again at once with a fresh count.
-async fn create_counted(
-    store: &murmur_engine::Store,
-    new: &NewCloudMachine<'_>,
-) -> Result<
-    Option<murmur_engine::store::machine_log::MachineRow>,
-    murmur_engine::store::machine_log::Error,
-> {
-    use murmur_engine::store::machine_log::Error;
-    let mut tries = 0;
-    loop {
-        match store.create_cloud_machine(new).await {
-            Err(Error::Store(murmur_engine::store::Error::Locked(_))) if tries < LOCKED_RETRIES => {
-                tries += 1;
-                tokio::task::yield_now().await;
-            }
-            other => return other,
-        }
-    }
-}
-
 impl Manager {
     pub fn new(state: AppState, pool: CloudPool, timing: Timing) -> Self {
         Self {
@@ -190,7 +162,7 @@ impl Manager {
             bootstrap_expires_at: &expires,
             at: &now,
         };
-        let Some(machine) = create_counted(&store, &new).await? else {
+        let Some(machine) = store.create_cloud_machine(&new).await? else {
             return Ok(false);
         };
         let request = Provision {
