@@ -8,10 +8,10 @@ mod outcome;
 pub mod worker;
 
 pub use attempt::ExtraRepository;
-pub use check::{CheckSpec, Reviewer, Verdict};
 pub use attempt::{
     AttemptKey, AttemptSpec, CodingSpec, EnvironmentSpec, ExecSpec, LocalPullRequest,
     PullRequestDraft, RuntimeSpec, UpstreamResult, WorkspaceSpec,
 };
 pub use attempt::{FollowBase, RepositoryOrigin};
+pub use check::{CheckSpec, Reviewer, Verdict};
 pub use outcome::{AttemptFailure, AttemptUpdate, Delivered, FailureKind, Finished, Stream};
