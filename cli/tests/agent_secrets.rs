@@ -19,7 +19,11 @@ use support::db::Backend;
 use support::fixture::Fixture;
 use support::watched::Watched;
 
-const MARKER: &str = "marker-9d2e61b4-no-plaintext-anywhere";
+/// A secret's value, unique to one test: the tests run at once, and each looks for its own
+/// value in every process but its agent's.
+fn marker(test: &str) -> String {
+    format!("marker-9d2e61b4-{test}-no-plaintext-anywhere")
+}
 
 fn murmur(fixture: &Fixture, keys: &Path, args: &[&str]) -> Command {
     let mut command = fixture.command(args);
@@ -34,7 +38,7 @@ fn murmur(fixture: &Fixture, keys: &Path, args: &[&str]) -> Command {
 
 /// Every process whose environment or command line holds the marker and that is not one of
 /// the agent's own (which carry its run id in their environment).
-fn leaking_processes(run_id: &str) -> Vec<String> {
+fn leaking_processes(run_id: &str, marker: &str) -> Vec<String> {
     let own = format!("MURMUR_RUN_ID={run_id}");
     let mut leaks = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
@@ -47,10 +51,10 @@ fn leaking_processes(run_id: &str) -> Vec<String> {
         let holds = |bytes: &[u8], needle: &str| {
             bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
         };
-        if holds(&cmdline, MARKER) {
+        if holds(&cmdline, marker) {
             leaks.push(format!("{pid} cmdline"));
         }
-        if holds(&environ, MARKER) && !holds(&environ, &own) {
+        if holds(&environ, marker) && !holds(&environ, &own) {
             leaks.push(format!("{pid} environ"));
         }
     }
@@ -58,7 +62,7 @@ fn leaking_processes(run_id: &str) -> Vec<String> {
 }
 
 /// Files below `dir` whose bytes hold the marker.
-fn files_holding_marker(dir: &Path) -> Vec<PathBuf> {
+fn files_holding_marker(dir: &Path, marker: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return found;
@@ -69,10 +73,10 @@ fn files_holding_marker(dir: &Path) -> Vec<PathBuf> {
             continue;
         };
         if kind.is_dir() {
-            found.extend(files_holding_marker(&path));
+            found.extend(files_holding_marker(&path, marker));
         } else if kind.is_file() {
             let bytes = std::fs::read(&path).unwrap_or_default();
-            if bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()) {
+            if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
                 found.push(path);
             }
         }
@@ -81,12 +85,16 @@ fn files_holding_marker(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn a_secret_reaches_its_agent_sealed_and_rests_nowhere_in_plaintext(backend: &Backend) {
+    let marker = &marker(match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres(_) => "postgres",
+    });
     let fixture = Fixture::with_history(backend, "agent_secrets");
     let keys_dir = tempfile::tempdir().expect("keys");
     let keys = keys_dir.path().join("murmur/keys");
     let set = run(
         &mut murmur(&fixture, &keys, &["secret", "set", "DEPLOY_TOKEN"]),
-        &format!("{MARKER}\n"),
+        &format!("{marker}\n"),
     );
     assert!(set.status.success(), "{}", text(&set));
     fixture.write_config("secrets: [DEPLOY_TOKEN]\nenvironment:\n  pass: [H7_TEST_PASSED]\n");
@@ -110,7 +118,7 @@ fn a_secret_reaches_its_agent_sealed_and_rests_nowhere_in_plaintext(backend: &Ba
     assert!(started.status.success(), "{}", text(&started));
     let run_id = String::from_utf8_lossy(&started.stdout).trim().to_owned();
     beacon.wait("the agent");
-    let leaks = leaking_processes(&run_id);
+    let leaks = leaking_processes(&run_id, marker);
     std::fs::write(&release, "").expect("release the agent");
     assert!(leaks.is_empty(), "the marker is in {leaks:?}");
 
@@ -121,7 +129,7 @@ fn a_secret_reaches_its_agent_sealed_and_rests_nowhere_in_plaintext(backend: &Ba
     let shown = fixture.show(&run_id);
     assert_eq!(shown["status"], "completed", "{shown}");
     let logs = fixture.logs(&run_id).join("\n");
-    let hash = hex::encode(Sha256::digest(MARKER.as_bytes()));
+    let hash = hex::encode(Sha256::digest(marker.as_bytes()));
     assert!(
         logs.contains(&hash),
         "the agent's hash of the value:\n{logs}"
@@ -133,13 +141,13 @@ fn a_secret_reaches_its_agent_sealed_and_rests_nowhere_in_plaintext(backend: &Ba
     );
     for answer in [&logs, &shown.to_string()] {
         assert!(
-            !answer.contains(MARKER),
+            !answer.contains(marker.as_str()),
             "the marker in an answer:\n{answer}"
         );
     }
-    let files = files_holding_marker(&fixture.path(".murmur"));
+    let files = files_holding_marker(&fixture.path(".murmur"), marker);
     assert!(files.is_empty(), "the marker in {files:?}");
-    let repo_files = files_holding_marker(fixture.repo());
+    let repo_files = files_holding_marker(fixture.repo(), marker);
     assert!(repo_files.is_empty(), "the marker in {repo_files:?}");
     if let Backend::Postgres(_) = backend {
         let dump = Command::new("pg_dump")
@@ -150,7 +158,7 @@ fn a_secret_reaches_its_agent_sealed_and_rests_nowhere_in_plaintext(backend: &Ba
         assert!(dump.stdout.len() > 1000, "pg_dump dumped the store");
         let dumped = String::from_utf8_lossy(&dump.stdout);
         assert!(
-            !dumped.contains(MARKER),
+            !dumped.contains(marker.as_str()),
             "the marker in the PostgreSQL store"
         );
     }
@@ -166,12 +174,13 @@ fn created_token(fixture: &Fixture, args: &[&str]) -> String {
 
 #[test]
 fn a_worker_opens_the_secrets_sealed_to_its_key_and_they_rest_nowhere() {
+    let marker = &marker("worker");
     let fixture = Fixture::with_history(&Backend::Sqlite, "worker_secrets");
     let keys_dir = tempfile::tempdir().expect("keys");
     let keys = keys_dir.path().join("murmur/keys");
     let set = run(
         &mut murmur(&fixture, &keys, &["secret", "set", "DEPLOY_TOKEN"]),
-        MARKER,
+        marker,
     );
     assert!(set.status.success(), "{}", text(&set));
     fixture.write_config(
@@ -233,7 +242,7 @@ fn a_worker_opens_the_secrets_sealed_to_its_key_and_they_rest_nowhere() {
     let started: serde_json::Value = serde_json::from_str(&body).expect("json");
     let run_id = started["run_id"].as_str().expect("run id").to_owned();
     beacon.wait("the agent on the worker");
-    let leaks = leaking_processes(&run_id);
+    let leaks = leaking_processes(&run_id, marker);
     std::fs::write(&release, "").expect("release the agent");
     assert!(leaks.is_empty(), "the marker is in {leaks:?}");
     let stream = [
@@ -243,7 +252,7 @@ fn a_worker_opens_the_secrets_sealed_to_its_key_and_they_rest_nowhere() {
     let path = format!("/v1/runs/{run_id}/events");
     let (status, events) = support::http(&address, "GET", &path, &stream, "");
     assert_eq!(status, 200, "{events}");
-    let hash = hex::encode(Sha256::digest(MARKER.as_bytes()));
+    let hash = hex::encode(Sha256::digest(marker.as_bytes()));
     assert!(events.contains(&hash), "the agent's hash:\n{events}");
     assert!(events.contains("value ***"), "the value masked:\n{events}");
     let bearer = [("Authorization", auth.as_str())];
@@ -258,10 +267,13 @@ fn a_worker_opens_the_secrets_sealed_to_its_key_and_they_rest_nowhere() {
         ("the server's log", &server_log),
         ("the worker's log", &worker_log),
     ] {
-        assert!(!answer.contains(MARKER), "the marker in {what}:\n{answer}");
+        assert!(
+            !answer.contains(marker.as_str()),
+            "the marker in {what}:\n{answer}"
+        );
     }
     for dir in [fixture.path(".murmur"), worker_dir.path().to_path_buf()] {
-        let files = files_holding_marker(&dir);
+        let files = files_holding_marker(&dir, marker);
         assert!(files.is_empty(), "the marker in {files:?}");
     }
 }
