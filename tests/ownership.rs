@@ -204,7 +204,8 @@ fn a_driver_paused_past_its_lease_loses_the_run_and_commits_nothing(
 
     let mut taking_over =
         Driving::resume(fixture.command(&["runs", "resume", &run, "--json"]), &run);
-    taking_over.until("agent_started", 2);
+    // Its agent's phases ride its next checkpoint: counted once they are committed too.
+    taking_over.until("agent_running", 2);
     let seq_at_takeover = fixture.logs(&run).len();
     paused.signal("-CONT");
     let (code, stderr) = paused.wait();
