@@ -21,11 +21,29 @@ pub fn five_agents(ledger: &Path) -> String {
     format!("---\nruntime: exec\npool: cloud\n---\n# Job\n\n{agents}")
 }
 
+/// [`five_agents`], each held after its start until the file `release` (next to the
+/// ledger) exists: so the pool must grow past its warm VM however fast agents would end.
+pub fn five_held_agents(ledger: &Path) -> String {
+    let release = ledger.with_file_name("release");
+    let agents: String = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|slug| {
+            format!(
+                "## {slug}\n> command: echo \"start {slug} $(date +%s%3N) $PWD\" >> {ledger}; \
+                 until [ -e {release} ]; do sleep 0.05; done; echo done-{slug}\n\n",
+                ledger = ledger.display(),
+                release = release.display()
+            )
+        })
+        .collect();
+    format!("---\nruntime: exec\npool: cloud\n---\n# Job\n\n{agents}")
+}
+
 /// A warm VM, five agents on at most three VMs, a spent bootstrap credential refused, the VMs
 /// in `pool status`, a flush, and a restarted server that adopts the running VM and destroys an
 /// orphan made behind its back.
 pub fn lifecycle<P: Peer>() {
-    let Some(mut cloud) = Cloud::<P>::start("min_idle: 1, max_vms: 3", five_agents) else {
+    let Some(mut cloud) = Cloud::<P>::start("min_idle: 1, max_vms: 3", five_held_agents) else {
         return;
     };
     let vms = cloud.wait_until("one warm machine", |c| c.pool_count("idle") == 1);
@@ -43,6 +61,11 @@ pub fn lifecycle<P: Peer>() {
 
     let queued = now_ms();
     let run = cloud.start_run();
+    cloud.wait_until("agents running on two VMs", |c| {
+        let vms: BTreeSet<String> = c.starts().into_iter().map(|s| s.vm).collect();
+        vms.len() >= 2
+    });
+    std::fs::write(cloud.path("release"), "").expect("release the agents");
     let events = cloud.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
     let starts = cloud.starts();
