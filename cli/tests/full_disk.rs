@@ -1,5 +1,5 @@
 //! A store on a disk that fills up mid-run: a clear error, a consistent database, and a
-//! resume that finishes once there is room again. Uses a 1 MiB tmpfs in a private mount
+//! resume that finishes once there is room again. Uses a 2 MiB tmpfs (room for the schema and a run, not for the chatty agent's 3 MB of output) in a private mount
 //! namespace (`unshare`), so it needs no privileges beyond user namespaces (or root).
 
 use std::process::Command;
@@ -19,7 +19,7 @@ fn a_full_disk_stops_the_run_cleanly_and_resume_finishes_it() {
     let script = r#"
 set -u
 murmur="$1"
-mount -t tmpfs -o size=1m tmpfs db || { echo "cannot mount a tmpfs"; exit 99; }
+mount -t tmpfs -o size=2m tmpfs db || { echo "cannot mount a tmpfs"; exit 99; }
 "$murmur" flight run chatty --db db/murmur.db >/dev/null 2>first.err; echo "first=$?"
 id=$("$murmur" runs ls --db db/murmur.db --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['id'])")
 echo "status=$("$murmur" runs show "$id" --db db/murmur.db --json | python3 -c "import json,sys; print(json.load(sys.stdin)['status'])")"
