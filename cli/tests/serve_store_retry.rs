@@ -1,5 +1,5 @@
 //! A server whose store fills up mid-run does not abandon the run: the supervisor tries the
-//! drive again with backoff, and once there is room the run completes. Uses a 1 MiB tmpfs in a
+//! drive again with backoff, and once there is room the run completes. Uses a 2 MiB tmpfs in a
 //! private mount namespace (`unshare`), as `full_disk.rs` does.
 
 use std::process::Command;

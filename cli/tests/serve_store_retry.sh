@@ -1,6 +1,6 @@
 set -u
 murmur="$1"
-mount -t tmpfs -o size=1m tmpfs db || { echo "cannot mount a tmpfs"; exit 99; }
+mount -t tmpfs -o size=2m tmpfs db || { echo "cannot mount a tmpfs"; exit 99; }
 "$murmur" token create --name t --db db/murmur.db >token 2>/dev/null || { echo "no token"; exit 98; }
 "$murmur" serve --bind 127.0.0.1:0 --db db/murmur.db --log-format json 2>serve.log &
 server=$!
