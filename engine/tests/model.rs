@@ -286,6 +286,35 @@ fn a_500_item_fan_out_never_starts_more_than_the_pool_allows() {
     assert_eq!(run.agents().len(), 501);
 }
 
+/// Machines are counted per pool: a pool without free machines holds back only its own
+/// agents, and fan-out instances count in their template's pool.
+#[test]
+fn each_pool_gives_out_only_its_own_machines() {
+    let text = "# P\n\n## a\n\nA.\n\n## b\n\nB.\n\n## each-c\n> each: [x, y, z]\n\nC {}.\n";
+    let mut run = model(text).with_pools(vec![0, 0, 1]);
+    apply_all(&mut run, &[Event::RunStarted]);
+    let expand = run.decide_in(vec![0, 2], NOW);
+    apply_all(&mut run, &expand);
+    assert_eq!(run.pool_count(), 2);
+    let first = run.decide_in(vec![0, 2], NOW);
+    let mut slugs = started(&first);
+    slugs.sort_unstable();
+    assert_eq!(
+        slugs,
+        ["each-c-x", "each-c-y"],
+        "only pool 1 has machines: {first:?}"
+    );
+    apply_all(&mut run, &first);
+    assert_eq!(run.machines_in_use_by_pool(), [0, 2]);
+    assert_eq!((run.startable_in(0, NOW), run.startable_in(1, NOW)), (2, 1));
+    let next = run.decide_in(vec![1, 0], NOW);
+    assert_eq!(started(&next).len(), 1, "one of a and b: {next:?}");
+    assert!(started(&next).iter().all(|slug| ["a", "b"].contains(slug)));
+    apply_all(&mut run, &next);
+    assert_eq!(run.machines_in_use_by_pool(), [1, 2]);
+    assert_eq!(run.machines_in_use(), 3);
+}
+
 /// A `ci` gate that keeps failing: one follow-up round per `retries`, then the agent fails.
 #[test]
 fn gate_feedback_rounds_are_bounded_by_retries() {

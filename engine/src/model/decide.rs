@@ -39,10 +39,16 @@ impl RunModel {
         events
     }
 
-    /// The events that should happen next, given `free_slots` machines. Applying them in order
-    /// is always legal. Empty when the run must wait for an agent to finish.
-    /// `now` is the injected time (RFC 3339, UTC): agents waiting out a retry delay stay queued.
+    /// The events that should happen next, given `free_slots` machines in each of the run's
+    /// pools. Applying them in order is always legal. Empty when the run must wait for an agent
+    /// to finish. `now` is the injected time (RFC 3339, UTC): agents waiting out a retry delay
+    /// stay queued.
     pub fn decide(&self, free_slots: usize, now: &str) -> Vec<Event> {
+        self.decide_in(vec![free_slots; self.pool_count()], now)
+    }
+
+    /// As [`Self::decide`], with the machines free in each pool (indexed as `with_pools`).
+    pub fn decide_in(&self, mut free: Vec<usize>, now: &str) -> Vec<Event> {
         match self.status {
             RunStatus::Queued => return vec![Event::RunStarted],
             RunStatus::Running => {}
@@ -52,7 +58,6 @@ impl RunModel {
             return self.wind_down(failed);
         }
         let mut events = Vec::new();
-        let mut free = free_slots;
         for &(_, index) in &self.ready {
             let agent = &self.agents[index];
             if agent.state == AgentState::Pending {
@@ -68,8 +73,9 @@ impl RunModel {
                 continue;
             }
             let waiting = agent.not_before.as_deref().is_some_and(|at| at > now);
-            if free > 0 && !waiting {
-                free -= 1;
+            let pool = &mut free[self.pool_of(index)];
+            if *pool > 0 && !waiting {
+                *pool -= 1;
                 events.push(Event::AgentStarted {
                     slug: agent.slug.clone(),
                     attempt: agent.attempt + 1,
@@ -82,10 +88,11 @@ impl RunModel {
             };
             // A check the engine runs (a `ci` command, a reviewer) holds a machine too.
             if needs_machine(&step) {
-                if free == 0 {
+                let pool = &mut free[self.pool_of(index)];
+                if *pool == 0 {
                     continue;
                 }
-                free -= 1;
+                *pool -= 1;
             }
             events.push(self.rest_after_gates(index, step, now));
         }
@@ -124,12 +131,21 @@ impl RunModel {
 
     /// How many agents would start now, were machines free.
     pub fn startable(&self, now: &str) -> usize {
+        self.startable_where(now, |_| true)
+    }
+
+    /// How many agents of pool `pool` would start now, were its machines free.
+    pub fn startable_in(&self, pool: usize, now: &str) -> usize {
+        self.startable_where(now, |index| self.pool_of(index) == pool)
+    }
+
+    fn startable_where(&self, now: &str, of: impl Fn(usize) -> bool) -> usize {
         if self.status != RunStatus::Running || self.first_failure.is_some() {
             return 0;
         }
         self.ready
             .iter()
-            .filter(|&&(_, index)| self.known_items(index).is_none())
+            .filter(|&&(_, index)| of(index) && self.known_items(index).is_none())
             .filter(|&&(_, index)| {
                 let agent = &self.agents[index];
                 agent.not_before.as_deref().is_none_or(|at| at <= now)

@@ -104,6 +104,7 @@ impl RunModel {
         if self.rests.len() == index {
             self.rests.push(rest);
         }
+        self.inherit_pool(template, index);
         self.waiting_on.push(0);
         self.ready.insert((Reverse(self.priority[index]), index));
         index

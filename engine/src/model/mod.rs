@@ -15,6 +15,7 @@ mod decide;
 mod fanout;
 mod follow_up;
 mod gates;
+mod pools;
 mod rest;
 
 pub use fanout::AgentKind;
@@ -126,6 +127,9 @@ pub struct RunModel {
     /// How each agent rests when its turn is done, and those idle or asleep now.
     rests: Vec<rest::Rest>,
     resting: BTreeSet<usize>,
+    /// Each agent's pool, and the slots held in each (`running`, pool by pool).
+    pools: Vec<usize>,
+    running_in: Vec<usize>,
 }
 
 impl RunModel {
@@ -180,6 +184,8 @@ impl RunModel {
             first_failure: None,
             rests: Vec::new(),
             resting: BTreeSet::new(),
+            pools: Vec::new(),
+            running_in: vec![0],
         }
     }
 
@@ -281,10 +287,9 @@ impl RunModel {
         self.record(index, event);
         self.move_agent(index, from, to);
         self.expand(index, event);
-        match (held, self.holds_slot(index)) {
-            (false, true) => self.running += 1,
-            (true, false) => self.running -= 1,
-            _ => {}
+        let holds = self.holds_slot(index);
+        if held != holds {
+            self.count_slot(index, holds);
         }
         Ok(())
     }

@@ -71,8 +71,8 @@ impl RunModel {
     }
 
     /// Resting agents that sleep now (their time is up, or a person asked), and sleeping ones
-    /// a person asked to wake, while `free` machines last.
-    pub(super) fn rest_steps(&self, now: &str, free: &mut usize) -> Vec<Event> {
+    /// a person asked to wake, while `free` machines of their pool last.
+    pub(super) fn rest_steps(&self, now: &str, free: &mut [usize]) -> Vec<Event> {
         let mut events = Vec::new();
         for &index in &self.resting {
             let agent = &self.agents[index];
@@ -81,8 +81,12 @@ impl RunModel {
                 AgentState::Idle if agent.sleep_asked || is_due(agent.sleep_at.as_deref(), now) => {
                     events.push(Event::AgentSlept { slug });
                 }
-                AgentState::Sleeping if agent.wake_asked && agent.inbox.is_empty() && *free > 0 => {
-                    *free -= 1;
+                AgentState::Sleeping
+                    if agent.wake_asked
+                        && agent.inbox.is_empty()
+                        && free[self.pool_of(index)] > 0 =>
+                {
+                    free[self.pool_of(index)] -= 1;
                     let sleep_at = match self.rest_of(index) {
                         Rest::SleepAfter(seconds) => Some(later(now, seconds)),
                         Rest::Release | Rest::KeepAlive => None,
