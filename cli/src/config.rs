@@ -180,21 +180,14 @@ impl Config {
         Ok(config)
     }
 
-    /// `max_vms_per_tenant`: at least 1 and at most the pool's `max_vms`, and only on `local`,
-    /// the pool every agent's machine is counted in today.
+    /// `max_vms_per_tenant`: at least 1 and at most the pool's `max_vms`.
     fn check_tenant_caps(&self) -> anyhow::Result<()> {
         for (name, pool) in &self.pools {
             let Some(cap) = pool.max_vms_per_tenant else {
                 continue;
             };
             let key = format!("{FILE}: `pools.{name}.max_vms_per_tenant`");
-            if name != "local" {
-                anyhow::bail!(
-                    "{key}: only the `local` pool takes a per-tenant cap so far (every agent's \
-                     machine is counted there); move it to `pools.local`"
-                );
-            }
-            let max_vms = self.local_slots();
+            let max_vms = self.max_vms_of(name);
             if cap == 0 {
                 anyhow::bail!(
                     "{key} must be at least 1 (leave it out to let one tenant use every machine)"
@@ -284,7 +277,8 @@ impl Config {
         Ok((limit.per_second, burst))
     }
 
-    /// What the driver applies of each pool: its `sleep_after` and `max_vms_per_tenant`.
+    /// What the driver applies of each pool: its `max_vms`, `max_vms_per_tenant` and
+    /// `sleep_after`.
     pub fn pool_settings(&self) -> murmur_engine::executor::Pools {
         let pools = self.pools.iter();
         murmur_engine::executor::Pools {
@@ -293,9 +287,26 @@ impl Config {
                 .filter_map(|(name, pool)| Some((name.clone(), pool.sleep_after?.as_std())))
                 .collect(),
             max_vms_per_tenant: pools
+                .clone()
                 .filter_map(|(name, pool)| Some((name.clone(), pool.max_vms_per_tenant?)))
                 .collect(),
+            max_vms: pools
+                .map(|(name, _)| (name.clone(), self.max_vms_of(name)))
+                .collect(),
         }
+    }
+
+    /// A pool's `max_vms`: `local`'s slots (`local_slots`); for another pool as configured,
+    /// else as many as this host has cores, like `local`.
+    pub fn max_vms_of(&self, pool: &str) -> usize {
+        if pool == "local" {
+            return self.local_slots();
+        }
+        self.pools
+            .get(pool)
+            .and_then(|pool| pool.max_vms)
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
     }
 
     /// `environment.pass` and `secrets`, their names checked; `keyring` opens the secrets.
@@ -368,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn a_per_tenant_cap_is_positive_within_max_vms_and_on_the_local_pool() {
+    fn a_per_tenant_cap_is_positive_and_within_its_pools_max_vms() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(".murmur")).unwrap();
         let load = |yaml: &str| {
@@ -379,6 +390,14 @@ mod tests {
         let settings = capped.pool_settings();
         assert_eq!(settings.tenant_capacity("local"), Some(1));
         assert_eq!(settings.tenant_capacity("fleet"), None);
+        let fleet = load(
+            "pools:\n  local: { max_vms: 2 }\n  fleet: { placement: workers, max_vms: 8, max_vms_per_tenant: 2 }\n",
+        )
+        .unwrap();
+        let settings = fleet.pool_settings();
+        assert_eq!(settings.tenant_capacity("fleet"), Some(2));
+        assert_eq!(settings.capacity("fleet", 2), 8);
+        assert_eq!(settings.capacity("local", 2), 2);
         for (yaml, says) in [
             (
                 "pools:\n  local: { max_vms: 3, max_vms_per_tenant: 0 }\n",
@@ -389,8 +408,8 @@ mod tests {
                 "(4) is more than the pool's max_vms (3)",
             ),
             (
-                "pools:\n  local: { max_vms: 2 }\n  fleet: { placement: workers, max_vms: 8, max_vms_per_tenant: 2 }\n",
-                "move it to `pools.local`",
+                "pools:\n  local: { max_vms: 2 }\n  fleet: { placement: workers, max_vms: 2, max_vms_per_tenant: 3 }\n",
+                "(3) is more than the pool's max_vms (2)",
             ),
             (
                 "pools:\n  local: { max_vms_per_tenant: -1 }\n",

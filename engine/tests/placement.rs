@@ -12,6 +12,7 @@ use murmur_engine::AgentState;
 use murmur_engine::executor::{AttemptHandle, LocalPlacement, Placement, PlacementError};
 use murmur_engine::{Event, RunStatus};
 use murmur_protocol::{AttemptSpec, AttemptUpdate};
+use support::holding::{holding_agent, is_waiting, peak_concurrency};
 use support::{drive, drive_in_background, executor, start, until};
 use tokio::sync::{Notify, mpsc};
 
@@ -21,6 +22,7 @@ every_backend!(
     an_attempt_whose_machine_goes_silent_is_retried,
     an_agent_is_starting_until_its_machine_and_workspace_are_ready,
     a_retry_is_meant_for_the_machine_that_ran_the_agent,
+    each_pool_of_a_run_holds_its_own_max_vms,
 );
 
 const TWO_POOLS: &str = "---\nruntime: exec\n---\n# Pools\n\n## here\n\n```sh\necho here\n```\n\n## there\n> pool: fleet\n\n```sh\necho there\n```\n";
@@ -286,4 +288,47 @@ async fn a_retry_is_meant_for_the_machine_that_ran_the_agent(db: &TestDb) {
     assert_eq!(resurrected, [(2, "m1", "m2")], "{events:?}");
     let agents = executor.store.agents(&id).await.expect("agents");
     assert_eq!(agents[0].machine.as_deref(), Some("m2"));
+}
+
+async fn each_pool_of_a_run_holds_its_own_max_vms(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut executor = executor(db, work.path()).await;
+    executor.slots = 1;
+    executor.pools.max_vms.insert("fleet".to_owned(), 2);
+    let fleet = named(&executor, "fleet-1", 0);
+    executor.placements.register("fleet", fleet.clone());
+    let go = work.path().join("go");
+    let (here, there) = (work.path().join("here"), work.path().join("there"));
+    let mut text = "---\nruntime: exec\n---\n# Both\n\n".to_owned();
+    for slug in ["here-1", "here-2"] {
+        text += &holding_agent(slug, None, &here, &go);
+    }
+    for slug in ["there-1", "there-2", "there-3"] {
+        text += &holding_agent(slug, Some("fleet"), &there, &go);
+    }
+    let id = start(&executor, &text).await;
+    let (driving, mut events) = drive_in_background(&executor, &id);
+    // A full `local` holds back no fleet agent, nor a full fleet a local one: one local and
+    // two fleet agents hold their machines at once.
+    let three_hold = async {
+        for _ in 0..3 {
+            until(&mut events, is_waiting).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), three_hold)
+        .await
+        .expect("one local and two fleet agents at once");
+    let now = murmur_engine::Clock::stamp(&murmur_engine::SystemClock);
+    let in_use = |pool: &'static str| {
+        let (store, now) = (executor.store.clone(), now.clone());
+        async move { store.machines_in_use(pool, &now).await.expect("count") }
+    };
+    assert_eq!((in_use("local").await, in_use("fleet").await), (1, 2));
+    std::fs::write(&go, "").expect("go");
+    let status = driving.await.expect("join").expect("drive");
+    assert_eq!(status, RunStatus::Completed);
+    assert_eq!(peak_concurrency(&here), 1, "local's max_vms is 1");
+    assert_eq!(peak_concurrency(&there), 2, "fleet's max_vms is 2");
+    assert_eq!(fleet.started.load(Ordering::SeqCst), 3);
+    assert_eq!((in_use("local").await, in_use("fleet").await), (0, 0));
 }

@@ -5,47 +5,15 @@
 mod backends;
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use backends::TestDb;
 use murmur_engine::executor::Executor;
-use murmur_engine::{Clock, Event, RunStatus, SystemClock};
+use murmur_engine::{Clock, RunStatus, SystemClock};
+use support::holding::{holding_flight, is_waiting, peak_concurrency};
 use support::{drive_in_background, executor, start, until};
 
 every_backend!(a_tenant_holds_at_most_its_share_of_a_shared_pool);
-
-/// Agents that note their start and end in `ledger` and hold their machine until `go` exists.
-fn holding_flight(title: &str, slugs: &[&str], ledger: &Path, go: &Path) -> String {
-    let agent = |slug: &str| {
-        format!(
-            "## {slug}\n\n```sh\necho start >> '{ledger}'\necho waiting\nwhile [ ! -e '{go}' ]; do sleep 0.02; done\necho end >> '{ledger}'\n```\n\n",
-            ledger = ledger.display(),
-            go = go.display(),
-        )
-    };
-    let agents: String = slugs.iter().map(|slug| agent(slug)).collect();
-    format!("---\nruntime: exec\n---\n# {title}\n\n{agents}")
-}
-
-fn is_waiting(event: &Event) -> bool {
-    matches!(event, Event::AgentOutput { line, .. } if line == "waiting")
-}
-
-/// The most agents between their `start` and `end` at any point of the ledger.
-fn peak_concurrency(ledger: &Path) -> usize {
-    let text = std::fs::read_to_string(ledger).expect("ledger");
-    let (mut now, mut peak) = (0usize, 0usize);
-    for line in text.lines() {
-        if line == "start" {
-            now += 1;
-            peak = peak.max(now);
-        } else {
-            now = now.saturating_sub(1);
-        }
-    }
-    peak
-}
 
 async fn a_tenant_holds_at_most_its_share_of_a_shared_pool(db: &TestDb) {
     let work = tempfile::tempdir().expect("temp dir");

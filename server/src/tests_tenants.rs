@@ -440,16 +440,18 @@ async fn a_dashboard_session_sees_its_tenant_and_a_revoked_token_is_refused_at_o
 async fn hold_a_machine(store: &Store, id: &str) {
     let owner = murmur_engine::lease::Owner::this_process("tests");
     let machines = murmur_engine::store::MachineUse {
-        pool: "local".to_owned(),
-        capacity: 3,
-        tenant_capacity: Some(1),
         owner: owner.id.clone(),
         holder: owner.holder.clone(),
         expires_at: "2999-01-01T00:00:00.000Z".to_owned(),
         run_created_at: AT.to_owned(),
-        done_waiting: false,
-        hold: vec![("build".to_owned(), 1)],
-        free: Vec::new(),
+        pools: vec![murmur_engine::store::PoolUse {
+            pool: "local".to_owned(),
+            capacity: 3,
+            tenant_capacity: Some(1),
+            done_waiting: false,
+            hold: vec![("build".to_owned(), 1)],
+            free: Vec::new(),
+        }],
     };
     let commit = murmur_engine::store::Commit {
         run_id: id,

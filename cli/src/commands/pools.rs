@@ -71,18 +71,13 @@ pub fn run(command: PoolCommand) -> anyhow::Result<Exit> {
 /// `placement` runs on this host (`local`); one without `max_vms` gets as many as this host
 /// has cores, like `local`.
 pub fn pool_specs(config: &Config) -> Vec<PoolSpec> {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     config
         .pools
         .iter()
         .map(|(name, pool)| PoolSpec {
             name: name.clone(),
             placement: pool.placement.clone().unwrap_or_else(|| "local".to_owned()),
-            max_vms: if name == "local" {
-                config.local_slots()
-            } else {
-                pool.max_vms.filter(|&n| n > 0).unwrap_or(cores)
-            },
+            max_vms: config.max_vms_of(name),
             min_idle: pool.min_idle.unwrap_or(0),
         })
         .collect()

@@ -31,7 +31,8 @@ pub use environment::AgentEnvironment;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 pub use murmur_attempt::{ClaudeSettings, CodexSettings, GitHubSettings};
 pub use placement::{AttemptHandle, LocalPlacement, Placement, PlacementError, Placements};
-pub use pools::Pools;
+pub(crate) use pools::RunPools;
+pub use pools::{LOCAL_POOL, Pools};
 pub use workspaces::WorkspaceError;
 
 #[derive(Debug, thiserror::Error)]

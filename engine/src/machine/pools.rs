@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use murmur_parser::Flight;
+use murmur_parser::{Agent, Flight};
 use serde::Serialize;
 
 use super::{MachineEvent, MachineState};
@@ -64,8 +64,15 @@ impl PoolStatus {
     }
 }
 
-/// The pool agent `slug` of `flight` runs on: its own `pool:`, else the flight's. An
-/// instance of a fan-out (`review-item`) runs where its agent does.
+/// The pool `agent` of `flight` runs on: its own `pool:`, else the flight's. The one place
+/// this is decided: the driver's placements and machine claims, `sleep_after` and
+/// `pool status` all ask here.
+pub fn agent_pool<'f>(flight: &'f Flight, agent: &'f Agent) -> &'f str {
+    agent.pool.as_deref().unwrap_or(&flight.frontmatter.pool)
+}
+
+/// The pool agent `slug` of `flight` runs on (see [`agent_pool`]). An instance of a fan-out
+/// (`review-item`) runs where its agent does.
 pub fn pool_of<'f>(flight: &'f Flight, slug: &str) -> &'f str {
     let exact = flight.agents.iter().find(|agent| agent.slug == slug);
     let agent = exact.or_else(|| {
@@ -78,9 +85,7 @@ pub fn pool_of<'f>(flight: &'f Flight, slug: &str) -> &'f str {
             })
             .max_by_key(|agent| agent.slug.len())
     });
-    agent
-        .and_then(|agent| agent.pool.as_deref())
-        .unwrap_or(&flight.frontmatter.pool)
+    agent.map_or(&flight.frontmatter.pool, |agent| agent_pool(flight, agent))
 }
 
 /// Every pool of `specs`, in their order, with its machines and queued agents.

@@ -1,10 +1,12 @@
 //! Machines in use, counted across every process and every tenant that share the store. A
-//! driver's checkpoint says which of its run's agents start or stop holding a machine
-//! ([`MachineUse`]); the writer deletes the rows of those that stopped and inserts rows for
-//! those that started, in the checkpoint's own transaction, after locking the pool (the row
-//! lock on PostgreSQL; on SQLite the transaction already holds the write lock), and only while
-//! the pool has room, and the run's tenant has room under `max_vms_per_tenant`. So `max_vms`
-//! and the tenant's cap hold however many servers start work at once, at no extra commit.
+//! driver's checkpoint says which of its run's agents start or stop holding a machine, pool by
+//! pool ([`MachineUse`]); the writer deletes the rows of those that stopped and inserts rows for
+//! those that started, in the checkpoint's own transaction, after locking each pool it takes
+//! machines of (the row lock on PostgreSQL, in the pools' name order so two checkpoints never
+//! wait for each other; on SQLite the transaction already holds the write lock), and only while
+//! every such pool has room, and the run's tenant has room under its `max_vms_per_tenant`. So
+//! each pool's `max_vms` and tenant cap hold however many servers start work at once, at no
+//! extra commit, and a checkpoint starting agents on two pools takes both or neither.
 
 use sea_query::{Expr, ExprTrait, OnConflict, Query};
 
@@ -13,14 +15,9 @@ use super::schema::PoolClaims;
 use super::{Error, Store};
 use crate::lease::Holder;
 
-/// What one checkpoint changes about its run's machines.
+/// What one checkpoint changes about its run's machines, in every pool it touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineUse {
-    pub pool: String,
-    /// The pool's `max_vms`, across every tenant.
-    pub capacity: usize,
-    /// The pool's `max_vms_per_tenant`: how many the run's tenant may hold at once.
-    pub tenant_capacity: Option<usize>,
     /// The driver's lease owner: its rows are renewed with its leases.
     pub owner: String,
     pub holder: Holder,
@@ -28,17 +25,31 @@ pub struct MachineUse {
     pub expires_at: String,
     /// When the run was created: older waiting runs go first.
     pub run_created_at: String,
-    /// The run waited for machines and wants none any more: it stops waiting.
+    /// One entry per pool whose machines change, each pool once.
+    pub pools: Vec<PoolUse>,
+}
+
+/// What one checkpoint changes about its run's machines of one pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUse {
+    pub pool: String,
+    /// The pool's `max_vms`, across every tenant.
+    pub capacity: usize,
+    /// The pool's `max_vms_per_tenant`: how many the run's tenant may hold at once.
+    pub tenant_capacity: Option<usize>,
+    /// The run waited for machines of the pool and wants none any more: it stops waiting.
     pub done_waiting: bool,
-    /// Agents (slug, attempt) that start holding a machine with the checkpoint.
+    /// Agents (slug, attempt) that start holding a machine of the pool with the checkpoint.
     pub hold: Vec<(String, u32)>,
     /// Agents that stop holding theirs.
     pub free: Vec<String>,
 }
 
-/// Why machines could not be claimed.
-pub(super) struct PoolFull {
-    /// Machines this run may take now.
+/// A pool that had fewer machines free than a checkpoint would start work on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullPool {
+    pub pool: String,
+    /// Machines of it the run may take now.
     pub available: usize,
 }
 
@@ -59,37 +70,69 @@ impl ClaimRow {
     }
 }
 
-/// Applies `machines` for `run_id` inside the checkpoint's transaction.
+/// Applies `machines` for `run_id` inside the checkpoint's transaction: every pool's frees,
+/// then its holds when it has room. The pools without room, if any (nothing is kept then: the
+/// caller rolls the checkpoint back).
 pub(super) async fn apply(
     tx: &mut Tx,
     tenant: &str,
     run_id: &str,
     at: &str,
     machines: &MachineUse,
-) -> sqlx::Result<Result<(), PoolFull>> {
-    if machines.done_waiting {
-        super::waiters::stop_waiting(tx, run_id).await?;
+) -> sqlx::Result<Vec<FullPool>> {
+    let mut pools: Vec<&PoolUse> = machines.pools.iter().collect();
+    // Locks are taken in one order, so two checkpoints taking two pools never deadlock.
+    pools.sort_by(|a, b| a.pool.cmp(&b.pool));
+    let mut full = Vec::new();
+    for pool in pools {
+        if pool.done_waiting {
+            super::waiters::stop_waiting_for(tx, run_id, &pool.pool).await?;
+        }
+        free(tx, run_id, pool).await?;
+        if pool.hold.is_empty() {
+            continue;
+        }
+        lock_pool(tx, &pool.pool).await?;
+        let live = live_claims(tx, tenant, &pool.pool, at).await?;
+        let ahead = super::waiters::wanted_before(tx, tenant, run_id, at, machines, pool).await?;
+        // A row of an earlier attempt of the same agent (left by a driver that died) may still
+        // count; counting it too errs on the side of the cap.
+        let available = room(pool, &live, ahead);
+        if pool.hold.len() > available {
+            full.push(FullPool {
+                pool: pool.pool.clone(),
+                available,
+            });
+        } else if full.is_empty() {
+            // Once a pool refused, the checkpoint is rolled back: nothing more to write.
+            hold(tx, tenant, run_id, machines, pool).await?;
+        }
     }
-    if !machines.free.is_empty() {
-        let release = Query::delete()
-            .from_table(PoolClaims::Table)
-            .and_where(Expr::col(PoolClaims::RunId).eq(run_id))
-            .and_where(Expr::col(PoolClaims::Agent).is_in(machines.free.iter().map(String::as_str)))
-            .to_owned();
-        tx.execute(&release).await?;
+    Ok(full)
+}
+
+/// Deletes the rows of the pool's agents that stop holding a machine (an agent holds one at
+/// most, so its row goes whichever pool it was counted in).
+async fn free(tx: &mut Tx, run_id: &str, pool: &PoolUse) -> sqlx::Result<()> {
+    if pool.free.is_empty() {
+        return Ok(());
     }
-    if machines.hold.is_empty() {
-        return Ok(Ok(()));
-    }
-    lock_pool(tx, &machines.pool).await?;
-    let live = live_claims(tx, tenant, &machines.pool, at).await?;
-    let ahead = super::waiters::wanted_before(tx, tenant, run_id, at, machines).await?;
-    // A row of an earlier attempt of the same agent (left by a driver that died) may still
-    // count; counting it too errs on the side of the cap.
-    let available = room(machines, &live, ahead);
-    if machines.hold.len() > available {
-        return Ok(Err(PoolFull { available }));
-    }
+    let release = Query::delete()
+        .from_table(PoolClaims::Table)
+        .and_where(Expr::col(PoolClaims::RunId).eq(run_id))
+        .and_where(Expr::col(PoolClaims::Agent).is_in(pool.free.iter().map(String::as_str)))
+        .to_owned();
+    tx.execute(&release).await.map(drop)
+}
+
+/// Inserts (or takes over) the rows of the pool's agents that start holding a machine.
+async fn hold(
+    tx: &mut Tx,
+    tenant: &str,
+    run_id: &str,
+    machines: &MachineUse,
+    pool: &PoolUse,
+) -> sqlx::Result<()> {
     let holder = serde_json::to_string(&machines.holder).unwrap_or_default();
     let mut insert = Query::insert()
         .into_table(PoolClaims::Table)
@@ -104,10 +147,10 @@ pub(super) async fn apply(
             PoolClaims::ExpiresAt,
         ])
         .to_owned();
-    for (slug, attempt) in &machines.hold {
+    for (slug, attempt) in &pool.hold {
         insert.values_panic([
             tenant.into(),
-            machines.pool.as_str().into(),
+            pool.pool.as_str().into(),
             run_id.into(),
             slug.as_str().into(),
             i64::from(*attempt).into(),
@@ -131,18 +174,17 @@ pub(super) async fn apply(
         ])
         .to_owned(),
     );
-    tx.execute(&insert).await?;
-    Ok(Ok(()))
+    tx.execute(&insert).await.map(drop)
 }
 
 /// Machines the run may take now: what the pool has free, less what older waiting runs of its
 /// tenant want, and no more than its tenant has left under `max_vms_per_tenant`. Waiting
 /// lines are per tenant: a run held back by its tenant's cap never holds back another tenant.
-fn room(machines: &MachineUse, live: &Live, ahead: usize) -> usize {
-    let pool = machines.capacity.saturating_sub(live.all + ahead);
-    match machines.tenant_capacity {
-        Some(cap) => pool.min(cap.saturating_sub(live.tenant + ahead)),
-        None => pool,
+fn room(pool: &PoolUse, live: &Live, ahead: usize) -> usize {
+    let free = pool.capacity.saturating_sub(live.all + ahead);
+    match pool.tenant_capacity {
+        Some(cap) => free.min(cap.saturating_sub(live.tenant + ahead)),
+        None => free,
     }
 }
 

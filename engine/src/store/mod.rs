@@ -45,7 +45,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use catalog::{FlightGeneration, NewGeneration, Saved};
 pub use lease::Acquired;
 pub use machine_log::{MachineEventRow, MachineFilter, MachineRow, NewMachine};
-pub use machines::MachineUse;
+pub use machines::{FullPool, MachineUse, PoolUse};
 pub use pulls::PullRequest;
 pub use rows::{AgentRow, EventRow, RunRow};
 pub use server::token_hash;
@@ -84,8 +84,8 @@ pub enum Error {
         "run {run} is now driven by another process (it took the run's lease over); this process stopped driving it"
     )]
     Fenced { run: String },
-    #[error("pool `{pool}` has no machine free for this run ({available} free)")]
-    PoolFull { pool: String, available: usize },
+    #[error("{}", full_pools(full))]
+    PoolFull { full: Vec<FullPool> },
     #[error("no run matches `{0}`; `murmur runs ls` lists them")]
     NoRun(String),
     #[error("`{0}` matches several runs; give more of the id")]
@@ -98,6 +98,15 @@ pub enum Error {
     Database(sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// What a refused checkpoint tells of the pools it did not fit in.
+fn full_pools(full: &[FullPool]) -> String {
+    let pools: Vec<String> = full
+        .iter()
+        .map(|f| format!("pool `{}` ({} free)", f.pool, f.available))
+        .collect();
+    format!("no machine free for this run in {}", pools.join(", "))
 }
 
 fn classify(location: &str, error: sqlx::Error) -> Error {

@@ -5,7 +5,7 @@
 use sea_query::{Cond, Expr, ExprTrait, OnConflict, Query};
 
 use super::backend::Tx;
-use super::machines::MachineUse;
+use super::machines::{MachineUse, PoolUse};
 use super::schema::PoolWaiters;
 use super::{Error, Store};
 use crate::lease::Holder;
@@ -26,12 +26,19 @@ pub(super) async fn wanted_before(
     run_id: &str,
     at: &str,
     machines: &MachineUse,
+    pool: &PoolUse,
 ) -> sqlx::Result<usize> {
-    let page = machines.capacity.max(1) as u64;
+    let page = pool.capacity.max(1) as u64;
     let (mut wanted, mut offset) = (0, 0);
     loop {
+        let older = Older {
+            tenant,
+            run_id,
+            run_created_at: &machines.run_created_at,
+            pool: &pool.pool,
+        };
         let rows: Vec<WaiterRow> = tx
-            .fetch_all(&older_waiters(tenant, run_id, at, machines, page, offset))
+            .fetch_all(&older_waiters(&older, at, page, offset))
             .await?;
         wanted += rows
             .iter()
@@ -40,23 +47,29 @@ pub(super) async fn wanted_before(
             })
             .map(|row| usize::try_from(row.wants).unwrap_or(0))
             .sum::<usize>();
-        if wanted >= machines.capacity || (rows.len() as u64) < page {
+        if wanted >= pool.capacity || (rows.len() as u64) < page {
             return Ok(wanted);
         }
         offset += page;
     }
 }
 
-/// A page of the live waiters of the pool older than `run_id`, oldest first.
-fn older_waiters(
-    tenant: &str,
-    run_id: &str,
-    at: &str,
-    machines: &MachineUse,
-    limit: u64,
-    offset: u64,
-) -> sea_query::SelectStatement {
-    let created = machines.run_created_at.as_str();
+/// Whose waiters are looked for: those of `tenant` for `pool`, older than the run.
+struct Older<'a> {
+    tenant: &'a str,
+    run_id: &'a str,
+    run_created_at: &'a str,
+    pool: &'a str,
+}
+
+/// A page of the live waiters of the pool older than the run, oldest first.
+fn older_waiters(older: &Older, at: &str, limit: u64, offset: u64) -> sea_query::SelectStatement {
+    let Older {
+        tenant,
+        run_id,
+        run_created_at: created,
+        pool,
+    } = *older;
     let older = Cond::any()
         .add(Expr::col(PoolWaiters::RunCreatedAt).lt(created))
         .add(
@@ -68,7 +81,7 @@ fn older_waiters(
         .columns([PoolWaiters::Wants, PoolWaiters::Holder])
         .from(PoolWaiters::Table)
         .and_where(Expr::col(PoolWaiters::Tenant).eq(tenant))
-        .and_where(Expr::col(PoolWaiters::Pool).eq(machines.pool.as_str()))
+        .and_where(Expr::col(PoolWaiters::Pool).eq(pool))
         .and_where(Expr::col(PoolWaiters::ExpiresAt).gt(at))
         .cond_where(older)
         .order_by(PoolWaiters::RunCreatedAt, sea_query::Order::Asc)
@@ -78,12 +91,13 @@ fn older_waiters(
         .to_owned()
 }
 
-/// Records that the run waits for `wants` machines.
+/// Records that the run waits for `wants` machines of `pool`.
 pub(super) async fn wait(
     tx: &mut Tx,
     tenant: &str,
     run_id: &str,
     machines: &MachineUse,
+    pool: &str,
     wants: usize,
 ) -> sqlx::Result<()> {
     let holder = serde_json::to_string(&machines.holder).unwrap_or_default();
@@ -101,7 +115,7 @@ pub(super) async fn wait(
         ])
         .values_panic([
             tenant.into(),
-            machines.pool.as_str().into(),
+            pool.into(),
             run_id.into(),
             machines.run_created_at.as_str().into(),
             (wants as i64).into(),
@@ -123,11 +137,21 @@ pub(super) async fn wait(
     tx.execute(&upsert).await.map(drop)
 }
 
-/// The run no longer waits: it got its machines, or it ended.
+/// The run no longer waits for any pool: it ended.
 pub(super) async fn stop_waiting(tx: &mut Tx, run_id: &str) -> sqlx::Result<()> {
     let delete = Query::delete()
         .from_table(PoolWaiters::Table)
         .and_where(Expr::col(PoolWaiters::RunId).eq(run_id))
+        .to_owned();
+    tx.execute(&delete).await.map(drop)
+}
+
+/// The run no longer waits for machines of `pool`: it wants none of them any more.
+pub(super) async fn stop_waiting_for(tx: &mut Tx, run_id: &str, pool: &str) -> sqlx::Result<()> {
+    let delete = Query::delete()
+        .from_table(PoolWaiters::Table)
+        .and_where(Expr::col(PoolWaiters::RunId).eq(run_id))
+        .and_where(Expr::col(PoolWaiters::Pool).eq(pool))
         .to_owned();
     tx.execute(&delete).await.map(drop)
 }

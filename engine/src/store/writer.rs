@@ -96,10 +96,9 @@ impl Request {
         if checkpoint.status.is_terminal() {
             turns.changed();
         }
-        if let Some(machines) = &checkpoint.machines
-            && (!machines.free.is_empty() || machines.done_waiting)
-        {
-            turns.freed(&machines.pool, machines.free.len());
+        let pools = checkpoint.machines.iter().flat_map(|m| &m.pools);
+        for pool in pools.filter(|pool| !pool.free.is_empty() || pool.done_waiting) {
+            turns.freed(&pool.pool, pool.free.len());
         }
     }
 
@@ -318,26 +317,37 @@ async fn write_checkpoint(
             return Ok(Ok(version));
         }
         Written::Refused => None,
-        Written::PoolFull { available } => Some(Error::PoolFull {
-            pool: checkpoint
-                .machines
-                .as_ref()
-                .map(|m| m.pool.clone())
-                .unwrap_or_default(),
-            available,
-        }),
+        Written::PoolFull(full) => Some(full),
     };
     tx.raw("ROLLBACK TO SAVEPOINT checkpoint").await?;
     tx.raw("RELEASE SAVEPOINT checkpoint").await?;
-    if let (Some(Error::PoolFull { .. }), Some(machines)) = (&refused, &checkpoint.machines) {
-        // Kept though the checkpoint is not: from now on younger runs let this one go first.
-        let (tenant, run) = (&checkpoint.tenant, &checkpoint.run_id);
-        super::waiters::wait(tx, tenant, run, machines, machines.hold.len()).await?;
+    match (refused, &checkpoint.machines) {
+        (Some(full), Some(machines)) => {
+            wait_for(tx, checkpoint, machines, &full).await?;
+            Ok(Err(Error::PoolFull { full }))
+        }
+        _ => Ok(Err(refusal(tx, checkpoint).await?)),
     }
-    Ok(Err(match refused {
-        Some(full) => full,
-        None => refusal(tx, checkpoint).await?,
-    }))
+}
+
+/// Kept though the checkpoint is not: from now on younger runs let this one go first, in the
+/// line of each pool that refused it.
+async fn wait_for(
+    tx: &mut Tx,
+    checkpoint: &Checkpoint,
+    machines: &super::MachineUse,
+    full: &[super::FullPool],
+) -> sqlx::Result<()> {
+    let (tenant, run) = (&checkpoint.tenant, &checkpoint.run_id);
+    for refused in full {
+        let wants = machines
+            .pools
+            .iter()
+            .find(|pool| pool.pool == refused.pool)
+            .map_or(0, |pool| pool.hold.len());
+        super::waiters::wait(tx, tenant, run, machines, &refused.pool, wants).await?;
+    }
+    Ok(())
 }
 
 /// What writing one checkpoint came to (inside its savepoint).
@@ -345,10 +355,8 @@ enum Written {
     Version(i64),
     /// The run is no longer at the expected version, or the lease moved on.
     Refused,
-    /// Its new machine holders do not fit in the pool.
-    PoolFull {
-        available: usize,
-    },
+    /// Its new machine holders do not fit in these pools.
+    PoolFull(Vec<super::FullPool>),
 }
 
 /// Writes one checkpoint: the run's new version and status, its events, its agents, and the
@@ -391,10 +399,9 @@ async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Written
     }
     if let Some(machines) = &checkpoint.machines {
         let (tenant, run, at) = (&checkpoint.tenant, &checkpoint.run_id, &checkpoint.at);
-        if let Err(full) = super::machines::apply(tx, tenant, run, at, machines).await? {
-            return Ok(Written::PoolFull {
-                available: full.available,
-            });
+        let full = super::machines::apply(tx, tenant, run, at, machines).await?;
+        if !full.is_empty() {
+            return Ok(Written::PoolFull(full));
         }
     }
     Ok(Written::Version(new_version))

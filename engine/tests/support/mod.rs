@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::backends::TestDb;
 
+pub mod holding;
+
 pub async fn executor(db: &TestDb, work: &std::path::Path) -> Executor {
     Executor {
         store: Store::open(&db.url).await.expect("store"),

@@ -26,9 +26,12 @@ impl Batch {
         &self.touched
     }
 
-    /// Work the batch starts on machines: attempts, and checks the engine runs.
-    pub fn new_work(&self) -> usize {
-        self.started.len() + self.checks.len()
+    /// Work the batch starts on machines of the agents `of` picks: attempts, and checks the
+    /// engine runs.
+    pub fn new_work_in(&self, of: impl Fn(usize) -> bool) -> usize {
+        let started = self.started.iter().filter(|(index, _)| of(*index));
+        let checks = self.checks.iter().filter(|(index, _, _)| of(*index));
+        started.count() + checks.count()
     }
 }
 
@@ -48,7 +51,7 @@ impl Driver<'_> {
     pub(super) fn decide_into(&mut self, batch: &mut Batch) -> Result<(), Error> {
         loop {
             let free = self.free_machines(batch);
-            let decided = self.model.decide(free, &self.executor.clock.stamp());
+            let decided = self.model.decide_in(free, &self.executor.clock.stamp());
             if decided.is_empty() {
                 return Ok(());
             }
@@ -134,8 +137,8 @@ impl Driver<'_> {
                     }
                 }
                 // Other processes hold the machines this batch would start work on.
-                Err(store::Error::PoolFull { available, .. }) => {
-                    self.fit_to_pool(&mut batch, available).await?;
+                Err(store::Error::PoolFull { full }) => {
+                    self.fit_to_pool(&mut batch, &full).await?;
                     if batch.events.is_empty() {
                         return self.perform(batch);
                     }

@@ -1,81 +1,113 @@
-//! The machines a run's agents hold, counted across every process that shares the store.
-//! Each checkpoint says which of the agents it touched hold a machine afterwards; the store
-//! refuses it when the pool has no room for the new ones (`store::Error::PoolFull`). Then the
-//! driver decides again within what is free, and waits for machines to come free.
+//! The machines a run's agents hold, pool by pool, counted across every process that shares
+//! the store. Each checkpoint says which of the agents it touched hold a machine afterwards,
+//! in which pool; the store refuses it when a pool has no room for the new ones
+//! (`store::Error::PoolFull`, naming the pools). Then the driver decides again within what is
+//! free in those pools, and waits for their machines to come free; the run's other pools go on.
 
 use super::Driver;
 use super::checkpoint::Batch;
 use crate::event::{Event, GateKind};
 use crate::executor::Error;
-use crate::store::MachineUse;
-
-/// The pool every agent runs on until pools are chosen per agent.
-pub(super) const LOCAL_POOL: &str = "local";
+use crate::store::{FullPool, MachineUse, PoolUse};
 
 impl Driver<'_> {
-    /// Machines this run may start new work on now: the pool's size (or its tenant's cap)
-    /// less what this run holds, and no more than what was free across processes and tenants
-    /// when it last looked.
-    pub(super) fn free_machines(&self, batch: &Batch) -> usize {
-        let size = match self.executor.pools.tenant_capacity(LOCAL_POOL) {
-            Some(cap) => cap.min(self.executor.slots),
-            None => self.executor.slots,
-        };
-        let local = size.saturating_sub(self.model.machines_in_use());
-        match self.machine_budget {
-            Some(budget) => local.min(budget.saturating_sub(batch.new_work())),
-            None => local,
-        }
-    }
-
-    /// Which touched agents start or stop holding a machine with the batch. `None` when
-    /// nothing changes, and for a process that only records an act.
-    pub(super) fn machine_use(&self, batch: &Batch) -> Option<MachineUse> {
-        self.lease.as_ref()?;
-        let (mut hold, mut free) = (Vec::new(), Vec::new());
-        for &index in batch.touched() {
-            let agent = &self.model.agents()[index];
-            match (
-                self.holding.contains(&index),
-                self.model.holds_machine(index),
-            ) {
-                (false, true) => hold.push((agent.slug.clone(), agent.attempt)),
-                (true, false) => free.push(agent.slug.clone()),
-                _ => {}
+    /// Machines this run may start new work on now, per pool: the pool's size (or its tenant's
+    /// cap) less what this run holds, and no more than what was free across processes and
+    /// tenants when it last looked.
+    pub(super) fn free_machines(&self, batch: &Batch) -> Vec<usize> {
+        let mut free = self.model.machines_in_use_by_pool();
+        for (pool, slot) in free.iter_mut().enumerate() {
+            let held = *slot;
+            *slot = self.pools.size(pool).saturating_sub(held);
+            if let Some(budget) = self.machine_budget[pool] {
+                let started = batch.new_work_in(|index| self.model.pool_of(index) == pool);
+                *slot = (*slot).min(budget.saturating_sub(started));
             }
         }
-        // A run that waited for machines and wants none now lets younger runs go.
-        let done_waiting = self.waiting && self.model.startable(&self.executor.clock.stamp()) == 0;
-        if hold.is_empty() && free.is_empty() && !done_waiting {
+        free
+    }
+
+    /// Which touched agents start or stop holding a machine with the batch, pool by pool.
+    /// `None` when nothing changes, and for a process that only records an act.
+    pub(super) fn machine_use(&self, batch: &Batch) -> Option<MachineUse> {
+        self.lease.as_ref()?;
+        let mut pools: Vec<PoolUse> = Vec::new();
+        for &index in batch.touched() {
+            let change = (
+                self.holding.contains(&index),
+                self.model.holds_machine(index),
+            );
+            if change.0 == change.1 {
+                continue;
+            }
+            let pool = self.pool_use(&mut pools, self.model.pool_of(index));
+            let agent = &self.model.agents()[index];
+            match change {
+                (false, true) => pool.hold.push((agent.slug.clone(), agent.attempt)),
+                _ => pool.free.push(agent.slug.clone()),
+            }
+        }
+        for pool in 0..self.pools.count() {
+            // A run that waited for machines and wants none now lets younger runs go.
+            if self.done_waiting(pool) {
+                self.pool_use(&mut pools, pool).done_waiting = true;
+            }
+        }
+        if pools.is_empty() {
             return None;
         }
         let leases = &self.executor.leases;
         Some(MachineUse {
-            pool: LOCAL_POOL.to_owned(),
-            capacity: self.executor.slots,
-            tenant_capacity: self.executor.pools.tenant_capacity(LOCAL_POOL),
             owner: leases.owner().id.clone(),
             holder: leases.owner().holder.clone(),
             expires_at: leases.expires_at(self.executor.clock.as_ref()),
             run_created_at: self.row.created_at.clone(),
-            done_waiting,
-            hold,
-            free,
+            pools,
         })
     }
 
-    /// The pool had fewer machines free than the batch started work on: the batch is staged
-    /// again on the committed state without its starts, and the model decides within
-    /// `available`.
+    /// The entry of pool `index` in `pools`, added when it is not there yet.
+    fn pool_use<'p>(&self, pools: &'p mut Vec<PoolUse>, index: usize) -> &'p mut PoolUse {
+        let name = &self.pools.names[index];
+        let at = match pools.iter().position(|pool| &pool.pool == name) {
+            Some(at) => at,
+            None => {
+                pools.push(PoolUse {
+                    pool: name.clone(),
+                    capacity: self.pools.capacity[index],
+                    tenant_capacity: self.pools.tenant_capacity[index],
+                    done_waiting: false,
+                    hold: Vec::new(),
+                    free: Vec::new(),
+                });
+                pools.len() - 1
+            }
+        };
+        &mut pools[at]
+    }
+
+    /// Whether the run waits for machines of `pool` and wants none of them any more.
+    fn done_waiting(&self, pool: usize) -> bool {
+        self.waiting[pool] && self.model.startable_in(pool, &self.executor.clock.stamp()) == 0
+    }
+
+    /// Pools had fewer machines free than the batch started work on: the batch is staged
+    /// again on the committed state without its starts, and the model decides within what
+    /// each of those pools has free (the others as before).
     pub(super) async fn fit_to_pool(
         &mut self,
         batch: &mut Batch,
-        available: usize,
+        full: &[FullPool],
     ) -> Result<(), Error> {
-        tracing::debug!(run = %self.row.id, available, "the pool is full: deciding again within what is free");
-        self.machine_budget = Some(available);
-        // The store recorded the wait with the refusal: younger runs now let this one go first.
-        self.waiting = true;
+        for refused in full {
+            let Some(pool) = self.pools.index_of(&refused.pool) else {
+                continue;
+            };
+            tracing::debug!(run = %self.row.id, pool = %refused.pool, available = refused.available, "the pool is full: deciding again within what is free");
+            self.machine_budget[pool] = Some(refused.available);
+            // The store recorded the wait with the refusal: younger runs now let this one go.
+            self.waiting[pool] = true;
+        }
         self.model = self.rebuilt_model().await?;
         self.sync_instances();
         self.restage(batch, |event| !starts_work(event)).await
@@ -99,8 +131,10 @@ impl Driver<'_> {
     /// After a commit: the agents that hold a machine now, as the store has them.
     pub(super) fn note_machines(&mut self, batch: &Batch) {
         // As `machine_use` decided for the commit: the model has not moved since.
-        if self.waiting && self.model.startable(&self.executor.clock.stamp()) == 0 {
-            self.waiting = false;
+        for pool in 0..self.pools.count() {
+            if self.done_waiting(pool) {
+                self.waiting[pool] = false;
+            }
         }
         for &index in batch.touched() {
             if self.model.holds_machine(index) {
@@ -111,29 +145,37 @@ impl Driver<'_> {
         }
     }
 
-    /// While this run waits for machines other processes hold: how many are free now.
+    /// While this run waits for machines other processes hold: how many are free now, in
+    /// each pool it waits for.
     pub(super) async fn look_at_pool(&mut self) -> Result<(), Error> {
-        if self.machine_budget.is_none() {
-            return Ok(());
+        for pool in 0..self.pools.count() {
+            if self.machine_budget[pool].is_some() {
+                self.machine_budget[pool] = self.budget_of(pool).await?;
+            }
         }
+        Ok(())
+    }
+
+    /// What the store says is free of `pool` for this run; `None` once only this run holds
+    /// its machines (nothing else competes: it decides freely again).
+    async fn budget_of(&self, pool: usize) -> Result<Option<usize>, Error> {
         let now = self.executor.clock.stamp();
         let store = &self.executor.store;
-        let in_use = store.machines_in_use(LOCAL_POOL, &now).await?;
-        let mine = self.model.machines_in_use();
-        // Once only this run holds machines, nothing else competes: decide freely again.
-        let pool = (in_use > mine).then(|| self.executor.slots.saturating_sub(in_use));
-        let tenant = match self.executor.pools.tenant_capacity(LOCAL_POOL) {
+        let name = &self.pools.names[pool];
+        let in_use = store.machines_in_use(name, &now).await?;
+        let mine = self.model.machines_in_use_by_pool()[pool];
+        let free = (in_use > mine).then(|| self.pools.capacity[pool].saturating_sub(in_use));
+        let tenant = match self.pools.tenant_capacity[pool] {
             Some(cap) => {
-                let held = store.tenant_machines_in_use(LOCAL_POOL, &now).await?;
+                let held = store.tenant_machines_in_use(name, &now).await?;
                 (held > mine).then(|| cap.saturating_sub(held))
             }
             None => None,
         };
-        self.machine_budget = match (pool, tenant) {
-            (Some(pool), Some(tenant)) => Some(pool.min(tenant)),
-            (pool, tenant) => pool.or(tenant),
-        };
-        Ok(())
+        Ok(match (free, tenant) {
+            (Some(free), Some(tenant)) => Some(free.min(tenant)),
+            (free, tenant) => free.or(tenant),
+        })
     }
 }
 

@@ -46,15 +46,17 @@ pub struct Driver<'e> {
     /// Held while this driver drives the run; `None` for a process that only records an
     /// act on it (a cancel, an approval), whose commits are not fenced.
     lease: Option<RunLease>,
-    /// Machines free for this run across processes, once the pool was found full; `None`
-    /// while nothing else competes for the pool.
-    machine_budget: Option<usize>,
+    /// The pools the run's agents use (the model numbers them alike).
+    pools: crate::executor::RunPools,
+    /// Per pool: machines free for this run across processes, once the pool was found full;
+    /// `None` while nothing else competes for the pool.
+    machine_budget: Vec<Option<usize>>,
     /// Agents whose machine rows this driver has committed.
     holding: HashSet<usize>,
-    /// Whether the store records this run as waiting for machines.
-    waiting: bool,
-    /// The run's place in the line for machines of its pool, while it waits for them.
-    pool_place: Option<crate::store::PoolPlace>,
+    /// Per pool: whether the store records this run as waiting for its machines.
+    waiting: Vec<bool>,
+    /// Per pool: the run's place in the line for its machines, while it waits for them.
+    pool_place: Vec<Option<crate::store::PoolPlace>>,
     /// This host's slots, once an attempt ran on them.
     local: Option<std::sync::Arc<dyn crate::executor::Placement>>,
     /// The workspace's agent environment, with this run's own secrets (`murmur spawn -e`).
@@ -107,8 +109,11 @@ impl<'e> Driver<'e> {
         let agents = run::agents_of(&flight);
         let dag = Dag::build(&agents).map_err(|_| Error::StoredFlight(row.id.clone()))?;
         let rests = executor.pools.rests(&flight, &agents);
-        let mut model =
-            RunModel::new(&agents, &dag, RunPolicy::of(&flight.frontmatter)).with_rests(rests);
+        let pools = executor.pools.of_run(&flight, &agents, executor.slots);
+        let mut model = RunModel::new(&agents, &dag, RunPolicy::of(&flight.frontmatter))
+            .with_rests(rests)
+            .with_pools(pools.of_agent.clone());
+        let pool_count = pools.count();
         let agents_len = agents.len();
         // The log may have moved on since the row was read: the model and the version the
         // next commit expects are both those of the events replayed.
@@ -153,10 +158,11 @@ impl<'e> Driver<'e> {
             sender,
             receiver,
             lease: None,
-            machine_budget: None,
+            pools,
+            machine_budget: vec![None; pool_count],
             holding: HashSet::new(),
-            waiting: false,
-            pool_place: None,
+            waiting: vec![false; pool_count],
+            pool_place: (0..pool_count).map(|_| None).collect(),
             local: None,
             environment,
             riders: Vec::new(),
@@ -373,26 +379,28 @@ impl<'e> Driver<'e> {
                 Wake::Messages(messages)
             }
             Ok(()) = &mut *cancel => Wake::Cancel,
-            () = told(self.pool_place.as_ref()) => Wake::Pool,
+            () = told(&self.pool_place) => Wake::Pool,
             Ok(()) = commits.changed() => Wake::Watch,
             () = tokio::time::sleep(retry_in.unwrap_or_default()), if retry_in.is_some() => Wake::Timer,
         }
     }
 
-    /// While the run waits for machines, its place in the pool's line (oldest runs are told
-    /// first when machines come free); none otherwise.
+    /// While the run waits for machines of a pool, its place in the pool's line (oldest runs
+    /// are told first when machines come free); none otherwise.
     fn keep_pool_place(&mut self) {
-        match (&self.machine_budget, &self.pool_place) {
-            (Some(_), None) => {
-                self.pool_place = Some(self.executor.store.wait_for_machines(
-                    machines::LOCAL_POOL,
-                    self.executor.slots,
-                    &self.row.id,
-                    &self.row.created_at,
-                ));
+        for pool in 0..self.pools.count() {
+            match (&self.machine_budget[pool], &self.pool_place[pool]) {
+                (Some(_), None) => {
+                    self.pool_place[pool] = Some(self.executor.store.wait_for_machines(
+                        &self.pools.names[pool],
+                        self.pools.capacity[pool],
+                        &self.row.id,
+                        &self.row.created_at,
+                    ));
+                }
+                (None, Some(_)) => self.pool_place[pool] = None,
+                _ => {}
             }
-            (None, Some(_)) => self.pool_place = None,
-            _ => {}
         }
     }
 
@@ -443,12 +451,27 @@ impl<'e> Driver<'e> {
     }
 }
 
-/// Resolves when machines may have come free for a run waiting for them; never otherwise.
-async fn told(place: Option<&crate::store::PoolPlace>) {
-    match place {
-        Some(place) => place.told().await,
-        None => std::future::pending().await,
+/// Resolves when machines may have come free in a pool the run waits for; never otherwise.
+async fn told(places: &[Option<crate::store::PoolPlace>]) {
+    let mut waits: Vec<_> = places
+        .iter()
+        .flatten()
+        .map(|place| Box::pin(place.told()))
+        .collect();
+    if let [only] = &mut waits[..] {
+        return only.await;
     }
+    std::future::poll_fn(|cx| {
+        let told = waits
+            .iter_mut()
+            .any(|wait| wait.as_mut().poll(cx).is_ready());
+        if told {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Resolves when the driver's lease is lost; never for a driver without one.

@@ -68,7 +68,8 @@ impl Driver<'_> {
             Dag::build(flight_agents).map_err(|_| Error::StoredFlight(self.row.id.clone()))?;
         let rests = self.executor.pools.rests(&self.flight, flight_agents);
         let mut model = RunModel::new(flight_agents, &dag, RunPolicy::of(&self.flight.frontmatter))
-            .with_rests(rests);
+            .with_rests(rests)
+            .with_pools(self.pools.of_agent.clone());
         for stored in self.executor.store.events(&self.row.id, 0).await? {
             model.apply(&decode(&self.row.id, stored.seq, &stored.data)?)?;
         }

@@ -157,10 +157,7 @@ impl Driver<'_> {
 
     /// The pool the agent's attempts run on: its `pool` directive, else the flight's.
     pub(super) fn pool_of(&self, index: usize) -> String {
-        self.agents[index]
-            .pool
-            .clone()
-            .unwrap_or_else(|| self.flight.frontmatter.pool.clone())
+        crate::machine::agent_pool(&self.flight, &self.agents[index]).to_owned()
     }
 
     /// `murmur/<flight>/<run>/<slug>`, or the agent's `branch` directive.
