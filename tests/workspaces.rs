@@ -14,6 +14,8 @@ mod children;
 mod credentials;
 #[path = "workspaces/defaults.rs"]
 mod defaults;
+#[path = "workspaces/environment.rs"]
+mod environment;
 #[path = "workspaces/harness.rs"]
 mod harness;
 #[path = "../cli/tests/support/mod.rs"]

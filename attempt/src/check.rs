@@ -39,7 +39,7 @@ pub async fn run(
         Some(sealed) => secrets::open(machine_key, sealed, &spec.key).map_err(failed)?,
         None => SecretSet::new(),
     };
-    let mut env = environ::kept_here(&spec.runtime, &spec.environment.pass, &machine.settings);
+    let mut env = environ::of_attempt(&spec, &machine.settings);
     env.extend(spec.env.iter().cloned());
     let place = match worktree(machine, &spec, &env, &secrets).await {
         Ok(place) => place,

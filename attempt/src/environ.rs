@@ -1,10 +1,11 @@
 //! What an agent's process finds in its environment. Nothing of the machine's own
 //! environment comes along wholesale (an engine's or a worker's keys, database URLs and tokens
 //! live there): only a documented base, the names the workspace passes (`environment.pass`),
-//! the variables the agent's coding CLI reads its credentials and switches from, the run's
-//! `MURMUR_*` context and, last so they win, the attempt's secrets.
+//! the variables the agent's coding CLI reads its credentials and switches from, the
+//! variables the workspace sets, the run's `MURMUR_*` context and, last so they win, the
+//! attempt's secrets.
 
-use murmur_protocol::{CheckSpec, Reviewer, RuntimeSpec};
+use murmur_protocol::{AttemptSpec, CheckSpec, Reviewer, RuntimeSpec};
 
 use crate::Settings;
 
@@ -52,6 +53,17 @@ pub fn kept_here(
     let machine = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
     kept(machine, runtime, pass, settings)
+}
+
+/// What an attempt's process starts from: what it keeps of this machine's environment
+/// ([`kept_here`]), then the variables its spec sets (`EnvironmentSpec::variables`), which
+/// win over the machine's. The run's context and the secrets come after, and win over both.
+pub fn of_attempt(spec: &AttemptSpec, settings: &Settings) -> Vec<(String, String)> {
+    let mut env = kept_here(&spec.runtime, &spec.environment.pass, settings);
+    let variables = &spec.environment.variables;
+    env.retain(|(name, _)| !variables.iter().any(|(set, _)| set == name));
+    env.extend(variables.iter().cloned());
+    env
 }
 
 /// The prefixes and names a coding agent's CLI reads its credentials from; none for `exec`.

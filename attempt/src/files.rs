@@ -34,7 +34,7 @@ pub fn environment(
     results: &Path,
     settings: &Settings,
 ) -> Vec<(String, String)> {
-    let mut env = environ::kept_here(&spec.runtime, &spec.environment.pass, settings);
+    let mut env = environ::of_attempt(spec, settings);
     env.extend(spec.env.iter().cloned());
     env.push(("MURMUR_REPO".to_owned(), repository.display().to_string()));
     env.push((

@@ -96,7 +96,7 @@ async fn the_machine_environment_is_not_inherited_but_the_base_and_passed_names_
     let script = r#"echo "path=${PATH:+set} pkg=${CARGO_PKG_NAME:-unset} manifest=${CARGO_MANIFEST_DIR:-unset} run=$MURMUR_RUN_ID""#;
     let pass = EnvironmentSpec {
         pass: vec!["CARGO_PKG_NAME".into()],
-        sealed_secrets: None,
+        ..EnvironmentSpec::default()
     };
     let (lines, outcome) = run(dir.path(), spec(dir.path(), script, pass), None).await;
     outcome.expect("the attempt succeeds");
@@ -108,6 +108,38 @@ async fn the_machine_environment_is_not_inherited_but_the_base_and_passed_names_
 }
 
 #[tokio::test]
+async fn the_workspaces_variables_win_over_the_machines_and_lose_to_the_run_and_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(MachineKey::generate());
+    let sealed = secrets::seal(&key.public(), &marker_secret(), &spec_key()).expect("sealed");
+    let proof = dir.path().join("ran");
+    let variable = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    let environment = EnvironmentSpec {
+        pass: vec!["CARGO_PKG_NAME".into()],
+        variables: vec![
+            variable("STAGE", "staging"),
+            variable("CARGO_PKG_NAME", "from-the-workspace"),
+            variable("MURMUR_RUN_ID", "not-the-run"),
+            variable("DEPLOY_TOKEN", "not-the-secret"),
+            variable(
+                "TRICK",
+                &format!("$(touch {}) `touch {}`", proof.display(), proof.display()),
+            ),
+        ],
+        sealed_secrets: Some(sealed),
+    };
+    let script = r#"echo "stage=$STAGE pkg=$CARGO_PKG_NAME run=$MURMUR_RUN_ID token=$DEPLOY_TOKEN"; printf '%s\n' "$TRICK""#;
+    let (lines, outcome) = run(dir.path(), spec(dir.path(), script, environment), Some(key)).await;
+    outcome.expect("the attempt succeeds");
+    assert_eq!(
+        lines[0], "stage=staging pkg=from-the-workspace run=run1 token=***",
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("$(touch "), "{lines:?}");
+    assert!(!proof.exists(), "a variable's value is data, never run");
+}
+
+#[tokio::test]
 async fn sealed_secrets_reach_the_agent_and_come_back_masked() {
     let dir = tempfile::tempdir().unwrap();
     let key = Arc::new(MachineKey::generate());
@@ -116,6 +148,7 @@ async fn sealed_secrets_reach_the_agent_and_come_back_masked() {
     let environment = EnvironmentSpec {
         pass: Vec::new(),
         sealed_secrets: Some(sealed),
+        ..EnvironmentSpec::default()
     };
     let script = r#"printf %s "$DEPLOY_TOKEN" | sha256sum | cut -d' ' -f1; echo "the value: $DEPLOY_TOKEN"; echo "$DEPLOY_TOKEN" >&2"#;
     let (lines, outcome) = run(dir.path(), spec(dir.path(), script, environment), Some(key)).await;
@@ -133,6 +166,7 @@ async fn secrets_sealed_to_another_machine_fail_the_attempt() {
     let environment = EnvironmentSpec {
         pass: Vec::new(),
         sealed_secrets: Some(sealed),
+        ..EnvironmentSpec::default()
     };
     let here = Arc::new(MachineKey::generate());
     let script = "echo should-not-run";
@@ -160,6 +194,7 @@ async fn a_failure_message_masks_the_secret_too() {
     let environment = EnvironmentSpec {
         pass: Vec::new(),
         sealed_secrets: Some(sealed),
+        ..EnvironmentSpec::default()
     };
     let script = r#"echo "bad token $DEPLOY_TOKEN" >&2; exit 1"#;
     let (_, outcome) = run(dir.path(), spec(dir.path(), script, environment), Some(key)).await;

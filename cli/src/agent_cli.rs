@@ -134,6 +134,11 @@ pub struct SpawnArgs {
     /// agent has itself
     #[arg(short = 'e', long = "secret", value_name = "NAME")]
     pub secrets: Vec<String>,
+    /// The branch the agent starts from, over its workspace repository's base (at top
+    /// level: a branch of this repository instead of the checked-out one; inside an agent:
+    /// instead of the parent's base)
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
     /// Run in the background and print the run id
     #[arg(long)]
     pub detach: bool,

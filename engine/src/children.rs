@@ -10,6 +10,7 @@ use crate::identity::Grant;
 use crate::run;
 use crate::state::RunStatus;
 use crate::store::children::{Child, Parent, Spawned};
+use crate::store::workspaces::RunPlace;
 use crate::store::{self, NewRun};
 
 /// The limits `murmur.yaml` sets on spawning (`agents: {max_depth, max_children}`).
@@ -68,6 +69,9 @@ pub struct ChildRun<'a> {
     pub inputs: &'a [String],
     /// Secrets given to the child's agents for its lifetime only (`murmur spawn -e`).
     pub secrets: &'a [String],
+    /// The branch the child's agents start from (`murmur spawn --base`), over its parent's
+    /// base and its repository's.
+    pub base: Option<&'a str>,
 }
 
 /// What a spawn came to.
@@ -96,15 +100,13 @@ impl Executor {
                 created: false,
             });
         }
-        // A child works where its parent does: in the parent's workspace, on its base.
-        let place = self.store.run_place(&parent.run).await?;
-        let executor = match &place {
-            Some(_) => self
-                .for_run(&parent.run)
-                .await
-                .map_err(ExecutorError::from)?,
-            None => self.clone(),
-        };
+        // A child works where its parent does: in the parent's workspace, on the spawn's
+        // base, else on its parent's.
+        let mut place = self.store.run_place(&parent.run).await?;
+        if let Some(base) = request.base {
+            place.base = Some(base.to_owned());
+        }
+        let executor = self.for_place(&place).await.map_err(ExecutorError::from)?;
         let held = executor.secrets_held(&parent.run).await?;
         if let Some(name) = request.secrets.iter().find(|name| !held.contains(name)) {
             return Err(Error::SecretNotHeld(name.clone()));
@@ -143,11 +145,7 @@ impl Executor {
             agents: &slugs,
             event: None,
         };
-        if let Some((workspace, base)) = &place {
-            self.store
-                .set_run_workspace(&id, workspace, base.as_deref())
-                .await?;
-        }
+        self.record_place(&id, &place).await?;
         let depth = i64::from(depth);
         match self
             .store
@@ -172,6 +170,20 @@ impl Executor {
         }
     }
 
+    /// Records where run `id` works, before the run itself; nothing for the implicit
+    /// workspace on its checked-out branch.
+    async fn record_place(&self, id: &str, place: &RunPlace) -> Result<(), store::Error> {
+        match (&place.workspace, &place.base) {
+            (Some(workspace), base) => {
+                self.store
+                    .set_run_workspace(id, workspace, base.as_deref())
+                    .await
+            }
+            (None, Some(base)) => self.store.set_run_base(id, base).await,
+            (None, None) => Ok(()),
+        }
+    }
+
     /// The secrets the agents of `run` get: the workspace's and the run's own.
     pub async fn secrets_held(&self, run: &str) -> Result<Vec<String>, Error> {
         let mut held = self.environment.secrets.clone();
@@ -184,14 +196,21 @@ impl Executor {
     }
 
     /// Records a run (nobody's child) whose agents get `secrets` for its lifetime besides
-    /// the workspace's: top-level `murmur spawn -e NAME`. Every name must be a secret of the
-    /// tenant. Returns the run's id.
+    /// the workspace's (top-level `murmur spawn -e NAME`), and start from `base`, a branch
+    /// of this repository, when it names one (`murmur spawn --base`). Every name must be a
+    /// secret of the tenant. Returns the run's id.
     pub async fn create_granted(
         &self,
         request: &StartRequest<'_>,
         secrets: &[String],
+        base: Option<&str>,
     ) -> Result<String, Error> {
         self.check_secrets(secrets).await?;
+        let place = RunPlace {
+            workspace: None,
+            base: base.map(str::to_owned),
+        };
+        self.for_place(&place).await.map_err(ExecutorError::from)?;
         let inputs =
             run::resolve_inputs(request.flight, request.inputs).map_err(ExecutorError::from)?;
         let agents = run::agents_of(request.flight);
@@ -212,6 +231,7 @@ impl Executor {
             agents: &slugs,
             event: request.event,
         };
+        self.record_place(&id, &place).await?;
         self.store.create_granted_run(&new, secrets).await?;
         Ok(id)
     }

@@ -3,9 +3,10 @@
 //! repository (`runtime::mirror`); a run without one works in the repository its server or
 //! command runs in, the implicit workspace, as before workspaces existed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// What an agent of a long-lived run does when its base branch moves on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,14 +60,52 @@ pub struct WorkspaceDefaults {
     /// The pool of a flight that names none (`local`, the default, counts as none).
     #[serde(default)]
     pub pool: Option<String>,
-    #[serde(default)]
-    pub environment: Option<String>,
+    /// Variables every agent of the workspace gets, over the machine's environment; the
+    /// run's `MURMUR_*` context and the secrets win over them. Values are data, never run.
+    #[serde(default, deserialize_with = "variables")]
+    pub environment: BTreeMap<String, String>,
     /// The check command of the `ci` gate.
     #[serde(default)]
     pub check: Option<String>,
     /// Tenant secrets every agent of the workspace gets as environment variables.
     #[serde(default)]
     pub secrets: Vec<String>,
+}
+
+/// `defaults.environment` as stored: a map of variables; `null`, and the unused name this
+/// field held before it carried variables, are none.
+fn variables<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Variables(BTreeMap<String, String>),
+        Name(#[expect(dead_code, reason = "read only to be told apart from a map")] String),
+    }
+    Ok(match Option::<Stored>::deserialize(deserializer)? {
+        Some(Stored::Variables(variables)) => variables,
+        Some(Stored::Name(_)) | None => BTreeMap::new(),
+    })
+}
+
+/// The longest value a workspace variable may have.
+const MAX_VARIABLE: usize = 32 * 1024;
+
+impl WorkspaceDefaults {
+    /// Refuses a variable name the environment cannot hold (or one of the run's own
+    /// `MURMUR_*`), and a value no process environment can carry.
+    fn check_variables(&self) -> Result<(), Invalid> {
+        for (name, value) in &self.environment {
+            if murmur_vault::check_name(name).is_err() {
+                return Err(Invalid::Variable(name.escape_debug().to_string()));
+            }
+            if value.contains('\0') || value.len() > MAX_VARIABLE {
+                return Err(Invalid::VariableValue(name.clone()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A workspace as stored.
@@ -149,6 +188,12 @@ pub enum Invalid {
     Url(String),
     #[error("`{0}` is not a branch name")]
     Branch(String),
+    #[error(
+        "`{0}` is no name for a workspace variable: letters, digits and `_`, not starting with a digit nor `MURMUR_`"
+    )]
+    Variable(String),
+    #[error("the value of workspace variable `{0}` holds a NUL byte or is longer than 32 KiB")]
+    VariableValue(String),
 }
 
 /// Whether `name` is a slug: lowercase letters, digits and `-`, starting with a letter or
@@ -209,7 +254,7 @@ impl Workspace {
         {
             return Err(Invalid::Branch(base.clone()));
         }
-        Ok(())
+        self.defaults.check_variables()
     }
 
     /// Where this server keeps its mirror of repository `index`, below `root`.
@@ -344,6 +389,38 @@ mod tests {
         let mut flight = murmur_parser::parse(text, "t").flight.expect("flight");
         RunSettings::default().apply(&mut flight);
         assert_eq!(flight.frontmatter.pool, "local");
+    }
+
+    #[test]
+    fn variables_are_checked_and_old_rows_read() {
+        let mut ws = workspace("a", "/r");
+        ws.defaults
+            .environment
+            .insert("STAGE".to_owned(), "$(rm -rf /)".to_owned());
+        assert_eq!(ws.check(), Ok(()));
+        for bad in ["1X", "A-B", "", "MURMUR_RUN_ID"] {
+            let mut ws = ws.clone();
+            ws.defaults
+                .environment
+                .insert(bad.to_owned(), "v".to_owned());
+            assert_eq!(ws.check(), Err(Invalid::Variable(bad.to_owned())));
+        }
+        let mut nul = ws.clone();
+        nul.defaults
+            .environment
+            .insert("X".to_owned(), "a\0b".to_owned());
+        assert_eq!(nul.check(), Err(Invalid::VariableValue("X".to_owned())));
+        for stored in [
+            r#"{"environment": null}"#,
+            r#"{"environment": "standard"}"#,
+            "{}",
+        ] {
+            let read: WorkspaceDefaults = serde_json::from_str(stored).expect(stored);
+            assert!(read.environment.is_empty(), "{stored}");
+        }
+        let read: WorkspaceDefaults =
+            serde_json::from_str(r#"{"environment": {"A": "1"}}"#).expect("a map");
+        assert_eq!(read.environment.get("A").map(String::as_str), Some("1"));
     }
 
     #[test]

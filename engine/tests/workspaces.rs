@@ -1,5 +1,5 @@
 //! Workspaces in the store, on every backend: added once per tenant (the same name in two
-//! tenants is two workspaces), listed and read back whole, a run's workspace recorded, and a
+//! tenants is two workspaces), listed and read back whole (its variables too), a run's workspace recorded, and a
 //! removal refused while one of its runs has not finished, naming it.
 
 mod backends;
@@ -7,7 +7,7 @@ mod backends;
 use backends::TestDb;
 use murmur_engine::Store;
 use murmur_engine::store::NewRun;
-use murmur_engine::store::workspaces::Removed;
+use murmur_engine::store::workspaces::{Removed, RunPlace};
 use murmur_engine::workspace::{
     ConflictResolution, Workspace, WorkspaceDefaults, WorkspaceRepository,
 };
@@ -31,7 +31,10 @@ fn workspace(name: &str, urls: &[&str]) -> Workspace {
         defaults: WorkspaceDefaults {
             base: Some("develop".to_owned()),
             pool: Some("fleet".to_owned()),
-            environment: None,
+            environment: [("STAGE", "staging"), ("QUOTED", "it's $(not run)")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             check: Some("make test".to_owned()),
             secrets: vec!["DEPLOY".to_owned()],
         },
@@ -112,7 +115,28 @@ async fn workspaces_are_kept_per_tenant(db: &TestDb) {
     );
     assert_eq!(
         local.run_place("0run1").await.expect("read"),
-        Some(("backend".to_owned(), Some("release".to_owned())))
+        RunPlace {
+            workspace: Some("backend".to_owned()),
+            base: Some("release".to_owned()),
+        }
+    );
+    // A run of the implicit workspace on a base of its own (`murmur spawn --base`).
+    run(&local, "0run2").await;
+    local
+        .set_run_base("0run2", "release")
+        .await
+        .expect("record");
+    assert_eq!(local.run_workspace("0run2").await.expect("read"), None);
+    assert_eq!(
+        local.run_place("0run2").await.expect("read"),
+        RunPlace {
+            workspace: None,
+            base: Some("release".to_owned()),
+        }
+    );
+    assert_eq!(
+        local.run_place("0run3").await.expect("read"),
+        RunPlace::default()
     );
     assert_eq!(acme.run_workspace("0run1").await.expect("read"), None);
     assert_eq!(

@@ -51,6 +51,11 @@ pub struct EnvironmentSpec {
     /// Variables of the machine's own environment the agent keeps (`environment.pass`).
     #[serde(default)]
     pub pass: Vec<String>,
+    /// Variables set for the agent as given, over the machine's (the workspace's
+    /// `defaults.environment`); the run's context and the secrets win over them. Values are
+    /// data: they reach the process's environment, never a shell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<(String, String)>,
     /// The attempt's secrets sealed to the machine's ephemeral key (HPKE), base64; only that
     /// machine opens them, in memory, into the agent process's environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -86,6 +86,7 @@ pub fn spawn_body(args: &SpawnArgs) -> anyhow::Result<Value> {
         "flight": flight,
         "inputs": args.inputs,
         "secrets": args.secrets,
+        "base": args.base,
     }))
 }
 

@@ -66,6 +66,8 @@ struct SpawnParams {
     /// Secrets (names) the child gets for its lifetime only; only secrets this agent has.
     #[serde(default)]
     secrets: Vec<String>,
+    /// The branch the child's agents start from, instead of this agent's base.
+    base: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -117,6 +119,7 @@ impl Murmur {
             inputs: params.inputs,
             each: params.each.is_some(),
             secrets: params.secrets,
+            base: params.base,
             detach: true,
             json: true,
             db: DbArgs { db: None },

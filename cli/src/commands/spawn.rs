@@ -21,6 +21,12 @@ pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Usage);
     }
     if let Some(flight) = &args.flight {
+        if args.base.is_some() {
+            eprintln!(
+                "error: --base starts one agent from a branch; for a flight, use `murmur flight run NAME --server URL --base BRANCH`"
+            );
+            return Ok(Exit::Usage);
+        }
         if !args.secrets.is_empty() {
             eprintln!(
                 "error: -e gives one agent a secret; for a whole flight, name the secrets in `secrets:` of .murmur/murmur.yaml"
@@ -72,13 +78,14 @@ pub fn spawn(args: &SpawnArgs) -> anyhow::Result<Exit> {
         path: None,
         repo: repository_for(None),
     };
-    if !args.secrets.is_empty() {
+    if !args.secrets.is_empty() || args.base.is_some() {
         return start_granted(&chosen, args);
     }
     runs::start_chosen(&chosen, &[], args.detach, args.json, &args.db)
 }
 
-/// As `runs::start_chosen`, with the run's agents given `-e` secrets for its lifetime.
+/// As `runs::start_chosen`, with the run's agents given `-e` secrets for its lifetime and
+/// started from `--base`.
 fn start_granted(chosen: &Chosen, args: &SpawnArgs) -> anyhow::Result<Exit> {
     if let Err(exit) = flight::preflight(chosen)? {
         return Ok(exit);
@@ -94,12 +101,15 @@ fn start_granted(chosen: &Chosen, args: &SpawnArgs) -> anyhow::Result<Exit> {
             inputs: &[],
             event: None,
         };
-        let id = match executor.create_granted(&request, &args.secrets).await {
+        let base = args.base.as_deref();
+        let id = match executor.create_granted(&request, &args.secrets, base).await {
             Ok(id) => id,
             Err(
                 error @ (children::Error::UnknownSecret(_)
                 | children::Error::BadSecret(_)
-                | children::Error::Executor(executor::Error::Prepare(_))),
+                | children::Error::Executor(
+                    executor::Error::Prepare(_) | executor::Error::Workspace(_),
+                )),
             ) => {
                 eprintln!("error: {error}");
                 return Ok(Exit::Usage);
@@ -147,6 +157,7 @@ mod tests {
             inputs: Vec::new(),
             each: false,
             secrets: Vec::new(),
+            base: None,
             detach: false,
             json: false,
             db: crate::cli::DbArgs { db: None },

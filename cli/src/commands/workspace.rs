@@ -1,6 +1,8 @@
 //! `murmur workspace add|ls|show|rm`: the tenant's workspaces, in the store this folder's
 //! commands use (a `murmur serve` on the same store sees them at once).
 
+use std::collections::BTreeMap;
+
 use anyhow::bail;
 use murmur_engine::store::workspaces::Removed;
 use murmur_engine::workspace::{
@@ -69,10 +71,15 @@ pub struct AddArgs {
     /// A tenant secret every agent of the workspace gets (repeat)
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// A variable every agent of the workspace gets in its environment, as NAME=VALUE
+    /// (repeat); the value is passed as it is, never run by a shell
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    variables: Vec<String>,
     /// The pool its agents run on unless a flight says otherwise
     #[arg(long)]
     pool: Option<String>,
-    /// Warm machines kept ready for it
+    /// Warm machines its default pool keeps ready for it (a cloud pool keeps the sum of
+    /// its workspaces', or its own min_idle when that is more)
     #[arg(long, default_value_t = 0)]
     min_idle: u32,
     #[command(flatten)]
@@ -109,13 +116,30 @@ fn workspace_of(args: &AddArgs) -> anyhow::Result<Workspace> {
         defaults: WorkspaceDefaults {
             base: args.default_base.clone(),
             pool: args.pool.clone(),
-            environment: None,
+            environment: variables_of(&args.variables)?,
             check: args.check.clone(),
             secrets: args.secrets.clone(),
         },
         min_idle: args.min_idle,
         created_at: String::new(),
     })
+}
+
+/// `--env NAME=VALUE` as the workspace's variables; the names are checked with the rest.
+fn variables_of(given: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut variables = BTreeMap::new();
+    for pair in given {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--env `{}` needs the form NAME=VALUE", sanitize(pair));
+        };
+        if variables
+            .insert(name.to_owned(), value.to_owned())
+            .is_some()
+        {
+            bail!("--env gives `{}` twice", sanitize(name));
+        }
+    }
+    Ok(variables)
 }
 
 fn add(args: AddArgs) -> anyhow::Result<Exit> {
@@ -200,6 +224,9 @@ fn show(db: &DbArgs, name: &str, json: bool) -> anyhow::Result<Exit> {
                 "  secrets {}",
                 defaults.secrets.join(", ")
             )));
+        }
+        for (name, value) in &defaults.environment {
+            emit_line(&sanitize(&format!("  env {name}={value}")));
         }
         if let Some(pool) = &defaults.pool {
             emit_line(&sanitize(&format!("  pool {pool}")));

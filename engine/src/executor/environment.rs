@@ -16,6 +16,9 @@ pub struct AgentEnvironment {
     pub pass: Vec<String>,
     /// The tenant's secrets every agent of this workspace gets as environment variables.
     pub secrets: Vec<String>,
+    /// Variables every agent of this workspace gets as given (a stored workspace's
+    /// `defaults.environment`), over the machine's; the run's context and secrets win.
+    pub variables: Vec<(String, String)>,
     /// Opens the secrets; else why there is no key, which an attempt that needs secrets
     /// fails with.
     pub keyring: Result<Arc<Keyring>, String>,
@@ -30,6 +33,7 @@ impl Default for AgentEnvironment {
         Self {
             pass: Vec::new(),
             secrets: Vec::new(),
+            variables: Vec::new(),
             keyring: Err("no key-encryption key is configured: set MURMUR_KEK or \
                           MURMUR_KEY_FILE as for `murmur secret set`"
                 .to_owned()),
@@ -43,6 +47,7 @@ impl std::fmt::Debug for AgentEnvironment {
         f.debug_struct("AgentEnvironment")
             .field("pass", &self.pass)
             .field("secrets", &self.secrets)
+            .field("variables", &self.variables)
             .field("keyring", &self.keyring.as_ref().map(|k| k.current_id()))
             .finish()
     }

@@ -106,6 +106,9 @@ pub fn launch(
     let claims = Some((std::time::Instant::now(), launch.claims.clone()));
     let mut spec = spec_of(launch);
     spec.environment.pass.clone_from(&environment.pass);
+    spec.environment
+        .variables
+        .clone_from(&environment.variables);
     let key = spec.key.clone();
     let (updates, update_rx) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel();

@@ -1,5 +1,5 @@
 //! Runs in a workspace: the executor as it runs that workspace's agents (its first
-//! repository's mirror as the repository, its check command and secrets), and the mirrors
+//! repository's mirror as the repository, its check command, variables and secrets), and the mirrors
 //! this host keeps of the workspace's repositories.
 
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use murmur_runtime::mirror::{self, Credential};
 
 use super::Executor;
 use crate::secrets::Secrets;
+use crate::store::workspaces::RunPlace;
 use crate::workspace::{RunSettings, Workspace, WorkspaceRepository};
 
 /// Why a workspace's repositories cannot be used.
@@ -39,6 +40,10 @@ pub enum WorkspaceError {
         secret: String,
         source: mirror::Error,
     },
+    #[error(
+        "cannot start agents from branch `{base}` of this repository: {why} (`git branch --list` shows its branches)"
+    )]
+    NoLocalBase { base: String, why: String },
     #[error(transparent)]
     Invalid(#[from] crate::workspace::Invalid),
     #[error("workspace `{0}` exists already; `murmur workspace rm {0}` removes it")]
@@ -158,6 +163,11 @@ impl Executor {
         if defaults.check.is_some() {
             executor.check_command.clone_from(&defaults.check);
         }
+        executor.environment.variables = defaults
+            .environment
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         // A worker opens the origin's credential from the attempt's sealed secrets, so the
         // agent gets it too, as a CI job gets its repository token.
         let credential = executor
@@ -173,22 +183,49 @@ impl Executor {
         executor
     }
 
-    /// The executor that drives run `run_id`: this one for a run of the implicit workspace,
-    /// else [`Self::in_workspace`], with the mirrors made first where this host has none.
+    /// The executor that drives run `run_id`: [`Self::for_place`] of the place its start
+    /// recorded.
     pub async fn for_run(&self, run_id: &str) -> Result<Executor, WorkspaceError> {
-        let Some((name, base)) = self.store.run_place(run_id).await? else {
-            return Ok(self.clone());
+        self.for_place(&self.store.run_place(run_id).await?).await
+    }
+
+    /// The executor that runs agents at `place`: this one for the implicit workspace (on
+    /// the place's base, which must be a branch of this repository, when it names one), else
+    /// [`Self::in_workspace_on`], with the mirrors made first where this host has none.
+    pub async fn for_place(&self, place: &RunPlace) -> Result<Executor, WorkspaceError> {
+        let base = place.base.as_deref();
+        let Some(name) = &place.workspace else {
+            let mut executor = self.clone();
+            if let Some(base) = base {
+                self.ensure_local_base(base).await?;
+                executor.workspace.base = Some(base.to_owned());
+            }
+            return Ok(executor);
         };
         let workspace = self
             .store
-            .workspace(&name)
+            .workspace(name)
             .await?
-            .ok_or(WorkspaceError::Gone(name))?;
+            .ok_or_else(|| WorkspaceError::Gone(name.clone()))?;
         self.ensure_mirrors(&workspace).await?;
-        if let Some(base) = &base {
+        if let Some(base) = base {
             self.ensure_base(&workspace, base).await?;
         }
-        Ok(self.in_workspace_on(&workspace, base.as_deref()))
+        Ok(self.in_workspace_on(&workspace, base))
+    }
+
+    /// Refuses `base` unless it is a branch of this executor's own repository.
+    async fn ensure_local_base(&self, base: &str) -> Result<(), WorkspaceError> {
+        if !crate::workspace::is_branch(base) {
+            return Err(crate::workspace::Invalid::Branch(base.to_owned()).into());
+        }
+        murmur_runtime::workspace::Repository::open(&self.repository, Some(base))
+            .await
+            .map(drop)
+            .map_err(|error| WorkspaceError::NoLocalBase {
+                base: base.to_owned(),
+                why: error.to_string(),
+            })
     }
 
     /// Makes `base`, a run's own base branch, a branch of the mirror of `workspace`'s first

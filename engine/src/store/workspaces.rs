@@ -27,6 +27,20 @@ enum RunWorkspaces {
     Base,
 }
 
+/// Where a run works, as its start recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunPlace {
+    /// Its workspace; `None` is the implicit one (the repository its server or command runs
+    /// in).
+    pub workspace: Option<String>,
+    /// The base branch its start named (a spawn's `--base`), over its repository's.
+    pub base: Option<String>,
+}
+
+/// How `run_workspaces` holds a run of the implicit workspace that names its own base: no
+/// workspace is named `""` (names are slugs).
+const IMPLICIT: &str = "";
+
 /// What removing a workspace did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removed {
@@ -209,13 +223,20 @@ impl Store {
         self.execute(&insert).await.map(drop)
     }
 
+    /// Records that run `run_id` of the implicit workspace starts its agents from `base`
+    /// instead of the repository's checked-out branch. Written before the run, as
+    /// [`Store::set_run_workspace`].
+    pub async fn set_run_base(&self, run_id: &str, base: &str) -> Result<(), Error> {
+        self.set_run_workspace(run_id, IMPLICIT, Some(base)).await
+    }
+
     /// The workspace run `run_id` works in; `None` for the implicit one.
     pub async fn run_workspace(&self, run_id: &str) -> Result<Option<String>, Error> {
-        Ok(self.run_place(run_id).await?.map(|(name, _)| name))
+        Ok(self.run_place(run_id).await?.workspace)
     }
 
     /// The workspace run `run_id` works in and the base branch its start named, if any.
-    pub async fn run_place(&self, run_id: &str) -> Result<Option<(String, Option<String>)>, Error> {
+    pub async fn run_place(&self, run_id: &str) -> Result<RunPlace, Error> {
         let select = Query::select()
             .columns([RunWorkspaces::Workspace, RunWorkspaces::Base])
             .from(RunWorkspaces::Table)
@@ -223,6 +244,13 @@ impl Store {
             .and_where(Expr::col(RunWorkspaces::RunId).eq(run_id))
             .to_owned();
         let found: Vec<(String, Option<String>)> = self.fetch(&select).await?;
-        Ok(found.into_iter().next())
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|(workspace, base)| RunPlace {
+                workspace: (workspace != IMPLICIT).then_some(workspace),
+                base,
+            })
+            .unwrap_or_default())
     }
 }

@@ -251,6 +251,7 @@ pub(super) fn executor_error(error: executor::Error) -> ApiError {
         | E::AlreadyEnded { .. }
         | E::NoAgent(_)) => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
         error @ E::Prepare(_) => ApiError::invalid(error.to_string()),
+        E::Workspace(error) => crate::workspaces::workspace_error(error),
         error => ApiError::internal(error),
     }
 }

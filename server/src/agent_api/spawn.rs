@@ -40,6 +40,9 @@ pub struct SpawnBody {
     /// Secrets the child's agents get for its lifetime only (`murmur spawn -e NAME`).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The branch the child's agents start from, over its parent's base and its
+    /// repository's (`murmur spawn --base BRANCH`).
+    pub base: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +108,7 @@ pub(super) async fn spawn(
         flight: &flight,
         inputs: &inputs,
         secrets: &body.secrets,
+        base: body.base.as_deref(),
     };
     let spawned = api
         .executor
@@ -191,6 +195,7 @@ mod tests {
             inputs: Vec::new(),
             item: None,
             secrets: Vec::new(),
+            base: None,
         }
     }
 

@@ -94,21 +94,36 @@ impl Manager {
             .await?;
         self.time_out_boots(&machines).await?;
         self.follow_agents(&machines).await?;
-        self.time_out_idle(&machines).await?;
+        let warm = self.warm_target().await?;
+        self.time_out_idle(&machines, warm).await?;
         let machines = self
             .state
             .store()
             .cloud_machines(&self.pool.spec.name)
             .await?;
-        self.fill(&cluster, &machines).await
+        self.fill(&cluster, &machines, warm).await
     }
 
-    /// Provisions for `min_idle` warm machines plus the attempts waiting here, up to `max_vms`
+    /// How many warm machines the pool keeps: its own `min_idle`, or what the workspaces
+    /// whose default pool it is keep for themselves together, whichever is more. Any idle
+    /// machine takes any of their agents, so the pool's own count covers theirs.
+    pub(super) async fn warm_target(&self) -> Result<usize, murmur_engine::store::Error> {
+        let workspaces = self.state.store().workspaces().await?;
+        let theirs: usize = workspaces
+            .iter()
+            .filter(|w| w.defaults.pool.as_deref() == Some(self.pool.spec.name.as_str()))
+            .map(|w| usize::try_from(w.min_idle).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add);
+        Ok(self.pool.spec.min_idle.max(theirs))
+    }
+
+    /// Provisions for `warm` idle machines plus the attempts waiting here, up to `max_vms`
     /// (which the store enforces).
     async fn fill(
         &mut self,
         cluster: &str,
         machines: &[CloudMachine],
+        warm: usize,
     ) -> Result<(), murmur_engine::store::machine_log::Error> {
         if self.stopped.is_some() || self.backoff_until.is_some_and(|until| self.now() < until) {
             return Ok(());
@@ -130,8 +145,7 @@ impl Manager {
             .filter(|m| m.machine.state == MachineState::Lost)
             .count();
         let waiting = self.state.workers().waiting(&self.pool.spec.name);
-        let min_idle = self.pool.spec.min_idle;
-        let wanted = (waiting + min_idle).saturating_sub(coming + lost.min(min_idle));
+        let wanted = (waiting + warm).saturating_sub(coming + lost.min(warm));
         for _ in 0..wanted {
             if !self.provision_one(cluster).await? {
                 break;

@@ -187,3 +187,66 @@ async fn idle_machines_beyond_min_idle_are_destroyed_after_idle_timeout() {
     bench.tick().await;
     assert_eq!(bench.machines().await, left);
 }
+
+/// A workspace of `tenant`'s store whose default pool is `pool`, keeping `min_idle` warm.
+async fn workspace_on(store: &murmur_engine::Store, name: &str, pool: &str, min_idle: u32) {
+    use murmur_engine::workspace::{Workspace, WorkspaceDefaults};
+    let workspace = Workspace {
+        name: name.into(),
+        repositories: Vec::new(),
+        defaults: WorkspaceDefaults {
+            pool: Some(pool.into()),
+            ..WorkspaceDefaults::default()
+        },
+        min_idle,
+        created_at: "2026-12-02T06:00:00.000Z".into(),
+    };
+    assert!(store.add_workspace(&workspace).await.expect("added"));
+}
+
+#[tokio::test]
+async fn the_workspaces_on_a_pool_keep_their_min_idle_warm_together() {
+    let mut bench = bench(0).await;
+    let store = bench.manager.state.store().clone();
+    workspace_on(&store, "api", "cloud", 1).await;
+    workspace_on(&store, "web", "cloud", 1).await;
+    // Neither another pool's workspace nor another tenant's counts here.
+    workspace_on(&store, "gpu", "other", 3).await;
+    store
+        .create_tenant("acme", "2026-12-02T06:00:00.000Z")
+        .await
+        .expect("tenant");
+    let acme = store.for_tenant("acme").await.expect("read").expect("acme");
+    workspace_on(&acme, "theirs", "cloud", 3).await;
+
+    bench.tick().await;
+    let made = bench.machines().await;
+    assert_eq!(made.len(), 2, "one warm machine per workspace: {made:?}");
+    for (id, _) in &made {
+        bench.register(id).await;
+    }
+    bench.advance(IDLE * 2);
+    bench.tick().await;
+    assert_eq!(
+        bench.machines().await.len(),
+        2,
+        "both kept warm past idle_timeout"
+    );
+
+    // The pool's own min_idle covers the workspaces' when it is more.
+    bench.manager.pool.spec.min_idle = 3;
+    bench.tick().await;
+    assert_eq!(bench.machines().await.len(), 3, "the pool's own three");
+    bench.manager.pool.spec.min_idle = 0;
+
+    let removed = store.remove_workspace("web").await.expect("removed");
+    assert_eq!(removed, murmur_engine::store::workspaces::Removed::Gone);
+    // Past boot_timeout and idle_timeout: the third boot is given up, not made again, and
+    // one of the two warm machines is an extra now.
+    bench.advance(IDLE);
+    bench.tick().await;
+    let left = bench.machines().await;
+    assert_eq!(left.len(), 1, "one workspace keeps one: {left:?}");
+    assert_eq!(left[0].1, MachineState::Idle);
+    assert!(made.iter().any(|(id, _)| *id == left[0].0), "{left:?}");
+}

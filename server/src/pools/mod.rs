@@ -8,9 +8,11 @@
 //! instances of terminated machines and, after a grace period, tagged instances the store has
 //! no record of), terminates boots that never registered within `boot_timeout`, sleeps the VM
 //! of an agent that went to sleep and wakes it when the agent wakes, destroys idle machines
-//! beyond `min_idle` after `idle_timeout`, and provisions up to `max_vms` for `min_idle` warm
-//! machines plus the attempts waiting. Every decision reads the store, so a restarted server
-//! (or a second one) carries on from what is recorded; `max_vms` is counted in the store.
+//! beyond its warm count after `idle_timeout`, and provisions up to `max_vms` for that many
+//! warm machines plus the attempts waiting. The warm count is the pool's `min_idle`, or the sum
+//! of the `min_idle` of the workspaces whose default pool it is, whichever is more. Every
+//! decision reads the store, so a restarted server (or a second one) carries on from what is
+//! recorded; `max_vms` is counted in the store.
 
 mod boot;
 pub use boot::script as boot_script;

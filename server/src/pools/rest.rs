@@ -210,9 +210,13 @@ impl Manager {
         Ok(())
     }
 
-    /// Destroys the idle machines beyond `min_idle` that have been idle for `idle_timeout`,
-    /// the longest idle first.
-    pub(super) async fn time_out_idle(&self, machines: &[CloudMachine]) -> Result<(), Error> {
+    /// Destroys the idle machines beyond the `warm` ones the pool keeps that have been idle
+    /// for `idle_timeout`, the longest idle first.
+    pub(super) async fn time_out_idle(
+        &self,
+        machines: &[CloudMachine],
+        warm: usize,
+    ) -> Result<(), Error> {
         let Some(timeout) = self.pool.idle_timeout else {
             return Ok(());
         };
@@ -230,7 +234,7 @@ impl Manager {
             let since = events.last().and_then(|event| parse(&event.at));
             idle.push((since, machine));
         }
-        let extra = idle.len().saturating_sub(self.pool.spec.min_idle);
+        let extra = idle.len().saturating_sub(warm);
         idle.sort_by_key(|(since, _)| *since);
         for (since, machine) in idle.into_iter().take(extra) {
             if since.is_some_and(|at| self.now() - at >= timeout) {

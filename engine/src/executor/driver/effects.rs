@@ -170,6 +170,7 @@ impl Driver<'_> {
             timeout_secs: None,
             environment: EnvironmentSpec {
                 pass: self.environment.pass.clone(),
+                variables: self.environment.variables.clone(),
                 sealed_secrets: None,
             },
             affinity: self.affinity_of(index),
