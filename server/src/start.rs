@@ -11,7 +11,7 @@ use axum::extract::Path;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use murmur_engine::executor::{self, PreparedRun, StartRequest};
+use murmur_engine::executor::{self, Executor, PreparedRun, StartRequest};
 use murmur_engine::store::claims::{self, Claim, Claimed, ClaimedRun};
 use murmur_engine::{RunStatus, Store};
 use murmur_parser::Flight;
@@ -23,9 +23,6 @@ use super::body::json_body;
 use super::error::{ApiError, ErrorEnvelope};
 use super::supervisor::Trigger;
 use super::{AppState, catalog};
-
-/// The pool every agent runs on until pools are chosen per agent (as the driver has it).
-const LOCAL_POOL: &str = "local";
 
 /// `POST /v1/flights/{name}/runs`: the run's inputs (an empty body means none).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -146,7 +143,7 @@ pub async fn start_run(
     let committing = tokio::spawn(commit(state.clone(), key, prepared));
     match committing.await.map_err(ApiError::internal)?? {
         Claimed::Won => {
-            let status = status_at_start(&state, &known.flight, &name, &run_id).await;
+            let status = status_at_start(&state, &executor, &known.flight, &name, &run_id).await;
             Ok(accepted((run_id, status.as_str().to_owned())))
         }
         Claimed::Lost(runs) => claimed_answer(store, &runs, &name).await,
@@ -167,12 +164,18 @@ async fn commit(
         .map_err(start_error)
 }
 
-/// The status a new run starts in: `queued` when the flight's `max_concurrent`, the pool or
-/// the tenant's share of it makes it wait (as the store has them now), else `running`. The
-/// run is committed and driven already, so a store that cannot say answers what the run's
-/// row says: `queued`.
-async fn status_at_start(state: &AppState, flight: &Flight, name: &str, run_id: &str) -> RunStatus {
-    match must_wait(state, flight, name, run_id).await {
+/// The status a new run starts in: `queued` when the flight's `max_concurrent`, or each pool
+/// its agents run on (full, or the tenant at its share of it), makes it wait (as the store has
+/// them now), else `running`. The run is committed and driven already, so a store that cannot
+/// say answers what the run's row says: `queued`.
+async fn status_at_start(
+    state: &AppState,
+    executor: &Executor,
+    flight: &Flight,
+    name: &str,
+    run_id: &str,
+) -> RunStatus {
+    match must_wait(state, executor, flight, name, run_id).await {
         Ok(true) => RunStatus::Queued,
         Ok(false) => RunStatus::Running,
         Err(error) => {
@@ -184,6 +187,7 @@ async fn status_at_start(state: &AppState, flight: &Flight, name: &str, run_id: 
 
 async fn must_wait(
     state: &AppState,
+    executor: &Executor,
     flight: &Flight,
     name: &str,
     run_id: &str,
@@ -193,15 +197,36 @@ async fn must_wait(
     if limit > 0 && store.has_runs_ahead(name, run_id, limit).await? {
         return Ok(true);
     }
-    let executor = state.executor();
-    let now = executor.clock.stamp();
-    // A tenant at its share of the pool waits however free the pool is.
-    if let Some(cap) = executor.pools.tenant_capacity(LOCAL_POOL)
-        && store.tenant_machines_in_use(LOCAL_POOL, &now).await? >= cap
+    // The pools as the run's driver has them: the workspace's default where the flight names none.
+    let mut flight = flight.clone();
+    executor.workspace.apply(&mut flight);
+    let pools: std::collections::BTreeSet<&str> = flight
+        .agents
+        .iter()
+        .map(|agent| murmur_engine::machine::agent_pool(&flight, agent))
+        .collect();
+    for pool in pools {
+        if !pool_must_wait(executor, pool).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether agents of `pool` would wait for a machine now: a tenant at its share of the pool
+/// waits however free the pool is.
+async fn pool_must_wait(
+    executor: &Executor,
+    pool: &str,
+) -> Result<bool, murmur_engine::store::Error> {
+    let (store, now) = (&executor.store, executor.clock.stamp());
+    if let Some(cap) = executor.pools.tenant_capacity(pool)
+        && store.tenant_machines_in_use(pool, &now).await? >= cap
     {
         return Ok(true);
     }
-    store.pool_is_full(LOCAL_POOL, executor.slots, &now).await
+    let capacity = executor.pools.capacity(pool, executor.slots);
+    store.pool_is_full(pool, capacity, &now).await
 }
 
 fn start_error(error: executor::Error) -> ApiError {
