@@ -12,14 +12,13 @@ mod claude_project;
 #[path = "../cli/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use claude_project::{Project, agent, all_text, text};
 use murmur_testkit::{ModelServer, Turn};
-use serde_json::Value;
 use support::beacon::Beacon;
-use support::http;
+use support::serve;
 use support::watched::Watched;
 
 /// The variable naming the file the `ci` check writes its working folder to: passed to the
@@ -29,165 +28,75 @@ const WHERE_VAR: &str = "GATE_CHECK_RECORD";
 /// A secret's value, found nowhere but where it is used.
 const SECRET: &str = "secret-5f0c2e-for-the-check-only";
 
-struct Cluster {
+/// The project and its model server, as every `murmur` of the test runs against them, and the
+/// folder of the tenant's key file.
+struct Claude {
     project: Project,
     model: ModelServer,
-    server: Watched,
-    address: String,
-    api_token: String,
-    worker_token: String,
-    dirs: tempfile::TempDir,
+    _keys: tempfile::TempDir,
 }
 
-impl Cluster {
-    fn new(flight: &str, config: &str, turns: Vec<Turn>) -> Self {
-        Self::with_secret(flight, config, turns, None)
+impl serve::Murmur for Claude {
+    fn command(&self, args: &[&str]) -> Command {
+        self.project.murmur(&self.model, args)
     }
+}
 
-    /// The same, with a secret of the tenant's set first (`murmur secret set NAME`).
-    fn with_secret(
-        flight: &str,
-        config: &str,
-        turns: Vec<Turn>,
-        secret: Option<(&str, &str)>,
-    ) -> Self {
-        let dirs = tempfile::tempdir().expect("temp dir");
-        let project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
-        let model = ModelServer::start(turns);
-        let keys = dirs.path().join("keys");
-        if let Some((name, value)) = secret {
-            let mut set = with_keys(project.murmur(&model, &["secret", "set", name]), &keys);
-            let out = support::with_stdin(&mut set, &format!("{value}\n"));
-            assert!(out.status.success(), "{}", text(&out));
-        }
-        let token = |args: &[&str]| {
-            let out = project.murmur(&model, args).output().expect("token");
-            assert!(out.status.success(), "{}", text(&out));
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        };
-        let api_token = token(&["token", "create", "--name", "tests"]);
-        let worker_token = token(&[
-            "token", "create", "--worker", "--pool", "fleet", "--name", "fleet",
-        ]);
-        let (server, address) = serve(&project, &model, &keys, "127.0.0.1:0");
-        Self {
-            project,
-            model,
-            server,
-            address,
-            api_token,
-            worker_token,
-            dirs,
-        }
-    }
+type Cluster = serve::Cluster<Claude>;
 
-    /// Kills the server and starts another on the same address and store.
-    fn restart_server(&mut self) {
-        self.server.signal("-KILL");
-        let _ = self.server.child.wait();
-        let keys = self.dirs.path().join("keys");
-        let (server, address) = serve(&self.project, &self.model, &keys, &self.address);
-        assert_eq!(address, self.address);
-        self.server = server;
-    }
+fn cluster(flight: &str, config: &str, turns: Vec<Turn>) -> Cluster {
+    cluster_with_secret(flight, config, turns, None)
+}
 
-    /// A worker in its own folder, once registered; the check records its folder in `record`.
-    fn worker(&self, name: &str, record: &Path) -> Watched {
-        let url = format!("http://{}", self.address);
-        let mut command = self.project.murmur(
-            &self.model,
-            &["worker", "--server", &url, "--token", &self.worker_token],
-        );
-        command.arg("--dir").arg(self.dirs.path().join(name));
-        command.env(WHERE_VAR, record);
-        let mut worker = Watched::spawn(command);
-        worker.wait_for("registered machine");
-        worker
+/// The same, with a secret of the tenant's set first (`murmur secret set NAME`); the server
+/// has the tenant's key file, and not the check's variable, which only the workers set.
+fn cluster_with_secret(
+    flight: &str,
+    config: &str,
+    turns: Vec<Turn>,
+    secret: Option<(&str, &str)>,
+) -> Cluster {
+    let keys_dir = tempfile::tempdir().expect("temp dir");
+    let keys = keys_dir.path().join("keys");
+    let project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
+    let model = ModelServer::start(turns);
+    if let Some((name, value)) = secret {
+        let mut set = with_keys(project.murmur(&model, &["secret", "set", name]), &keys);
+        let out = support::with_stdin(&mut set, &format!("{value}\n"));
+        assert!(out.status.success(), "{}", text(&out));
     }
+    let short_lease = serve::short_lease();
+    let serve_with: serve::ServeWith = Box::new(move |command| {
+        with_keys_in(command, &keys);
+        command.env_remove(WHERE_VAR);
+        short_lease(command);
+    });
+    let claude = Claude {
+        project,
+        model,
+        _keys: keys_dir,
+    };
+    serve::Cluster::start(claude, "fleet", serve_with)
+}
 
-    /// The worker's folder, as its processes see it.
-    fn worker_dir(&self, name: &str) -> PathBuf {
-        self.dirs
-            .path()
-            .join(name)
-            .canonicalize()
-            .expect("the worker's folder")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dirs.path().join(name)
-    }
-
-    fn start_run(&self) -> String {
-        let auth = format!("Bearer {}", self.api_token);
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json"),
-        ];
-        let (status, body) = http(
-            &self.address,
-            "POST",
-            "/v1/flights/job/runs",
-            &headers,
-            "{}",
-        );
-        assert!(matches!(status, 201 | 202), "start: {status} {body}");
-        let run: Value = serde_json::from_str(&body).expect("json");
-        run["run_id"]
-            .as_str()
-            .or(run["id"].as_str())
-            .expect("the run's id")
-            .to_owned()
-    }
-
-    /// Waits for the run to end (its event stream closes then) and returns its events.
-    fn events_until_ended(&self, run: &str) -> String {
-        let auth = format!("Bearer {}", self.api_token);
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Accept", "text/event-stream"),
-        ];
-        let path = format!("/v1/runs/{run}/events");
-        let (status, events) = http(&self.address, "GET", &path, &headers, "");
-        assert_eq!(status, 200, "events: {events}");
-        events
-    }
+/// A worker in its own folder, once registered; the check records its folder in `record`.
+fn worker(cluster: &Cluster, name: &str, record: &Path) -> Watched {
+    let mut command = cluster.worker_command(name, &cluster.worker_token);
+    command.env(WHERE_VAR, record);
+    serve::registered(command).0
 }
 
 /// The command with the tenant's key file (and no other key-encryption key).
 fn with_keys(mut command: Command, keys: &Path) -> Command {
+    with_keys_in(&mut command, keys);
+    command
+}
+
+fn with_keys_in(command: &mut Command, keys: &Path) {
     command
         .env_remove("MURMUR_KEK")
         .env_remove("MURMUR_KEK_PREVIOUS")
         .env("MURMUR_KEY_FILE", keys);
-    command
-}
-
-/// `murmur serve` on `bind`, once it listens, and the address it listens on.
-fn serve(project: &Project, model: &ModelServer, keys: &Path, bind: &str) -> (Watched, String) {
-    let mut serve = with_keys(project.murmur(model, &["serve", "--bind", bind]), keys);
-    serve.env_remove(WHERE_VAR);
-    // Short, so a killed worker is lost within the test's patience.
-    serve.env("MURMUR_MACHINE_LEASE_TTL", "2");
-    let mut server = Watched::spawn(serve);
-    let line = server.wait_for("listening on http://");
-    let address = line
-        .split("listening on http://")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .to_owned();
-    (server, address)
-}
-
-impl Drop for Cluster {
-    /// A failed test shows what the server said.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = self.server.child.kill();
-            eprintln!("the server said:\n{}", self.server.said());
-        }
-    }
 }
 
 /// `build` commits `fixed.txt` only on a follow-up, saying when it was told what was missing.
@@ -215,11 +124,11 @@ fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
     );
     let config = ci_config(dirs.path(), &script, 1) + "secrets: [DEPLOY_TOKEN]\n";
     let secret = Some(("DEPLOY_TOKEN", SECRET));
-    let cluster = Cluster::with_secret(CI_FLIGHT, &config, Vec::new(), secret);
+    let cluster = cluster_with_secret(CI_FLIGHT, &config, Vec::new(), secret);
     let record = cluster.path("where.txt");
-    let _worker = cluster.worker("one", &record);
-    let run = cluster.start_run();
-    let events = cluster.events_until_ended(&run);
+    let _worker = worker(&cluster, "one", &record);
+    let run = cluster.api.start_run("job");
+    let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
     assert!(
         events.contains("told: fixed.txt is missing"),
@@ -249,12 +158,12 @@ fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
             "the check ran in the agent's worktree on the worker"
         );
     }
-    let server_work = cluster.project.repo().join(".murmur/work");
+    let server_work = cluster.murmur.project.repo().join(".murmur/work");
     assert!(
         !server_work.join(&run).join("build").exists(),
         "nothing of the agent's was checked out on the server's host"
     );
-    let show = cluster.project.show(&cluster.model, &run);
+    let show = cluster.murmur.project.show(&cluster.murmur.model, &run);
     let build = agent(&show, "build");
     assert_eq!(build["state"], "completed", "{show:#}");
     assert_eq!(build["attempts"], 2, "{show:#}");
@@ -275,11 +184,11 @@ fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
         signal = beacon.signal(),
     );
     let config = ci_config(dirs.path(), &script, 2);
-    let cluster = Cluster::new(QUICK_FLIGHT, &config, Vec::new());
+    let cluster = cluster(QUICK_FLIGHT, &config, Vec::new());
     let record = cluster.path("where.txt");
-    let mut one = cluster.worker("one", &record);
-    let mut two = cluster.worker("two", &record);
-    let run = cluster.start_run();
+    let mut one = worker(&cluster, "one", &record);
+    let mut two = worker(&cluster, "two", &record);
+    let run = cluster.api.start_run("job");
     beacon.wait("the first check");
     let first = std::fs::read_to_string(&record).expect("the first check's folder");
     let on_one = first.contains(&cluster.worker_dir("one").display().to_string());
@@ -290,7 +199,7 @@ fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
     };
     victim.signal("-KILL");
     std::fs::write(&go, "").expect("touch go");
-    let events = cluster.events_until_ended(&run);
+    let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
     assert!(events.contains("event: gate_passed"), "{events}");
 
@@ -303,7 +212,7 @@ fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
         again,
         "the check ran again on the other worker, in a worktree made from the agent's branch"
     );
-    let show = cluster.project.show(&cluster.model, &run);
+    let show = cluster.murmur.project.show(&cluster.murmur.model, &run);
     let build = agent(&show, "build");
     assert_eq!(build["state"], "completed", "{show:#}");
     assert_eq!(
@@ -323,15 +232,16 @@ fn a_check_cut_short_by_a_server_restart_runs_again_on_the_same_worker() {
         signal = beacon.signal(),
     );
     let config = ci_config(dirs.path(), &script, 1);
-    let mut cluster = Cluster::new(QUICK_FLIGHT, &config, Vec::new());
+    let mut cluster = cluster(QUICK_FLIGHT, &config, Vec::new());
     let record = cluster.path("where.txt");
-    let _worker = cluster.worker("one", &record);
-    let run = cluster.start_run();
+    let _worker = worker(&cluster, "one", &record);
+    let run = cluster.api.start_run("job");
     beacon.wait("the first check");
-    cluster.restart_server();
+    cluster.kill_server();
+    cluster.serve_again();
     beacon.wait("the check, opened again by the new server");
     std::fs::write(&go, "").expect("touch go");
-    let events = cluster.events_until_ended(&run);
+    let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
     assert!(events.contains("event: gate_interrupted"), "{events}");
     assert!(events.contains("event: gate_passed"), "{events}");
@@ -359,16 +269,16 @@ fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent() {
         Turn::text("REQUEST CHANGES\nSay hello in French as well."),
         Turn::text("APPROVE\nBoth greetings are there."),
     ];
-    let cluster = Cluster::new(REVIEW_FLIGHT, config, turns);
+    let cluster = cluster(REVIEW_FLIGHT, config, turns);
     let record = cluster.path("where.txt");
-    let _worker = cluster.worker("one", &record);
-    let run = cluster.start_run();
-    let events = cluster.events_until_ended(&run);
+    let _worker = worker(&cluster, "one", &record);
+    let run = cluster.api.start_run("job");
+    let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
     assert!(events.contains("event: gate_failed"), "{events}");
     assert!(events.contains("event: gate_passed"), "{events}");
 
-    let calls = cluster.model.scripted_requests();
+    let calls = cluster.murmur.model.scripted_requests();
     assert_eq!(calls.len(), 2, "one call per review");
     assert!(
         all_text(&calls[0]).contains("+Hello"),
@@ -389,7 +299,7 @@ fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent() {
         "the reviewer worked in the agent's worktree on the worker ({worktree}): {}",
         calls[0]
     );
-    let show = cluster.project.show(&cluster.model, &run);
+    let show = cluster.murmur.project.show(&cluster.murmur.model, &run);
     let implement = agent(&show, "implement");
     assert_eq!(implement["state"], "completed", "{show:#}");
     assert_eq!(implement["attempts"], 2, "{show:#}");

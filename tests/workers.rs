@@ -12,118 +12,47 @@ use std::path::{Path, PathBuf};
 use support::beacon::Beacon;
 use support::db::Backend;
 use support::fixture::Fixture;
+use support::serve;
 use support::watched::Watched;
-use support::{http, murmur};
 
-/// Short, so a silent worker is lost within a test's patience.
-const LEASE_SECS: &str = "2";
 const CONFIG: &str = "pools:\n  fleet: { placement: workers, max_vms: 2 }\n";
 
-struct Cluster {
-    fixture: Fixture,
-    server: Watched,
-    address: String,
-    api_token: String,
-    worker_token: String,
-    _dirs: tempfile::TempDir,
+/// A server with a short lease, whose repository's flight `job` waits for the file `go`.
+struct Cluster(serve::Cluster<Fixture>);
+
+impl std::ops::Deref for Cluster {
+    type Target = serve::Cluster<Fixture>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Cluster {
-    /// A repository whose flight `job` is `flight(repository)`, and its server.
-    fn new(flight: impl FnOnce(&Fixture) -> String) -> Self {
-        let fixture = Fixture::with_history(&Backend::Sqlite, "workers");
-        fixture.write_config(CONFIG);
-        fixture.write_flight("job", &flight(&fixture));
-        let api_token = token(&fixture, &["token", "create", "--name", "tests"]);
-        let worker_token = token(
-            &fixture,
-            &[
-                "token",
-                "create",
-                "--worker",
-                "--pool",
-                "fleet",
-                "--name",
-                "fleet-workers",
-            ],
-        );
-        let (server, address) = serve(&fixture, "127.0.0.1:0");
-        Self {
-            fixture,
-            server,
-            address,
-            api_token,
-            worker_token,
-            _dirs: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        self._dirs.path().join(name)
-    }
-
     /// A worker of pool `fleet` in its own folder, once it registered.
     fn worker(&self, name: &str) -> Watched {
-        let mut worker = self.start_worker(name, &self.worker_token, None);
-        worker.wait_for("registered machine");
-        worker
+        self.0.worker(name).0
     }
 
     fn start_worker(&self, name: &str, token: &str, pool: Option<&str>) -> Watched {
-        let url = format!("http://{}", self.address);
-        let dir = self.dir(name);
-        let mut command = murmur(self.fixture.repo());
-        command.args(["worker", "--server", &url, "--token", token]);
-        command.arg("--dir").arg(&dir);
+        let mut command = self.worker_command(name, token);
         if let Some(pool) = pool {
             command.args(["--pool", pool]);
         }
         Watched::spawn(command)
     }
 
-    /// Starts the flight `job` over HTTP; returns the run's id.
-    fn start_run(&self) -> String {
-        let auth = format!("Bearer {}", self.api_token);
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json"),
-        ];
-        let (status, body) = http(
-            &self.address,
-            "POST",
-            "/v1/flights/job/runs",
-            &headers,
-            "{}",
-        );
-        assert!(matches!(status, 201 | 202), "start: {status} {body}");
-        let run: serde_json::Value = serde_json::from_str(&body).expect("json");
-        run["run_id"]
-            .as_str()
-            .or(run["id"].as_str())
-            .expect("the run's id")
-            .to_owned()
-    }
-
-    /// Waits for the run to end (its event stream closes then) and returns its events.
-    fn events_until_ended(&self, run: &str) -> String {
-        let auth = format!("Bearer {}", self.api_token);
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Accept", "text/event-stream"),
-        ];
-        let (status, events) = http(
-            &self.address,
-            "GET",
-            &format!("/v1/runs/{run}/events"),
-            &headers,
-            "",
-        );
-        assert_eq!(status, 200, "events: {events}");
-        events
+    fn fixture(&self) -> &Fixture {
+        &self.murmur
     }
 
     fn ledger(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.fixture.ledger)
+        std::fs::read_to_string(&self.fixture().ledger)
             .unwrap_or_default()
             .lines()
             .map(str::to_owned)
@@ -132,47 +61,12 @@ impl Cluster {
 
     /// The ledger's `start` lines of attempts that ran below worker `name`'s folder.
     fn starts_on(&self, name: &str) -> Vec<String> {
-        let dir = self.dir(name).canonicalize().expect("the worker's folder");
-        let dir = dir.display().to_string();
+        let dir = self.worker_dir(name).display().to_string();
         self.ledger()
             .into_iter()
             .filter(|line| line.starts_with("start ") && line.contains(&dir))
             .collect()
     }
-}
-
-impl Drop for Cluster {
-    /// A failed test shows what the server said.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = self.server.child.kill();
-            eprintln!("the server said:\n{}", self.server.said());
-        }
-    }
-}
-
-fn token(fixture: &Fixture, args: &[&str]) -> String {
-    let out = fixture.murmur(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn serve(fixture: &Fixture, bind: &str) -> (Watched, String) {
-    let mut command = fixture.command(&["serve", "--bind", bind]);
-    command.env("MURMUR_MACHINE_LEASE_TTL", LEASE_SECS);
-    let mut server = Watched::spawn(command);
-    let line = server.wait_for("listening on http://");
-    let address = line
-        .split("listening on http://")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .to_owned();
-    (server, address)
 }
 
 /// An agent of pool `fleet` that notes where it runs, reports, waits for `go`, and notes its end.
@@ -189,38 +83,46 @@ fn flight(agents: &str) -> String {
     format!("---\nruntime: exec\npool: fleet\n---\n# Job\n\n{agents}")
 }
 
-/// A cluster whose flight has the agents `slugs`, all waiting for the same `go` file.
+/// A cluster on `backend` whose flight has the agents `slugs`, all waiting for the same `go` file.
+fn cluster_on(backend: &Backend, slugs: &[&str], beacon: &Beacon) -> (Cluster, PathBuf) {
+    let fixture = Fixture::with_history(backend, "workers");
+    fixture.write_config(CONFIG);
+    let go = fixture.path("go");
+    let agents: String = slugs
+        .iter()
+        .map(|slug| agent(slug, &fixture.ledger, beacon, &go))
+        .collect();
+    fixture.write_flight("job", &flight(&agents));
+    let cluster = serve::Cluster::start(fixture, "fleet", serve::short_lease());
+    (Cluster(cluster), go)
+}
+
 fn cluster_with(slugs: &[&str], beacon: &Beacon) -> (Cluster, PathBuf) {
-    let cluster = Cluster::new(|fixture| {
-        let go = fixture.path("go");
-        let agents: String = slugs
-            .iter()
-            .map(|slug| agent(slug, &fixture.ledger, beacon, &go))
-            .collect();
-        flight(&agents)
-    });
-    let go = cluster.fixture.path("go");
-    (cluster, go)
+    cluster_on(&Backend::Sqlite, slugs, beacon)
 }
 
 fn touch(path: &Path) {
     std::fs::write(path, "").expect("touch");
 }
 
-#[test]
-fn agents_run_on_both_workers_never_more_than_two_at_once() {
+every_backend!(
+    agents_run_on_both_workers_never_more_than_two_at_once,
+    a_killed_worker_s_attempt_is_retried_on_the_other,
+);
+
+fn agents_run_on_both_workers_never_more_than_two_at_once(backend: &Backend) {
     let beacon = Beacon::bind();
-    let (cluster, go) = cluster_with(&["a", "b", "c", "d"], &beacon);
+    let (cluster, go) = cluster_on(backend, &["a", "b", "c", "d"], &beacon);
     let _one = cluster.worker("one");
     let _two = cluster.worker("two");
-    let run = cluster.start_run();
+    let run = cluster.api.start_run("job");
     beacon.wait("a first agent");
     beacon.wait("a second agent");
     touch(&go);
     for _ in 0..2 {
         beacon.wait("a later agent");
     }
-    let events = cluster.events_until_ended(&run);
+    let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
 
     let (mut running, mut most) = (0i32, 0i32);
@@ -239,7 +141,7 @@ fn agents_run_on_both_workers_never_more_than_two_at_once() {
         "{:#?}",
         cluster.ledger()
     );
-    let shown = cluster.fixture.show(&run);
+    let shown = cluster.fixture().show(&run);
     let machines: Vec<&str> = shown["agents"]
         .as_array()
         .expect("agents")
@@ -255,13 +157,12 @@ fn agents_run_on_both_workers_never_more_than_two_at_once() {
     assert_eq!(distinct.len(), 2, "{shown:#}");
 }
 
-#[test]
-fn a_killed_worker_s_attempt_is_retried_on_the_other() {
+fn a_killed_worker_s_attempt_is_retried_on_the_other(backend: &Backend) {
     let beacon = Beacon::bind();
-    let (cluster, go) = cluster_with(&["a"], &beacon);
+    let (cluster, go) = cluster_on(backend, &["a"], &beacon);
     let mut one = cluster.worker("one");
     let mut two = cluster.worker("two");
-    let run = cluster.start_run();
+    let run = cluster.api.start_run("job");
     beacon.wait("the first attempt");
     let (victim, survivor) = if cluster.starts_on("one").is_empty() {
         (&mut two, "one")
@@ -270,8 +171,8 @@ fn a_killed_worker_s_attempt_is_retried_on_the_other() {
     };
     victim.signal("-KILL");
     touch(&go);
-    let events = cluster.events_until_ended(&run);
-    let logs = cluster.fixture.logs(&run).join("\n");
+    let events = cluster.api.events_until_ended(&run);
+    let logs = cluster.fixture().logs(&run).join("\n");
     assert!(events.contains("event: run_completed"), "{logs}");
     beacon.wait("the retried attempt");
     let retried = cluster.starts_on(survivor);
@@ -285,7 +186,7 @@ fn a_paused_worker_is_told_to_stop_and_what_it_sends_later_is_not_committed() {
     let (cluster, go) = cluster_with(&["a"], &beacon);
     let mut one = cluster.worker("one");
     let mut two = cluster.worker("two");
-    let run = cluster.start_run();
+    let run = cluster.api.start_run("job");
     beacon.wait("the first attempt");
     let paused = if cluster.starts_on("one").is_empty() {
         &mut two
@@ -296,13 +197,13 @@ fn a_paused_worker_is_told_to_stop_and_what_it_sends_later_is_not_committed() {
     // Its lease runs out; the attempt starts again on the other worker.
     beacon.wait("the retried attempt");
     touch(&go);
-    let events = cluster.events_until_ended(&run);
+    let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
 
     // The first attempt finished meanwhile; its worker learns that it is no longer its own.
     paused.signal("-CONT");
     paused.wait_for("no longer takes updates of attempt");
-    let logs = cluster.fixture.logs(&run).join("\n");
+    let logs = cluster.fixture().logs(&run).join("\n");
     assert!(logs.contains("output-of-attempt-2"), "{logs}");
     assert!(!logs.contains("output-of-attempt-1"), "{logs}");
 }
@@ -341,15 +242,13 @@ fn a_worker_reconnects_to_a_server_that_was_down() {
     let beacon = Beacon::bind();
     let (mut cluster, go) = cluster_with(&["a"], &beacon);
     let mut worker = cluster.worker("one");
-    cluster.server.signal("-KILL");
+    cluster.kill_server();
     worker.wait_for("cannot ask for work");
-    let (server, address) = serve(&cluster.fixture, &cluster.address);
-    assert_eq!(address, cluster.address);
-    cluster.server = server;
+    cluster.serve_again();
     touch(&go);
-    let run = cluster.start_run();
+    let run = cluster.api.start_run("job");
     beacon.wait("the agent on the reconnected worker");
-    let events = cluster.events_until_ended(&run);
+    let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");
     assert_eq!(cluster.starts_on("one").len(), 1, "{:#?}", cluster.ledger());
 }

@@ -11,6 +11,7 @@ pub mod check;
 pub mod db;
 pub mod fixture;
 pub mod marker;
+pub mod serve;
 pub mod session;
 pub mod tmux;
 pub mod watched;
