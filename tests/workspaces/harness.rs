@@ -1,13 +1,11 @@
 //! What the workspace tests share: bare origins, a `murmur serve` in an empty folder, and
 //! the CLI run in a folder.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
 
-use crate::support::session::DEADLINE;
+pub use crate::support::serve::Events;
+use crate::support::serve::{Api, listening};
 use crate::support::watched::Watched;
 use crate::support::{http, murmur, murmur_output};
 use serde_json::{Value, json};
@@ -144,14 +142,7 @@ impl Server {
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut process = Watched::spawn(command);
-        let line = process.wait_for("listening on http://");
-        let address = line
-            .split("listening on http://")
-            .nth(1)
-            .expect("address")
-            .trim()
-            .to_owned();
+        let (process, address) = listening(command);
         Self {
             folder,
             process,
@@ -189,27 +180,13 @@ impl Server {
 
     /// The run's events as they are committed, from its SSE stream.
     pub fn events(&self, run: &str) -> Events {
-        let mut stream = TcpStream::connect(&self.address).expect("connect");
-        let request = format!(
-            "GET /v1/runs/{run}/events HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
-            self.address, self.token
-        );
-        stream.write_all(request.as_bytes()).expect("send");
-        let (send, receive) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let Some(data) = line.strip_prefix("data:") else {
-                    continue;
-                };
-                let entry: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
-                if send.send(entry["event"].clone()).is_err() {
-                    return;
-                }
-            }
-        });
-        Events {
-            receive,
-            seen: Vec::new(),
+        self.api().events(run)
+    }
+
+    fn api(&self) -> Api {
+        Api {
+            address: self.address.clone(),
+            token: self.token.clone(),
         }
     }
 
@@ -222,20 +199,7 @@ impl Server {
     }
 
     pub fn wait(&self, id: &str) -> Value {
-        let auth = format!("Bearer {}", self.token);
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Accept", "text/event-stream"),
-        ];
-        // The stream closes when the run has ended.
-        let (status, events) = http(
-            &self.address,
-            "GET",
-            &format!("/v1/runs/{id}/events"),
-            &headers,
-            "",
-        );
-        assert_eq!(status, 200, "{events}");
+        let events = self.api().events_until_ended(id);
         let (status, run) = self.request("GET", &format!("/v1/runs/{id}"), "");
         assert_eq!(status, 200, "{run}");
         assert_eq!(run["status"], "completed", "{run:#}\n{events}");
@@ -345,28 +309,4 @@ pub fn response(run: &Value) -> String {
         .unwrap_or_default()
         .trim()
         .to_owned()
-}
-
-/// A run's events, read as they come.
-pub struct Events {
-    receive: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Events {
-    /// Events up to (and including) the first that `wanted` accepts; panics after the deadline.
-    pub fn until(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = std::time::Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let event = self
-                .receive
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no matching event; seen: {:#?}", self.seen));
-            self.seen.push(event.clone());
-            if wanted(&event) {
-                return event;
-            }
-        }
-    }
 }
