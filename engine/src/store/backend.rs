@@ -2,7 +2,7 @@
 //! and rendered for whichever backend the store was opened on.
 
 use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
-use sea_query_sqlx::SqlxBinder;
+use sea_query_sqlx::{SqlxBinder, SqlxValues};
 use sqlx::{AssertSqlSafe, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 #[derive(Debug, Clone)]
@@ -16,7 +16,23 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// A statement rendered for its backend, to be run later (by the store's writer).
+#[derive(Debug)]
+pub struct Built {
+    sql: String,
+    values: SqlxValues,
+}
+
 impl Backend {
+    /// Renders `statement` for this backend.
+    pub fn build(&self, statement: &impl SqlxBinder) -> Built {
+        let (sql, values) = match self {
+            Backend::Sqlite(_) => statement.build_sqlx(SqliteQueryBuilder),
+            Backend::Postgres(_) => statement.build_sqlx(PostgresQueryBuilder),
+        };
+        Built { sql, values }
+    }
+
     pub async fn begin(&self) -> sqlx::Result<Tx> {
         Ok(match self {
             Backend::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
@@ -77,6 +93,21 @@ impl Tx {
                     .await?
                     .rows_affected()
             }
+        })
+    }
+
+    /// Runs a statement rendered by [`Backend::build`] for this transaction's backend.
+    pub async fn execute_built(&mut self, built: &Built) -> sqlx::Result<u64> {
+        let (sql, values) = (built.sql.clone(), built.values.clone());
+        Ok(match self {
+            Tx::Sqlite(tx) => sqlx::query_with(AssertSqlSafe(sql), values)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(tx) => sqlx::query_with(AssertSqlSafe(sql), values)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
         })
     }
 

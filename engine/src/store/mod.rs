@@ -270,12 +270,11 @@ impl Store {
         classify(&self.location, error)
     }
 
-    /// One statement in its own transaction (for records outside a run's checkpoints).
+    /// One statement outside a run's checkpoints (a lease taken or let go, a token, a
+    /// workspace), committed with the writer's next group: it shares that group's fsync
+    /// instead of paying one of its own while holding the database's write lock.
     async fn execute(&self, statement: &impl sea_query_sqlx::SqlxBinder) -> Result<u64, Error> {
-        let mut tx = self.backend.begin().await.map_err(|e| self.fail(e))?;
-        let touched = tx.execute(statement).await.map_err(|e| self.fail(e))?;
-        tx.commit().await.map_err(|e| self.fail(e))?;
-        Ok(touched)
+        self.writer.execute(self.backend.build(statement)).await
     }
 
     async fn fetch<T>(&self, statement: &impl sea_query_sqlx::SqlxBinder) -> Result<Vec<T>, Error>

@@ -10,7 +10,7 @@ use std::time::Instant;
 use sea_query::{Expr, ExprTrait, Query};
 use tokio::sync::{mpsc, oneshot};
 
-use super::backend::{Backend, Tx};
+use super::backend::{Backend, Built, Tx};
 use super::creation::{Created, Creation};
 use super::notify::Notifier;
 use super::schema::{Events, Runs};
@@ -67,12 +67,18 @@ enum Request {
         creation: Box<Creation>,
         reply: oneshot::Sender<Result<Created, Error>>,
     },
+    /// One statement outside any checkpoint; how many rows it touched.
+    Execute {
+        statement: Box<Built>,
+        reply: oneshot::Sender<Result<u64, Error>>,
+    },
 }
 
 /// What writing one request came to.
 enum Outcome {
     Version(Result<i64, Error>),
     Created(Created),
+    Touched(Result<u64, Error>),
 }
 
 impl Request {
@@ -110,6 +116,9 @@ impl Request {
             (Request::Create { reply, .. }, Outcome::Created(created)) => {
                 let _ = reply.send(Ok(created));
             }
+            (Request::Execute { reply, .. }, Outcome::Touched(touched)) => {
+                let _ = reply.send(touched);
+            }
             (request, _) => request.fail(Error::NotWritten(
                 "the writer mixed up its answers".to_owned(),
             )),
@@ -122,6 +131,9 @@ impl Request {
                 let _ = reply.send(Err(error));
             }
             Request::Create { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Request::Execute { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }
@@ -207,6 +219,19 @@ impl Writer {
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+
+    /// Runs one statement with the next group.
+    pub async fn execute(&self, statement: Built) -> Result<u64, Error> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::NotWritten("the store's writer has stopped".to_owned());
+        self.requests
+            .send(Request::Execute {
+                statement: Box::new(statement),
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
 }
 
 async fn write_loop(
@@ -223,7 +248,7 @@ async fn write_loop(
         {
             group.push(next);
         }
-        match write_group(&backend, &group, &notifier.instance).await {
+        match write_group(&backend, &group, &notifier.instance, &location).await {
             Ok(outcomes) => {
                 for (request, outcome) in group.iter().zip(&outcomes) {
                     if let Some((run, version)) = request.committed(outcome) {
@@ -277,6 +302,7 @@ async fn write_group(
     backend: &Backend,
     group: &[Request],
     instance: &str,
+    location: &str,
 ) -> sqlx::Result<Vec<Outcome>> {
     let mut tx = backend.begin().await?;
     let mut outcomes = Vec::with_capacity(group.len());
@@ -287,6 +313,9 @@ async fn write_group(
             }
             Request::Create { creation, .. } => {
                 Outcome::Created(super::creation::write(&mut tx, creation).await?)
+            }
+            Request::Execute { statement, .. } => {
+                Outcome::Touched(execute_one(&mut tx, statement, location).await?)
             }
         });
     }
@@ -303,6 +332,27 @@ async fn write_group(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// One statement in its savepoint: a statement that fails (a unique key taken, say) fails
+/// alone, and the group's other writes commit.
+async fn execute_one(
+    tx: &mut Tx,
+    statement: &Built,
+    location: &str,
+) -> sqlx::Result<Result<u64, Error>> {
+    tx.raw("SAVEPOINT statement").await?;
+    match tx.execute_built(statement).await {
+        Ok(touched) => {
+            tx.raw("RELEASE SAVEPOINT statement").await?;
+            Ok(Ok(touched))
+        }
+        Err(error) => {
+            tx.raw("ROLLBACK TO SAVEPOINT statement").await?;
+            tx.raw("RELEASE SAVEPOINT statement").await?;
+            Ok(Err(classify(location, error)))
+        }
+    }
 }
 
 /// One checkpoint in its savepoint: its new version, or why it was refused.
