@@ -5,6 +5,7 @@
 mod admission;
 mod backend;
 mod catalog;
+mod checkpoints;
 pub mod children;
 pub mod claims;
 pub mod cloud_machines;
