@@ -10,7 +10,9 @@ pub mod table;
 
 use serde::{Deserialize, Serialize};
 
-pub use pools::{Flushed, PoolSpec, PoolStatus, agent_pool, flush_pool, pool_of, pool_status};
+pub use pools::{
+    Flushed, PoolSpec, PoolStatus, agent_pool, agent_pool_or, flush_pool, pool_of, pool_status,
+};
 pub use table::next_state;
 
 /// Where a machine is in its life. Renaming a variant's text is a schema change: it is the

@@ -68,7 +68,12 @@ impl PoolStatus {
 /// this is decided: the driver's placements and machine claims, `sleep_after` and
 /// `pool status` all ask here.
 pub fn agent_pool<'f>(flight: &'f Flight, agent: &'f Agent) -> &'f str {
-    agent.pool.as_deref().unwrap_or(&flight.frontmatter.pool)
+    agent_pool_or(agent, &flight.frontmatter.pool)
+}
+
+/// The pool `agent` runs on when its flight's pool is `flight_pool`.
+pub fn agent_pool_or<'f>(agent: &'f Agent, flight_pool: &'f str) -> &'f str {
+    agent.pool.as_deref().unwrap_or(flight_pool)
 }
 
 /// The pool agent `slug` of `flight` runs on (see [`agent_pool`]). An instance of a fan-out

@@ -180,7 +180,7 @@ impl RunModel {
         }
         events.extend(self.fanned_out.iter().filter_map(|&i| self.fan_in(i)));
         events.extend(self.release_resting());
-        if events.is_empty() && self.running == 0 && self.checking.is_empty() {
+        if events.is_empty() && self.running() == 0 && self.checking.is_empty() {
             events.push(Event::RunFailed {
                 reason: format!("agent `{failed_slug}` {}", self.agents[failed].state),
             });

@@ -121,13 +121,12 @@ pub struct RunModel {
     waiting_on: Vec<usize>,
     /// Agents that may start: pending with every upstream done, or queued. Highest priority first.
     ready: BTreeSet<(Reverse<usize>, usize)>,
-    running: usize,
     terminal: usize,
     first_failure: Option<usize>,
     /// How each agent rests when its turn is done, and those idle or asleep now.
     rests: Vec<rest::Rest>,
     resting: BTreeSet<usize>,
-    /// Each agent's pool, and the slots held in each (`running`, pool by pool).
+    /// Each agent's pool, and the slots its running attempts hold in each.
     pools: Vec<usize>,
     running_in: Vec<usize>,
 }
@@ -179,7 +178,6 @@ impl RunModel {
             dequeue: policy.dequeue,
             waiting_on,
             ready,
-            running: 0,
             terminal: 0,
             first_failure: None,
             rests: Vec::new(),
@@ -202,7 +200,7 @@ impl RunModel {
     }
 
     pub fn running(&self) -> usize {
-        self.running
+        self.running_in.iter().sum()
     }
 
     /// Whether agent `index` holds a machine now: its attempt runs, or a check the engine
@@ -224,7 +222,7 @@ impl RunModel {
             .iter()
             .filter(|&&index| !self.holds_slot(index) && self.holds_machine(index))
             .count();
-        self.running + checks
+        self.running() + checks
     }
 
     /// Every agent `index` waits for, directly or further up, in no particular order.

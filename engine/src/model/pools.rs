@@ -47,10 +47,8 @@ impl RunModel {
     pub(super) fn count_slot(&mut self, index: usize, held: bool) {
         let pool = self.pool_of(index);
         if held {
-            self.running += 1;
             self.running_in[pool] += 1;
         } else {
-            self.running -= 1;
             self.running_in[pool] -= 1;
         }
     }

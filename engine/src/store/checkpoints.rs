@@ -134,7 +134,7 @@ async fn write_one(tx: &mut Tx, checkpoint: &Checkpoint) -> sqlx::Result<Written
         tx.execute(&upsert).await?;
     }
     if checkpoint.status.is_terminal() {
-        super::waiters::stop_waiting(tx, &checkpoint.run_id).await?;
+        super::waiters::stop_waiting(tx, &checkpoint.run_id, None).await?;
     }
     if let Some(machines) = &checkpoint.machines {
         let (tenant, run, at) = (&checkpoint.tenant, &checkpoint.run_id, &checkpoint.at);

@@ -86,7 +86,7 @@ pub(super) async fn apply(
     let mut full = Vec::new();
     for pool in pools {
         if pool.done_waiting {
-            super::waiters::stop_waiting_for(tx, run_id, &pool.pool).await?;
+            super::waiters::stop_waiting(tx, run_id, Some(&pool.pool)).await?;
         }
         free(tx, run_id, pool).await?;
         if pool.hold.is_empty() {

@@ -137,22 +137,20 @@ pub(super) async fn wait(
     tx.execute(&upsert).await.map(drop)
 }
 
-/// The run no longer waits for any pool: it ended.
-pub(super) async fn stop_waiting(tx: &mut Tx, run_id: &str) -> sqlx::Result<()> {
-    let delete = Query::delete()
+/// The run no longer waits for machines of `pool` (it wants none of them any more), or, with
+/// no pool, for any pool (it ended).
+pub(super) async fn stop_waiting(
+    tx: &mut Tx,
+    run_id: &str,
+    pool: Option<&str>,
+) -> sqlx::Result<()> {
+    let mut delete = Query::delete()
         .from_table(PoolWaiters::Table)
         .and_where(Expr::col(PoolWaiters::RunId).eq(run_id))
         .to_owned();
-    tx.execute(&delete).await.map(drop)
-}
-
-/// The run no longer waits for machines of `pool`: it wants none of them any more.
-pub(super) async fn stop_waiting_for(tx: &mut Tx, run_id: &str, pool: &str) -> sqlx::Result<()> {
-    let delete = Query::delete()
-        .from_table(PoolWaiters::Table)
-        .and_where(Expr::col(PoolWaiters::RunId).eq(run_id))
-        .and_where(Expr::col(PoolWaiters::Pool).eq(pool))
-        .to_owned();
+    if let Some(pool) = pool {
+        delete.and_where(Expr::col(PoolWaiters::Pool).eq(pool));
+    }
     tx.execute(&delete).await.map(drop)
 }
 
