@@ -159,10 +159,15 @@ impl RunSettings {
 
     /// `flight` as a run of the workspace has it: its default pool where it names none.
     pub fn apply(&self, flight: &mut murmur_parser::Flight) {
-        if let Some(pool) = &self.pool
-            && flight.frontmatter.pool == DEFAULT_POOL
-        {
-            flight.frontmatter.pool.clone_from(pool);
+        let pool = self.flight_pool(flight).to_owned();
+        flight.frontmatter.pool = pool;
+    }
+
+    /// The pool of `flight`'s agents that name none, in a run of the workspace.
+    pub fn flight_pool<'a>(&'a self, flight: &'a murmur_parser::Flight) -> &'a str {
+        match &self.pool {
+            Some(pool) if flight.frontmatter.pool == DEFAULT_POOL => pool,
+            _ => &flight.frontmatter.pool,
         }
     }
 }

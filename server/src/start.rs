@@ -198,12 +198,11 @@ async fn must_wait(
         return Ok(true);
     }
     // The pools as the run's driver has them: the workspace's default where the flight names none.
-    let mut flight = flight.clone();
-    executor.workspace.apply(&mut flight);
+    let flight_pool = executor.workspace.flight_pool(flight);
     let pools: std::collections::BTreeSet<&str> = flight
         .agents
         .iter()
-        .map(|agent| murmur_engine::machine::agent_pool(&flight, agent))
+        .map(|agent| murmur_engine::machine::agent_pool_or(agent, flight_pool))
         .collect();
     for pool in pools {
         if !pool_must_wait(executor, pool).await? {
