@@ -24,7 +24,6 @@ mod support;
 use harness::*;
 use serde_json::{Value, json};
 use support::murmur;
-use support::watched::Watched;
 
 #[test]
 fn two_workspaces_each_run_in_their_own_repository() {
@@ -315,14 +314,7 @@ fn a_worker_with_no_repository_runs_workspace_agents() {
     let mut command = murmur(&worker_dir);
     command.args(["worker", "--server", &url, "--token", &worker_token]);
     command.arg("--dir").arg(&worker_dir);
-    let mut worker = Watched::spawn(command);
-    let line = worker.wait_for("registered machine");
-    let machine = line
-        .split("registered machine ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the machine's id")
-        .to_owned();
+    let (mut worker, machine) = crate::support::serve::registered(command);
 
     // `hello` names no pool: it runs on the workspace's default pool, the worker's.
     let run = server.run("hello", "duo");

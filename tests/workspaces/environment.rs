@@ -37,15 +37,7 @@ fn worker(server: &Server, root: &Path) -> (Watched, String) {
     let mut command = murmur(&dir);
     command.args(["worker", "--server", &url, "--token", &token]);
     command.arg("--dir").arg(&dir);
-    let mut worker = Watched::spawn(command);
-    let line = worker.wait_for("registered machine");
-    let machine = line
-        .split("registered machine ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the machine's id")
-        .to_owned();
-    (worker, machine)
+    crate::support::serve::registered(command)
 }
 
 #[test]
