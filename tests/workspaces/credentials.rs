@@ -1,7 +1,8 @@
-//! A workspace's git credential, against a real HTTP git endpoint that refuses it: git is
-//! handed the token in its environment (an `Authorization` header the endpoint sees), never
-//! on any process's command line while it talks to the host, and the refusal names the
-//! workspace and the secret, never the value.
+//! A workspace's git credential against real HTTP git endpoints: one that refuses it (git is
+//! handed the token in its environment, an `Authorization` header the endpoint sees, never on
+//! any process's command line while it talks to the host, and the refusal names the workspace
+//! and the secret, never the value), and `git http-backend` behind that token, which a
+//! `murmur worker` clones from and pushes the agent's branch to.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -10,6 +11,7 @@ use std::sync::mpsc;
 
 use base64::Engine;
 
+use super::git_http::{GitHost, on_a_command_line};
 use super::harness::*;
 use crate::support::with_stdin;
 
@@ -57,18 +59,8 @@ fn refusing_host() -> (String, mpsc::Receiver<Seen>) {
     (format!("http://{address}/acme/app.git"), receive)
 }
 
-/// Whether any process's command line holds the token or the header that carries it.
 fn token_on_a_command_line() -> bool {
-    let header =
-        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"));
-    let Ok(processes) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    processes.flatten().any(|process| {
-        let text = std::fs::read(process.path().join("cmdline")).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        text.contains(TOKEN) || text.contains(&header)
-    })
+    on_a_command_line(TOKEN)
 }
 
 pub fn murmur_with_key(dir: &Path, keys: &Path, args: &[&str], stdin: &str) -> (bool, String) {
@@ -134,4 +126,107 @@ fn a_refused_credential_is_named_and_never_shown() {
                 .any(|w| w == header_form.as_slice()),
         "the store holds no plaintext token"
     );
+}
+
+/// Every file below `dir` whose bytes hold `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if std::fs::read(&path)
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_worker_clones_and_pushes_an_http_origin_with_the_workspace_credential() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let app = Origin::new(root.path(), "app", &[("hello", hello(None))]);
+    git(&app.bare, &["config", "http.receivepack", "true"]);
+    let host = GitHost::serve(root.path(), TOKEN);
+    let url = host.url("app");
+    let folder = Server::folder();
+    std::fs::create_dir_all(folder.path().join(".murmur")).expect(".murmur");
+    let config = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
+    std::fs::write(folder.path().join(".murmur/murmur.yaml"), config).expect("config");
+    let key_folder = tempfile::tempdir().expect("keys");
+    let keys = key_folder.path().join("keys");
+    let (ok, said) = murmur_with_key(folder.path(), &keys, &["secret", "set", "GIT_TOKEN"], TOKEN);
+    assert!(ok, "{said}");
+    let args = [
+        "workspace",
+        "add",
+        "private",
+        "--repo",
+        &url,
+        "--credential",
+        "GIT_TOKEN",
+        "--pool",
+        "fleet",
+    ];
+    let (ok, said) = murmur_with_key(folder.path(), &keys, &args, "");
+    assert!(
+        ok,
+        "the server's mirror cloned the origin with the token: {said}"
+    );
+    let worker_token = cli_ok(
+        folder.path(),
+        &[
+            "token", "create", "--worker", "--pool", "fleet", "--name", "fleet",
+        ],
+    );
+    let server = Server::start_in_env(folder, &[("MURMUR_KEY_FILE", &keys)]);
+    let worker_dir = root.path().join("worker");
+    std::fs::create_dir_all(&worker_dir).expect("worker folder");
+    let mut command = crate::support::murmur(&worker_dir);
+    let server_url = format!("http://{}", server.address);
+    command.args(["worker", "--server", &server_url, "--token", &worker_token]);
+    command.arg("--dir").arg(&worker_dir);
+    let (mut worker, machine) = crate::support::serve::registered(command);
+
+    let run = server.run("hello", "private");
+    assert_eq!(response(&run), "in repo-app", "{run:#}");
+    assert_eq!(run["agents"][0]["machine"], machine.as_str(), "{run:#}");
+    let branch = run["agents"][0]["branch"]
+        .as_str()
+        .expect("branch")
+        .to_owned();
+    // The worker cloned the origin over HTTP (its remote is the URL as given, no token in
+    // it) and pushed the agent's branch there.
+    let remotes: Vec<String> = std::fs::read_dir(worker_dir.join("repositories"))
+        .expect("the worker's clones")
+        .flatten()
+        .map(|e| git(&e.path(), &["remote", "get-url", "origin"]))
+        .collect();
+    assert_eq!(remotes, std::slice::from_ref(&url));
+    git(
+        &app.bare,
+        &["rev-parse", "--verify", &format!("refs/heads/{branch}")],
+    );
+    let requests = host.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.ends_with("/git-receive-pack")),
+        "the branch was pushed over HTTP: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorized && !r.token_on_a_command_line),
+        "every request carried the token, and no command line held it meanwhile: {requests:#?}"
+    );
+    for dir in [server.folder.path(), worker_dir.as_path()] {
+        assert_eq!(files_holding(dir, TOKEN), Vec::<std::path::PathBuf>::new());
+    }
+    let _ = worker.child.kill();
 }
