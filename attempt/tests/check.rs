@@ -72,6 +72,7 @@ fn check_spec(repository: &Path, command: &str) -> AttemptSpec {
         timeout_secs: None,
         environment: Default::default(),
         affinity: None,
+        tenant: "local".to_owned(),
     }
 }
 

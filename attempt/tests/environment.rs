@@ -50,6 +50,7 @@ fn spec(dir: &std::path::Path, script: &str, environment: EnvironmentSpec) -> At
         timeout_secs: Some(60),
         environment,
         affinity: None,
+        tenant: "local".to_owned(),
     }
 }
 

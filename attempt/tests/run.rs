@@ -49,6 +49,7 @@ fn exec_spec(
         timeout_secs: timeout,
         environment: Default::default(),
         affinity: None,
+        tenant: "local".to_owned(),
     }
 }
 

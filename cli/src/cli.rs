@@ -381,7 +381,8 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// A worker token instead: it only registers `murmur worker` machines of `--pool`
+        /// A worker token instead: it only registers `murmur worker` machines of `--pool`,
+        /// which run the agents of the token's tenant only
         #[arg(long, requires = "pool")]
         worker: bool,
         /// The `workers` pool a worker token registers machines of

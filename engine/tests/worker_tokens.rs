@@ -5,7 +5,10 @@ mod backends;
 
 use backends::TestDb;
 
-every_backend!(worker_and_api_tokens_do_not_stand_in_for_each_other);
+every_backend!(
+    worker_and_api_tokens_do_not_stand_in_for_each_other,
+    a_worker_token_is_found_with_its_tenant_from_any_tenant,
+);
 
 const AT: &str = "2026-06-01T12:00:00.000Z";
 
@@ -23,8 +26,12 @@ async fn worker_and_api_tokens_do_not_stand_in_for_each_other(db: &TestDb) {
     let worker = store.worker_token("mur_worker").await.expect("lookup");
     let worker = worker.expect("a worker token is found");
     assert_eq!(
-        (worker.name.as_str(), worker.pool.as_str()),
-        ("fleet-1", "fleet")
+        (
+            worker.tenant.as_str(),
+            worker.name.as_str(),
+            worker.pool.as_str()
+        ),
+        ("local", "fleet-1", "fleet")
     );
     assert_eq!(store.token_name("mur_worker").await.expect("lookup"), None);
     assert_eq!(
@@ -45,6 +52,32 @@ async fn worker_and_api_tokens_do_not_stand_in_for_each_other(db: &TestDb) {
     assert_eq!(store.revoke_token("fleet-1").await.expect("revoke"), 1);
     assert_eq!(
         store.worker_token("mur_worker").await.expect("lookup"),
+        None
+    );
+}
+
+/// A worker registers with its token alone: the server finds the token's tenant from it, and
+/// the machine is that tenant's.
+async fn a_worker_token_is_found_with_its_tenant_from_any_tenant(db: &TestDb) {
+    let store = backends::open(db).await;
+    assert!(store.create_tenant("acme", AT).await.expect("tenant"));
+    let acme = store.for_tenant("acme").await.expect("read").expect("acme");
+    acme.add_worker_token("theirs", "mur_acme_worker", "fleet", AT)
+        .await
+        .expect("worker token");
+
+    for from in [&store, &acme] {
+        let found = from.worker_token("mur_acme_worker").await.expect("lookup");
+        let found = found.expect("found from every tenant");
+        assert_eq!(
+            (found.tenant.as_str(), found.name.as_str()),
+            ("acme", "theirs")
+        );
+    }
+    assert_eq!(store.revoke_token("theirs").await.expect("revoke"), 0);
+    assert_eq!(acme.revoke_token("theirs").await.expect("revoke"), 1);
+    assert_eq!(
+        store.worker_token("mur_acme_worker").await.expect("lookup"),
         None
     );
 }

@@ -43,6 +43,9 @@ pub struct AttemptSpec {
     /// lives, and elsewhere, from the agent's branch, once it is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<String>,
+    /// The tenant of the attempt's run: a machine that belongs to a tenant (a worker
+    /// registered with that tenant's token) takes that tenant's attempts only.
+    pub tenant: String,
 }
 
 /// The agent's environment beyond the run's context.

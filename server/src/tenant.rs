@@ -78,8 +78,7 @@ impl AppState {
     /// This server's state for `tenant`; 401 when no such tenant exists (a token's tenant
     /// always does, so only a session older than its tenant's data could see it).
     pub async fn for_tenant(&self, tenant: &str) -> Result<AppState, ApiError> {
-        let own = self.inner.executor.store.tenant();
-        if tenant == own {
+        if tenant == self.own_tenant() {
             return Ok(self.with_scope(None));
         }
         if let Some(executor) = self.inner.tenants.get(tenant) {
@@ -91,6 +90,11 @@ impl AppState {
         let executor = Arc::new(executor_of(&self.inner.executor, store));
         let executor = self.inner.tenants.keep(tenant, executor);
         Ok(self.with_scope(Some(executor)))
+    }
+
+    /// The server's own tenant: its store's, whose machines serve every tenant.
+    pub(crate) fn own_tenant(&self) -> &str {
+        self.inner.executor.store.tenant()
     }
 
     fn with_scope(&self, scope: Option<Arc<Executor>>) -> AppState {

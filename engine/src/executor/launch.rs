@@ -191,6 +191,7 @@ fn spec_of(launch: Launch<'_>) -> AttemptSpec {
         timeout_secs,
         environment: Default::default(),
         affinity: launch.affinity,
+        tenant: launch.tenant.to_owned(),
     }
 }
 

@@ -130,6 +130,41 @@ impl Store {
         rows.into_iter().next().map(RawMachine::decode).transpose()
     }
 
+    /// The tenant of the machine whose credential this is, in whichever tenant it was
+    /// registered (a worker proves who it is with the credential alone); `None` for a
+    /// credential never issued. [`Store::machine_by_credential`] in that tenant reads it.
+    pub async fn machine_tenant_by_credential(
+        &self,
+        credential: &str,
+    ) -> Result<Option<String>, super::Error> {
+        let select = Query::select()
+            .column(Machines::Tenant)
+            .from(Machines::Table)
+            .and_where(Expr::col(Machines::CredentialHash).eq(token_hash(credential)))
+            .to_owned();
+        let rows: Vec<(String,)> = self.fetch(&select).await?;
+        Ok(rows.into_iter().next().map(|(tenant,)| tenant))
+    }
+
+    /// Machines of `pool` that may still work (neither draining, terminated nor lost), of
+    /// every tenant: what a pool's `max_vms` caps, since its machines are counted together.
+    pub async fn working_machines(&self, pool: &str) -> Result<usize, super::Error> {
+        let ended = [
+            MachineState::Draining,
+            MachineState::Terminated,
+            MachineState::Lost,
+        ];
+        let select = Query::select()
+            .expr(Expr::col(Machines::Id).count())
+            .from(Machines::Table)
+            .and_where(Expr::col(Machines::Pool).eq(pool))
+            .and_where(Expr::col(Machines::State).is_not_in(ended.iter().map(|s| s.as_str())))
+            .to_owned();
+        let counted: Vec<(i64,)> = self.fetch(&select).await?;
+        let count = counted.first().map_or(0, |(n,)| *n);
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
     /// `(pool, state, machines)` for every pool and state that has machines.
     pub async fn machine_counts(&self) -> Result<Vec<(String, MachineState, usize)>, super::Error> {
         let select = Query::select()

@@ -15,15 +15,18 @@ pub const API_KIND: &str = "api";
 /// `api_tokens.kind` of a worker token.
 pub const WORKER_KIND: &str = "worker";
 
-/// A worker token as looked up: its name and the pool it registers machines of.
+/// A worker token as looked up: its tenant, its name and the pool it registers machines of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerToken {
+    /// The tenant whose machines it registers: they run that tenant's attempts only.
+    pub tenant: String,
     pub name: String,
     pub pool: String,
 }
 
 #[derive(sqlx::FromRow)]
 struct Row {
+    tenant: String,
     name: String,
     pool: Option<String>,
 }
@@ -59,13 +62,13 @@ impl Store {
         self.execute(&insert).await.map(drop)
     }
 
-    /// The worker token `token` is, unless it is unknown, revoked, or an API token.
+    /// The worker token `token` is, in whichever tenant holds it (as [`Store::caller`] finds
+    /// an API token's), unless it is unknown, revoked, or an API token.
     pub async fn worker_token(&self, token: &str) -> Result<Option<WorkerToken>, Error> {
         let select = Query::select()
-            .columns([ApiTokens::Name, ApiTokens::Pool])
+            .columns([ApiTokens::Tenant, ApiTokens::Name, ApiTokens::Pool])
             .from(ApiTokens::Table)
             .and_where(Expr::col(ApiTokens::Hash).eq(token_hash(token)))
-            .and_where(Expr::col(ApiTokens::Tenant).eq(self.tenant.as_str()))
             .and_where(Expr::col(ApiTokens::Kind).eq(WORKER_KIND))
             .to_owned();
         let rows: Vec<Row> = self.fetch(&select).await?;
@@ -76,6 +79,7 @@ impl Store {
             .pool
             .ok_or_else(|| Error::Corrupt(format!("worker token `{}` names no pool", row.name)))?;
         Ok(Some(WorkerToken {
+            tenant: row.tenant,
             name: row.name,
             pool,
         }))

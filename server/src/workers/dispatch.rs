@@ -32,6 +32,25 @@ pub enum Affinity {
     Elsewhere,
 }
 
+/// Whose attempts a machine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves<'a> {
+    /// A machine of the server's own tenant (its cloud VMs, workers registered with its
+    /// tokens): every tenant's, as a hosted runner serves every organisation.
+    Every,
+    /// A machine registered with a tenant's worker token: that tenant's alone.
+    Tenant(&'a str),
+}
+
+impl Serves<'_> {
+    fn takes(self, spec: &AttemptSpec) -> bool {
+        match self {
+            Serves::Every => true,
+            Serves::Tenant(tenant) => spec.tenant == tenant,
+        }
+    }
+}
+
 /// An attempt a machine runs.
 struct Assigned {
     machine: String,
@@ -70,34 +89,44 @@ impl Dispatch {
             .push_back(queued);
     }
 
-    /// The machines other than `machine` that attempts waiting for `pool` are meant for: what
-    /// [`Dispatch::take_for`] needs to know about.
-    pub fn affinities(&self, pool: &str, machine: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self
+    /// The machines other than `machine` that attempts waiting for `pool` which it `serves`
+    /// are meant for, each with the tenant of the attempt: what [`Dispatch::take_for`] needs
+    /// to know about.
+    pub fn affinities(&self, pool: &str, machine: &str, serves: Serves) -> Vec<(String, String)> {
+        let mut ids: Vec<(String, String)> = self
             .queued
             .get(pool)
             .into_iter()
             .flatten()
-            .filter_map(|queued| queued.spec.affinity.clone())
-            .filter(|id| id != machine)
+            .filter(|queued| serves.takes(&queued.spec))
+            .filter_map(|queued| {
+                let id = queued.spec.affinity.clone()?;
+                Some((queued.spec.tenant.clone(), id))
+            })
+            .filter(|(_, id)| id != machine)
             .collect();
         ids.sort_unstable();
         ids.dedup();
         ids
     }
 
-    /// The oldest attempt waiting for `pool` that `machine` may run: one meant for it, for
-    /// no machine of the pool, or for one that is gone (then also the machine it replaces).
-    /// An attempt meant for another live machine waits for that one.
+    /// The oldest attempt waiting for `pool` that `machine` may run: of a tenant it `serves`,
+    /// and meant for it, for no machine of the pool, or for one that is gone (then also the
+    /// machine it replaces). An attempt meant for another live machine waits for that one.
     pub fn take_for(
         &mut self,
         pool: &str,
         machine: &str,
+        serves: Serves,
         affinity: impl Fn(&str) -> Affinity,
     ) -> Option<(Queued, Option<String>)> {
         let queue = self.queued.get_mut(pool)?;
-        let (at, instead_of) = queue.iter().enumerate().find_map(|(at, queued)| {
-            match queued.spec.affinity.as_deref() {
+        let mut mine = queue
+            .iter()
+            .enumerate()
+            .filter(|(_, queued)| serves.takes(&queued.spec));
+        let (at, instead_of) =
+            mine.find_map(|(at, queued)| match queued.spec.affinity.as_deref() {
                 None => Some((at, None)),
                 Some(id) if id == machine => Some((at, None)),
                 Some(id) => match affinity(id) {
@@ -105,8 +134,7 @@ impl Dispatch {
                     Affinity::Gone => Some((at, Some(id.to_owned()))),
                     Affinity::Elsewhere => Some((at, None)),
                 },
-            }
-        })?;
+            })?;
         queue.remove(at).map(|queued| (queued, instead_of))
     }
 

@@ -43,6 +43,7 @@ fn spec(slug: &str) -> AttemptSpec {
         timeout_secs: None,
         environment: Default::default(),
         affinity: None,
+        tenant: "local".to_owned(),
     }
 }
 
@@ -88,7 +89,9 @@ fn assigned(dispatch: &mut Dispatch, slug: &str) -> UnboundedReceiver<AttemptUpd
             secrets: None,
         },
     );
-    let (queued, instead_of) = dispatch.take_for("fleet", "m1", any).expect("queued");
+    let (queued, instead_of) = dispatch
+        .take_for("fleet", "m1", Serves::Every, any)
+        .expect("queued");
     dispatch.assign("m1", queued, instead_of);
     assert_eq!(
         rx.try_recv().ok(),
@@ -208,7 +211,11 @@ fn a_stop_ends_a_waiting_attempt_here_and_is_told_to_a_running_ones_machine() {
             })
         })
     ));
-    assert!(dispatch.take_for("fleet", "m1", any).is_none());
+    assert!(
+        dispatch
+            .take_for("fleet", "m1", Serves::Every, any)
+            .is_none()
+    );
 
     dispatch.stop("fleet", &key("a"));
     dispatch.stop("fleet", &key("a"));
@@ -248,16 +255,25 @@ fn an_attempt_waits_for_the_live_machine_holding_its_session() {
     let mut dispatch = Dispatch::default();
     meant_for(&mut dispatch, "a", Some("m1"));
     meant_for(&mut dispatch, "b", None);
-    assert_eq!(dispatch.affinities("fleet", "m2"), ["m1"]);
+    assert_eq!(
+        dispatch.affinities("fleet", "m2", Serves::Every),
+        [("local".to_owned(), "m1".to_owned())]
+    );
     let live = |_: &str| Affinity::Live;
     // m2 passes over `a`, meant for m1, and takes `b`.
-    let (taken, instead_of) = dispatch.take_for("fleet", "m2", live).expect("b");
+    let (taken, instead_of) = dispatch
+        .take_for("fleet", "m2", Serves::Every, live)
+        .expect("b");
     assert_eq!((taken.spec.key.slug.as_str(), instead_of), ("b", None));
     assert!(
-        dispatch.take_for("fleet", "m2", live).is_none(),
+        dispatch
+            .take_for("fleet", "m2", Serves::Every, live)
+            .is_none(),
         "a waits for m1"
     );
-    let (taken, instead_of) = dispatch.take_for("fleet", "m1", live).expect("a");
+    let (taken, instead_of) = dispatch
+        .take_for("fleet", "m1", Serves::Every, live)
+        .expect("a");
     assert_eq!((taken.spec.key.slug.as_str(), instead_of), ("a", None));
 }
 
@@ -269,7 +285,9 @@ fn an_attempt_whose_machine_is_gone_goes_anywhere_and_says_which_it_replaces() {
         assert_eq!(id, "m1");
         Affinity::Gone
     };
-    let (taken, instead_of) = dispatch.take_for("fleet", "m2", gone).expect("a");
+    let (taken, instead_of) = dispatch
+        .take_for("fleet", "m2", Serves::Every, gone)
+        .expect("a");
     assert_eq!(taken.spec.key.slug, "a");
     assert_eq!(instead_of.as_deref(), Some("m1"));
     let (updates, mut rx) = mpsc::unbounded_channel();
@@ -284,6 +302,68 @@ fn an_attempt_whose_machine_is_gone_goes_anywhere_and_says_which_it_replaces() {
     );
     // One of another pool's machines (the local pool's) is no reason to wait, nor news.
     meant_for(&mut dispatch, "b", Some("local:host"));
-    let (_, instead_of) = dispatch.take_for("fleet", "m2", any).expect("b");
+    let (_, instead_of) = dispatch
+        .take_for("fleet", "m2", Serves::Every, any)
+        .expect("b");
     assert_eq!(instead_of, None);
+}
+
+/// An attempt of `tenant`'s run, waiting for a machine of `fleet`.
+fn of_tenant(dispatch: &mut Dispatch, slug: &str, tenant: &str) {
+    let (updates, _) = mpsc::unbounded_channel();
+    let mut spec = spec(slug);
+    spec.tenant = tenant.to_owned();
+    dispatch.enqueue(
+        "fleet",
+        Queued {
+            spec,
+            updates,
+            secrets: None,
+        },
+    );
+}
+
+#[test]
+fn a_tenant_s_machine_runs_that_tenant_s_attempts_only_and_the_server_s_run_any() {
+    let mut dispatch = Dispatch::default();
+    of_tenant(&mut dispatch, "older", "local");
+    of_tenant(&mut dispatch, "theirs", "acme");
+    of_tenant(&mut dispatch, "other", "beta");
+    let acme = Serves::Tenant("acme");
+    let (taken, _) = dispatch
+        .take_for("fleet", "m-acme", acme, any)
+        .expect("acme's");
+    assert_eq!(
+        taken.spec.key.slug, "theirs",
+        "passes over the older attempt of local"
+    );
+    assert!(
+        dispatch.take_for("fleet", "m-acme", acme, any).is_none(),
+        "nothing else is acme's"
+    );
+    let (taken, _) = dispatch
+        .take_for("fleet", "m1", Serves::Every, any)
+        .expect("oldest");
+    assert_eq!(taken.spec.key.slug, "older");
+    let (taken, _) = dispatch
+        .take_for("fleet", "m1", Serves::Every, any)
+        .expect("beta's");
+    assert_eq!(taken.spec.key.slug, "other");
+}
+
+#[test]
+fn a_tenant_s_machine_hears_of_its_own_tenant_s_affinities_only() {
+    let mut dispatch = Dispatch::default();
+    meant_for(&mut dispatch, "a", Some("m1"));
+    of_tenant(&mut dispatch, "b", "acme");
+    assert_eq!(
+        dispatch.affinities("fleet", "m-acme", Serves::Tenant("acme")),
+        []
+    );
+    assert_eq!(
+        dispatch
+            .affinities("fleet", "m2", Serves::Tenant("local"))
+            .len(),
+        1
+    );
 }

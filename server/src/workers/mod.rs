@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use murmur_engine::Clock;
 use murmur_engine::machine::PoolSpec;
-use murmur_engine::{Clock, Store};
 
 pub use routes::routes;
 
@@ -123,36 +123,54 @@ pub fn start(state: &super::AppState, pools: &[PoolSpec]) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .extend(served);
-    let store = state.executor().store.clone();
-    let clock = state.executor().clock.clone();
-    tokio::spawn(expire(workers, store, clock));
+    tokio::spawn(expire(workers, state.clone()));
 }
 
 /// Marks machines lost once their lease is over, a few times per lease, and ends the
-/// attempts they ran here.
-async fn expire(workers: Workers, store: Store, clock: Arc<dyn Clock>) {
+/// attempts they ran here: the machines of every tenant, each in its tenant.
+async fn expire(workers: Workers, state: super::AppState) {
     let every = (workers.lease / 4).max(Duration::from_millis(100));
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let lost = match store.expire_machine_leases(&clock.stamp()).await {
-            Ok(lost) => lost,
+        let tenants = match state.store().tenants().await {
+            Ok(tenants) => tenants,
             Err(error) => {
                 tracing::warn!(%error, "cannot look for lost machines; trying again");
                 continue;
             }
         };
-        for machine in lost.iter().filter(|m| m.placement != "local") {
-            let ended = workers.dispatch().lose(&machine.id);
-            tracing::warn!(
-                machine = %machine.id,
-                attempts = ended.len(),
-                "machine lost: no heartbeat within its lease; its attempts run again elsewhere"
-            );
+        for tenant in tenants {
+            match state.for_tenant(&tenant.name).await {
+                Ok(scoped) => expire_in(&workers, &scoped).await,
+                Err(error) => {
+                    tracing::warn!(tenant = %tenant.name, ?error, "cannot look for lost machines of a tenant")
+                }
+            }
         }
-        if !lost.is_empty() {
-            workers.changed.notify_waiters();
+    }
+}
+
+/// Marks the lost machines of `state`'s tenant.
+async fn expire_in(workers: &Workers, state: &super::AppState) {
+    let clock = &state.executor().clock;
+    let lost = match state.store().expire_machine_leases(&clock.stamp()).await {
+        Ok(lost) => lost,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for lost machines; trying again");
+            return;
         }
+    };
+    for machine in lost.iter().filter(|m| m.placement != "local") {
+        let ended = workers.dispatch().lose(&machine.id);
+        tracing::warn!(
+            machine = %machine.id,
+            attempts = ended.len(),
+            "machine lost: no heartbeat within its lease; its attempts run again elsewhere"
+        );
+    }
+    if !lost.is_empty() {
+        workers.changed.notify_waiters();
     }
 }

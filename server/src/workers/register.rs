@@ -1,6 +1,7 @@
 //! `POST /v1/workers/register`: a worker token makes a machine of its pool. The machine gets
 //! a credential of its own, shown once in the answer and kept only hashed; everything after
-//! registration is done with it, never with the token. A cloud VM registers the same way with
+//! registration is done with it, never with the token. The machine belongs to the token's
+//! tenant. A cloud VM registers the same way with
 //! the one-time bootstrap credential of its boot script instead of a worker token.
 
 use axum::Json;
@@ -8,8 +9,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use murmur_engine::machine::{MachineEvent, MachineState};
-use murmur_engine::store::{MachineFilter, NewMachine};
+use murmur_engine::machine::MachineEvent;
+use murmur_engine::store::NewMachine;
 use murmur_protocol::worker::{Register, Registered};
 
 use super::routes::{bearer, machine_error};
@@ -68,6 +69,10 @@ pub async fn register(
         ))
     })?;
     check_room(&state, &pool).await?;
+    // The machine is the token's tenant's: it runs that tenant's attempts only (the server's
+    // own tenant's machines run every tenant's).
+    let owner = state.for_tenant(&worker_token.tenant).await?;
+    let store = owner.store();
     let id = uuid::Uuid::now_v7().simple().to_string();
     let credential = format!("murm_{}", uuid::Uuid::new_v4().simple());
     let (now, expires) = workers.lease_window(state.executor().clock.as_ref());
@@ -88,7 +93,7 @@ pub async fn register(
         .apply_machine_event(&id, created.version, &up, &now)
         .await
         .map_err(machine_error)?;
-    tracing::info!(machine = %id, pool = %pool.name, host = %register.host, token = %worker_token.name, "worker registered");
+    tracing::info!(machine = %id, pool = %pool.name, tenant = %worker_token.tenant, host = %register.host, token = %worker_token.name, "worker registered");
     Ok(Json(Registered {
         machine_id: id,
         credential,
@@ -174,25 +179,13 @@ fn not_a_worker_token() -> ApiError {
     )
 }
 
-/// `max_vms` counts the pool's machines that may still work: not draining, terminated or lost.
+/// `max_vms` counts the pool's machines that may still work (not draining, terminated or
+/// lost), of every tenant.
 async fn check_room(
     state: &AppState,
     pool: &murmur_engine::machine::PoolSpec,
 ) -> Result<(), ApiError> {
-    let filter = MachineFilter {
-        pool: Some(&pool.name),
-        state: None,
-    };
-    let machines = state.store().machines(&filter).await?;
-    let live = machines
-        .iter()
-        .filter(|m| {
-            !matches!(
-                m.state,
-                MachineState::Draining | MachineState::Terminated | MachineState::Lost
-            )
-        })
-        .count();
+    let live = state.store().working_machines(&pool.name).await?;
     if live >= pool.max_vms {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

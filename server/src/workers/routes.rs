@@ -17,7 +17,7 @@ use murmur_engine::store::machine_log::Error as MachineError;
 use murmur_protocol::worker::{Acknowledged, Poll, Updates, Work};
 use murmur_protocol::{AttemptFailure, AttemptSpec, AttemptUpdate, FailureKind};
 
-use super::dispatch::{Accepted, Affinity, Queued};
+use super::dispatch::{Accepted, Affinity, Queued, Serves};
 use super::{LONGEST_WAIT, Workers};
 use crate::AppState;
 use crate::body::json_body;
@@ -57,9 +57,19 @@ fn no_machine() -> ApiError {
     )
 }
 
-/// The machine whose credential the request came with, its lease renewed.
-async fn heartbeat(state: &AppState, headers: &HeaderMap) -> Result<MachineRow, ApiError> {
+/// The machine whose credential the request came with, its lease renewed, and the state of
+/// its tenant, which every read and write about it goes through.
+async fn heartbeat(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(AppState, MachineRow), ApiError> {
     let credential = bearer(headers).ok_or_else(no_machine)?;
+    let tenant = state
+        .store()
+        .machine_tenant_by_credential(credential)
+        .await?
+        .ok_or_else(no_machine)?;
+    let state = state.for_tenant(&tenant).await?;
     let store = state.store();
     let machine = store
         .machine_by_credential(credential)
@@ -69,10 +79,11 @@ async fn heartbeat(state: &AppState, headers: &HeaderMap) -> Result<MachineRow, 
     let (now, expires) = state
         .workers()
         .lease_window(state.executor().clock.as_ref());
-    store
+    let machine = store
         .renew_machine_lease(&machine.id, &now, &expires)
         .await
-        .map_err(machine_error)
+        .map_err(machine_error)?;
+    Ok((state, machine))
 }
 
 /// Asks for work; renews the machine's lease.
@@ -89,7 +100,7 @@ pub async fn poll(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Work>, ApiError> {
-    let mut machine = heartbeat(&state, &headers).await?;
+    let (state, mut machine) = heartbeat(&state, &headers).await?;
     let poll: Poll = json_body(&headers, body, "a poll")?.unwrap_or_default();
     let workers = state.workers().clone();
     machine = settle(&state, &workers, machine).await?;
@@ -174,26 +185,55 @@ fn seal_for(machine: &MachineRow, queued: &mut Queued) -> Result<(), AttemptFail
 }
 
 /// What each machine the pool's waiting attempts are meant for is now: a live machine of
-/// the pool keeps its attempts waiting for it.
+/// the pool keeps its attempts waiting for it. The machine may be of the attempt's tenant or
+/// of the server's own, which serves every tenant.
 async fn affinities(
     state: &AppState,
     workers: &Workers,
     machine: &MachineRow,
 ) -> Result<BTreeMap<String, Affinity>, ApiError> {
-    let ids = workers.dispatch().affinities(&machine.pool, &machine.id);
+    let ids = workers
+        .dispatch()
+        .affinities(&machine.pool, &machine.id, serves(state));
     let now = state.executor().clock.stamp();
     let mut known = BTreeMap::new();
-    for id in ids {
-        let verdict = match state.store().machine(&id).await {
-            Ok(row) if row.pool != machine.pool => Affinity::Elsewhere,
-            Ok(row) if lives(&row, &now) => Affinity::Live,
-            Ok(_) => Affinity::Gone,
-            Err(MachineError::NoMachine(_)) => Affinity::Elsewhere,
-            Err(error) => return Err(machine_error(error)),
+    for (tenant, id) in ids {
+        let verdict = match affinity_machine(state, &tenant, &id).await? {
+            Some(row) if row.pool != machine.pool => Affinity::Elsewhere,
+            Some(row) if lives(&row, &now) => Affinity::Live,
+            Some(_) => Affinity::Gone,
+            None => Affinity::Elsewhere,
         };
         known.insert(id, verdict);
     }
     Ok(known)
+}
+
+/// Machine `id`, of `tenant` (an attempt's) or of the server's own tenant.
+async fn affinity_machine(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<MachineRow>, ApiError> {
+    let theirs = state.for_tenant(tenant).await?;
+    let own = state.for_tenant(state.own_tenant()).await?;
+    for store in [theirs.store(), own.store()] {
+        match store.machine(id).await {
+            Ok(row) => return Ok(Some(row)),
+            Err(MachineError::NoMachine(_)) => continue,
+            Err(error) => return Err(machine_error(error)),
+        }
+    }
+    Ok(None)
+}
+
+/// Whose attempts the machine of `state`'s tenant runs.
+fn serves(state: &AppState) -> Serves<'_> {
+    if state.store().tenant() == state.own_tenant() {
+        Serves::Every
+    } else {
+        Serves::Tenant(state.store().tenant())
+    }
 }
 
 /// Whether the machine can still run what it holds: neither lost nor on its way out, and
@@ -222,7 +262,7 @@ async fn assign(
     let Some((mut queued, instead_of)) =
         workers
             .dispatch()
-            .take_for(&machine.pool, &machine.id, verdict)
+            .take_for(&machine.pool, &machine.id, serves(state), verdict)
     else {
         return Ok(None);
     };
@@ -283,7 +323,7 @@ pub async fn updates(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Acknowledged>, ApiError> {
-    let machine = heartbeat(&state, &headers).await?;
+    let (state, machine) = heartbeat(&state, &headers).await?;
     let updates: Updates = json_body(&headers, body, "updates")?.unwrap_or_default();
     let workers = state.workers().clone();
     let mut answer = Acknowledged::default();

@@ -174,6 +174,7 @@ impl Driver<'_> {
                 sealed_secrets: None,
             },
             affinity: self.affinity_of(index),
+            tenant: self.executor.store.tenant().to_owned(),
         };
         let pool = self.pool_of(index);
         Ok(PlacedCheck {
