@@ -5,7 +5,8 @@
 //! secret sealed to the worker, masked in what comes back), and their verdicts come back: a
 //! failure reaches the agent as a follow-up, a pass completes the run. A check whose worker is
 //! killed runs again on the other, from the agent's branch; one cut short by a server restart
-//! runs again. The reviewer is the real Claude Code CLI against the scripted model server.
+//! runs again. The reviewer is the real Claude Code CLI against the scripted model server. On
+//! SQLite and PostgreSQL.
 
 #[path = "../cli/tests/claude_project/mod.rs"]
 mod claude_project;
@@ -18,6 +19,7 @@ use std::process::Command;
 use claude_project::{Project, agent, all_text, text};
 use murmur_testkit::{ModelServer, Turn};
 use support::beacon::Beacon;
+use support::db::{Backend, PgDatabase};
 use support::serve;
 use support::watched::Watched;
 
@@ -34,6 +36,7 @@ struct Claude {
     project: Project,
     model: ModelServer,
     _keys: tempfile::TempDir,
+    _database: Option<PgDatabase>,
 }
 
 impl serve::Murmur for Claude {
@@ -44,13 +47,14 @@ impl serve::Murmur for Claude {
 
 type Cluster = serve::Cluster<Claude>;
 
-fn cluster(flight: &str, config: &str, turns: Vec<Turn>) -> Cluster {
-    cluster_with_secret(flight, config, turns, None)
+fn cluster(backend: &Backend, flight: &str, config: &str, turns: Vec<Turn>) -> Cluster {
+    cluster_with_secret(backend, flight, config, turns, None)
 }
 
 /// The same, with a secret of the tenant's set first (`murmur secret set NAME`); the server
 /// has the tenant's key file, and not the check's variable, which only the workers set.
 fn cluster_with_secret(
+    backend: &Backend,
     flight: &str,
     config: &str,
     turns: Vec<Turn>,
@@ -58,7 +62,15 @@ fn cluster_with_secret(
 ) -> Cluster {
     let keys_dir = tempfile::tempdir().expect("temp dir");
     let keys = keys_dir.path().join("keys");
-    let project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
+    let mut project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres(admin) => {
+            let (database, url) = PgDatabase::create(admin, "gates");
+            project.use_database(url);
+            Some(database)
+        }
+    };
     let model = ModelServer::start(turns);
     if let Some((name, value)) = secret {
         let mut set = with_keys(project.murmur(&model, &["secret", "set", name]), &keys);
@@ -75,6 +87,7 @@ fn cluster_with_secret(
         project,
         model,
         _keys: keys_dir,
+        _database: database,
     };
     serve::Cluster::start(claude, "fleet", serve_with)
 }
@@ -99,6 +112,13 @@ fn with_keys_in(command: &mut Command, keys: &Path) {
         .env("MURMUR_KEY_FILE", keys);
 }
 
+every_backend!(
+    a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree,
+    a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch,
+    a_check_cut_short_by_a_server_restart_runs_again_on_the_same_worker,
+    a_review_runs_on_the_worker_and_its_requests_reach_the_agent,
+);
+
 /// `build` commits `fixed.txt` only on a follow-up, saying when it was told what was missing.
 const CI_FLIGHT: &str = "---\nruntime: exec\npool: fleet\n---\n\n# Checked on a worker\n\n## build\n> gate: ci\n> retries: 1\n\n\
 ```sh\n\
@@ -116,15 +136,14 @@ fn ci_config(dirs: &Path, script: &str, max_vms: u32) -> String {
     )
 }
 
-#[test]
-fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
+fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree(backend: &Backend) {
     let dirs = tempfile::tempdir().expect("temp dir");
     let script = format!(
         "echo \"$PWD\" >> \"${WHERE_VAR}\"\nprintf '%s\\n' \"$DEPLOY_TOKEN\" >> \"${WHERE_VAR}.token\"\necho \"token $DEPLOY_TOKEN\"\ntest -f fixed.txt || {{ echo 'fixed.txt is missing'; exit 3; }}\n"
     );
     let config = ci_config(dirs.path(), &script, 1) + "secrets: [DEPLOY_TOKEN]\n";
     let secret = Some(("DEPLOY_TOKEN", SECRET));
-    let cluster = cluster_with_secret(CI_FLIGHT, &config, Vec::new(), secret);
+    let cluster = cluster_with_secret(backend, CI_FLIGHT, &config, Vec::new(), secret);
     let record = cluster.path("where.txt");
     let _worker = worker(&cluster, "one", &record);
     let run = cluster.api.start_run("job");
@@ -173,8 +192,7 @@ fn a_ci_check_runs_on_the_worker_that_holds_the_agent_s_worktree() {
 const QUICK_FLIGHT: &str = "---\nruntime: exec\npool: fleet\n---\n\n# Checked on a worker\n\n## build\n> gate: ci\n\n\
 ```sh\necho ok > fixed.txt && git add fixed.txt && git -c user.name=a -c user.email=a@a commit -qm fix\necho built\n```\n";
 
-#[test]
-fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
+fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch(backend: &Backend) {
     let dirs = tempfile::tempdir().expect("temp dir");
     let beacon = Beacon::bind();
     let go = dirs.path().join("go");
@@ -184,7 +202,7 @@ fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
         signal = beacon.signal(),
     );
     let config = ci_config(dirs.path(), &script, 2);
-    let cluster = cluster(QUICK_FLIGHT, &config, Vec::new());
+    let cluster = cluster(backend, QUICK_FLIGHT, &config, Vec::new());
     let record = cluster.path("where.txt");
     let mut one = worker(&cluster, "one", &record);
     let mut two = worker(&cluster, "two", &record);
@@ -221,8 +239,7 @@ fn a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch() {
     );
 }
 
-#[test]
-fn a_check_cut_short_by_a_server_restart_runs_again_on_the_same_worker() {
+fn a_check_cut_short_by_a_server_restart_runs_again_on_the_same_worker(backend: &Backend) {
     let dirs = tempfile::tempdir().expect("temp dir");
     let beacon = Beacon::bind();
     let go = dirs.path().join("go");
@@ -232,7 +249,7 @@ fn a_check_cut_short_by_a_server_restart_runs_again_on_the_same_worker() {
         signal = beacon.signal(),
     );
     let config = ci_config(dirs.path(), &script, 1);
-    let mut cluster = cluster(QUICK_FLIGHT, &config, Vec::new());
+    let mut cluster = cluster(backend, QUICK_FLIGHT, &config, Vec::new());
     let record = cluster.path("where.txt");
     let _worker = worker(&cluster, "one", &record);
     let run = cluster.api.start_run("job");
@@ -262,14 +279,13 @@ if [ -n \"$MURMUR_FOLLOW_UP\" ]; then echo Bonjour >> GREETING.md; else echo Hel
 git add GREETING.md && git -c user.name=a -c user.email=a@a commit -qm greet\n\
 echo \"greeted on attempt $MURMUR_ATTEMPT\"\n```\n";
 
-#[test]
-fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent() {
+fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent(backend: &Backend) {
     let config = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
     let turns = vec![
         Turn::text("REQUEST CHANGES\nSay hello in French as well."),
         Turn::text("APPROVE\nBoth greetings are there."),
     ];
-    let cluster = cluster(REVIEW_FLIGHT, config, turns);
+    let cluster = cluster(backend, REVIEW_FLIGHT, config, turns);
     let record = cluster.path("where.txt");
     let _worker = worker(&cluster, "one", &record);
     let run = cluster.api.start_run("job");

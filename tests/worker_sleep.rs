@@ -2,7 +2,7 @@
 //! scripted model server: a `murmur serve` and two workers of a `workers` pool. A follow-up
 //! wakes the sleeping agent on the worker that ran it, which holds its workspace and session;
 //! when that worker was killed, the agent is resurrected on the other one from its branch and
-//! the event log names both machines.
+//! the event log names both machines. On SQLite and PostgreSQL.
 
 #[path = "../cli/tests/claude_project/mod.rs"]
 mod claude_project;
@@ -15,6 +15,7 @@ use std::process::Command;
 use claude_project::{Project, agent, all_text, commit, text};
 use murmur_testkit::{ModelServer, Turn};
 use serde_json::Value;
+use support::db::{Backend, PgDatabase};
 use support::serve::{self, Events, Murmur};
 
 /// The writer works on the workers pool; `other`, on this server's own slots, keeps the run
@@ -35,6 +36,7 @@ struct Claude {
     model: ModelServer,
     release: PathBuf,
     _release_dir: tempfile::TempDir,
+    _database: Option<PgDatabase>,
 }
 
 impl serve::Murmur for Claude {
@@ -45,18 +47,27 @@ impl serve::Murmur for Claude {
 
 type Cluster = serve::Cluster<Claude>;
 
-fn cluster(turns: Vec<Turn>) -> Cluster {
+fn cluster(backend: &Backend, turns: Vec<Turn>) -> Cluster {
     let release_dir = tempfile::tempdir().expect("temp dir");
     let release = release_dir.path().join("release");
-    let project = Project::with_files(
+    let mut project = Project::with_files(
         &[("haiku", &flight(&release.display().to_string()))],
         &[(".murmur/murmur.yaml", CONFIG)],
     );
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres(admin) => {
+            let (database, url) = PgDatabase::create(admin, "sleep");
+            project.use_database(url);
+            Some(database)
+        }
+    };
     let claude = Claude {
         project,
         model: ModelServer::start(turns),
         release,
         _release_dir: release_dir,
+        _database: database,
     };
     serve::Cluster::start(claude, "fleet", serve::short_lease())
 }
@@ -110,13 +121,20 @@ fn asleep_on(events: &mut Events, machines: [&str; 2]) -> usize {
         .unwrap_or_else(|| panic!("placed on {machine}, not one of {machines:?}"))
 }
 
-#[test]
-fn a_follow_up_wakes_the_agent_on_its_worker_in_its_session() {
-    let cluster = cluster(vec![
-        commit("first haiku", "haiku.txt", "Autumn moonlight"),
-        Turn::text("Autumn moonlight, a worm digs silently."),
-        Turn::text("Second haiku: the old pond, a frog jumps in."),
-    ]);
+every_backend!(
+    a_follow_up_wakes_the_agent_on_its_worker_in_its_session,
+    an_agent_whose_worker_was_killed_is_resurrected_on_the_other_from_its_branch,
+);
+
+fn a_follow_up_wakes_the_agent_on_its_worker_in_its_session(backend: &Backend) {
+    let cluster = cluster(
+        backend,
+        vec![
+            commit("first haiku", "haiku.txt", "Autumn moonlight"),
+            Turn::text("Autumn moonlight, a worm digs silently."),
+            Turn::text("Second haiku: the old pond, a frog jumps in."),
+        ],
+    );
     let (_one, one) = cluster.worker("one");
     let (_two, two) = cluster.worker("two");
     let run = cluster.api.start_run("haiku");
@@ -164,13 +182,15 @@ fn a_follow_up_wakes_the_agent_on_its_worker_in_its_session() {
     );
 }
 
-#[test]
-fn an_agent_whose_worker_was_killed_is_resurrected_on_the_other_from_its_branch() {
-    let cluster = cluster(vec![
-        commit("first haiku", "haiku.txt", "Autumn moonlight"),
-        Turn::text("Autumn moonlight, a worm digs silently."),
-        Turn::text("Second haiku: the old pond, a frog jumps in."),
-    ]);
+fn an_agent_whose_worker_was_killed_is_resurrected_on_the_other_from_its_branch(backend: &Backend) {
+    let cluster = cluster(
+        backend,
+        vec![
+            commit("first haiku", "haiku.txt", "Autumn moonlight"),
+            Turn::text("Autumn moonlight, a worm digs silently."),
+            Turn::text("Second haiku: the old pond, a frog jumps in."),
+        ],
+    );
     let (one_process, one) = cluster.worker("one");
     let (two_process, two) = cluster.worker("two");
     let run = cluster.api.start_run("haiku");

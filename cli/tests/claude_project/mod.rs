@@ -14,6 +14,8 @@ use serde_json::Value;
 pub struct Project {
     dir: tempfile::TempDir,
     home: tempfile::TempDir,
+    /// The store every `murmur` of the project uses instead of its SQLite file.
+    database_url: Option<String>,
 }
 
 impl Project {
@@ -44,7 +46,17 @@ impl Project {
         }
         git(repo, &["add", "."]);
         git(repo, &["commit", "-qm", "start"]);
-        Self { dir, home }
+        Self {
+            dir,
+            home,
+            database_url: None,
+        }
+    }
+
+    /// Every `murmur` of the project from now on uses the store at `url` (a PostgreSQL
+    /// database the caller keeps) instead of `.murmur/murmur.db`.
+    pub fn use_database(&mut self, url: String) {
+        self.database_url = Some(url);
     }
 
     pub fn repo(&self) -> &Path {
@@ -64,6 +76,9 @@ impl Project {
             .env("ANTHROPIC_API_KEY", "test-key")
             .env("NO_COLOR", "1")
             .envs(QUIET_ENV.iter().copied());
+        if let Some(url) = &self.database_url {
+            command.env("MURMUR_DATABASE_URL", url);
+        }
         command
     }
 
