@@ -308,8 +308,24 @@ impl Store {
         self.writer.commit(checkpoint).await
     }
 
-    /// A run by id or unique id prefix.
+    /// A run by id or unique id prefix. The id itself is looked up first: a prefix's `LIKE`
+    /// cannot use the primary key (on SQLite nor PostgreSQL), and every run's driver asks by id.
     pub async fn run(&self, id: &str) -> Result<RunRow, Error> {
+        let exact = Query::select()
+            .columns(RUN_COLUMNS)
+            .columns(RUN_LEASE_COLUMNS)
+            .from(Runs::Table)
+            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+            .and_where(Expr::col(Runs::Id).eq(id))
+            .to_owned();
+        let found: Vec<RunRow> = self
+            .backend
+            .fetch_all(&exact)
+            .await
+            .map_err(|e| self.fail(e))?;
+        if let Some(row) = found.into_iter().next() {
+            return Ok(row);
+        }
         let select = Query::select()
             .columns(RUN_COLUMNS)
             .columns(RUN_LEASE_COLUMNS)
