@@ -16,6 +16,8 @@ mod credentials;
 mod defaults;
 #[path = "workspaces/environment.rs"]
 mod environment;
+#[path = "workspaces/far_worker.rs"]
+mod far_worker;
 #[path = "workspaces/git_http.rs"]
 mod git_http;
 #[path = "workspaces/harness.rs"]

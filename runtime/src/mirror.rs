@@ -9,6 +9,9 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+mod pushed;
+pub use pushed::take_pushed_branch;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot run git: {0} (is git installed and on PATH?)")]

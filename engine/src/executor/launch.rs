@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Error;
 use super::environment::AgentEnvironment;
 use super::placement::{AttemptHandle, Placement};
+use super::pushed::PushedBranch;
 use crate::clock::Clock;
 use crate::run::{self, Context, UpstreamResult};
 use crate::store::{PullRequest, Store};
@@ -120,8 +121,14 @@ pub fn launch(
         recorder,
         mask: Mask::default(),
         claims,
+        machine: None,
+        pushed: None,
     };
     if !environment.has_secrets() {
+        let relay = Relay {
+            pushed: PushedBranch::of(&spec.workspace, None),
+            ..relay
+        };
         let handle = placement.start(spec, updates)?;
         tokio::spawn(relay.run(handle, update_rx, stopped));
         return Ok(stop);
@@ -134,6 +141,7 @@ pub fn launch(
             Err(error) => return relay.fail(error),
         };
         relay.mask = Mask::new(&secrets);
+        relay.pushed = PushedBranch::of(&spec.workspace, Some(&secrets));
         match placement.start_sealed(spec, secrets, updates) {
             Ok(handle) => relay.run(handle, update_rx, stopped).await,
             Err(error) => relay.fail(error.to_string()),
@@ -240,6 +248,10 @@ struct Relay {
     mask: Mask,
     /// When the attempt was handed to its placement, until a machine took it.
     claims: Option<(std::time::Instant, Arc<crate::histogram::Histogram>)>,
+    /// The machine running the attempt, once known.
+    machine: Option<String>,
+    /// The agent's branch, for a workspace repository with an origin.
+    pushed: Option<PushedBranch>,
 }
 
 impl Relay {
@@ -259,6 +271,7 @@ impl Relay {
         mut stopped: oneshot::Receiver<()>,
     ) {
         if let Some(machine) = handle.machine.clone() {
+            self.machine = Some(machine.clone());
             self.pass_on(AttemptUpdate::Placed {
                 machine,
                 instead_of: None,
@@ -269,6 +282,10 @@ impl Relay {
             tokio::select! {
                 update = updates.recv() => match update {
                     Some(AttemptUpdate::Ended { outcome }) => break outcome,
+                    Some(AttemptUpdate::Placed { machine, instead_of }) => {
+                        self.machine = Some(machine.clone());
+                        self.pass_on(AttemptUpdate::Placed { machine, instead_of });
+                    }
                     Some(update) => self.pass_on(update),
                     None => break Err(AttemptFailure::new(
                         FailureKind::Lost,
@@ -286,6 +303,7 @@ impl Relay {
         let result = match result {
             Ok(mut finished) => {
                 finished.response = self.mask.apply(finished.response);
+                self.take_pushed_branch().await;
                 self.record(finished).await
             }
             Err(mut failure) => {
@@ -332,6 +350,16 @@ impl Relay {
             AttemptUpdate::Ended { .. } => return,
         };
         let _ = self.messages.send(message);
+    }
+
+    /// The agent's branch from the origin, when a machine with a clone of its own (not this
+    /// host's slot) ran the attempt.
+    async fn take_pushed_branch(&self) {
+        if let (Some(pushed), Some(machine)) = (&self.pushed, &self.machine)
+            && !super::placement::is_local_machine(machine)
+        {
+            pushed.take(&self.key).await;
+        }
     }
 
     /// A local pull request is recorded before the attempt's success is reported, so the

@@ -10,6 +10,7 @@ mod launch;
 mod leases;
 pub mod placement;
 mod pools;
+mod pushed;
 mod workspaces;
 
 use std::path::PathBuf;

@@ -138,6 +138,15 @@ impl Placements {
     }
 }
 
+/// How the local placement's machine names begin (`local:HOST`).
+const LOCAL_MACHINE: &str = "local:";
+
+/// Whether `machine` is a slot on this server's host, which works in the server's mirror
+/// itself, rather than a machine that keeps its own clone.
+pub fn is_local_machine(machine: &str) -> bool {
+    machine.starts_with(LOCAL_MACHINE)
+}
+
 /// Slots on this host: the attempt runs in-process, its runtime as a child process.
 pub struct LocalPlacement {
     machine: Arc<Machine>,
@@ -151,7 +160,7 @@ impl LocalPlacement {
     pub fn new(machine: Machine) -> Self {
         Self {
             machine: Arc::new(machine),
-            name: format!("local:{}", crate::lease::host_name()),
+            name: format!("{LOCAL_MACHINE}{}", crate::lease::host_name()),
             key: Arc::new(MachineKey::generate()),
         }
     }
