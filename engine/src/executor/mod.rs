@@ -223,7 +223,8 @@ impl Executor {
         observer: mpsc::UnboundedSender<Committed>,
         cancel: oneshot::Receiver<()>,
     ) -> Result<RunStatus, Error> {
-        let run_id = self.store.run(run_id).await?.id;
+        let row = self.store.run(run_id).await?;
+        let run_id = row.id.clone();
         let lease = self
             .leases
             .acquire(&self.store, &self.clock, &run_id)
@@ -236,7 +237,7 @@ impl Executor {
                 return Err(error.into());
             }
         };
-        let mut driver = match Driver::load(&executor, &run_id, observer).await {
+        let mut driver = match Driver::from_row(&executor, row, observer).await {
             Ok(driver) => driver,
             Err(error) => {
                 self.leases.release(&self.store, &run_id, &lease).await;

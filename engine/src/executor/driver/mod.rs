@@ -97,8 +97,18 @@ impl<'e> Driver<'e> {
         run_id: &str,
         observer: mpsc::UnboundedSender<Committed>,
     ) -> Result<Self, Error> {
+        let row = executor.store.run(run_id).await?;
+        Self::from_row(executor, row, observer).await
+    }
+
+    /// The driver of the run `row` was read of: its events since are replayed here, so a row
+    /// read a moment ago (before its lease was taken) is as good as a fresh one.
+    pub async fn from_row(
+        executor: &'e Executor,
+        row: crate::store::RunRow,
+        observer: mpsc::UnboundedSender<Committed>,
+    ) -> Result<Self, Error> {
         let store = &executor.store;
-        let row = store.run(run_id).await?;
         let parsed = murmur_parser::parse(&row.source, &row.flight);
         let valid = parsed.diagnostics.iter().all(|d| !d.is_error());
         let mut flight = parsed
