@@ -63,14 +63,10 @@ fn cluster_with_secret(
     let keys_dir = tempfile::tempdir().expect("temp dir");
     let keys = keys_dir.path().join("keys");
     let mut project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
-    let database = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres(admin) => {
-            let (database, url) = PgDatabase::create(admin, "gates");
-            project.use_database(url);
-            Some(database)
-        }
-    };
+    let database = support::db::created(backend, "gates").map(|(database, url)| {
+        project.use_database(url);
+        database
+    });
     let model = ModelServer::start(turns);
     if let Some((name, value)) = secret {
         let mut set = with_keys(project.murmur(&model, &["secret", "set", name]), &keys);

@@ -54,14 +54,10 @@ fn cluster(backend: &Backend, turns: Vec<Turn>) -> Cluster {
         &[("haiku", &flight(&release.display().to_string()))],
         &[(".murmur/murmur.yaml", CONFIG)],
     );
-    let database = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres(admin) => {
-            let (database, url) = PgDatabase::create(admin, "sleep");
-            project.use_database(url);
-            Some(database)
-        }
-    };
+    let database = support::db::created(backend, "sleep").map(|(database, url)| {
+        project.use_database(url);
+        database
+    });
     let claude = Claude {
         project,
         model: ModelServer::start(turns),

@@ -29,6 +29,15 @@ impl Backend {
     }
 }
 
+/// A database of its own for a test on `backend` (none on SQLite, whose file the test's
+/// folder holds), with the URL that reaches it.
+pub fn created(backend: &Backend, label: &str) -> Option<(PgDatabase, String)> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres(admin) => Some(PgDatabase::create(admin, label)),
+    }
+}
+
 /// A database created for one fixture, dropped with it.
 pub struct PgDatabase {
     admin_url: String,

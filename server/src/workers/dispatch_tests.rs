@@ -236,10 +236,9 @@ fn a_machine_is_told_to_stop_what_it_runs_but_was_never_given() {
     assert_eq!(stops, [key("ghost")]);
 }
 
-fn meant_for(dispatch: &mut Dispatch, slug: &str, machine: Option<&str>) {
-    let (updates, _rx) = mpsc::unbounded_channel();
-    let mut spec = spec(slug);
-    spec.affinity = machine.map(str::to_owned);
+/// `spec` waiting for a machine of `fleet`, its driver gone.
+fn waiting(dispatch: &mut Dispatch, spec: AttemptSpec) {
+    let (updates, _) = mpsc::unbounded_channel();
     dispatch.enqueue(
         "fleet",
         Queued {
@@ -248,6 +247,12 @@ fn meant_for(dispatch: &mut Dispatch, slug: &str, machine: Option<&str>) {
             secrets: None,
         },
     );
+}
+
+fn meant_for(dispatch: &mut Dispatch, slug: &str, machine: Option<&str>) {
+    let mut spec = spec(slug);
+    spec.affinity = machine.map(str::to_owned);
+    waiting(dispatch, spec);
 }
 
 #[test]
@@ -310,17 +315,9 @@ fn an_attempt_whose_machine_is_gone_goes_anywhere_and_says_which_it_replaces() {
 
 /// An attempt of `tenant`'s run, waiting for a machine of `fleet`.
 fn of_tenant(dispatch: &mut Dispatch, slug: &str, tenant: &str) {
-    let (updates, _) = mpsc::unbounded_channel();
     let mut spec = spec(slug);
     spec.tenant = tenant.to_owned();
-    dispatch.enqueue(
-        "fleet",
-        Queued {
-            spec,
-            updates,
-            secrets: None,
-        },
-    );
+    waiting(dispatch, spec);
 }
 
 #[test]
