@@ -1,7 +1,8 @@
 //! Workers of a tenant, end to end with real processes: a worker registered with a tenant's
 //! worker token is that tenant's machine. It runs that tenant's agents only (an older run of
 //! the server's own tenant waiting for the same pool is passed over), it is listed in that
-//! tenant's machines only, and the server's own workers run every tenant's agents.
+//! tenant's machines only (over HTTP and by `murmur machines ls --tenant`), and the server's
+//! own workers run every tenant's agents.
 
 #[path = "../cli/tests/support/mod.rs"]
 mod support;
@@ -114,6 +115,27 @@ fn a_tenant_s_worker_runs_that_tenant_s_agents_only(backend: &Backend) {
         machines(&cluster.api)
     );
     assert_eq!(status_of(&acme, &format!("/v1/runs/{ours}")), 404);
+    let listed = |tenant: &[&str]| {
+        let mut args = vec!["machines", "ls", "--json"];
+        args.extend(tenant);
+        cluster.murmur.murmur(&args)
+    };
+    let theirs = listed(&["--tenant", "acme"]);
+    assert!(
+        String::from_utf8_lossy(&theirs.stdout).contains(&acme_machine),
+        "{theirs:?}"
+    );
+    let own = listed(&[]);
+    assert!(
+        !String::from_utf8_lossy(&own.stdout).contains(&acme_machine),
+        "{own:?}"
+    );
+    let nobody = listed(&["--tenant", "nobody"]);
+    assert!(!nobody.status.success());
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("no tenant `nobody`"),
+        "{nobody:?}"
+    );
 
     // A worker of the server's own tenant runs what waits.
     let (_own_worker, own_machine) = cluster.worker("own");

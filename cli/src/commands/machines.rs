@@ -19,6 +19,10 @@ pub enum MachinesCommand {
         /// Only machines of this pool
         #[arg(long, value_name = "POOL")]
         pool: Option<String>,
+        /// The machines of this tenant (its workers'); default: the store's own tenant's,
+        /// which also run every other tenant's agents
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
         /// Print JSON: an array of {"id", "pool", "placement", "provider_id", "state",
         /// "agent", "last_seen_at"} ("agent" is RUN/SLUG or null)
         #[arg(long)]
@@ -30,16 +34,24 @@ pub enum MachinesCommand {
 
 pub fn run(command: MachinesCommand) -> anyhow::Result<Exit> {
     match command {
-        MachinesCommand::Ls { pool, json, db } => ls(&db, pool.as_deref(), json),
+        MachinesCommand::Ls {
+            pool,
+            tenant,
+            json,
+            db,
+        } => ls(&db, pool.as_deref(), tenant.as_deref(), json),
     }
 }
 
-fn ls(db: &DbArgs, pool: Option<&str>, json: bool) -> anyhow::Result<Exit> {
+fn ls(db: &DbArgs, pool: Option<&str>, tenant: Option<&str>, json: bool) -> anyhow::Result<Exit> {
     let repo = repository_for(None);
     block_on(async {
         // Reading never creates a store: without one there are no machines.
         let machines = match existing_store(db, &repo)? {
-            Some(url) => listed(&Store::open(&url).await?, pool).await?,
+            Some(url) => {
+                let store = super::tenant::in_tenant(Store::open(&url).await?, tenant).await?;
+                listed(&store, pool).await?
+            }
             None => Vec::new(),
         };
         if json {

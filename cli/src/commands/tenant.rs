@@ -73,7 +73,11 @@ fn list(db: &DbArgs, json: bool) -> anyhow::Result<Exit> {
 
 /// The store scoped to `tenant` (the store's own when `None`); an unknown tenant is an error.
 async fn scoped(db: &DbArgs, tenant: Option<&str>) -> anyhow::Result<Store> {
-    let store = open_store(db, &repository_for(None)).await?;
+    in_tenant(open_store(db, &repository_for(None)).await?, tenant).await
+}
+
+/// `store` scoped to `tenant` (as it is when `None`); an unknown tenant is an error.
+pub(crate) async fn in_tenant(store: Store, tenant: Option<&str>) -> anyhow::Result<Store> {
     let Some(tenant) = tenant else {
         return Ok(store);
     };
