@@ -117,20 +117,22 @@ fn asleep_on(events: &mut Events, machines: [&str; 2]) -> usize {
         .unwrap_or_else(|| panic!("placed on {machine}, not one of {machines:?}"))
 }
 
+/// The writer's turns: it commits a first haiku, answers with it, then writes a second.
+fn two_haikus() -> Vec<Turn> {
+    vec![
+        commit("first haiku", "haiku.txt", "Autumn moonlight"),
+        Turn::text("Autumn moonlight, a worm digs silently."),
+        Turn::text("Second haiku: the old pond, a frog jumps in."),
+    ]
+}
+
 every_backend!(
     a_follow_up_wakes_the_agent_on_its_worker_in_its_session,
     an_agent_whose_worker_was_killed_is_resurrected_on_the_other_from_its_branch,
 );
 
 fn a_follow_up_wakes_the_agent_on_its_worker_in_its_session(backend: &Backend) {
-    let cluster = cluster(
-        backend,
-        vec![
-            commit("first haiku", "haiku.txt", "Autumn moonlight"),
-            Turn::text("Autumn moonlight, a worm digs silently."),
-            Turn::text("Second haiku: the old pond, a frog jumps in."),
-        ],
-    );
+    let cluster = cluster(backend, two_haikus());
     let (_one, one) = cluster.worker("one");
     let (_two, two) = cluster.worker("two");
     let run = cluster.api.start_run("haiku");
@@ -179,14 +181,7 @@ fn a_follow_up_wakes_the_agent_on_its_worker_in_its_session(backend: &Backend) {
 }
 
 fn an_agent_whose_worker_was_killed_is_resurrected_on_the_other_from_its_branch(backend: &Backend) {
-    let cluster = cluster(
-        backend,
-        vec![
-            commit("first haiku", "haiku.txt", "Autumn moonlight"),
-            Turn::text("Autumn moonlight, a worm digs silently."),
-            Turn::text("Second haiku: the old pond, a frog jumps in."),
-        ],
-    );
+    let cluster = cluster(backend, two_haikus());
     let (one_process, one) = cluster.worker("one");
     let (two_process, two) = cluster.worker("two");
     let run = cluster.api.start_run("haiku");

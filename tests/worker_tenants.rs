@@ -73,20 +73,9 @@ fn a_tenant_s_worker_runs_that_tenant_s_agents_only(backend: &Backend) {
         &fixture,
         &["token", "create", "--name", "ci", "--tenant", "acme"],
     );
-    let acme_worker_token = token(
-        &fixture,
-        &[
-            "token",
-            "create",
-            "--worker",
-            "--pool",
-            "fleet",
-            "--name",
-            "acme-fleet",
-            "--tenant",
-            "acme",
-        ],
-    );
+    let mut worker_token = serve::worker_token_args("fleet").to_vec();
+    worker_token.extend(["--tenant", "acme"]);
+    let acme_worker_token = token(&fixture, &worker_token);
     let cluster = serve::Cluster::start(fixture, "fleet", Box::new(|_| {}));
     let acme = Api {
         address: cluster.api.address.clone(),

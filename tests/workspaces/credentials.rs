@@ -13,6 +13,7 @@ use base64::Engine;
 
 use super::git_http::{GitHost, on_a_command_line};
 use super::harness::*;
+use crate::support::marker::files_holding;
 use crate::support::with_stdin;
 
 const TOKEN: &str = "ghp-workspace-token-4f1c9a";
@@ -126,25 +127,6 @@ fn a_refused_credential_is_named_and_never_shown() {
                 .any(|w| w == header_form.as_slice()),
         "the store holds no plaintext token"
     );
-}
-
-/// Every file below `dir` whose bytes hold `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_holding(&path, needle));
-        } else if std::fs::read(&path)
-            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[test]

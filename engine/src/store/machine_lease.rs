@@ -130,20 +130,20 @@ impl Store {
         rows.into_iter().next().map(RawMachine::decode).transpose()
     }
 
-    /// The tenant of the machine whose credential this is, in whichever tenant it was
+    /// The tenant and id of the machine whose credential this is, in whichever tenant it was
     /// registered (a worker proves who it is with the credential alone); `None` for a
-    /// credential never issued. [`Store::machine_by_credential`] in that tenant reads it.
-    pub async fn machine_tenant_by_credential(
+    /// credential never issued. Everything else about the machine is read in its tenant.
+    pub async fn machine_of_credential(
         &self,
         credential: &str,
-    ) -> Result<Option<String>, super::Error> {
+    ) -> Result<Option<(String, String)>, super::Error> {
         let select = Query::select()
-            .column(Machines::Tenant)
+            .columns([Machines::Tenant, Machines::Id])
             .from(Machines::Table)
             .and_where(Expr::col(Machines::CredentialHash).eq(token_hash(credential)))
             .to_owned();
-        let rows: Vec<(String,)> = self.fetch(&select).await?;
-        Ok(rows.into_iter().next().map(|(tenant,)| tenant))
+        let rows: Vec<(String, String)> = self.fetch(&select).await?;
+        Ok(rows.into_iter().next())
     }
 
     /// Machines of `pool` that may still work (neither draining, terminated nor lost), of

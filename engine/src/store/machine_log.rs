@@ -9,8 +9,8 @@
 //!   when it is up ([`MachineEvent::Provisioned`] through [`Store::apply_machine_event`]);
 //! - a driver takes a warm machine for an attempt ([`Store::claim_idle_machine`]) and
 //!   releases it ([`MachineEvent::Released`]);
-//! - a worker authenticates with its machine's credential ([`Store::machine_by_credential`])
-//!   and heartbeats ([`Store::renew_machine_lease`]);
+//! - a worker authenticates with its machine's credential, in whichever tenant the machine
+//!   is ([`Store::machine_of_credential`]), and heartbeats ([`Store::renew_machine_lease`]);
 //! - a watcher marks silent machines lost ([`Store::expire_machine_leases`]) and interrupts
 //!   the attempts of the machines it returns. Leases, claims and counts are in
 //!   `store/machine_lease.rs`.

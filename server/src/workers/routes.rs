@@ -64,25 +64,23 @@ async fn heartbeat(
     headers: &HeaderMap,
 ) -> Result<(AppState, MachineRow), ApiError> {
     let credential = bearer(headers).ok_or_else(no_machine)?;
-    let tenant = state
+    let (tenant, id) = state
         .store()
-        .machine_tenant_by_credential(credential)
+        .machine_of_credential(credential)
         .await?
         .ok_or_else(no_machine)?;
     let state = state.for_tenant(&tenant).await?;
-    let store = state.store();
-    let machine = store
-        .machine_by_credential(credential)
-        .await?
-        .filter(|m| m.placement != "local")
-        .ok_or_else(no_machine)?;
     let (now, expires) = state
         .workers()
         .lease_window(state.executor().clock.as_ref());
-    let machine = store
-        .renew_machine_lease(&machine.id, &now, &expires)
+    let machine = state
+        .store()
+        .renew_machine_lease(&id, &now, &expires)
         .await
         .map_err(machine_error)?;
+    if machine.placement == "local" {
+        return Err(no_machine());
+    }
     Ok((state, machine))
 }
 
