@@ -95,14 +95,10 @@ async fn worktree(
 ) -> Result<Place, Refusal> {
     let workspace = &spec.workspace;
     let worktree = machine.work_root.join(&workspace.worktree);
-    let repository = if machine.clones {
-        let branches = [workspace.branch.as_str()];
-        clone::prepare_for(workspace, secrets, &machine.work_root, &branches)
-            .await
-            .map_err(Refusal::Failed)?
-    } else {
-        PathBuf::from(&workspace.repository)
-    };
+    let branches = [workspace.branch.as_str()];
+    let (repository, extra) = clone::sources_for(machine, workspace, secrets, &branches)
+        .await
+        .map_err(Refusal::Failed)?;
     if !worktree.join(".git").exists() {
         if !machine.clones {
             return Err(Refusal::Broken(format!(
@@ -112,6 +108,7 @@ async fn worktree(
         }
         let plan = WorkspacePlan {
             repository: repository.clone(),
+            extra,
             worktree: worktree.clone(),
             github: machine.settings.github.clone(),
             spec: workspace.clone(),

@@ -13,7 +13,7 @@ use murmur_runtime::git::{git, succeeds};
 use murmur_runtime::mirror::{self, Credential};
 
 mod origin;
-pub use origin::prepare_for;
+pub use origin::sources_for;
 
 /// The credential each clone's origin takes, in memory only: set by every preparation of a
 /// clone of an origin, used by its fetches and its push back.

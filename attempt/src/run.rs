@@ -1,6 +1,5 @@
 //! An attempt from start to end on this machine: workspace, runtime, timeout, delivery.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,18 +44,15 @@ pub async fn run(
     let run_dir = machine.work_root.join(&spec.key.run_id);
     let results =
         files::write_upstream_results(&run_dir, &spec.key.slug, &spec.upstream).map_err(failed)?;
-    let repository = if machine.clones {
-        let mut branches = vec![spec.workspace.branch.as_str()];
-        branches.extend(spec.workspace.merge.iter().map(String::as_str));
-        clone::prepare_for(&spec.workspace, &secrets, &machine.work_root, &branches)
-            .await
-            .map_err(failed)?
-    } else {
-        PathBuf::from(&spec.workspace.repository)
-    };
+    let mut branches = vec![spec.workspace.branch.as_str()];
+    branches.extend(spec.workspace.merge.iter().map(String::as_str));
+    let (repository, extra) = clone::sources_for(machine, &spec.workspace, &secrets, &branches)
+        .await
+        .map_err(failed)?;
     let env = files::environment(&spec, &repository, &results, &machine.settings);
     let plan = WorkspacePlan {
         repository,
+        extra,
         worktree: machine.work_root.join(&spec.workspace.worktree),
         github: machine.settings.github.clone(),
         spec: spec.workspace.clone(),

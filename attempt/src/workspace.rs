@@ -21,6 +21,9 @@ const PREPARE_HOOK: &str = ".murmur/hooks/prepare-workspace.sh";
 pub struct WorkspacePlan {
     pub spec: WorkspaceSpec,
     pub repository: PathBuf,
+    /// Where the spec's other repositories are on this machine, in its order: a worker's
+    /// clones of them, or the repositories themselves.
+    pub extra: Vec<PathBuf>,
     pub worktree: PathBuf,
     pub github: GitHubSettings,
 }
@@ -29,8 +32,6 @@ pub struct WorkspacePlan {
 pub struct Prepared {
     repository: Repository,
     pub tree: Worktree,
-    /// The repositories the other worktrees of a multi-repository workspace come from.
-    extra: Vec<PathBuf>,
 }
 
 /// Where a multi-repository workspace's other repositories are, inside the agent's worktree.
@@ -84,13 +85,9 @@ pub async fn prepare(
             .await
             .map_err(|e| e.to_string())?;
     }
-    let extra = prepare_extra(plan, &tree).await?;
+    prepare_extra(plan, &tree).await?;
     run_prepare_hook(&tree, env).await?;
-    Ok(Some(Prepared {
-        repository,
-        tree,
-        extra,
-    }))
+    Ok(Some(Prepared { repository, tree }))
 }
 
 /// Whether this machine works in its own clone of the repository (a worker) rather than in
@@ -101,13 +98,12 @@ fn clones(plan: &WorkspacePlan) -> bool {
 
 /// The other repositories of the workspace, each on the agent's branch at
 /// `.murmur/repos/<name>` in its worktree (kept out of the first repository's status).
-async fn prepare_extra(plan: &WorkspacePlan, tree: &Worktree) -> Result<Vec<PathBuf>, String> {
+async fn prepare_extra(plan: &WorkspacePlan, tree: &Worktree) -> Result<(), String> {
     if plan.spec.extra.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     exclude_extra(tree).await?;
-    let mut sources = Vec::new();
-    for extra in &plan.spec.extra {
+    for (extra, source) in plan.spec.extra.iter().zip(&plan.extra) {
         let safe = !extra.name.is_empty()
             && extra
                 .name
@@ -116,13 +112,7 @@ async fn prepare_extra(plan: &WorkspacePlan, tree: &Worktree) -> Result<Vec<Path
         if !safe {
             return Err(format!("`{}` is not a repository folder name", extra.name));
         }
-        let source = match plan.repository.parent().and_then(|p| p.parent()) {
-            Some(root) if clones(plan) => {
-                crate::clone::prepare(&extra.repository, root, &[plan.spec.branch.as_str()]).await?
-            }
-            _ => PathBuf::from(&extra.repository),
-        };
-        let repository = Repository::open(&source, None)
+        let repository = Repository::open(source, None)
             .await
             .map_err(|e| e.to_string())?;
         let path = tree.path.join(EXTRA_REPOSITORIES).join(&extra.name);
@@ -130,9 +120,8 @@ async fn prepare_extra(plan: &WorkspacePlan, tree: &Worktree) -> Result<Vec<Path
             .worktree_from(&path, &plan.spec.branch, &[], None)
             .await
             .map_err(|e| e.to_string())?;
-        sources.push(source);
     }
-    Ok(sources)
+    Ok(())
 }
 
 /// `/.murmur/repos/` in the first repository's `info/exclude`, once.
@@ -179,7 +168,7 @@ pub async fn deliver(
     if clones(plan) {
         // A worker's clones: the agent's branch of every other repository goes back to where
         // it was cloned from, as the first one's does.
-        for source in &prepared.extra {
+        for source in &plan.extra {
             crate::clone::push_back(source, &tree.branch).await?;
         }
     }

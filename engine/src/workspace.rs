@@ -130,8 +130,9 @@ pub struct RunSettings {
     pub base: Option<String>,
     pub follow_base: Option<murmur_protocol::FollowBase>,
     pub pool: Option<String>,
-    /// Its first repository's origin, which a worker clones from when it reaches it.
-    pub origin: Option<murmur_protocol::RepositoryOrigin>,
+    /// Its repositories' origins in repository order, which a worker clones from when it
+    /// reaches them.
+    pub origins: Vec<murmur_protocol::RepositoryOrigin>,
 }
 
 impl RunSettings {
@@ -150,11 +151,20 @@ impl RunSettings {
                 .or_else(|| first.and_then(|r| r.base.clone())),
             follow_base,
             pool: workspace.defaults.pool.clone(),
-            origin: first.map(|r| murmur_protocol::RepositoryOrigin {
-                url: r.url.clone(),
-                credential: r.credential.clone(),
-            }),
+            origins: workspace
+                .repositories
+                .iter()
+                .map(|r| murmur_protocol::RepositoryOrigin {
+                    url: r.url.clone(),
+                    credential: r.credential.clone(),
+                })
+                .collect(),
         }
+    }
+
+    /// The first repository's origin: the one an agent's worktree is of.
+    pub fn origin(&self) -> Option<&murmur_protocol::RepositoryOrigin> {
+        self.origins.first()
     }
 
     /// `flight` as a run of the workspace has it: its default pool where it names none.

@@ -157,6 +157,9 @@ pub struct ExtraRepository {
     pub name: String,
     /// A local path or a clone URL, as `WorkspaceSpec::repository`.
     pub repository: String,
+    /// Where it comes from for a machine that keeps its own clones, as `WorkspaceSpec::origin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RepositoryOrigin>,
 }
 
 /// What a pull request will say, decided when the attempt starts.

@@ -5,24 +5,63 @@
 
 use std::path::{Path, PathBuf};
 
-use murmur_protocol::WorkspaceSpec;
+use murmur_protocol::{RepositoryOrigin, WorkspaceSpec};
 use murmur_runtime::mirror::{self, Credential};
 use murmur_vault::SecretSet;
 
 use super::{prepare, prepare_with};
+use crate::Machine;
 
 /// The remote of a clone of an origin that names the server's mirror.
 pub(super) const MIRROR: &str = "murmur-mirror";
 
 /// The clone an attempt works in (see the module's comment), with `branches` taken.
-pub async fn prepare_for(
+async fn prepare_for(
     spec: &WorkspaceSpec,
     secrets: &SecretSet,
     root: &Path,
     branches: &[&str],
 ) -> Result<PathBuf, String> {
-    let Some(origin) = &spec.origin else {
-        return prepare(&spec.repository, root, branches).await;
+    let origin = spec.origin.as_ref();
+    prepare_from(&spec.repository, origin, secrets, root, branches).await
+}
+
+/// Where an attempt's repositories are on `machine`, the first and then the others of a
+/// multi-repository workspace in the spec's order: on a machine that clones, its clones of
+/// them (with `branches` taken in the first, the agent's branch in the others); else the
+/// repositories themselves.
+pub async fn sources_for(
+    machine: &Machine,
+    spec: &WorkspaceSpec,
+    secrets: &SecretSet,
+    branches: &[&str],
+) -> Result<(PathBuf, Vec<PathBuf>), String> {
+    if !machine.clones {
+        let extra = spec.extra.iter().map(|e| PathBuf::from(&e.repository));
+        return Ok((PathBuf::from(&spec.repository), extra.collect()));
+    }
+    let root = &machine.work_root;
+    let first = prepare_for(spec, secrets, root, branches).await?;
+    let mut extra = Vec::new();
+    for repository in &spec.extra {
+        let origin = repository.origin.as_ref();
+        let branch = [spec.branch.as_str()];
+        extra.push(prepare_from(&repository.repository, origin, secrets, root, &branch).await?);
+    }
+    Ok((first, extra))
+}
+
+/// The clone of one repository: of its origin when this machine reaches it, else of
+/// `mirror_path`, the server's mirror.
+async fn prepare_from(
+    mirror_path: &str,
+    origin: Option<&RepositoryOrigin>,
+    secrets: &SecretSet,
+    root: &Path,
+    branches: &[&str],
+) -> Result<PathBuf, String> {
+    let Some(origin) = origin else {
+        return prepare(mirror_path, root, branches).await;
     };
     let credential = match &origin.credential {
         Some(name) => Some(credential_in(secrets, name)?),
@@ -38,10 +77,10 @@ pub async fn prepare_for(
             ));
         }
         // Not reachable from here: the server's mirror is.
-        Err(_) => return prepare(&spec.repository, root, branches).await,
+        Err(_) => return prepare(mirror_path, root, branches).await,
     }
     let clone = prepare_with(&origin.url, credential, root, branches).await?;
-    name_mirror(&clone, &spec.repository).await?;
+    name_mirror(&clone, mirror_path).await?;
     Ok(clone)
 }
 

@@ -143,7 +143,12 @@ impl Executor {
                 name = format!("{name}-{index}");
             }
             let repository = dir.join(&folder).display().to_string();
-            extra.push(ExtraRepository { name, repository });
+            let origin = self.workspace.origins.get(index).cloned();
+            extra.push(ExtraRepository {
+                name,
+                repository,
+                origin,
+            });
         }
         extra
     }
@@ -168,16 +173,22 @@ impl Executor {
             .iter()
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
-        // A worker opens the origin's credential from the attempt's sealed secrets, so the
-        // agent gets it too, as a CI job gets its repository token.
-        let credential = executor
+        // A worker opens the origins' credentials from the attempt's sealed secrets, so the
+        // agent gets them too, as a CI job gets its repository token.
+        let credentials = executor
             .workspace
-            .origin
-            .as_ref()
-            .and_then(|o| o.credential.as_ref());
-        for secret in defaults.secrets.iter().chain(credential) {
-            if !executor.environment.secrets.contains(secret) {
-                executor.environment.secrets.push(secret.clone());
+            .origins
+            .iter()
+            .filter_map(|o| o.credential.as_ref());
+        let wanted: Vec<String> = defaults
+            .secrets
+            .iter()
+            .chain(credentials)
+            .cloned()
+            .collect();
+        for secret in wanted {
+            if !executor.environment.secrets.contains(&secret) {
+                executor.environment.secrets.push(secret);
             }
         }
         executor

@@ -107,7 +107,7 @@ impl Driver<'_> {
             required: coding,
             extra: self.executor.extra_repositories(),
             follow_base: self.executor.workspace.follow_base,
-            origin: self.executor.workspace.origin.clone(),
+            origin: self.executor.workspace.origin().cloned(),
         };
         let plan = CodingPlan {
             runtime,
