@@ -242,7 +242,11 @@ fn duo(pool: Option<&str>, config: Option<&str>) -> (tempfile::TempDir, Origin, 
     let front = Origin::new(
         root.path(),
         "front",
-        &[("pair", pair(pool)), ("hello", hello(None))],
+        &[
+            ("pair", pair(pool)),
+            ("hello", hello(None)),
+            ("stack", stack(pool)),
+        ],
     );
     let back = Origin::new(root.path(), "back", &[]);
     let folder = Server::folder();
@@ -294,6 +298,14 @@ fn a_two_repository_workspace_gives_its_agent_both() {
     let (_root, _front, _back, server) = duo(None, None);
     let run = server.run("pair", "duo");
     check_pair(&server, &run);
+}
+
+/// The agent downstream sees what its upstream committed in the second repository only.
+#[test]
+fn upstream_commits_in_every_repository_reach_the_agent_downstream() {
+    let (_root, _front, _back, server) = duo(None, None);
+    let run = server.run("stack", "duo");
+    assert_eq!(response_of(&run, "read"), "found laid", "{run:#}");
 }
 
 #[test]

@@ -97,7 +97,8 @@ fn clones(plan: &WorkspacePlan) -> bool {
 }
 
 /// The other repositories of the workspace, each on the agent's branch at
-/// `.murmur/repos/<name>` in its worktree (kept out of the first repository's status).
+/// `.murmur/repos/<name>` in its worktree (kept out of the first repository's status), with
+/// the upstream branches it has merged in.
 async fn prepare_extra(plan: &WorkspacePlan, tree: &Worktree) -> Result<(), String> {
     if plan.spec.extra.is_empty() {
         return Ok(());
@@ -116,8 +117,18 @@ async fn prepare_extra(plan: &WorkspacePlan, tree: &Worktree) -> Result<(), Stri
             .await
             .map_err(|e| e.to_string())?;
         let path = tree.path.join(EXTRA_REPOSITORIES).join(&extra.name);
+        let mut upstream = Vec::new();
+        for branch in &plan.spec.extra_merge {
+            if repository
+                .has_branch(branch)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                upstream.push(branch.clone());
+            }
+        }
         repository
-            .worktree_from(&path, &plan.spec.branch, &[], None)
+            .worktree_from(&path, &plan.spec.branch, &upstream, None)
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -42,6 +42,7 @@ fn spec(dir: &std::path::Path, script: &str, environment: EnvironmentSpec) -> At
             },
             required: false,
             extra: Vec::new(),
+            extra_merge: Vec::new(),
             follow_base: None,
             origin: None,
         },

@@ -41,6 +41,7 @@ fn exec_spec(
             },
             required: false,
             extra: Vec::new(),
+            extra_merge: Vec::new(),
             follow_base: None,
             origin: None,
         },

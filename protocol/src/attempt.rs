@@ -121,6 +121,10 @@ pub struct WorkspaceSpec {
     /// `.murmur/repos/<name>` inside the agent's worktree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<ExtraRepository>,
+    /// Upstream branches merged into a fresh worktree of each of `extra` that has them, in
+    /// `needs` order: every upstream's, for its commits may be in any repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_merge: Vec<String>,
     /// For a worktree that exists already (a follow-up, a wake, a retry) whose base branch
     /// moved on: how the new base reaches the agent's branch; `None` leaves the branch as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]

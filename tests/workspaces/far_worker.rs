@@ -129,7 +129,11 @@ fn a_worker_that_cannot_reach_the_mirror_pushes_to_the_origin_and_the_server_tak
 #[test]
 fn a_far_worker_clones_every_repository_of_a_workspace_from_its_origin() {
     let root = tempfile::tempdir().expect("temp dir");
-    let front = Origin::new(root.path(), "front", &[("pair", pair(Some("fleet")))]);
+    let flights = [
+        ("pair", pair(Some("fleet"))),
+        ("stack", stack(Some("fleet"))),
+    ];
+    let front = Origin::new(root.path(), "front", &flights);
     let back = Origin::new(root.path(), "back", &[]);
     let far = Far::start(root.path(), "duo", &[&front, &back]);
 
@@ -154,4 +158,7 @@ fn a_far_worker_clones_every_repository_of_a_workspace_from_its_origin() {
     );
     assert_eq!(committed, "work");
     far.taken(&front, "duo", 0, branch);
+    // Downstream on the worker: the upstream's commit in the second repository came with it.
+    let run = far.server.run("stack", "duo");
+    assert_eq!(response_of(&run, "read"), "found laid", "{run:#}");
 }

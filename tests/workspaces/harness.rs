@@ -36,6 +36,14 @@ pub fn pair(pool: Option<&str>) -> String {
     )
 }
 
+/// `lay` commits in the second repository only; `read`, downstream, says what it finds there.
+pub fn stack(pool: Option<&str>) -> String {
+    let pool = pool.map_or(String::new(), |p| format!("pool: {p}\n"));
+    format!(
+        "---\nruntime: exec\n{pool}---\n# Stack\n\n## lay\n> command: cd .murmur/repos/back && echo laid > up.txt && git add up.txt && git -c user.email=a@a -c user.name=a commit -q -m lay && echo done\n\n## read\n> needs: lay\n> command: echo \"found $(cat .murmur/repos/back/up.txt)\"\n"
+    )
+}
+
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
@@ -305,6 +313,19 @@ pub fn cli_fails(dir: &Path, args: &[&str], needle: &str) {
 
 pub fn response(run: &Value) -> String {
     run["agents"][0]["response"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// What agent `slug` of the run answered, trimmed.
+pub fn response_of(run: &Value, slug: &str) -> String {
+    let agent = run["agents"]
+        .as_array()
+        .and_then(|agents| agents.iter().find(|a| a["slug"] == slug))
+        .unwrap_or_else(|| panic!("no agent {slug}: {run:#}"));
+    agent["response"]
         .as_str()
         .unwrap_or_default()
         .trim()

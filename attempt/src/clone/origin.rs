@@ -28,8 +28,8 @@ async fn prepare_for(
 
 /// Where an attempt's repositories are on `machine`, the first and then the others of a
 /// multi-repository workspace in the spec's order: on a machine that clones, its clones of
-/// them (with `branches` taken in the first, the agent's branch in the others); else the
-/// repositories themselves.
+/// them (with `branches` taken in the first, the agent's and its upstreams' branches in the
+/// others); else the repositories themselves.
 pub async fn sources_for(
     machine: &Machine,
     spec: &WorkspaceSpec,
@@ -43,10 +43,11 @@ pub async fn sources_for(
     let root = &machine.work_root;
     let first = prepare_for(spec, secrets, root, branches).await?;
     let mut extra = Vec::new();
+    let mut extra_branches = vec![spec.branch.as_str()];
+    extra_branches.extend(spec.extra_merge.iter().map(String::as_str));
     for repository in &spec.extra {
-        let origin = repository.origin.as_ref();
-        let branch = [spec.branch.as_str()];
-        extra.push(prepare_from(&repository.repository, origin, secrets, root, &branch).await?);
+        let (source, origin) = (&repository.repository, repository.origin.as_ref());
+        extra.push(prepare_from(source, origin, secrets, root, &extra_branches).await?);
     }
     Ok((first, extra))
 }

@@ -50,6 +50,7 @@ fn spec(mirror: &Path, origin: &str, credential: Option<&str>) -> WorkspaceSpec 
         },
         required: true,
         extra: Vec::new(),
+        extra_merge: Vec::new(),
         follow_base: None,
         origin: Some(RepositoryOrigin {
             url: origin.to_owned(),

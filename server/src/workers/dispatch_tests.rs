@@ -35,6 +35,7 @@ fn spec(slug: &str) -> AttemptSpec {
             },
             required: false,
             extra: Vec::new(),
+            extra_merge: Vec::new(),
             follow_base: None,
             origin: None,
         },

@@ -3,7 +3,7 @@
 
 use murmur_attempt::CodingRuntime;
 use murmur_parser::{Agent, Runtime};
-use murmur_protocol::{CodingSpec, PullRequestDraft, WorkspaceSpec};
+use murmur_protocol::{CodingSpec, Delivered, PullRequestDraft, WorkspaceSpec};
 
 use std::sync::Arc;
 
@@ -58,6 +58,7 @@ impl Driver<'_> {
             .continues
             .as_deref()
             .and_then(|up| self.model.index_of(up));
+        let extra = self.executor.extra_repositories();
         let (branch, merge, resume) = match continued {
             Some(up) => {
                 let upstream = &self.model.agents()[up];
@@ -105,7 +106,11 @@ impl Driver<'_> {
                 title: format!("{}: {}", self.flight.title, agent.slug),
             },
             required: coding,
-            extra: self.executor.extra_repositories(),
+            extra_merge: match (continued, extra.is_empty()) {
+                (None, false) => self.every_upstream_branch(index),
+                _ => Vec::new(),
+            },
+            extra,
             follow_base: self.executor.workspace.follow_base,
             origin: self.executor.workspace.origin().cloned(),
         };
@@ -180,15 +185,28 @@ impl Driver<'_> {
 
     /// The branches of this agent's `needs` that produced commits, in `needs` order.
     fn upstream_branches(&self, index: usize) -> Vec<String> {
+        self.upstream_deliveries(index)
+            .filter(|delivered| delivered.commits > 0)
+            .filter_map(|delivered| delivered.branch.clone())
+            .collect()
+    }
+
+    /// Every upstream branch, in `needs` order: for the other repositories of a
+    /// multi-repository workspace, where an upstream may have committed though it did not in
+    /// the first (whose commits alone are counted).
+    fn every_upstream_branch(&self, index: usize) -> Vec<String> {
+        self.upstream_deliveries(index)
+            .filter_map(|delivered| delivered.branch.clone())
+            .collect()
+    }
+
+    fn upstream_deliveries(&self, index: usize) -> impl Iterator<Item = &Delivered> {
         self.agents[index]
             .needs
             .iter()
             .filter_map(|slug| self.model.index_of(slug))
             .flat_map(|up| self.with_instances(up))
             .map(|up| &self.model.agents()[up].delivered)
-            .filter(|delivered| delivered.commits > 0)
-            .filter_map(|delivered| delivered.branch.clone())
-            .collect()
     }
 
     /// Where an agent works: its own worktree, or for `continues` (also a chain of them) the
