@@ -23,6 +23,7 @@ every_backend!(
     the_pool_cap_holds_across_processes,
     commits_are_told_to_the_runs_watchers,
     a_full_pool_goes_to_the_oldest_waiting_run,
+    a_lease_no_drive_holds_is_let_go_at_the_next_renewal,
 );
 
 /// An agent that says it is waiting, then waits for a file to appear.
@@ -403,5 +404,51 @@ async fn a_full_pool_goes_to_the_oldest_waiting_run(db: &TestDb) {
             .await
             .expect("waiters")
             .is_empty()
+    );
+}
+
+/// A drive that ended while the store could not take its lease back leaves the lease with
+/// its process; renewing it with the process's other leases would keep the run from every
+/// other server for as long as the process lives. The next renewal lets it go instead.
+async fn a_lease_no_drive_holds_is_let_go_at_the_next_renewal(db: &TestDb) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let base = executor(db, work.path()).await;
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let process = driver_named(&base, "murmur server", &clock);
+    let owner = Some(process.leases.owner().id.clone());
+    let go = work.path().join("go");
+    let driven = start(&process, &waiting_flight(&go)).await;
+    let (driving, mut events) = drive_in_background(&process, &driven);
+    until(&mut events, is_waiting).await;
+    let left = start(&process, &waiting_flight(&go)).await;
+    let lease = process
+        .leases
+        .acquire(&process.store, &process.clock, &left)
+        .await
+        .expect("lease");
+    // Its drive ended, and its release never reached the store.
+    drop(lease);
+    assert_eq!(base.store.lease(&left).await.expect("lease").owner, owner);
+
+    process
+        .leases
+        .renew_now(&process.store, process.clock.as_ref())
+        .await;
+    assert_eq!(base.store.lease(&left).await.expect("lease").owner, None);
+    assert_eq!(
+        base.store.lease(&driven).await.expect("lease").owner,
+        owner,
+        "the driven run's lease is renewed, not let go"
+    );
+    let without = base
+        .store
+        .runs_without_driver(&clock.stamp())
+        .await
+        .expect("scan");
+    assert_eq!(without, [left], "another server may take the run now");
+    std::fs::write(&go, "").expect("go");
+    assert_eq!(
+        driving.await.expect("join").expect("drive"),
+        RunStatus::Completed
     );
 }

@@ -2,7 +2,7 @@
 //! one keeper task renews them all in one statement and tells a driver the moment its
 //! run was taken over (or could not be renewed in time), so it stops its agents first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -58,6 +58,8 @@ pub struct LeaseCounts {
 #[derive(Default)]
 struct Held {
     runs: HashMap<String, (i64, watch::Sender<bool>)>,
+    /// Runs whose lease is being taken in the store now, not yet in `runs`.
+    acquiring: HashSet<String>,
     keeper: bool,
     /// When the last renewal succeeded (by the injected clock).
     renewed_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -177,6 +179,7 @@ impl Leases {
             });
         }
         let (now, expires) = self.expiry(clock.as_ref());
+        let _acquiring = Acquiring::new(self, run_id);
         match store
             .acquire_lease(run_id, self.owner(), &now, &expires)
             .await?
@@ -232,6 +235,18 @@ impl Leases {
         }
         let (_, expires) = self.expiry(clock);
         let renewed = store.renew_leases(&self.owner().id, &expires).await;
+        let undriven = self.note_renewal(clock, renewed);
+        self.let_go(store, undriven).await;
+    }
+
+    /// Tells the runs taken over meanwhile that they lost their lease (all of them, when
+    /// renewals failed for longer than a lease lasts); answers the leases the store gave
+    /// this process that no drive here holds.
+    fn note_renewal(
+        &self,
+        clock: &dyn Clock,
+        renewed: Result<HashMap<String, i64>, crate::store::Error>,
+    ) -> Vec<(String, i64)> {
         let mut held = self.held();
         match renewed {
             Ok(still_mine) => {
@@ -246,6 +261,12 @@ impl Leases {
                     }
                     kept
                 });
+                still_mine
+                    .into_iter()
+                    .filter(|(run, _)| {
+                        !held.runs.contains_key(run) && !held.acquiring.contains(run)
+                    })
+                    .collect()
             }
             Err(error) => {
                 let ttl =
@@ -258,8 +279,44 @@ impl Leases {
                         let _ = lost.send(true);
                     }
                 }
+                Vec::new()
             }
         }
+    }
+
+    /// Releases leases the store says this process holds though no drive here holds them:
+    /// a drive that ended while the store could not take its release. Renewed with the
+    /// others, such a lease would keep its run from every other server for as long as this
+    /// process lives.
+    async fn let_go(&self, store: &Store, undriven: Vec<(String, i64)>) {
+        for (run, epoch) in undriven {
+            tracing::info!(run = %run, epoch, "releasing the lease of a run no longer driven here");
+            if let Err(error) = store.release_lease(&run, &self.owner().id, epoch).await {
+                tracing::warn!(run = %run, %error, "cannot release the lease; trying again at the next renewal");
+            }
+        }
+    }
+}
+
+/// A run whose lease is being taken: renewals leave its lease alone meanwhile.
+struct Acquiring<'a> {
+    leases: &'a Leases,
+    run_id: String,
+}
+
+impl<'a> Acquiring<'a> {
+    fn new(leases: &'a Leases, run_id: &str) -> Self {
+        leases.held().acquiring.insert(run_id.to_owned());
+        Self {
+            leases,
+            run_id: run_id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Acquiring<'_> {
+    fn drop(&mut self) {
+        self.leases.held().acquiring.remove(&self.run_id);
     }
 }
 

@@ -199,3 +199,12 @@ impl Lease {
             .map_or_else(|| "another process".to_owned(), Holder::describe)
     }
 }
+
+/// The runs whose lease `owner_id` holds, for the rows renewed with its leases.
+pub(super) fn runs_leased_by(owner_id: &str) -> sea_query::SelectStatement {
+    Query::select()
+        .column(Runs::Id)
+        .from(Runs::Table)
+        .and_where(Expr::col(Runs::LeaseOwner).eq(owner_id))
+        .to_owned()
+}

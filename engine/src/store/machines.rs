@@ -286,7 +286,8 @@ impl Store {
         Ok(rows.iter().filter(own).count())
     }
 
-    /// Extends the machine rows `owner_id` holds, with its leases.
+    /// Extends the machine rows `owner_id` holds, with its leases: of the runs it still
+    /// holds the lease of, so a run taken over is not held here too.
     pub(super) async fn renew_machines(
         &self,
         owner_id: &str,
@@ -296,6 +297,9 @@ impl Store {
             .table(PoolClaims::Table)
             .value(PoolClaims::ExpiresAt, expires_at)
             .and_where(Expr::col(PoolClaims::Owner).eq(owner_id))
+            .and_where(
+                Expr::col(PoolClaims::RunId).in_subquery(super::lease::runs_leased_by(owner_id)),
+            )
             .to_owned();
         self.execute(&renew).await.map(drop)
     }

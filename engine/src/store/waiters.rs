@@ -185,7 +185,8 @@ impl Store {
         Ok(!rows.is_empty())
     }
 
-    /// Extends the waits `owner_id` records, with its leases.
+    /// Extends the waits `owner_id` records, with its leases: of the runs it still holds the
+    /// lease of, so a run no longer driven here does not hold younger runs back.
     pub(super) async fn renew_waiters(
         &self,
         owner_id: &str,
@@ -195,6 +196,9 @@ impl Store {
             .table(PoolWaiters::Table)
             .value(PoolWaiters::ExpiresAt, expires_at)
             .and_where(Expr::col(PoolWaiters::Owner).eq(owner_id))
+            .and_where(
+                Expr::col(PoolWaiters::RunId).in_subquery(super::lease::runs_leased_by(owner_id)),
+            )
             .to_owned();
         self.execute(&renew).await.map(drop)
     }
