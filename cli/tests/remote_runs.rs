@@ -118,10 +118,17 @@ fn a_failed_run_on_a_server_exits_1() {
     stop(server);
 }
 
-/// A port nobody listens on now, for a server that must come back at the same address.
+/// A port nobody listens on now, for a server that must come back at the same address. It lies
+/// below the kernel's ephemeral range (32768 and up): a port from that range can be taken, while the
+/// server is down, by any outgoing connection — the follower's own reconnects can even connect to
+/// themselves on it — and the second server could not listen there.
 fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").to_string()
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (start..32_768)
+        .chain(20_000..start)
+        .map(|port| format!("127.0.0.1:{port}"))
+        .find(|address| std::net::TcpListener::bind(address).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 #[test]

@@ -30,9 +30,14 @@ pub fn owed(
     latest
 }
 
-/// The store key of a flight's schedule: its name and position in `on.schedule`.
-pub fn schedule_key(flight: &str, index: usize) -> String {
-    format!("{flight}#{index}")
+/// The store key of a flight's schedule: its workspace (none for the server's own flights),
+/// its name and its position in `on.schedule`.
+pub fn schedule_key(workspace: Option<&str>, flight: &str, index: usize) -> String {
+    match workspace {
+        // A flight name holds no `/`, so a workspace's keys never meet the server's own.
+        Some(workspace) => format!("{workspace}/{flight}#{index}"),
+        None => format!("{flight}#{index}"),
+    }
 }
 
 #[cfg(test)]

@@ -169,22 +169,22 @@ impl RunSettings {
 
     /// `flight` as a run of the workspace has it: its default pool where it names none.
     pub fn apply(&self, flight: &mut murmur_parser::Flight) {
-        let pool = self.flight_pool(flight).to_owned();
-        flight.frontmatter.pool = pool;
-    }
-
-    /// The pool of `flight`'s agents that name none, in a run of the workspace.
-    pub fn flight_pool<'a>(&'a self, flight: &'a murmur_parser::Flight) -> &'a str {
-        match &self.pool {
-            Some(pool) if flight.frontmatter.pool == DEFAULT_POOL => pool,
-            _ => &flight.frontmatter.pool,
+        if flight.frontmatter.pool.is_none() {
+            flight.frontmatter.pool.clone_from(&self.pool);
         }
     }
-}
 
-/// The pool a flight names no pool for: the parser fills it in, so a flight that writes
-/// `pool: local` takes the workspace's default pool too.
-const DEFAULT_POOL: &str = "local";
+    /// The pool of `flight`'s agents that name none, in a run of the workspace: the flight's
+    /// own (`pool: local` too), else the workspace's default.
+    pub fn flight_pool<'a>(&'a self, flight: &'a murmur_parser::Flight) -> &'a str {
+        let front = &flight.frontmatter;
+        front
+            .pool
+            .as_deref()
+            .or(self.pool.as_deref())
+            .unwrap_or(murmur_parser::DEFAULT_POOL)
+    }
+}
 
 /// Why a workspace cannot be recorded as given.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -392,18 +392,27 @@ mod tests {
     fn a_flight_naming_no_pool_takes_the_workspaces() {
         let text = "---\nruntime: exec\n---\n# T\n\n## a\n> command: true\n";
         let named = "---\nruntime: exec\npool: gpu\n---\n# T\n\n## a\n> command: true\n";
+        let local = "---\nruntime: exec\npool: local\n---\n# T\n\n## a\n> command: true\n";
         let mut ws = workspace("a", "/r");
         ws.defaults.pool = Some("fleet".to_owned());
         let settings = RunSettings::of(&ws, None);
         let mut flight = murmur_parser::parse(text, "t").flight.expect("flight");
         settings.apply(&mut flight);
-        assert_eq!(flight.frontmatter.pool, "fleet");
+        assert_eq!(flight.frontmatter.pool(), "fleet");
         let mut flight = murmur_parser::parse(named, "t").flight.expect("flight");
         settings.apply(&mut flight);
-        assert_eq!(flight.frontmatter.pool, "gpu");
+        assert_eq!(flight.frontmatter.pool(), "gpu");
+        let mut flight = murmur_parser::parse(local, "t").flight.expect("flight");
+        assert_eq!(
+            settings.flight_pool(&flight),
+            "local",
+            "named, even as the default"
+        );
+        settings.apply(&mut flight);
+        assert_eq!(flight.frontmatter.pool(), "local");
         let mut flight = murmur_parser::parse(text, "t").flight.expect("flight");
         RunSettings::default().apply(&mut flight);
-        assert_eq!(flight.frontmatter.pool, "local");
+        assert_eq!(flight.frontmatter.pool(), "local");
     }
 
     #[test]

@@ -50,7 +50,20 @@ pub struct Frontmatter {
     pub runtime: Runtime,
     pub timeout: Option<Duration>,
     pub retries: u32,
-    pub pool: String,
+    /// The pool the flight names; `None` runs on a workspace's default pool, else on
+    /// [`DEFAULT_POOL`] (see [`Frontmatter::pool`]).
+    pub pool: Option<String>,
+}
+
+/// The pool of a flight that names none, outside a workspace that has a default: slots on
+/// this host.
+pub const DEFAULT_POOL: &str = "local";
+
+impl Frontmatter {
+    /// The pool the flight's agents run on unless they name one, outside a workspace.
+    pub fn pool(&self) -> &str {
+        self.pool.as_deref().unwrap_or(DEFAULT_POOL)
+    }
 }
 
 impl Default for Frontmatter {
@@ -72,7 +85,7 @@ impl Default for Frontmatter {
             runtime: Runtime::Claude,
             timeout: None,
             retries: 0,
-            pool: "local".to_owned(),
+            pool: None,
         }
     }
 }

@@ -145,7 +145,7 @@ fn read_key(
         ),
         "timeout" => front.timeout = duration(reader, key, value),
         "retries" => front.retries = reader.count(key, value).unwrap_or(0),
-        "pool" => set(&mut front.pool, reader.string(key, value)),
+        "pool" => front.pool = reader.string(key, value),
         _ => reader.unknown_key(key, span, "the frontmatter", &KEYS),
     }
 }

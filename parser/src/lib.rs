@@ -29,7 +29,9 @@ pub use dag::{Cycle, Dag, Edge};
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use duration::{Duration, ParseError as DurationError};
 pub use fanout::{FanOut, instance_slug, items_from_text};
-pub use flight::{Agent, DequeueStrategy, Flight, Frontmatter, Gate, InputSpec, OnIdle, Runtime};
+pub use flight::{
+    Agent, DEFAULT_POOL, DequeueStrategy, Flight, Frontmatter, Gate, InputSpec, OnIdle, Runtime,
+};
 pub use names::{FLIGHT_NAME_RULE, did_you_mean, is_slug, slugify, valid_flight_name};
 pub use source::{Position, Source};
 pub use triggers::{EventFilter, Schedule, ScheduleError, Triggers, parse_cron};

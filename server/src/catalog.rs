@@ -20,6 +20,7 @@ pub enum Origin {
 }
 
 /// A valid flight with its name and the exact text a run will be pinned to.
+#[derive(Clone)]
 pub struct Known {
     pub name: String,
     pub source: String,

@@ -74,6 +74,11 @@ impl From<&Diagnostic> for DiagnosticView {
 }
 
 impl ApiError {
+    /// What went wrong, as the response says it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

@@ -52,6 +52,8 @@ mod tests_start;
 mod tests_tenants;
 #[cfg(test)]
 mod tests_triggers;
+#[cfg(test)]
+mod tests_workspace_cron;
 pub mod views;
 mod webhooks;
 mod workers;

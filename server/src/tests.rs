@@ -29,7 +29,7 @@ pub(super) async fn fixture() -> Fixture {
     fixture_with(Arc::new(SystemClock)).await.0
 }
 
-async fn fixture_with(clock: Arc<dyn Clock>) -> (Fixture, AppState) {
+pub(super) async fn fixture_with(clock: Arc<dyn Clock>) -> (Fixture, AppState) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join(".murmur/flights")).expect("mkdir");
     std::fs::write(dir.path().join(".murmur/flights/hello.md"), FLIGHT).expect("flight");

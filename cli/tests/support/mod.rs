@@ -78,14 +78,15 @@ pub fn serve_on(repo: &Path, bind: &str) -> (Child, String) {
         .expect("serve starts");
     let stderr = server.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let mut said = Vec::new();
     let address = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .expect("line");
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the server ended before it listened:\n{}", said.join("\n"));
+        };
         if let Some(address) = line.split("listening on http://").nth(1) {
             break address.trim().to_owned();
         }
+        said.push(line);
     };
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));

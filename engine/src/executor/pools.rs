@@ -55,7 +55,7 @@ impl Pools {
             run.of_agent.push(index);
         }
         if run.names.is_empty() {
-            run.add(self, &flight.frontmatter.pool, slots);
+            run.add(self, flight.frontmatter.pool(), slots);
         }
         run
     }

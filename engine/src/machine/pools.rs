@@ -68,7 +68,7 @@ impl PoolStatus {
 /// this is decided: the driver's placements and machine claims, `sleep_after` and
 /// `pool status` all ask here.
 pub fn agent_pool<'f>(flight: &'f Flight, agent: &'f Agent) -> &'f str {
-    agent_pool_or(agent, &flight.frontmatter.pool)
+    agent_pool_or(agent, flight.frontmatter.pool())
 }
 
 /// The pool `agent` runs on when its flight's pool is `flight_pool`.
@@ -90,7 +90,7 @@ pub fn pool_of<'f>(flight: &'f Flight, slug: &str) -> &'f str {
             })
             .max_by_key(|agent| agent.slug.len())
     });
-    agent.map_or(&flight.frontmatter.pool, |agent| agent_pool(flight, agent))
+    agent.map_or(flight.frontmatter.pool(), |agent| agent_pool(flight, agent))
 }
 
 /// Every pool of `specs`, in their order, with its machines and queued agents.

@@ -142,9 +142,9 @@ pub(super) fn check_pools(
     found: &mut Findings,
 ) {
     let mut known: BTreeSet<&str> = pools.iter().map(String::as_str).collect();
-    known.insert("local");
-    let front = &flight.frontmatter.pool;
-    if !known.contains(front.as_str()) {
+    known.insert(murmur_parser::DEFAULT_POOL);
+    let front = flight.frontmatter.pool();
+    if !known.contains(front) {
         let place = Place::Frontmatter {
             key: "pool",
             part: Part::Value,
