@@ -57,7 +57,10 @@ fn machine_of(api: &Api, run: &str) -> Value {
     shown["agents"][0]["machine"].clone()
 }
 
-every_backend!(a_tenant_s_worker_runs_that_tenant_s_agents_only);
+every_backend!(
+    a_tenant_s_worker_runs_that_tenant_s_agents_only,
+    a_shared_worker_keeps_no_tenant_s_work_for_another
+);
 
 fn a_tenant_s_worker_runs_that_tenant_s_agents_only(backend: &Backend) {
     let fixture = Fixture::with_history(backend, "worker_tenants");
@@ -133,4 +136,57 @@ fn a_tenant_s_worker_runs_that_tenant_s_agents_only(backend: &Backend) {
     assert_eq!(machine_of(&cluster.api, &ours), own_machine.as_str());
     let noted = std::fs::read_to_string(&ledger).unwrap_or_default();
     assert_eq!(noted, "ran theirs\nran ours\n");
+}
+
+/// A worker of the server's own tenant runs every tenant's agents, one tenant's at a time: what
+/// the server's own agent left in the worker's folder (its worktree) is gone before acme's
+/// agent runs there, and acme's agent finds nothing of it.
+fn a_shared_worker_keeps_no_tenant_s_work_for_another(backend: &Backend) {
+    let fixture = Fixture::with_history(backend, "worker_tenants");
+    fixture.write_config(CONFIG);
+    fixture.write_flight(
+        "job",
+        "---\nruntime: exec\npool: fleet\n---\n# Job\n\n## note\n> command: echo kept-by-ours-7f3a > ours-marker.txt && echo left\n",
+    );
+    let created = fixture
+        .command(&["tenant", "create", "acme"])
+        .output()
+        .expect("murmur runs");
+    assert!(created.status.success(), "{created:?}");
+    let acme_token = token(
+        &fixture,
+        &["token", "create", "--name", "ci", "--tenant", "acme"],
+    );
+    let cluster = serve::Cluster::start(fixture, "fleet", Box::new(|_| {}));
+    let acme = Api {
+        address: cluster.api.address.clone(),
+        token: acme_token,
+    };
+    // The agent works two folders below the worker's (`RUN/SLUG`).
+    save_flight(
+        &acme,
+        "look",
+        "---\nruntime: exec\npool: fleet\n---\n# Look\n\n## look\n> command: echo \"found $(find ../.. -name 'ours-*' | wc -l) of theirs\"\n",
+    );
+    let (_worker, machine) = cluster.worker("shared");
+    let worker_dir = cluster.path("shared");
+
+    let ours = cluster.api.start_run("job");
+    let events = cluster.api.events_until_ended(&ours);
+    assert!(events.contains("event: run_completed"), "{events}");
+    let left = support::marker::files_holding(&worker_dir, "kept-by-ours-7f3a");
+    assert!(
+        !left.is_empty(),
+        "the agent's worktree stays on its machine"
+    );
+
+    let theirs = acme.start_run("look");
+    let events = acme.events_until_ended(&theirs);
+    assert!(events.contains("event: run_completed"), "{events}");
+    assert_eq!(machine_of(&acme, &theirs), machine.as_str());
+    assert!(events.contains("found 0 of theirs"), "{events}");
+    assert!(
+        support::marker::files_holding(&worker_dir, "kept-by-ours-7f3a").is_empty(),
+        "nothing of the server's own tenant is left on the machine"
+    );
 }

@@ -429,7 +429,8 @@ pub struct WorkerArgs {
     /// The pool this machine joins; by default the one the token is for
     #[arg(long, value_name = "NAME")]
     pub pool: Option<String>,
-    /// Where the attempts' workspaces go
+    /// Where the attempts' workspaces go: a new or empty folder, emptied whenever the worker takes
+    /// another tenant's work
     #[arg(long, default_value = "murmur-worker", value_name = "DIR")]
     pub dir: std::path::PathBuf,
 }

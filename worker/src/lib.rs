@@ -13,6 +13,7 @@
 
 mod backoff;
 mod client;
+mod folder;
 mod outbox;
 mod session;
 
@@ -43,27 +44,17 @@ pub struct Options {
 /// Why the worker stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot use {dir} as the worker's folder: {source}")]
-    Dir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Dir(#[from] folder::Error),
     #[error("{0}")]
     Refused(client::Error),
 }
 
 /// Works for the server until a refusal that retrying cannot change.
 pub async fn run(options: Options) -> Result<(), Error> {
-    std::fs::create_dir_all(&options.dir).map_err(|source| Error::Dir {
-        dir: options.dir.clone(),
-        source,
-    })?;
-    let dir = options.dir.canonicalize().map_err(|source| Error::Dir {
-        dir: options.dir.clone(),
-        source,
-    })?;
+    let folder = Arc::new(folder::Folder::open(&options.dir)?);
     let machine = Arc::new(murmur_attempt::Machine {
-        work_root: dir,
+        work_root: folder.root().to_path_buf(),
         settings: options.settings.clone(),
         clones: true,
     });
@@ -77,7 +68,12 @@ pub async fn run(options: Options) -> Result<(), Error> {
     };
     loop {
         let registered = register_until_done(&client, &options, &register).await?;
-        session::Session::new(client.clone(), machine.clone(), key.clone(), registered)
+        let machine = session::Machine {
+            runner: machine.clone(),
+            key: key.clone(),
+            folder: folder.clone(),
+        };
+        session::Session::new(client.clone(), machine, registered)
             .run()
             .await;
         tracing::warn!("the machine's credential was refused; registering again");

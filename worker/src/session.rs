@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use murmur_protocol::worker::{Poll, Registered, Work};
-use murmur_protocol::{AttemptKey, AttemptSpec, AttemptUpdate};
+use murmur_protocol::{AttemptFailure, AttemptKey, AttemptSpec, AttemptUpdate, FailureKind};
 use tokio::sync::{Notify, mpsc};
 
 use crate::backoff::Backoff;
 use crate::client::{Client, Error};
+use crate::folder::Folder;
 use crate::outbox::Outbox;
 
 /// What the poller, the sender and the attempts share.
@@ -23,11 +24,18 @@ struct Shared {
     outbox: Outbox,
 }
 
+/// What runs attempts on this machine.
+pub struct Machine {
+    pub runner: Arc<murmur_attempt::Machine>,
+    /// The ephemeral key the machine registered with: it opens the attempts' secrets.
+    pub key: Arc<murmur_vault::MachineKey>,
+    /// The runner's work root, holding one tenant's work at a time.
+    pub folder: Arc<Folder>,
+}
+
 pub struct Session {
     client: Client,
-    machine: Arc<murmur_attempt::Machine>,
-    /// The ephemeral key the machine registered with: it opens the attempts' secrets.
-    key: Arc<murmur_vault::MachineKey>,
+    machine: Machine,
     registered: Registered,
     shared: Arc<Mutex<Shared>>,
     /// Woken when the outbox has something new.
@@ -35,16 +43,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(
-        client: Client,
-        machine: Arc<murmur_attempt::Machine>,
-        key: Arc<murmur_vault::MachineKey>,
-        registered: Registered,
-    ) -> Self {
+    pub fn new(client: Client, machine: Machine, registered: Registered) -> Self {
         Self {
             client,
             machine,
-            key,
             registered,
             shared: Arc::default(),
             filled: Arc::default(),
@@ -119,9 +121,16 @@ impl Session {
         let key = spec.key.clone();
         tracing::info!("starting attempt {key}");
         let (updates, mut received) = mpsc::unbounded_channel();
-        let machine_key = Some(self.key.clone());
-        let stop = murmur_attempt::start_keyed(self.machine.clone(), machine_key, spec, updates);
-        self.shared().running.insert(key.clone(), stop);
+        if let Err(failure) = self.hold_for(&spec) {
+            let _ = updates.send(AttemptUpdate::Ended {
+                outcome: Err(failure),
+            });
+        } else {
+            let machine_key = Some(self.machine.key.clone());
+            let runner = self.machine.runner.clone();
+            let stop = murmur_attempt::start_keyed(runner, machine_key, spec, updates);
+            self.shared().running.insert(key.clone(), stop);
+        }
         let (shared, filled) = (self.shared.clone(), self.filled.clone());
         tokio::spawn(async move {
             while let Some(update) = received.recv().await {
@@ -135,6 +144,31 @@ impl Session {
                 filled.notify_one();
             }
         });
+    }
+}
+
+impl Session {
+    /// Makes the folder hold the attempt's tenant's work alone; an attempt that cannot have
+    /// that does not run (here: another machine may take its retry).
+    fn hold_for(&self, spec: &AttemptSpec) -> Result<(), AttemptFailure> {
+        match self.machine.folder.hold(&spec.tenant) {
+            Ok(true) => {
+                tracing::info!(
+                    "emptied the worker's folder: attempt {} is of another tenant than its work",
+                    spec.key
+                );
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(error) => Err(AttemptFailure::new(
+                FailureKind::Failed,
+                format!(
+                    "the worker cannot empty its folder {} of another tenant's work for attempt {}: {error}",
+                    self.machine.folder.root().display(),
+                    spec.key
+                ),
+            )),
+        }
     }
 }
 
