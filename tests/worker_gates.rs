@@ -5,8 +5,8 @@
 //! secret sealed to the worker, masked in what comes back), and their verdicts come back: a
 //! failure reaches the agent as a follow-up, a pass completes the run. A check whose worker is
 //! killed runs again on the other, from the agent's branch; one cut short by a server restart
-//! runs again. The reviewer is the real Claude Code CLI against the scripted model server. On
-//! SQLite and PostgreSQL.
+//! runs again. The reviewer is the real Claude Code CLI, or (a `reviewer` persona on `codex`)
+//! the real Codex CLI, against the scripted model server. On SQLite and PostgreSQL.
 
 #[path = "../cli/tests/claude_project/mod.rs"]
 mod claude_project;
@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::Command;
 
 use claude_project::{Project, agent, all_text, text};
+use murmur_testkit::codex_cli::{codex_bin, codex_env, provider_config};
 use murmur_testkit::{ModelServer, Turn};
 use support::beacon::Beacon;
 use support::db::{Backend, PgDatabase};
@@ -31,17 +32,24 @@ const WHERE_VAR: &str = "GATE_CHECK_RECORD";
 const SECRET: &str = "secret-5f0c2e-for-the-check-only";
 
 /// The project and its model server, as every `murmur` of the test runs against them, and the
-/// folder of the tenant's key file.
+/// folder of the tenant's key file. With a Codex home, the Codex CLI is set up too.
 struct Claude {
     project: Project,
     model: ModelServer,
     _keys: tempfile::TempDir,
     _database: Option<PgDatabase>,
+    codex_home: Option<tempfile::TempDir>,
 }
 
 impl serve::Murmur for Claude {
     fn command(&self, args: &[&str]) -> Command {
-        self.project.murmur(&self.model, args)
+        let mut command = self.project.murmur(&self.model, args);
+        if let Some(home) = &self.codex_home {
+            command
+                .env("MURMUR_CODEX_BIN", codex_bin())
+                .envs(codex_env(home.path()));
+        }
+        command
     }
 }
 
@@ -49,6 +57,34 @@ type Cluster = serve::Cluster<Claude>;
 
 fn cluster(backend: &Backend, flight: &str, config: &str, turns: Vec<Turn>) -> Cluster {
     cluster_with_secret(backend, flight, config, turns, None)
+}
+
+/// A cluster whose `reviewer` persona runs on Codex, pointed at the model server.
+fn codex_review_cluster(backend: &Backend, flight: &str, pool: &str, turns: Vec<Turn>) -> Cluster {
+    let model = ModelServer::start(turns);
+    let codex: Vec<String> = provider_config(&model.openai_url())
+        .iter()
+        .map(|c| format!("      - '{}'", c.replace('\'', "''")))
+        .collect();
+    let config = format!(
+        "{pool}runtimes:\n  codex:\n    config:\n{}\n",
+        codex.join("\n")
+    );
+    // A model the scripted Responses API serves as the Codex CLI asks it (as codex_flight does).
+    let persona = "---\nruntime: codex\nmodel: gpt-5.5\n---\nYou review changes.\n";
+    let files = [
+        (".murmur/murmur.yaml", config.as_str()),
+        (".murmur/personas/reviewer.md", persona),
+    ];
+    let setup = Setup {
+        backend,
+        flight,
+        files: &files,
+        model,
+        secret: None,
+        codex: true,
+    };
+    setup.start()
 }
 
 /// The same, with a secret of the tenant's set first (`murmur secret set NAME`); the server
@@ -60,32 +96,64 @@ fn cluster_with_secret(
     turns: Vec<Turn>,
     secret: Option<(&str, &str)>,
 ) -> Cluster {
-    let keys_dir = tempfile::tempdir().expect("temp dir");
-    let keys = keys_dir.path().join("keys");
-    let mut project = Project::with_files(&[("job", flight)], &[(".murmur/murmur.yaml", config)]);
-    let database = support::db::created(backend, "gates").map(|(database, url)| {
-        project.use_database(url);
-        database
-    });
-    let model = ModelServer::start(turns);
-    if let Some((name, value)) = secret {
-        let mut set = with_keys(project.murmur(&model, &["secret", "set", name]), &keys);
-        let out = support::with_stdin(&mut set, &format!("{value}\n"));
-        assert!(out.status.success(), "{}", text(&out));
-    }
-    let short_lease = serve::short_lease();
-    let serve_with: serve::ServeWith = Box::new(move |command| {
-        with_keys_in(command, &keys);
-        command.env_remove(WHERE_VAR);
-        short_lease(command);
-    });
-    let claude = Claude {
-        project,
-        model,
-        _keys: keys_dir,
-        _database: database,
+    let setup = Setup {
+        backend,
+        flight,
+        files: &[(".murmur/murmur.yaml", config)],
+        model: ModelServer::start(turns),
+        secret,
+        codex: false,
     };
-    serve::Cluster::start(claude, "fleet", serve_with)
+    setup.start()
+}
+
+/// What a cluster of these tests is made of.
+struct Setup<'a> {
+    backend: &'a Backend,
+    flight: &'a str,
+    files: &'a [(&'a str, &'a str)],
+    model: ModelServer,
+    secret: Option<(&'a str, &'a str)>,
+    codex: bool,
+}
+
+impl Setup<'_> {
+    fn start(self) -> Cluster {
+        let Setup {
+            backend,
+            flight,
+            files,
+            model,
+            secret,
+            codex,
+        } = self;
+        let keys_dir = tempfile::tempdir().expect("temp dir");
+        let keys = keys_dir.path().join("keys");
+        let mut project = Project::with_files(&[("job", flight)], files);
+        let database = support::db::created(backend, "gates").map(|(database, url)| {
+            project.use_database(url);
+            database
+        });
+        if let Some((name, value)) = secret {
+            let mut set = with_keys(project.murmur(&model, &["secret", "set", name]), &keys);
+            let out = support::with_stdin(&mut set, &format!("{value}\n"));
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        let short_lease = serve::short_lease();
+        let serve_with: serve::ServeWith = Box::new(move |command| {
+            with_keys_in(command, &keys);
+            command.env_remove(WHERE_VAR);
+            short_lease(command);
+        });
+        let claude = Claude {
+            project,
+            model,
+            _keys: keys_dir,
+            _database: database,
+            codex_home: codex.then(|| tempfile::tempdir().expect("temp dir")),
+        };
+        serve::Cluster::start(claude, "fleet", serve_with)
+    }
 }
 
 /// A worker in its own folder, once registered; the check records its folder in `record`.
@@ -113,6 +181,7 @@ every_backend!(
     a_check_whose_worker_is_killed_runs_again_on_the_other_from_the_branch,
     a_check_cut_short_by_a_server_restart_runs_again_on_the_same_worker,
     a_review_runs_on_the_worker_and_its_requests_reach_the_agent,
+    a_codex_review_runs_on_the_worker,
 );
 
 /// `build` commits `fixed.txt` only on a follow-up, saying when it was told what was missing.
@@ -301,6 +370,50 @@ fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent(backend: &Backen
         all_text(&calls[1]).contains("+Bonjour"),
         "the second review reads the fix: {}",
         all_text(&calls[1])
+    );
+    let worktree = cluster.worker_dir("one").join(&run).join("implement");
+    let worktree = worktree.display().to_string();
+    assert!(
+        calls
+            .iter()
+            .all(|call| call.to_string().contains(&worktree)),
+        "the reviewer worked in the agent's worktree on the worker ({worktree}): {}",
+        calls[0]
+    );
+    let show = cluster.murmur.project.show(&cluster.murmur.model, &run);
+    let implement = agent(&show, "implement");
+    assert_eq!(implement["state"], "completed", "{show:#}");
+    assert_eq!(implement["attempts"], 2, "{show:#}");
+}
+
+/// The same review with the `reviewer` persona on Codex: the real Codex CLI runs on the worker,
+/// in the agent's worktree there, against the scripted Responses API.
+fn a_codex_review_runs_on_the_worker(backend: &Backend) {
+    let pool = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
+    let turns = vec![
+        Turn::text("REQUEST CHANGES\nSay hello in French as well."),
+        Turn::text("APPROVE\nBoth greetings are there."),
+    ];
+    let cluster = codex_review_cluster(backend, REVIEW_FLIGHT, pool, turns);
+    let record = cluster.path("where.txt");
+    let _worker = worker(&cluster, "one", &record);
+    let run = cluster.api.start_run("job");
+    let events = cluster.api.events_until_ended(&run);
+    assert!(events.contains("event: run_completed"), "{events}");
+    assert!(events.contains("event: gate_failed"), "{events}");
+    assert!(events.contains("event: gate_passed"), "{events}");
+
+    let calls = cluster.murmur.model.scripted_requests();
+    assert_eq!(calls.len(), 2, "one call per review: {calls:#?}");
+    assert!(
+        calls[0].to_string().contains("+Hello"),
+        "the first review reads the diff: {}",
+        calls[0]
+    );
+    assert!(
+        calls[1].to_string().contains("+Bonjour"),
+        "the second review reads the fix: {}",
+        calls[1]
     );
     let worktree = cluster.worker_dir("one").join(&run).join("implement");
     let worktree = worktree.display().to_string();

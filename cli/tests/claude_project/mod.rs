@@ -42,7 +42,11 @@ impl Project {
         .expect("ignore");
         std::fs::write(repo.join("README.md"), "# Demo\n").expect("readme");
         for (path, contents) in files {
-            std::fs::write(repo.join(path), contents).expect("file");
+            let path = repo.join(path);
+            if let Some(folder) = path.parent() {
+                std::fs::create_dir_all(folder).expect("mkdir");
+            }
+            std::fs::write(path, contents).expect("file");
         }
         git(repo, &["add", "."]);
         git(repo, &["commit", "-qm", "start"]);
