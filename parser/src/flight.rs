@@ -31,7 +31,8 @@ impl Flight {
     }
 }
 
-/// Frontmatter with every default filled in, so consumers never re-derive them.
+/// Frontmatter with every default filled in, so consumers never re-derive them; only `pool`
+/// stays `None` when the flight names none, since a workspace's default pool may fill it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Frontmatter {
     pub workspace: Option<String>,
