@@ -169,12 +169,14 @@ impl AppState {
     ) -> Result<Claimed, executor::Error> {
         let claimed = self.executor().create_claimed(claim, runs).await?;
         if claimed == Claimed::Won {
+            let tenant = self.store().tenant();
             for run in runs {
                 self.hand_off(supervisor::Handoff {
                     run_id: run.id.clone(),
                     flight: Some(run.flight.clone()),
                     trigger,
                     tenant: self.scope.as_ref().map(|e| e.store.clone()),
+                    created: Some(Box::new(run.created_row(tenant))),
                 });
             }
         }
@@ -188,6 +190,7 @@ impl AppState {
             flight: None,
             trigger: supervisor::Trigger::Resume,
             tenant: self.scope.as_ref().map(|e| e.store.clone()),
+            created: None,
         });
     }
 

@@ -52,6 +52,8 @@ pub struct Handoff {
     pub trigger: Trigger,
     /// The store of the run's tenant when it is not the server's own.
     pub tenant: Option<store::Store>,
+    /// The run's row as this process just created it: its first drive reads nothing back.
+    pub created: Option<Box<store::RunRow>>,
 }
 
 /// First wait after a drive failed on the store; it doubles up to [`MAX_BACKOFF`].
@@ -196,7 +198,9 @@ async fn drive_run(executor: Executor, mut job: Job, shared: Arc<Shared>) {
     let run_id = job.handoff.run_id.clone();
     let mut failures = 0;
     loop {
-        match drive_once(&executor, &run_id, &mut job.canceled).await {
+        let created = job.handoff.created.take();
+        let first_of_created = created.is_some();
+        match drive_once(&executor, &run_id, created, &mut job.canceled).await {
             Ok(status) => {
                 tracing::info!(run = %run_id, status = status.as_str(), "run no longer driven here");
                 break;
@@ -213,6 +217,11 @@ async fn drive_run(executor: Executor, mut job: Job, shared: Arc<Shared>) {
                     // A cancel during the wait is sent as soon as the next drive starts.
                     _ = job.canceled.changed() => {}
                 }
+            }
+            // Something committed to the new run before its first drive did (a cancel from
+            // another process): drive it again from what the store holds.
+            Err(executor::Error::Store(store::Error::Conflict { .. })) if first_of_created => {
+                tracing::debug!(run = %run_id, "the new run changed before its first drive; reading it");
             }
             // Another server took it first: it drives the run, nothing is lost.
             Err(error @ executor::Error::Driven { .. }) => {
@@ -235,11 +244,17 @@ async fn drive_run(executor: Executor, mut job: Job, shared: Arc<Shared>) {
 async fn drive_once(
     executor: &Executor,
     run_id: &str,
+    created: Option<Box<store::RunRow>>,
     canceled: &mut watch::Receiver<bool>,
 ) -> Result<RunStatus, executor::Error> {
     let (cancel, on_cancel) = oneshot::channel();
     let (observer, _) = mpsc::unbounded_channel();
-    let drive = executor.drive_until(run_id, observer, on_cancel);
+    let drive = async {
+        match created {
+            Some(row) => executor.drive_created(*row, observer, on_cancel).await,
+            None => executor.drive_until(run_id, observer, on_cancel).await,
+        }
+    };
     tokio::pin!(drive);
     let mut cancel = Some(cancel);
     loop {

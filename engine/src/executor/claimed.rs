@@ -6,8 +6,9 @@ use serde_json::Value;
 
 use super::{Error, Executor, StartRequest};
 use crate::run;
-use crate::store::NewRun;
+use crate::state::RunStatus;
 use crate::store::claims::{Claim, Claimed};
+use crate::store::{NewRun, RunRow};
 
 /// A run whose inputs and agents were checked, not recorded yet.
 #[derive(Debug, Clone)]
@@ -20,6 +21,32 @@ pub struct PreparedRun {
     inputs: Value,
     agents: Vec<String>,
     event: Option<Value>,
+    /// Stamped when it was checked: what the row will say, so the driver need not read it.
+    created_at: String,
+}
+
+impl PreparedRun {
+    /// The run's row as its creation in `tenant` records it (queued, never leased).
+    pub fn created_row(&self, tenant: &str) -> RunRow {
+        RunRow {
+            id: self.id.clone(),
+            tenant: tenant.to_owned(),
+            flight: self.flight.clone(),
+            flight_path: self.flight_path.clone(),
+            source: self.source.clone(),
+            digest: self.digest.clone(),
+            inputs: self.inputs.to_string(),
+            status: RunStatus::Queued.as_str().to_owned(),
+            version: 0,
+            created_at: self.created_at.clone(),
+            finished_at: None,
+            event: self.event.as_ref().map(Value::to_string),
+            lease_owner: None,
+            lease_holder: None,
+            lease_epoch: 0,
+            lease_expires_at: None,
+        }
+    }
 }
 
 impl Executor {
@@ -38,6 +65,7 @@ impl Executor {
             inputs: serde_json::to_value(&inputs).unwrap_or_default(),
             agents: agents.into_iter().map(|agent| agent.slug).collect(),
             event: request.event.cloned(),
+            created_at: self.clock.stamp(),
         })
     }
 
@@ -58,7 +86,7 @@ impl Executor {
                 source: &run.source,
                 digest: &run.digest,
                 inputs: &run.inputs,
-                created_at: &at,
+                created_at: &run.created_at,
                 agents: &run.agents,
                 event: run.event.as_ref(),
             })

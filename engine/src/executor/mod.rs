@@ -26,8 +26,8 @@ use crate::run::{self, PrepareError};
 use crate::state::RunStatus;
 use crate::store::{self, NewRun, Store};
 pub use claimed::PreparedRun;
-use driver::Driver;
 pub use driver::Verdict;
+use driver::{Driver, History};
 pub use environment::AgentEnvironment;
 pub use leases::{DEFAULT_TTL, LeaseCounts, Leases, RunLease};
 pub use murmur_attempt::{ClaudeSettings, CodexSettings, GitHubSettings};
@@ -224,11 +224,41 @@ impl Executor {
         cancel: oneshot::Receiver<()>,
     ) -> Result<RunStatus, Error> {
         let row = self.store.run(run_id).await?;
+        // Boxed: a drive is a deep future, and callers nest it further.
+        Box::pin(self.drive_row(row, false, observer, cancel)).await
+    }
+
+    /// As [`Self::drive_until`] for a run this process has just created, whose row it knows
+    /// ([`PreparedRun::created_row`]): unless another driver held it meanwhile, nothing of it
+    /// is read back. A commit of another process racing it (a `murmur runs cancel`) makes
+    /// this drive end with a conflict; drive it with [`Self::drive_until`] then.
+    pub async fn drive_created(
+        &self,
+        row: crate::store::RunRow,
+        observer: mpsc::UnboundedSender<Committed>,
+        cancel: oneshot::Receiver<()>,
+    ) -> Result<RunStatus, Error> {
+        Box::pin(self.drive_row(row, true, observer, cancel)).await
+    }
+
+    async fn drive_row(
+        &self,
+        row: crate::store::RunRow,
+        created: bool,
+        observer: mpsc::UnboundedSender<Committed>,
+        cancel: oneshot::Receiver<()>,
+    ) -> Result<RunStatus, Error> {
         let run_id = row.id.clone();
         let lease = self
             .leases
             .acquire(&self.store, &self.clock, &run_id)
             .await?;
+        let never_driven = lease.previous.epoch == 0 && lease.previous.owner.is_none();
+        let history = if created && never_driven {
+            History::Unwritten
+        } else {
+            History::Stored
+        };
         // A run of a workspace works in this host's mirror of its repository.
         let executor = match self.for_run(&run_id).await {
             Ok(executor) => executor,
@@ -237,7 +267,7 @@ impl Executor {
                 return Err(error.into());
             }
         };
-        let mut driver = match Driver::from_row(&executor, row, observer).await {
+        let mut driver = match Driver::from_row(&executor, row, observer, history).await {
             Ok(driver) => driver,
             Err(error) => {
                 self.leases.release(&self.store, &run_id, &lease).await;

@@ -11,11 +11,6 @@ use super::{Error, Store};
 use crate::state::RunStatus;
 
 #[derive(sqlx::FromRow)]
-struct Created {
-    created_at: String,
-}
-
-#[derive(sqlx::FromRow)]
 struct Count {
     count: i64,
 }
@@ -24,7 +19,7 @@ impl Store {
     /// Runs of `flight` ahead of run `id` for `max_concurrent`: every running one, and the
     /// queued ones created before it (by creation time, then id, as drivers take turns).
     pub async fn runs_ahead(&self, flight: &str, id: &str) -> Result<usize, Error> {
-        let ahead = self.ahead_of(id).await?;
+        let ahead = self.ahead_of(id);
         let count = Query::select()
             .expr_as(Expr::col(Runs::Id).count(), "count")
             .from(Runs::Table)
@@ -47,7 +42,7 @@ impl Store {
         id: &str,
         limit: usize,
     ) -> Result<bool, Error> {
-        let ahead = self.ahead_of(id).await?;
+        let ahead = self.ahead_of(id);
         let first = Query::select()
             .column(Runs::Id)
             .from(Runs::Table)
@@ -62,33 +57,31 @@ impl Store {
     }
 
     /// The condition for runs ahead of run `id`: running, or queued and created before it.
-    async fn ahead_of(&self, id: &str) -> Result<Cond, Error> {
-        let mine = Query::select()
-            .column(Runs::CreatedAt)
-            .from(Runs::Table)
-            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
-            .and_where(Expr::col(Runs::Id).eq(id))
-            .to_owned();
-        let rows: Vec<Created> = self.fetch(&mine).await?;
-        let created_at = rows
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::NoRun(id.to_owned()))?
-            .created_at;
+    /// Its creation time is read in the same statement (a scalar subquery): one round trip.
+    fn ahead_of(&self, id: &str) -> Cond {
+        let created = || {
+            let mine = Query::select()
+                .column(Runs::CreatedAt)
+                .from(Runs::Table)
+                .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
+                .and_where(Expr::col(Runs::Id).eq(id))
+                .to_owned();
+            Expr::SubQuery(None, Box::new(mine.into()))
+        };
         let older = Cond::any()
-            .add(Expr::col(Runs::CreatedAt).lt(created_at.as_str()))
+            .add(Expr::col(Runs::CreatedAt).lt(created()))
             .add(
                 Cond::all()
-                    .add(Expr::col(Runs::CreatedAt).eq(created_at.as_str()))
+                    .add(Expr::col(Runs::CreatedAt).eq(created()))
                     .add(Expr::col(Runs::Id).lt(id)),
             );
-        Ok(Cond::any()
+        Cond::any()
             .add(Expr::col(Runs::Status).eq(RunStatus::Running.as_str()))
             .add(
                 Cond::all()
                     .add(Expr::col(Runs::Status).eq(RunStatus::Queued.as_str()))
                     .add(older),
-            ))
+            )
     }
 
     /// Whether a new run would wait for a machine of `pool` (of `capacity` machines) at

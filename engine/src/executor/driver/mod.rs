@@ -91,6 +91,16 @@ enum Wake {
     LeaseLost,
 }
 
+/// What a new driver knows of its run's past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// Whatever the store holds: its events are replayed, its agents' times read.
+    Stored,
+    /// None: the run was created by this process and no driver has ever held its lease
+    /// (epoch 0 when this one took it), so nothing was ever committed to it but its row.
+    Unwritten,
+}
+
 impl<'e> Driver<'e> {
     pub async fn load(
         executor: &'e Executor,
@@ -98,7 +108,7 @@ impl<'e> Driver<'e> {
         observer: mpsc::UnboundedSender<Committed>,
     ) -> Result<Self, Error> {
         let row = executor.store.run(run_id).await?;
-        Self::from_row(executor, row, observer).await
+        Self::from_row(executor, row, observer, History::Stored).await
     }
 
     /// The driver of the run `row` was read of: its events since are replayed here, so a row
@@ -107,6 +117,7 @@ impl<'e> Driver<'e> {
         executor: &'e Executor,
         row: crate::store::RunRow,
         observer: mpsc::UnboundedSender<Committed>,
+        history: History,
     ) -> Result<Self, Error> {
         let store = &executor.store;
         let parsed = murmur_parser::parse(&row.source, &row.flight);
@@ -128,16 +139,19 @@ impl<'e> Driver<'e> {
         // The log may have moved on since the row was read: the model and the version the
         // next commit expects are both those of the events replayed.
         let mut version = row.version;
-        for stored in store.events(&row.id, 0).await? {
-            model.apply(&outside::decode(&row.id, stored.seq, &stored.data)?)?;
-            version = stored.seq;
+        let mut stored_times: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+        if history == History::Stored {
+            for stored in store.events(&row.id, 0).await? {
+                model.apply(&outside::decode(&row.id, stored.seq, &stored.data)?)?;
+                version = stored.seq;
+            }
+            stored_times = store
+                .agents(&row.id)
+                .await?
+                .into_iter()
+                .map(|a| (a.slug, (a.started_at, a.finished_at)))
+                .collect();
         }
-        let mut stored_times: HashMap<String, (Option<String>, Option<String>)> = store
-            .agents(&row.id)
-            .await?
-            .into_iter()
-            .map(|a| (a.slug, (a.started_at, a.finished_at)))
-            .collect();
         let times = model.agents()[..agents.len()]
             .iter()
             .map(|a| stored_times.remove(&a.slug).unwrap_or_default())
