@@ -16,7 +16,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use claude_project::{Project, agent, all_text, text};
+use claude_project::{Project, agent, text};
 use murmur_testkit::codex_cli::{codex_bin, codex_env, provider_config};
 use murmur_testkit::{ModelServer, Turn};
 use support::beacon::Beacon;
@@ -344,59 +344,33 @@ if [ -n \"$MURMUR_FOLLOW_UP\" ]; then echo Bonjour >> GREETING.md; else echo Hel
 git add GREETING.md && git -c user.name=a -c user.email=a@a commit -qm greet\n\
 echo \"greeted on attempt $MURMUR_ATTEMPT\"\n```\n";
 
-fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent(backend: &Backend) {
-    let config = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
-    let turns = vec![
+/// The reviewer's two verdicts: changes first, then approval.
+fn review_turns() -> Vec<Turn> {
+    vec![
         Turn::text("REQUEST CHANGES\nSay hello in French as well."),
         Turn::text("APPROVE\nBoth greetings are there."),
-    ];
-    let cluster = cluster(backend, REVIEW_FLIGHT, config, turns);
-    let record = cluster.path("where.txt");
-    let _worker = worker(&cluster, "one", &record);
-    let run = cluster.api.start_run("job");
-    let events = cluster.api.events_until_ended(&run);
-    assert!(events.contains("event: run_completed"), "{events}");
-    assert!(events.contains("event: gate_failed"), "{events}");
-    assert!(events.contains("event: gate_passed"), "{events}");
+    ]
+}
 
-    let calls = cluster.murmur.model.scripted_requests();
-    assert_eq!(calls.len(), 2, "one call per review");
-    assert!(
-        all_text(&calls[0]).contains("+Hello"),
-        "the first review reads the diff: {}",
-        all_text(&calls[0])
-    );
-    assert!(
-        all_text(&calls[1]).contains("+Bonjour"),
-        "the second review reads the fix: {}",
-        all_text(&calls[1])
-    );
-    let worktree = cluster.worker_dir("one").join(&run).join("implement");
-    let worktree = worktree.display().to_string();
-    assert!(
-        calls
-            .iter()
-            .all(|call| call.to_string().contains(&worktree)),
-        "the reviewer worked in the agent's worktree on the worker ({worktree}): {}",
-        calls[0]
-    );
-    let show = cluster.murmur.project.show(&cluster.murmur.model, &run);
-    let implement = agent(&show, "implement");
-    assert_eq!(implement["state"], "completed", "{show:#}");
-    assert_eq!(implement["attempts"], 2, "{show:#}");
+const REVIEW_POOL: &str = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
+
+fn a_review_runs_on_the_worker_and_its_requests_reach_the_agent(backend: &Backend) {
+    let cluster = cluster(backend, REVIEW_FLIGHT, REVIEW_POOL, review_turns());
+    reviewed_on_the_worker(&cluster);
 }
 
 /// The same review with the `reviewer` persona on Codex: the real Codex CLI runs on the worker,
 /// in the agent's worktree there, against the scripted Responses API.
 fn a_codex_review_runs_on_the_worker(backend: &Backend) {
-    let pool = "pools:\n  fleet: { placement: workers, max_vms: 1 }\n";
-    let turns = vec![
-        Turn::text("REQUEST CHANGES\nSay hello in French as well."),
-        Turn::text("APPROVE\nBoth greetings are there."),
-    ];
-    let cluster = codex_review_cluster(backend, REVIEW_FLIGHT, pool, turns);
+    let cluster = codex_review_cluster(backend, REVIEW_FLIGHT, REVIEW_POOL, review_turns());
+    reviewed_on_the_worker(&cluster);
+}
+
+/// Runs the reviewed flight on one worker: the reviewer reads the diff, then the fix, in the
+/// agent's worktree on the worker, and the agent works twice.
+fn reviewed_on_the_worker(cluster: &Cluster) {
     let record = cluster.path("where.txt");
-    let _worker = worker(&cluster, "one", &record);
+    let _worker = worker(cluster, "one", &record);
     let run = cluster.api.start_run("job");
     let events = cluster.api.events_until_ended(&run);
     assert!(events.contains("event: run_completed"), "{events}");

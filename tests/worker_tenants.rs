@@ -21,6 +21,19 @@ fn flight(who: &str, ledger: &str) -> String {
     )
 }
 
+/// Creates tenant `acme`; answers an API token of it.
+fn acme(fixture: &Fixture) -> String {
+    let created = fixture
+        .command(&["tenant", "create", "acme"])
+        .output()
+        .expect("murmur runs");
+    assert!(created.status.success(), "{created:?}");
+    token(
+        fixture,
+        &["token", "create", "--name", "ci", "--tenant", "acme"],
+    )
+}
+
 fn token(fixture: &Fixture, args: &[&str]) -> String {
     created_token(&fixture.command(args).output().expect("murmur runs"))
 }
@@ -67,15 +80,7 @@ fn a_tenant_s_worker_runs_that_tenant_s_agents_only(backend: &Backend) {
     fixture.write_config(CONFIG);
     let ledger = fixture.ledger.display().to_string();
     fixture.write_flight("job", &flight("ours", &ledger));
-    let created = fixture
-        .command(&["tenant", "create", "acme"])
-        .output()
-        .expect("murmur runs");
-    assert!(created.status.success(), "{created:?}");
-    let acme_token = token(
-        &fixture,
-        &["token", "create", "--name", "ci", "--tenant", "acme"],
-    );
+    let acme_token = acme(&fixture);
     let mut worker_token = serve::worker_token_args("fleet").to_vec();
     worker_token.extend(["--tenant", "acme"]);
     let acme_worker_token = token(&fixture, &worker_token);
@@ -148,15 +153,7 @@ fn a_shared_worker_keeps_no_tenant_s_work_for_another(backend: &Backend) {
         "job",
         "---\nruntime: exec\npool: fleet\n---\n# Job\n\n## note\n> command: echo kept-by-ours-7f3a > ours-marker.txt && echo left\n",
     );
-    let created = fixture
-        .command(&["tenant", "create", "acme"])
-        .output()
-        .expect("murmur runs");
-    assert!(created.status.success(), "{created:?}");
-    let acme_token = token(
-        &fixture,
-        &["token", "create", "--name", "ci", "--tenant", "acme"],
-    );
+    let acme_token = acme(&fixture);
     let cluster = serve::Cluster::start(fixture, "fleet", Box::new(|_| {}));
     let acme = Api {
         address: cluster.api.address.clone(),
