@@ -32,6 +32,24 @@ pub struct Known {
 
 use murmur_parser::valid_flight_name;
 
+impl Known {
+    /// The start of a run of this flight that `event` triggered (a webhook's payload, a
+    /// schedule's tick): no inputs but their defaults.
+    pub fn triggered_by<'a>(
+        &'a self,
+        event: &'a serde_json::Value,
+    ) -> murmur_engine::executor::StartRequest<'a> {
+        murmur_engine::executor::StartRequest {
+            flight_name: &self.name,
+            flight_path: None,
+            source: &self.source,
+            flight: &self.flight,
+            inputs: &[],
+            event: Some(event),
+        }
+    }
+}
+
 /// Parses `text` as flight `name`; the 400 with every diagnostic when it is invalid.
 pub fn parse_valid(name: &str, text: &str) -> Result<(Source, Flight), ApiError> {
     let source = Source::new(text);

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use murmur_engine::executor::{Executor, StartRequest};
+use murmur_engine::executor::Executor;
 use murmur_engine::schedule::{owed, schedule_key};
 use murmur_engine::store::claims::{Claim, Claimed};
 use murmur_parser::Schedule;
@@ -145,15 +145,7 @@ async fn start_tick(state: &AppState, found: &Known, owed: &Owed<'_>) -> Option<
         Ok(pair) => pair,
         Err(error) => return not_started(state, owed, flight, &error).await,
     };
-    let start = StartRequest {
-        flight_name: &known.name,
-        flight_path: None,
-        source: &known.source,
-        flight: &known.flight,
-        inputs: &[],
-        event: Some(&owed.event),
-    };
-    let run = match executor.prepare(&start) {
+    let run = match executor.prepare(&known.triggered_by(&owed.event)) {
         Ok(run) => run,
         Err(error) => return not_started(state, owed, flight, &error.to_string()).await,
     };

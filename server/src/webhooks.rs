@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use murmur_engine::executor::{self, Executor, PreparedRun, StartRequest};
+use murmur_engine::executor::{self, Executor, PreparedRun};
 use murmur_engine::store::claims::{Claim, Claimed, ClaimedRun, delivery_key};
 use murmur_engine::workspace::Workspace;
 use murmur_parser::{EventFilter, Triggers};
@@ -368,15 +368,7 @@ async fn workspace_runs(
 }
 
 fn prepare(executor: &Executor, known: &Known, payload: &Value) -> Option<PreparedRun> {
-    let start = StartRequest {
-        flight_name: &known.name,
-        flight_path: None,
-        source: &known.source,
-        flight: &known.flight,
-        inputs: &[],
-        event: Some(payload),
-    };
-    match executor.prepare(&start) {
+    match executor.prepare(&known.triggered_by(payload)) {
         Ok(run) => Some(run),
         Err(error) => {
             tracing::warn!(flight = %known.name, %error, "a webhook delivery did not start the flight");
