@@ -432,8 +432,15 @@ async fn max_concurrent_queues_runs_in_order(db: &TestDb) {
         );
     }
     let mut spans = Vec::new();
+    let mut logs = Vec::new();
     for id in &ids {
         let events = executor.store.events(id, 0).await.expect("events");
+        logs.push(
+            events
+                .iter()
+                .map(|e| format!("{} {}", e.at, e.kind))
+                .collect::<Vec<_>>(),
+        );
         let started = events
             .iter()
             .find(|e| e.kind == "run_started")
@@ -452,7 +459,7 @@ async fn max_concurrent_queues_runs_in_order(db: &TestDb) {
     for pair in spans.windows(2) {
         assert!(
             pair[1].0 >= pair[0].1,
-            "a run starts only after the one before it finished: {spans:?}"
+            "a run starts only after the one before it finished: {spans:?}\n{logs:#?}"
         );
     }
 }

@@ -119,7 +119,10 @@ async fn decide_loop(turns: Weak<Turns>, backend: Backend) {
 }
 
 /// Admits every queued run among the first `max_concurrent` of its flight (running runs
-/// first, then queued ones by age): two small queries per flight with waiting runs.
+/// first, then queued ones by age): one small query per flight with waiting runs. One, so
+/// the running runs and the queued ones are counted in the same snapshot: counted apart, a
+/// run admitted a moment ago could be neither (still queued for the count, running when the
+/// queue is read) and the next in line would be let in beside it.
 async fn admit(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
     let flights: Vec<((String, String), usize)> = {
         let mut lines = turns.lines();
@@ -134,17 +137,16 @@ async fn admit(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
             .collect()
     };
     for ((tenant, flight), limit) in flights {
-        let running: Vec<(i64,)> = backend.fetch_all(&running_runs(&tenant, &flight)).await?;
-        let running = running
+        let queued: Vec<(String, i64)> =
+            backend.fetch_all(&turn_of(&tenant, &flight, limit)).await?;
+        let running = queued
             .first()
-            .map_or(0, |(n,)| usize::try_from(*n).unwrap_or(0));
+            .map_or(0, |(_, n)| usize::try_from(*n).unwrap_or(0));
         let room = limit.saturating_sub(running);
-        if room == 0 {
+        let first = &queued[..room.min(queued.len())];
+        if first.is_empty() {
             continue;
         }
-        let first: Vec<(String,)> = backend
-            .fetch_all(&oldest_queued(&tenant, &flight, room))
-            .await?;
         let mut lines = turns.lines();
         let Some(waiting) = lines.flights.get_mut(&(tenant, flight)) else {
             continue;
@@ -152,7 +154,7 @@ async fn admit(turns: &Turns, backend: &Backend) -> sqlx::Result<()> {
         let admitted: Vec<Place> = waiting
             .waiting
             .keys()
-            .filter(|(_, id)| first.iter().any(|(first,)| first == id))
+            .filter(|(_, id)| first.iter().any(|(first, _)| first == id))
             .cloned()
             .collect();
         for place in admitted {
@@ -175,18 +177,21 @@ fn running_runs(tenant: &str, flight: &str) -> sea_query::SelectStatement {
         .to_owned()
 }
 
-/// The `room` oldest queued runs of a flight (by creation time, then id): the ones whose
-/// turn it is. Read through the status index in its order, so only those rows are read.
-fn oldest_queued(tenant: &str, flight: &str, room: usize) -> sea_query::SelectStatement {
+/// The `limit` oldest queued runs of a flight (by creation time, then id), each with how
+/// many of the flight's runs are running, in one snapshot: the first `limit - running` of them
+/// have their turn. Read through the status index in its order, so only those rows are read.
+fn turn_of(tenant: &str, flight: &str, limit: usize) -> sea_query::SelectStatement {
+    let running = Expr::SubQuery(None, Box::new(running_runs(tenant, flight).into()));
     Query::select()
         .column(Runs::Id)
+        .expr_as(running, "running")
         .from(Runs::Table)
         .and_where(Expr::col(Runs::Tenant).eq(tenant))
         .and_where(Expr::col(Runs::Status).eq(RunStatus::Queued.as_str()))
         .and_where(Expr::col(Runs::Flight).eq(flight))
         .order_by(Runs::CreatedAt, sea_query::Order::Asc)
         .order_by(Runs::Id, sea_query::Order::Asc)
-        .limit(room as u64)
+        .limit(limit as u64)
         .to_owned()
 }
 
