@@ -29,9 +29,11 @@ const FETCH_EVERY: u32 = 20;
 /// Checks now and then every [`CHECK_EVERY`] until the server stops.
 pub async fn keep_time(state: AppState, started: DateTime<Utc>) {
     let mut every = tokio::time::interval(CHECK_EVERY);
-    for check in 0u32.. {
+    let mut checks: u32 = 0;
+    loop {
         every.tick().await;
-        if check % FETCH_EVERY == FETCH_EVERY - 1 {
+        checks = checks.wrapping_add(1);
+        if checks.is_multiple_of(FETCH_EVERY) {
             fetch_workspaces(&state).await;
         }
         fire_due(&state, started).await;

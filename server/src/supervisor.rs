@@ -199,7 +199,6 @@ async fn drive_run(executor: Executor, mut job: Job, shared: Arc<Shared>) {
     let mut failures = 0;
     loop {
         let created = job.handoff.created.take();
-        let first_of_created = created.is_some();
         match drive_once(&executor, &run_id, created, &mut job.canceled).await {
             Ok(status) => {
                 tracing::info!(run = %run_id, status = status.as_str(), "run no longer driven here");
@@ -217,11 +216,6 @@ async fn drive_run(executor: Executor, mut job: Job, shared: Arc<Shared>) {
                     // A cancel during the wait is sent as soon as the next drive starts.
                     _ = job.canceled.changed() => {}
                 }
-            }
-            // Something committed to the new run before its first drive did (a cancel from
-            // another process): drive it again from what the store holds.
-            Err(executor::Error::Store(store::Error::Conflict { .. })) if first_of_created => {
-                tracing::debug!(run = %run_id, "the new run changed before its first drive; reading it");
             }
             // Another server took it first: it drives the run, nothing is lost.
             Err(error @ executor::Error::Driven { .. }) => {

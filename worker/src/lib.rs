@@ -50,7 +50,8 @@ pub enum Error {
     Refused(client::Error),
 }
 
-/// Works for the server until a refusal that retrying cannot change.
+/// Works for the server until a refusal that retrying cannot change. Needs a multi-thread
+/// runtime: emptying the folder for another tenant blocks in place.
 pub async fn run(options: Options) -> Result<(), Error> {
     let folder = Arc::new(folder::Folder::open(&options.dir)?);
     let machine = Arc::new(murmur_attempt::Machine {

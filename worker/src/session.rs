@@ -145,13 +145,12 @@ impl Session {
             }
         });
     }
-}
 
-impl Session {
     /// Makes the folder hold the attempt's tenant's work alone; an attempt that cannot have
     /// that does not run (here: another machine may take its retry).
     fn hold_for(&self, spec: &AttemptSpec) -> Result<(), AttemptFailure> {
-        match self.machine.folder.hold(&spec.tenant) {
+        // An emptying can take a while: the runtime's other tasks (the sender) move elsewhere.
+        match tokio::task::block_in_place(|| self.machine.folder.hold(&spec.tenant)) {
             Ok(true) => {
                 tracing::info!(
                     "emptied the worker's folder: attempt {} is of another tenant than its work",

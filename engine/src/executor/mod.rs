@@ -230,8 +230,8 @@ impl Executor {
 
     /// As [`Self::drive_until`] for a run this process has just created, whose row it knows
     /// ([`PreparedRun::created_row`]): unless another driver held it meanwhile, nothing of it
-    /// is read back. A commit of another process racing it (a `murmur runs cancel`) makes
-    /// this drive end with a conflict; drive it with [`Self::drive_until`] then.
+    /// is read back. A commit of another process racing it (a `murmur runs cancel`) is taken
+    /// in when the driver's first commit conflicts, as for any driver.
     pub async fn drive_created(
         &self,
         row: crate::store::RunRow,

@@ -10,32 +10,10 @@ use super::schema::Runs;
 use super::{Error, Store};
 use crate::state::RunStatus;
 
-#[derive(sqlx::FromRow)]
-struct Count {
-    count: i64,
-}
-
 impl Store {
-    /// Runs of `flight` ahead of run `id` for `max_concurrent`: every running one, and the
-    /// queued ones created before it (by creation time, then id, as drivers take turns).
-    pub async fn runs_ahead(&self, flight: &str, id: &str) -> Result<usize, Error> {
-        let ahead = self.ahead_of(id);
-        let count = Query::select()
-            .expr_as(Expr::col(Runs::Id).count(), "count")
-            .from(Runs::Table)
-            .and_where(Expr::col(Runs::Tenant).eq(self.tenant.as_str()))
-            .and_where(Expr::col(Runs::Flight).eq(flight))
-            .and_where(Expr::col(Runs::Id).ne(id))
-            .cond_where(ahead)
-            .to_owned();
-        let rows: Vec<Count> = self.fetch(&count).await?;
-        Ok(rows
-            .first()
-            .map_or(0, |row| usize::try_from(row.count).unwrap_or(0)))
-    }
-
-    /// Whether at least `limit` runs of `flight` are ahead of run `id` (see
-    /// [`Self::runs_ahead`]): reads no more than `limit` rows however many runs wait.
+    /// Whether at least `limit` runs of `flight` are ahead of run `id` for `max_concurrent`:
+    /// every running one, and the queued ones created before it (by creation time, then id, as
+    /// drivers take turns). Reads no more than `limit` rows however many runs wait.
     pub async fn has_runs_ahead(
         &self,
         flight: &str,
